@@ -1,0 +1,181 @@
+"""Rules as data: the run config and consent policy, YAML validated by pydantic, errors naming the YAML path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import pandas as pd
+import pycountry
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from leadflow.errors import ConfigError
+from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; syntax errors name the file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(str(path), f"{where}invalid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def parse_model(model: type[ModelT], data: Any, path: Path) -> ModelT:
+    """Validate `data` against `model`; the first error names its YAML path."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise ConfigError(str(path), f"{first['msg']}{extra}", yaml_path=_yaml_path(tuple(first["loc"]))) from None
+
+
+def _alpha2(code: str) -> str:
+    value = str(code).strip().upper()
+    if pycountry.countries.get(alpha_2=value) is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+class ConsentPolicy(BaseModel):
+    """Which countries need opt-in consent before a lead may be emailed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = "1"
+    opt_in_countries: list[str] = Field(description="Alpha-2 codes where email needs explicit opt-in consent.")
+    unknown_country: Literal["opt_in", "opt_out"] = "opt_in"
+
+    @field_validator("opt_in_countries", mode="before")
+    @classmethod
+    def _check_codes(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [_alpha2(v) if isinstance(v, str) else v for v in value]
+
+    def requires_consent(self, country_code: str | None) -> bool:
+        """True when a lead in this country may be emailed only with explicit opt-in."""
+        if not country_code:
+            return self.unknown_country == "opt_in"
+        return country_code in self.opt_in_countries
+
+
+class SuppressionFiles(BaseModel):
+    """Files of addresses or domains that must never be emailed (one per line, or a CSV with an `email`/`domain` column)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unsubscribes: list[Path] = Field(default_factory=list)
+    bounces: list[Path] = Field(default_factory=list)
+    blocked_domains: list[Path] = Field(default_factory=list)
+
+
+class QualityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_quarantine_share: float = Field(default=DEFAULT_MAX_QUARANTINE_SHARE, ge=0.0, le=1.0)
+
+
+class RunConfig(BaseModel):
+    """The run config (`leadflow.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: list[str] = Field(default_factory=lambda: list(DEFAULT_PIPELINE))
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    consent_policy: Path | None = None
+    suppression: SuppressionFiles = Field(default_factory=SuppressionFiles)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything the stages need besides the leads, loaded and validated up front."""
+
+    consent: ConsentPolicy
+    suppressed_emails: dict[str, str] = field(default_factory=dict)
+    """Lower-cased address → reason code (`unsubscribed`, `bounced`)."""
+    blocked_domains: frozenset[str] = frozenset()
+    pipeline: tuple[str, ...] = DEFAULT_PIPELINE
+    max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
+    source: str = "(defaults)"
+
+
+def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
+    """Load and validate a consent policy YAML."""
+    return parse_model(ConsentPolicy, load_yaml(path), path)
+
+
+@cache
+def default_consent_policy() -> ConsentPolicy:
+    return load_consent_policy(DEFAULT_CONSENT_POLICY)
+
+
+def _read_list(path: Path, column: str, config_path: Path, yaml_path: str) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(str(config_path), f"file {str(path)!r} not found", yaml_path=yaml_path)
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype="string")
+            if column not in frame.columns:
+                raise ConfigError(str(path), f"CSV has no {column!r} column (columns: {list(frame.columns)})")
+            values = frame[column]
+        else:
+            values = pd.Series(path.read_text(encoding="utf-8").splitlines(), dtype="string")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ConfigError(str(config_path), f"cannot read {str(path)!r}: {exc}", yaml_path=yaml_path) from None
+    cleaned = values.str.strip().str.lower().dropna()
+    return [v for v in cleaned if v and not v.startswith("#")]
+
+
+def load_rules(config_path: Path | None = None) -> Rules:
+    """Load the run config (or defaults), the consent policy it names, and its suppression lists."""
+    if config_path is None:
+        return Rules(consent=default_consent_policy())
+    config = parse_model(RunConfig, load_yaml(config_path), config_path)
+    base = config_path.parent
+
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    consent = default_consent_policy() if config.consent_policy is None else load_consent_policy(
+        resolve(config.consent_policy)
+    )
+    suppressed: dict[str, str] = {}
+    for kind, reason in (("bounces", "bounced"), ("unsubscribes", "unsubscribed")):
+        for i, p in enumerate(getattr(config.suppression, kind)):
+            for email in _read_list(resolve(p), "email", config_path, f"suppression.{kind}[{i}]"):
+                suppressed.setdefault(email, reason)
+    domains: set[str] = set()
+    for i, p in enumerate(config.suppression.blocked_domains):
+        domains.update(
+            d.lstrip("@") for d in _read_list(resolve(p), "domain", config_path, f"suppression.blocked_domains[{i}]")
+        )
+    return Rules(
+        consent=consent,
+        suppressed_emails=suppressed,
+        blocked_domains=frozenset(domains),
+        pipeline=tuple(config.pipeline),
+        max_quarantine_share=config.quality.max_quarantine_share,
+        source=str(config_path),
+    )
