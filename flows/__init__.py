@@ -1,0 +1,1 @@
+"""Prefect flows (an entrypoint folder, run from the repo root): orchestration only."""

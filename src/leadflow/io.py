@@ -1,0 +1,195 @@
+"""Lead files in and out: CSV or Parquet, with errors naming the file, row and column."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from leadflow.errors import InputError
+from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, IDENTITY_COLUMNS, conform, lead_keys, parse_bool
+from leadflow.settings import INPUT_STAGE
+
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+_LINE_IN_PARSER_ERROR = re.compile(r"line (\d+)")
+
+
+@dataclass
+class LoadedLeads:
+    """Rows read from a file: those fit to process, and those refused with a reason (quarantined at `input`)."""
+
+    frame: pd.DataFrame
+    refused: pd.DataFrame
+    path: str
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.frame) + len(self.refused)
+
+
+def _normalise_header(name: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def _read_raw(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(str(path), f"unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    if not path.exists():
+        raise InputError(str(path), "file not found")
+    if not path.is_file():
+        raise InputError(str(path), "not a file")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(
+                path,
+                dtype="string",
+                keep_default_na=False,
+                na_values=[""],
+                encoding="utf-8-sig",
+                nrows=nrows,
+            )
+        frame = pd.read_parquet(path)
+        return (frame if nrows is None else frame.head(nrows)).astype("string")
+    except pd.errors.EmptyDataError:
+        raise InputError(str(path), "file is empty (no header row)") from None
+    except pd.errors.ParserError as exc:
+        match = _LINE_IN_PARSER_ERROR.search(str(exc))
+        row = int(match.group(1)) if match else None
+        raise InputError(str(path), f"malformed CSV: {str(exc).strip()}", row=row) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
+    except PermissionError:
+        raise InputError(str(path), "permission denied") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(str(path), f"cannot read: {exc}") from None
+
+
+def _normalised(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+    headers = [_normalise_header(c) for c in raw.columns]
+    duplicates = sorted({h for h in headers if headers.count(h) > 1})
+    if duplicates:
+        raise InputError(str(path), f"duplicate column(s) after normalising headers: {duplicates}")
+    raw.columns = headers
+    if not any(c in raw.columns for c in IDENTITY_COLUMNS):
+        raise InputError(
+            str(path),
+            f"needs an 'email' or a 'lead_id' column; found {list(raw.columns)}",
+        )
+    return raw
+
+
+def check_header(path: Path | str) -> None:
+    """Cheap up-front check that a file is a readable lead file (type, existence, header)."""
+    path = Path(path)
+    _normalised(_read_raw(path, nrows=5), path)
+
+
+def read_leads(path: Path | str) -> LoadedLeads:
+    """Read a lead file; refuse the file on structural problems, and single rows with a reason on row problems."""
+    path = Path(path)
+    raw = _normalised(_read_raw(path), path)
+    raw.index = pd.RangeIndex(len(raw))
+    for column in raw.columns:
+        if column not in BOOLEAN_COLUMNS:
+            raw[column] = raw[column].str.strip().replace("", pd.NA)
+
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
+    columns = pd.Series(pd.NA, index=raw.index, dtype="string")
+    for column in sorted(BOOLEAN_COLUMNS & set(raw.columns)):
+        parsed, bad = parse_bool(raw[column])
+        if bad.any():
+            shown = raw[column].where(bad).str.strip().str.slice(0, 40).map(repr, na_action="ignore").astype("string")
+            reasons = reasons.fillna((column + ": unrecognised value " + shown).where(bad))
+            columns = columns.fillna(pd.Series(column, index=raw.index, dtype="string").where(bad))
+        raw[column] = parsed
+    has_identity = pd.Series(False, index=raw.index)
+    for column in IDENTITY_COLUMNS:
+        if column in raw.columns:
+            has_identity |= raw[column].notna()
+    missing_identity = ~has_identity
+    reasons = reasons.mask(missing_identity, "row has neither email nor lead_id")
+    columns = columns.mask(missing_identity, "email")
+
+    frame = conform(raw)
+    refused_mask = reasons.notna().to_numpy()
+    refused_rows = frame[refused_mask]
+    records = refused_rows.astype(object).where(refused_rows.notna(), None).to_dict("records")
+    line = 2 if path.suffix.lower() == ".csv" else 1  # CSV line numbers count the header
+    refused = pd.DataFrame(
+        {
+            "lead_key": lead_keys(refused_rows).to_numpy(),
+            "expectation": "leadflow_input_row",
+            "column": columns[refused_mask].to_numpy(),
+            "reason": [f"row {i + line}: {r}" for i, r in zip(refused_rows.index, reasons[refused_mask], strict=True)],
+            "row": records,
+            "position": refused_rows.index.to_numpy(),
+        },
+        index=refused_rows.index,
+    )
+    return LoadedLeads(frame=frame[~refused_mask], refused=refused, path=str(path))
+
+
+def to_output(frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first, booleans as `true`/`false`, unknown as empty."""
+    out = conform(frame)
+    for column in BOOLEAN_COLUMNS:
+        out[column] = out[column].map({True: "true", False: "false"}, na_action="ignore").astype("string")
+    return out
+
+
+def _atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_leads(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write leads with every canonical column; the file appears whole or not at all."""
+    path = Path(path)
+    out = to_output(frame)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
+    else:
+        _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
+    return path
+
+
+def quarantine_path(output: Path | str) -> Path:
+    """`<output>.quarantine.csv` beside the output file."""
+    output = Path(output)
+    return output.with_name(output.name + ".quarantine.csv")
+
+
+def write_quarantine(quarantine: pd.DataFrame, path: Path | str) -> Path:
+    """One line per quarantined row: stage, expectations, reasons, then the row's canonical columns."""
+    path = Path(path)
+    if len(quarantine):
+        grouped = quarantine.groupby(["stage", "position"], sort=False)
+        head = grouped.agg(
+            expectation=("expectation", "; ".join),
+            reason=("reason", "; ".join),
+            lead_key=("lead_key", "first"),
+            row=("row", "first"),
+        ).reset_index()
+        rows = pd.DataFrame(list(head["row"]))
+        body = to_output(rows) if len(rows) else rows
+        out = pd.concat(
+            [head[["stage", "expectation", "reason", "lead_key"]].reset_index(drop=True), body.reset_index(drop=True)],
+            axis=1,
+        )
+    else:
+        out = pd.DataFrame(columns=["stage", "expectation", "reason", "lead_key", *CANONICAL_COLUMNS])
+    _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
+    return path

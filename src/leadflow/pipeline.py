@@ -1,0 +1,153 @@
+"""Run bookkeeping shared by the flow and the benchmarks: audit diffs and the rows-in = rows-out + quarantined ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from leadflow.errors import LeadflowError
+from leadflow.schema import BOOLEAN_COLUMNS, lead_keys
+
+EVENT_COLUMNS = ("run_id", "lead_key", "stage", "column_name", "old_value", "new_value", "at")
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    if values.name in BOOLEAN_COLUMNS or values.dtype == "boolean":
+        return values.map({True: "true", False: "false"}, na_action="ignore").astype("string")
+    return values.astype("string")
+
+
+def audit_events(
+    before: pd.DataFrame, after: pd.DataFrame, columns: tuple[str, ...], *, run_id: str, stage: str, at: datetime | None = None
+) -> pd.DataFrame:
+    """One event per (lead, column) whose value the stage changed, old → new, for the audit trail."""
+    at = at or datetime.now(UTC)
+    keys = lead_keys(after)
+    parts: list[pd.DataFrame] = []
+    for column in columns:
+        new = _as_text(after[column].rename(column))
+        old = _as_text(before[column].rename(column)) if column in before else pd.Series(pd.NA, index=after.index, dtype="string")
+        same = (new == old).fillna(False).astype(bool) | (new.isna() & old.isna())
+        changed = ~same.to_numpy()
+        if not changed.any():
+            continue
+        parts.append(
+            pd.DataFrame(
+                {
+                    "lead_key": keys[changed].to_numpy(),
+                    "column_name": column,
+                    "old_value": old[changed].to_numpy(),
+                    "new_value": new[changed].to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in EVENT_COLUMNS})
+    events = pd.concat(parts, ignore_index=True)
+    events.insert(0, "run_id", run_id)
+    events.insert(2, "stage", stage)
+    events["at"] = at
+    return events[list(EVENT_COLUMNS)]
+
+
+class LedgerError(LeadflowError):
+    """Rows went missing: the run refuses to report success."""
+
+
+@dataclass
+class RunLedger:
+    """Counts rows through a run so that rows in = rows out + rows quarantined is checked, not assumed."""
+
+    rows_in: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    by_expectation: dict[str, dict[str, int]] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    gate_seconds: dict[str, float] = field(default_factory=dict)
+    rows_out: int = 0
+
+    def quarantine(self, stage: str, records: pd.DataFrame) -> None:
+        """Count a stage's quarantined rows (a row failing several expectations counts once)."""
+        self.quarantined[stage] = self.quarantined.get(stage, 0) + (
+            int(records["position"].nunique()) if len(records) else 0
+        )
+        if len(records):
+            counts = records.groupby("expectation")["position"].nunique()
+            bucket = self.by_expectation.setdefault(stage, {})
+            for name, count in counts.items():
+                bucket[str(name)] = bucket.get(str(name), 0) + int(count)
+
+    @property
+    def total_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    def close(self, rows_out: int) -> None:
+        """Record rows out and check the balance."""
+        self.rows_out = rows_out
+        if self.rows_in != self.rows_out + self.total_quarantined:
+            raise LedgerError(
+                f"rows in ({self.rows_in}) != rows out ({self.rows_out}) + quarantined ({self.total_quarantined}): "
+                f"per stage {self.quarantined}"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_quarantined": self.total_quarantined,
+            "quarantined_by_stage": dict(self.quarantined),
+            "quarantined_by_expectation": {k: dict(v) for k, v in self.by_expectation.items()},
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "gate_seconds": {k: round(v, 3) for k, v in self.gate_seconds.items()},
+        }
+
+
+def concat_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """All quarantine records of a run, each tagged with its `stage`."""
+    non_empty = [p for p in parts if len(p)]
+    if non_empty:
+        return pd.concat(non_empty)
+    return pd.DataFrame(columns=["stage", "lead_key", "expectation", "column", "reason", "row", "position"])
+
+
+def mailable_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """How many output leads may be emailed, and why the others may not."""
+    if "mailable" not in frame or not len(frame):
+        return {"mailable": 0, "mailable_reasons": {}}
+    return {
+        "mailable": int(frame["mailable"].fillna(False).sum()),
+        "mailable_reasons": {str(k): int(v) for k, v in frame["mailable_reason"].value_counts().items()},
+    }
+
+
+def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for the run's summary table artifact."""
+    rows: list[dict[str, Any]] = [{"step": "rows in", "expectation": "", "rows": summary["rows_in"]}]
+    for stage, expectations in summary["quarantined_by_expectation"].items():
+        for name, count in expectations.items():
+            rows.append({"step": f"quarantined at {stage}", "expectation": name, "rows": count})
+    rows.append({"step": "rows out", "expectation": "", "rows": summary["rows_out"]})
+    if "mailable" in summary:
+        rows.append({"step": "mailable", "expectation": "", "rows": summary["mailable"]})
+    return rows
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run's markdown report."""
+    lines = [
+        f"# lead_sync run `{summary['run_id']}`",
+        "",
+        f"- rows in: **{summary['rows_in']}**, rows out: **{summary['rows_out']}**, "
+        f"quarantined: **{summary['rows_quarantined']}**",
+    ]
+    for stage, count in summary["quarantined_by_stage"].items():
+        lines.append(f"- quarantined at `{stage}`: {count}")
+        for name, n in summary["quarantined_by_expectation"].get(stage, {}).items():
+            lines.append(f"  - `{name}`: {n}")
+    if "mailable" in summary:
+        lines.append(f"- mailable: {summary['mailable']} of {summary['rows_out']}")
+        for reason, n in summary.get("mailable_reasons", {}).items():
+            lines.append(f"  - `{reason}`: {n}")
+    return "\n".join(lines) + "\n"

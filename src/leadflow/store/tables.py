@@ -1,0 +1,127 @@
+"""The state store's tables as SQLAlchemy Core objects, portable across SQLite and PostgreSQL.
+
+The migrations under `migrations/versions/` own the DDL; these definitions are what the code queries with and what
+`alembic revision --autogenerate` compares against, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+VERSION_TABLE: Final[str] = "leadflow_schema_version"
+"""Alembic's version table; not `alembic_version`, so the store can share a database with Prefect or another app."""
+
+RUN_STATUSES: Final[tuple[str, ...]] = ("running", "completed", "failed")
+FINAL_STATUSES: Final[tuple[str, ...]] = ("completed", "failed")
+
+NAMING_CONVENTION: Final[dict[str, str]] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores `timestamptz`; SQLite has no such type, so the value is stored as naive UTC text, which also
+    keeps lexical order equal to time order there. Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the state store only takes timezone-aware datetimes")
+        # pd.Timestamp is a datetime subclass; a plain datetime keeps drivers from guessing about nanoseconds
+        to_py = getattr(value, "to_pydatetime", None)
+        utc = (to_py() if to_py is not None else value).astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# BIGINT primary keys are not rowid aliases in SQLite, so they would not autoincrement there.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("flow", sa.String(200), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON(), nullable=False),
+    sa.Column("stats", sa.JSON(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+    sa.Index(None, "started_at"),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("value", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    # nullable: a row refused while reading may have neither a lead_id nor an email to key it by
+    sa.Column("lead_key", sa.Text(), nullable=True),
+    sa.Column("stage", sa.String(100), nullable=False),
+    sa.Column("expectation", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("row", sa.JSON(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "run_id"),
+    sa.Index(None, "lead_key"),
+)
+
+lead_events = sa.Table(
+    "lead_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("lead_key", sa.Text(), nullable=False),
+    sa.Column("stage", sa.String(100), nullable=False),
+    sa.Column("column_name", sa.String(100), nullable=False),
+    sa.Column("old_value", sa.Text(), nullable=True),
+    sa.Column("new_value", sa.Text(), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "lead_key", "at"),
+    sa.Index(None, "run_id"),
+)
+
+EVENT_COLUMNS: Final[tuple[str, ...]] = (
+    "run_id",
+    "lead_key",
+    "stage",
+    "column_name",
+    "old_value",
+    "new_value",
+    "at",
+)
+"""Columns `StateStore.add_events` takes, in the order the bulk paths write them."""

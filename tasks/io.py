@@ -1,0 +1,71 @@
+"""I/O tasks: retried with backoff on transient OS/database errors, never on bad input."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.exc import OperationalError
+
+from leadflow import io
+from leadflow.store import StateStore
+
+TRANSIENT = (OSError, OperationalError)
+BACKOFF = [1, 4, 15]
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except TRANSIENT as exc:
+        return not isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError))
+    except Exception:
+        return False
+    return False
+
+
+@cache
+def state_store(url: str) -> StateStore:
+    """One open store per URL per process (opening runs migrations)."""
+    return StateStore.open(url)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def read_leads(path: str) -> io.LoadedLeads:
+    """Read a CSV/Parquet lead file; rows unfit to process come back as `refused`."""
+    return io.read_leads(path)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def write_leads(frame: pd.DataFrame, path: str, quarantine: pd.DataFrame) -> dict[str, str]:
+    """Write the processed leads and `<output>.quarantine.csv` beside them."""
+    out = io.write_leads(frame, path)
+    q = io.write_quarantine(quarantine, io.quarantine_path(path))
+    return {"output": str(out), "quarantine": str(q)}
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def open_run(store_url: str, flow: str, params: dict[str, Any]) -> str:
+    """Start a run in the state store and return its id."""
+    return state_store(store_url).start_run(flow, params)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def record_stage(
+    store_url: str, run_id: str, stage: str, events: pd.DataFrame | None, quarantine: pd.DataFrame
+) -> None:
+    """Persist a stage's audit events and quarantined rows."""
+    store = state_store(store_url)
+    if events is not None and len(events):
+        store.add_events(events)
+    if len(quarantine):
+        store.add_quarantine(run_id, stage, quarantine[["lead_key", "expectation", "reason", "row"]])
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def close_run(store_url: str, run_id: str, status: str, stats: dict[str, Any], error: str | None = None) -> None:
+    """Mark the run completed or failed, with its counts."""
+    state_store(store_url).finish_run(run_id, status, stats, error)
