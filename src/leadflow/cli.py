@@ -62,7 +62,9 @@ def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -
     pipeline_from_names(rules.pipeline, origin=rules.source)
     check_header(input_path)
     _prefect_env()
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         typer.secho(
             "Starting Prefect: with no PREFECT_API_URL set, a temporary local Prefect server starts first "
             "(about 10-20 s; set PREFECT_API_URL to a running server to skip this).",

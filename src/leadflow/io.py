@@ -93,7 +93,13 @@ def check_header(path: Path | str) -> None:
 def read_leads(path: Path | str) -> LoadedLeads:
     """Read a lead file; refuse the file on structural problems, and single rows with a reason on row problems."""
     path = Path(path)
-    raw = _normalised(_read_raw(path), path)
+    line = 2 if path.suffix.lower() == ".csv" else 1  # CSV line numbers count the header
+    return prepare_leads(_normalised(_read_raw(path), path), str(path), first_line=line)
+
+
+def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1) -> LoadedLeads:
+    """Trim, type and check raw string rows; rows with no identity or an unreadable boolean are refused."""
+    raw = raw.copy()
     raw.index = pd.RangeIndex(len(raw))
     for column in raw.columns:
         if column not in BOOLEAN_COLUMNS:
@@ -120,19 +126,18 @@ def read_leads(path: Path | str) -> LoadedLeads:
     refused_mask = reasons.notna().to_numpy()
     refused_rows = frame[refused_mask]
     records = refused_rows.astype(object).where(refused_rows.notna(), None).to_dict("records")
-    line = 2 if path.suffix.lower() == ".csv" else 1  # CSV line numbers count the header
     refused = pd.DataFrame(
         {
             "lead_key": lead_keys(refused_rows).to_numpy(),
             "expectation": "leadflow_input_row",
             "column": columns[refused_mask].to_numpy(),
-            "reason": [f"row {i + line}: {r}" for i, r in zip(refused_rows.index, reasons[refused_mask], strict=True)],
+            "reason": [f"row {i + first_line}: {r}" for i, r in zip(refused_rows.index, reasons[refused_mask], strict=True)],
             "row": records,
             "position": refused_rows.index.to_numpy(),
         },
         index=refused_rows.index,
     )
-    return LoadedLeads(frame=frame[~refused_mask], refused=refused, path=str(path))
+    return LoadedLeads(frame=frame[~refused_mask], refused=refused, path=label)
 
 
 def to_output(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,97 @@
+"""Standardize + comply with their GX gates over N generated messy leads: per-stage and per-gate time, leads/s, RSS.
+
+    python benchmarks/bench_pipeline.py --rows 100000
+    python benchmarks/bench_pipeline.py --rows 1000000 --audit   # also time the audit-trail diff
+
+Targets at 1M leads on a 2-core machine: ≥ 10,000 leads/s for standardize + comply including their gates,
+GX ≤ 20% of that time, peak RSS ≤ 2 GB (the largest of this process and any worker process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+from leadflow.config import load_rules
+from leadflow.io import prepare_leads
+from leadflow.pipeline import RunLedger, audit_events
+from leadflow.quality import QualityGate
+from leadflow.settings import Settings
+from leadflow.stages import pipeline_from_names
+from leadflow.synth import messy_leads
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """Peak RSS of this process and of the largest finished child process, in MB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--audit", action="store_true", help="also build the audit-trail events for each stage")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    raw = messy_leads(args.rows, seed=args.seed)
+    generated = time.perf_counter() - started
+    print(f"generated {args.rows:,} messy leads in {generated:.1f}s (not counted below)")
+
+    rules = load_rules(None)
+    gate = QualityGate(Settings().suites_dir(), rules.max_quarantine_share)
+    gate.suite("leads_standardize"), gate.suite("leads_comply")
+    from leadflow.quality import _batch_definition
+
+    _batch_definition()  # GX context start-up (~2-4 s import) is paid once per process, outside the timed loop
+
+    ledger = RunLedger()
+    t0 = time.perf_counter()
+    loaded = prepare_leads(raw)
+    prepare_s = time.perf_counter() - t0
+    ledger.rows_in = loaded.rows_in
+    ledger.quarantine("input", loaded.refused)
+    frame = loaded.frame
+    rows: list[tuple[str, float, int]] = [("prepare (trim, types, refuse)", prepare_s, len(raw))]
+    stage_total = gate_total = audit_total = 0.0
+    for stage in pipeline_from_names(rules.pipeline):
+        t = time.perf_counter()
+        changed = stage.apply(frame, rules)
+        stage_s = time.perf_counter() - t
+        t = time.perf_counter()
+        result = gate.check(changed, stage.name)
+        gate_s = time.perf_counter() - t
+        if args.audit:
+            t = time.perf_counter()
+            events = audit_events(frame, changed, stage.writes, run_id="bench", stage=stage.name)
+            audit_s = time.perf_counter() - t
+            audit_total += audit_s
+            rows.append((f"  audit diff {stage.name} ({len(events):,} events)", audit_s, len(frame)))
+        rows.append((f"stage {stage.name}", stage_s, len(frame)))
+        rows.append((f"  gate {result.suite} ({result.rows_quarantined:,} quarantined)", gate_s, len(changed)))
+        ledger.quarantine(stage.name, result.quarantine)
+        stage_total += stage_s
+        gate_total += gate_s
+        frame = result.passed
+    ledger.close(len(frame))
+    total = prepare_s + stage_total + gate_total
+
+    own, children = peak_rss_mb()
+    print(f"\n{'step':<52}{'seconds':>9}{'leads/s':>12}")
+    for name, seconds, n in rows:
+        print(f"{name:<52}{seconds:>9.2f}{n / seconds if seconds else float('inf'):>12,.0f}")
+    print(f"{'-' * 73}")
+    print(f"{'prepare + standardize + comply incl. gates':<52}{total:>9.2f}{args.rows / total:>12,.0f}")
+    print(f"GX share of that time: {gate_total / total:.1%}   (stages {stage_total:.2f}s, gates {gate_total:.2f}s)")
+    if args.audit:
+        print(f"audit diff (not in the total): {audit_total:.2f}s")
+    print(f"rows in {ledger.rows_in:,} = rows out {ledger.rows_out:,} + quarantined {ledger.total_quarantined:,} "
+          f"{ledger.quarantined}")
+    print(f"peak RSS: this process {own:,.0f} MB, largest worker process {children:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

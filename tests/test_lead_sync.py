@@ -1,0 +1,128 @@
+"""The lead_sync flow end to end on a real Prefect test server, with the state store on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from leadflow.cli import app
+from leadflow.errors import DataQualityError
+from leadflow.io import quarantine_path
+from leadflow.schema import CANONICAL_COLUMNS
+from leadflow.settings import SAMPLE_LEADS
+from leadflow.store import StateStore
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.prefect
+
+
+def sample(tmp_path: Path, rows: int = 400) -> Path:
+    """The head of the bundled sample plus rows that must be refused or quarantined."""
+    frame = pd.read_csv(SAMPLE_LEADS, dtype="string", keep_default_na=False).head(rows)
+    extra = pd.DataFrame(
+        [
+            {"lead_id": "", "email": "", "first_name": "Nobody"},  # no identity: refused on input
+            {"lead_id": "00QTESTOPTIN000001", "email": "optin@acme.com", "email_opt_in": "perhaps"},  # refused
+            {"lead_id": "00QTESTDATE0000001", "email": "date@acme.com", "created_at": "yesterday"},  # quarantined
+            {"lead_id": "00QTESTDE000000001", "source": "salesforce", "email": "Hans@Firma.DE ",
+             "country": "Deutschland", "email_opt_in": ""},
+        ]
+    )
+    path = tmp_path / "leads.csv"
+    pd.concat([frame, extra]).fillna("").to_csv(path, index=False)
+    return path
+
+
+def run_flow(path: Path, out: Path, config: Path | None = None) -> dict:
+    from flows.lead_sync import lead_sync
+
+    return lead_sync(input_path=str(path), output_path=str(out), config_path=str(config) if config else None)
+
+
+def test_lead_sync_end_to_end(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
+    path = sample(tmp_path)
+    out = tmp_path / "out" / "leads.csv"
+    summary = run_flow(path, out)
+
+    rows_in = 404
+    assert summary["rows_in"] == rows_in
+    assert summary["rows_in"] == summary["rows_out"] + summary["rows_quarantined"]
+    assert summary["quarantined_by_stage"]["input"] >= 2
+    assert summary["quarantined_by_expectation"]["standardize"]["expect_column_values_to_match_regex"] >= 1
+
+    written = pd.read_csv(out, dtype="string", keep_default_na=False)
+    assert list(written.columns[: len(CANONICAL_COLUMNS)]) == list(CANONICAL_COLUMNS)
+    assert len(written) == summary["rows_out"]
+    assert set(written["mailable"]) <= {"true", "false"}
+    hans = written[written["lead_id"] == "00QTESTDE000000001"].iloc[0]
+    assert (hans["email"], hans["country_code"], hans["consent_required"], hans["mailable"]) == (
+        "hans@firma.de", "DE", "true", "false")
+    assert hans["mailable_reason"] == "no_consent"
+
+    quarantine = pd.read_csv(quarantine_path(out), dtype="string", keep_default_na=False)
+    assert len(quarantine) == summary["rows_quarantined"]
+    reasons = " | ".join(quarantine["reason"])
+    assert "row has neither email nor lead_id" in reasons
+    assert "email_opt_in: unrecognised value 'perhaps'" in reasons
+    assert "created_at is not a parseable timestamp (value: 'yesterday')" in reasons
+
+    store = StateStore.open()
+    run = store.get_run(summary["run_id"])
+    assert run is not None and run["status"] == "completed"
+    assert store.quarantine(summary["run_id"])["lead_key"].nunique() >= summary["rows_quarantined"] - 1
+    trail = store.events(lead_key="salesforce:00QTESTDE000000001")
+    changed = dict(zip(trail["column_name"], zip(trail["old_value"], trail["new_value"], strict=True), strict=True))
+    assert changed["email"] == ("Hans@Firma.DE", "hans@firma.de")
+    assert changed["country_code"] == (None, "DE") or changed["country_code"][1] == "DE"
+    assert changed["mailable_reason"][1] == "no_consent"
+    assert set(trail["stage"]) == {"standardize", "comply"}
+
+
+def test_data_quality_failure_fails_the_run_and_is_recorded(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "leadflow.yaml"
+    config.write_text("quality:\n  max_quarantine_share: 0.0\n")
+    with pytest.raises(DataQualityError, match="leads_standardize.*over the configured maximum"):
+        run_flow(sample(tmp_path, rows=50), tmp_path / "out.csv", config)
+    assert not (tmp_path / "out.csv").exists()
+    runs = StateStore.open().runs()
+    assert runs[0]["status"] == "failed" and "DataQualityError" in runs[0]["error"]
+
+
+@pytest.mark.postgres
+def test_lead_sync_on_postgres(prefect_api: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                               tmp_path: Path) -> None:
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", postgres_url)
+    summary = run_flow(sample(tmp_path, rows=100), tmp_path / "out.csv")
+    store = StateStore.open(postgres_url)
+    assert store.get_run(summary["run_id"])["status"] == "completed"
+    assert len(store.events(run_id=summary["run_id"])) > 100
+
+
+def test_cli_run(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli" / "leads.csv"
+    result = CliRunner().invoke(app, ["run", "--input", str(sample(tmp_path, rows=60)), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "rows in" in result.output and "quarantined at input" in result.output
+    assert out.is_file() and quarantine_path(out).is_file()
+
+
+def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
+    """The README's second command, as a separate process against the session's Prefect server."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}
+    env.pop("LEADFLOW_DATABASE_URL", None)
+    out = tmp_path / "demo.csv"
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("leadflow")), "demo", "--output", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rows in" in proc.stdout and "mailable" in proc.stdout and "Where to look next" in proc.stdout
+    written = pd.read_csv(out, dtype="string")
+    assert len(written) >= 2000
