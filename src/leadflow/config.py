@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
 import pycountry
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from leadflow.errors import ConfigError
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
@@ -51,11 +51,16 @@ def parse_model(model: type[ModelT], data: Any, path: Path) -> ModelT:
         raise ConfigError(str(path), f"{first['msg']}{extra}", yaml_path=_yaml_path(tuple(first["loc"]))) from None
 
 
-def _alpha2(code: str) -> str:
+def _alpha2(code: Any) -> str:
+    if isinstance(code, bool):
+        raise ValueError('YAML read this as a boolean: quote country codes such as "NO" (Norway)')
     value = str(code).strip().upper()
     if pycountry.countries.get(alpha_2=value) is None:
         raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return value
+
+
+CountryCode = Annotated[str, BeforeValidator(_alpha2)]
 
 
 class ConsentPolicy(BaseModel):
@@ -64,15 +69,8 @@ class ConsentPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str = "1"
-    opt_in_countries: list[str] = Field(description="Alpha-2 codes where email needs explicit opt-in consent.")
+    opt_in_countries: list[CountryCode] = Field(description="Alpha-2 codes where email needs explicit opt-in consent.")
     unknown_country: Literal["opt_in", "opt_out"] = "opt_in"
-
-    @field_validator("opt_in_countries", mode="before")
-    @classmethod
-    def _check_codes(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [_alpha2(v) if isinstance(v, str) else v for v in value]
 
     def requires_consent(self, country_code: str | None) -> bool:
         """True when a lead in this country may be emailed only with explicit opt-in."""
