@@ -31,3 +31,13 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LEADFLOW_HOME", str(home))
     monkeypatch.delenv("LEADFLOW_DATABASE_URL", raising=False)
     return home
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL into a fresh PostgreSQL schema, dropped afterwards (fails under CI when PostgreSQL is unreachable)."""
+    from tests.dbs import postgres_schema_url, require_postgres
+
+    require_postgres()
+    with postgres_schema_url() as url:
+        yield url
