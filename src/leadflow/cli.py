@@ -83,17 +83,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
     rows_in, rows_out = summary["rows_in"], summary["rows_out"]
     typer.echo("")
     typer.secho(f"leadflow run {summary['run_id']}", bold=True)
-    typer.echo(f"  rows in          {rows_in:>8}")
+    typer.echo(f"  {'rows in':<30}{rows_in:>8}")
     for stage, count in summary["quarantined_by_stage"].items():
-        typer.echo(f"  quarantined at {stage:<12} {count:>6}")
+        typer.echo(f"  {'quarantined at ' + stage:<30}{count:>8}")
         for name, n in sorted(summary["quarantined_by_expectation"].get(stage, {}).items(), key=lambda kv: -kv[1]):
-            typer.echo(f"      {n:>6}  {name}")
-    typer.echo(f"  rows out         {rows_out:>8}")
+            typer.echo(f"  {'':<30}{n:>8}  {name}")
+    typer.echo(f"  {'rows out':<30}{rows_out:>8}")
     if rows_out:
         share = summary.get("mailable", 0) / rows_out
-        typer.echo(f"  mailable         {summary.get('mailable', 0):>8}  ({share:.1%} of rows out)")
+        typer.echo(f"  {'mailable':<30}{summary.get('mailable', 0):>8}  ({share:.1%} of rows out)")
         for reason, n in summary.get("mailable_reasons", {}).items():
-            typer.echo(f"      {n:>6}  {reason}")
+            typer.echo(f"  {'':<30}{n:>8}  {reason}")
     typer.echo("")
     typer.secho("Where to look next", bold=True)
     if "output" in summary:

@@ -70,7 +70,12 @@ Publisher = Callable[[GateResult], None]
 
 @cache
 def _context() -> Any:
+    import logging
+
     import great_expectations as gx
+
+    # GX logs its ephemeral docs folder at INFO on every start; it means nothing to an ops user.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
