@@ -1,0 +1,678 @@
+"""Standardize stage: ISO country/state codes, E.164 phones, validated emails, title buckets, names, UTC timestamps.
+
+Every per-value function runs once per distinct value (see leadflow.uniques); the rules are data under
+leadflow/reference/. Where a value cannot be resolved with certainty the output is empty rather than a guess.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from pandas.arrays import ArrowStringArray
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leadflow.config import Rules, load_yaml, parse_model
+from leadflow.schema import DEPARTMENTS, SENIORITIES
+from leadflow.settings import REFERENCE_DIR
+from leadflow.stage import Stage
+from leadflow.uniques import map_unique, map_unique_multi
+
+COUNTRY_ALIASES: Final[Path] = REFERENCE_DIR / "country_aliases.yaml"
+SUBDIVISION_ALIASES: Final[Path] = REFERENCE_DIR / "subdivision_aliases.yaml"
+FREE_EMAIL_DOMAINS: Final[Path] = REFERENCE_DIR / "free_email_domains.txt"
+TITLE_RULES: Final[Path] = REFERENCE_DIR / "titles.yaml"
+NAME_RULES: Final[Path] = REFERENCE_DIR / "names.yaml"
+
+READS: Final[tuple[str, ...]] = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "phone",
+    "country",
+    "state",
+    "created_at",
+    "updated_at",
+)
+WRITES: Final[tuple[str, ...]] = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "country_code",
+    "state_code",
+    "phone_e164",
+    "email_valid",
+    "email_domain",
+    "is_free_email",
+    "seniority",
+    "department",
+    "created_at",
+    "updated_at",
+)
+
+_SEP: Final[str] = "\x1f"
+"""Joins a country code and a value into one key, so (country, value) pairs are computed once each."""
+
+
+# --------------------------------------------------------------------------------------------------- reference data
+
+
+def _check_alpha2(code: str) -> str:
+    value = code.strip().upper()
+    if pycountry.countries.get(alpha_2=value) is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code")
+    return value
+
+
+class CountryData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    languages: list[str] = Field(default_factory=list)
+    placeholders: list[str] = Field(default_factory=list)
+    ambiguous: list[str] = Field(default_factory=list)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        for language in value:
+            if gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[language]) is None:
+                raise ValueError(f"pycountry has no iso3166-1 translation for language {language!r}")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {_check_alpha2(code): names for code, names in value.items()}
+
+
+class SubdivisionData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    fallback_countries: list[str] = Field(default_factory=list)
+    aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("fallback_countries")
+    @classmethod
+    def _fallback(cls, value: list[str]) -> list[str]:
+        return [_check_alpha2(code) for code in value]
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for country, names in value.items():
+            cc = _check_alpha2(country)
+            for name, code in names.items():
+                if pycountry.subdivisions.get(code=f"{cc}-{code}") is None:
+                    raise ValueError(f"{name!r}: {cc}-{code} is not an ISO 3166-2 subdivision")
+            out[cc] = names
+        return out
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+class SeniorityRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: str
+    patterns: list[str]
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value not in SENIORITIES:
+            raise ValueError(f"{value!r} is not one of {list(SENIORITIES)}")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _compile(pattern)
+        return value
+
+
+class DepartmentRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    department: str
+    patterns: list[str]
+
+    @field_validator("department")
+    @classmethod
+    def _department(cls, value: str) -> str:
+        if value not in DEPARTMENTS:
+            raise ValueError(f"{value!r} is not one of {list(DEPARTMENTS)}")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _compile(pattern)
+        return value
+
+
+class TitleData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    unknown: list[str] = Field(default_factory=list)
+    seniority: list[SeniorityRule]
+    department: list[DepartmentRule]
+
+
+class NameData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    particles: list[str] = Field(default_factory=list)
+    apostrophe_prefixes: list[str] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ text normalising
+
+_APOSTROPHES = re.compile("['\u2019\u2018`\u00b4\u02bc]")
+_ABBREVIATION_DOT = re.compile(r"(?<=\b\w)\.")
+"""A dot after a one-letter word: "U.S.A." → "USA", "C.E.O." → "CEO", while "Sr.Engineer" keeps a word break."""
+_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9]+")
+_TITLE_PUNCTUATION = re.compile(r"[^\w&+]+")
+_WHITESPACE_PATTERN: Final[str] = "[\\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+"""Literal Unicode spaces rather than escapes, so both Python `re` and pyarrow's RE2 read the class the same way."""
+_COMBINING = re.compile("[\u0300-\u036f]")
+"""Latin/Greek/Cyrillic diacritics only; vowel signs of other scripts are letters, not accents."""
+
+
+def _strip_accents(text: str) -> str:
+    return unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+
+
+def _punctuation_to_space(text: str) -> str:
+    if text.isascii():
+        return _ASCII_PUNCTUATION.sub(" ", text)
+    return "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in text)
+
+
+def _name_key(text: str) -> str:
+    """Key for country and subdivision names: case, spacing, punctuation, "the" and "st." do not matter."""
+    s = unicodedata.normalize("NFKC", text).casefold().replace("&", " and ")
+    s = _ABBREVIATION_DOT.sub("", _APOSTROPHES.sub("", s))
+    words = _punctuation_to_space(s).split()
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    if len(words) > 1 and words[-1] == "the":
+        words = words[:-1]
+    return " ".join("saint" if w == "st" else w for w in words)
+
+
+def _key_variants(text: str) -> set[str]:
+    key = _name_key(text)
+    bare = _strip_accents(key)
+    # Short unaccented forms collide with codes and words ("Čad" → "cad"); keep only longer ones.
+    return {key, bare if len(bare) >= 4 else key} - {""}
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
+# ------------------------------------------------------------------------------------------------------- countries
+
+
+def _english_names(country: object) -> Iterator[str]:
+    for attr in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+        value = getattr(country, attr, None)
+        if not value:
+            continue
+        yield value
+        if attr in ("alpha_2", "alpha_3"):
+            continue
+        # "Korea, Republic of" → "Republic of Korea" and "Korea"; "Holy See (Vatican City State)" → both halves.
+        # A short form two countries share ("Korea", "Congo") is dropped as ambiguous when the table is built.
+        head, comma, tail = value.partition(", ")
+        if comma:
+            yield head
+            yield f"{tail} {head}"
+        bare = re.sub(r"\s*\([^)]*\)", "", value)
+        if bare != value:
+            yield bare
+            yield from (inner for inner in re.findall(r"\(([^)]*)\)", value) if not inner.endswith(" part"))
+
+
+def _translated_names(languages: Iterable[str]) -> Iterator[tuple[str, str]]:
+    for language in languages:
+        translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        for country in pycountry.countries:
+            for attr in ("name", "official_name", "common_name"):
+                value = getattr(country, attr, None)
+                if value:
+                    yield translation.gettext(value), country.alpha_2
+
+
+def _add_layer(table: dict[str, str | None], pairs: Iterable[tuple[str, str | None]]) -> None:
+    """Add names of one precedence layer; earlier layers win, a key meaning two codes within a layer is blocked."""
+    layer: dict[str, set[str | None]] = defaultdict(set)
+    for name, code in pairs:
+        for key in _key_variants(name):
+            layer[key].add(code)
+    for key, codes in layer.items():
+        if key not in table:
+            table[key] = next(iter(codes)) if len(codes) == 1 else None
+
+
+@cache
+def country_data() -> CountryData:
+    """The country alias data (reference/country_aliases.yaml), validated."""
+    return parse_model(CountryData, load_yaml(COUNTRY_ALIASES), COUNTRY_ALIASES)
+
+
+@cache
+def country_table() -> dict[str, str | None]:
+    """Normalised name → alpha-2 code, or None for names known to mean no single country."""
+    data = country_data()
+    table: dict[str, str | None] = {}
+    _add_layer(table, ((name, None) for name in data.placeholders))
+    _add_layer(table, ((name, None) for name in data.ambiguous))
+    _add_layer(table, ((name, code) for code, names in data.aliases.items() for name in names))
+    _add_layer(table, ((name, c.alpha_2) for c in pycountry.countries for name in _english_names(c)))
+    _add_layer(table, _translated_names(data.languages))
+    return table
+
+
+def country_code_of(value: str) -> str | None:
+    """ISO 3166-1 alpha-2 code for a free-text country, or None when it is missing, junk or ambiguous."""
+    if not _has_letter(value):
+        return None
+    table = country_table()
+    key = _name_key(value)
+    if key in table:
+        return table[key]
+    return table.get(_strip_accents(key))
+
+
+# ---------------------------------------------------------------------------------------------------- subdivisions
+
+
+@cache
+def subdivision_data() -> SubdivisionData:
+    """The subdivision alias data (reference/subdivision_aliases.yaml), validated."""
+    return parse_model(SubdivisionData, load_yaml(SUBDIVISION_ALIASES), SUBDIVISION_ALIASES)
+
+
+@cache
+def _subdivision_english() -> gettext.NullTranslations:
+    return gettext.translation("iso3166-2", pycountry.LOCALES_DIR, languages=["en"], fallback=True)
+
+
+@cache
+def subdivision_table(country_code: str) -> dict[str, str | None]:
+    """Normalised subdivision name or code → code without the country prefix, for one country."""
+    table: dict[str, str | None] = {}
+    aliases = subdivision_data().aliases.get(country_code, {})
+    _add_layer(table, aliases.items())
+    english = _subdivision_english()
+    pairs: list[tuple[str, str | None]] = []
+    for sub in pycountry.subdivisions.get(country_code=country_code) or ():
+        code = sub.code.split("-", 1)[1]
+        pairs += [(code, code), (sub.name, code), (english.gettext(sub.name), code)]
+    _add_layer(table, pairs)
+    return table
+
+
+@cache
+def fallback_subdivision_table() -> dict[str, str | None]:
+    """Names and codes that mean one subdivision across all fallback countries (US, CA, AU), for leads without one."""
+    meanings: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for country in subdivision_data().fallback_countries:
+        for key, code in subdivision_table(country).items():
+            meanings[key].add((country, code) if code else (country, ""))
+    table: dict[str, str | None] = {}
+    for key, options in meanings.items():
+        (_, code), *others = options
+        table[key] = code if code and not others else None
+    return table
+
+
+def state_code_of(key: str) -> str | None:
+    """Subdivision code (no country prefix) for `"<country_code>\\x1f<state text>"`; None unless unambiguous."""
+    country, _, state = key.partition(_SEP)
+    if not _has_letter(state) and not any(c.isdigit() for c in state):
+        return None
+    table = subdivision_table(country) if country else fallback_subdivision_table()
+    name = _name_key(state)
+    if name in table:
+        return table[name]
+    return table.get(_strip_accents(name))
+
+
+# ---------------------------------------------------------------------------------------------------------- phones
+
+_E164 = phonenumbers.PhoneNumberFormat.E164
+_INTERNATIONAL_00 = re.compile(r"^[^\d+]*00(?=[1-9])")
+""""0049 30 …": 00 is the international call prefix in most of the world; NANP national numbers never start with 0."""
+
+
+def phone_e164_of(key: str) -> str | None:
+    """E.164 form of `"<country_code>\\x1f<phone text>"`, parsed with the country as default region; None unless valid."""
+    region, _, text = key.partition(_SEP)
+    candidates = [text]
+    if _INTERNATIONAL_00.match(text):
+        candidates.append(_INTERNATIONAL_00.sub("+", text, count=1))
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region or None)
+        except phonenumbers.NumberParseException:
+            continue
+        # Valid for the lead's own region implies valid; checking that first skips is_valid_number's scan of every
+        # region sharing the calling code (25 for +1) in the common case.
+        valid_here = bool(region) and phonenumbers.is_valid_number_for_region(number, region)
+        if valid_here or phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, _E164)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------- emails
+
+
+def email_facts_of(email: str) -> tuple[bool, str | None]:
+    """(valid, normalised domain) for an already trimmed, lower-cased address; syntax only, no DNS."""
+    try:
+        info = validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return False, None
+    return True, info.domain
+
+
+@cache
+def free_email_matcher() -> tuple[frozenset[str], re.Pattern[str] | None]:
+    """(exact domains, pattern for `name.*` entries) from reference/free_email_domains.txt."""
+    exact: set[str] = set()
+    bases: set[str] = set()
+    for line in FREE_EMAIL_DOMAINS.read_text(encoding="utf-8").splitlines():
+        entry = line.split("#", 1)[0].strip().lower()
+        if not entry:
+            continue
+        if entry.endswith(".*"):
+            bases.add(re.escape(entry[:-2]))
+        else:
+            exact.add(entry)
+    # name.<tld> or name.<second level>.<country>: yahoo.com, yahoo.de, yahoo.co.uk, yahoo.com.br
+    pattern = (
+        re.compile(rf"(?:{'|'.join(sorted(bases))})\.(?:[a-z]{{2,6}}|(?:co|com|net|org|ne|or|ac)\.[a-z]{{2}})")
+        if bases
+        else None
+    )
+    return frozenset(exact), pattern
+
+
+def is_free_domain(domain: str) -> bool:
+    """True when `domain` is a consumer mailbox provider (reference/free_email_domains.txt)."""
+    exact, pattern = free_email_matcher()
+    return domain in exact or (pattern is not None and pattern.fullmatch(domain) is not None)
+
+
+# ---------------------------------------------------------------------------------------------------------- titles
+
+
+@cache
+def title_rules() -> tuple[
+    frozenset[str], tuple[tuple[re.Pattern[str], str], ...], tuple[tuple[re.Pattern[str], str], ...]
+]:
+    """(unknown titles, seniority rules, department rules) from reference/titles.yaml, compiled."""
+    data = parse_model(TitleData, load_yaml(TITLE_RULES), TITLE_RULES)
+    unknown = frozenset(_title_key(t) for t in data.unknown) | {""}
+    seniority = tuple((re.compile(p), rule.level) for rule in data.seniority for p in rule.patterns)
+    department = tuple((re.compile(p), rule.department) for rule in data.department for p in rule.patterns)
+    return unknown, seniority, department
+
+
+def _title_key(title: str) -> str:
+    s = _strip_accents(unicodedata.normalize("NFKC", title).casefold())
+    s = _ABBREVIATION_DOT.sub("", _APOSTROPHES.sub("", s))
+    return " ".join(_TITLE_PUNCTUATION.sub(" ", s.replace("_", " ")).split())
+
+
+def classify_title(title: str) -> tuple[str, str]:
+    """(seniority, department) for a job title; ("unknown", "other") when it is empty or a placeholder."""
+    unknown, seniority_rules, department_rules = title_rules()
+    key = _title_key(title)
+    if key in unknown or not _has_letter(key):
+        return "unknown", "other"
+    seniority = next((level for pattern, level in seniority_rules if pattern.search(key)), "individual")
+    department = next((dept for pattern, dept in department_rules if pattern.search(key)), "other")
+    return seniority, department
+
+
+# ----------------------------------------------------------------------------------------------------------- names
+
+
+@cache
+def name_rules() -> tuple[frozenset[str], frozenset[str]]:
+    """(particles, apostrophe prefixes) from reference/names.yaml."""
+    data = parse_model(NameData, load_yaml(NAME_RULES), NAME_RULES)
+    return frozenset(p.casefold() for p in data.particles), frozenset(p.casefold() for p in data.apostrophe_prefixes)
+
+
+def _capitalize_first_letter(text: str) -> str:
+    for i, c in enumerate(text):
+        if c.isalpha():
+            return text[:i] + c.upper() + text[i + 1 :]
+    return text
+
+
+def _case_part(part: str, apostrophe_prefixes: frozenset[str]) -> str:
+    segments = re.split(r"(['\u2019])", part)
+    out = [_capitalize_first_letter(segments[0])]
+    for i in range(2, len(segments), 2):
+        before = segments[i - 2]
+        segment = segments[i]
+        out += [segments[i - 1], _capitalize_first_letter(segment) if before in apostrophe_prefixes else segment]
+    return "".join(out)
+
+
+def _needs_recase(name: str) -> bool:
+    if name == name.lower() or name == name.upper():
+        return True
+    # Caps lock: "jOHN sMITH". A swapped name whose every word is Capitalised was typed inverted.
+    swapped = name.swapcase()
+    words = [w for w in re.split(r"[\s\-]+", swapped) if any(c.isalpha() for c in w)]
+    return all(w[:1].isupper() and w[1:] == w[1:].lower() for w in words)
+
+
+def recase_name(name: str, *, particles_first: bool = True) -> str:
+    """Capitalise a name typed all lower, all upper or caps-lock; leave deliberate mixed case ("McDonald") alone.
+
+    Surname particles stay lower case when another word follows ("van der Berg"); with `particles_first=False`
+    (first names) not in first position.
+    """
+    if not _needs_recase(name):
+        return name
+    particles, prefixes = name_rules()
+    words = name.lower().split(" ")
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if word in particles and i < len(words) - 1 and (particles_first or i > 0):
+            out.append(word)
+        else:
+            out.append("-".join(_case_part(part, prefixes) for part in word.split("-")))
+    return " ".join(out)
+
+
+def _recase_first(name: str) -> str:
+    return recase_name(name, particles_first=False)
+
+
+# ------------------------------------------------------------------------------------------------------ timestamps
+
+_EPOCH = r"\d{9,13}(?:\.\d+)?"
+_FALLBACK_FORMATS: Final[tuple[str, ...]] = (
+    # US order for slashes: 03/04/2026 is March 4.
+    "%m/%d/%Y",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%y",
+    "%m/%d/%y %H:%M",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    # Dots are day first everywhere they are used: 04.03.2026 is March 4.
+    "%d.%m.%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+)
+
+
+def _parse_timestamps(values: pd.Series) -> pd.Series:
+    """UTC datetimes for distinct timestamp strings (NaT when unparseable); naive times are taken as UTC."""
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    epoch = values.str.fullmatch(_EPOCH)
+    if epoch.any():
+        numbers = pd.to_numeric(values[epoch], errors="coerce")
+        millis = numbers >= 1e11
+        seconds = numbers.where(~millis, numbers / 1000)
+        parsed[epoch] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+    # Every accepted form starts with a digit; this also keeps pandas from reading "now" or "today" as the clock.
+    dated = values.str.match(r"\d") & ~epoch
+    if dated.any():
+        parsed[dated] = pd.to_datetime(values[dated], format="ISO8601", utc=True, errors="coerce")
+    for fmt in _FALLBACK_FORMATS:
+        missing = dated & parsed.isna()
+        if not missing.any():
+            break
+        parsed[missing] = pd.to_datetime(values[missing], format=fmt, utc=True, errors="coerce")
+    return parsed
+
+
+def normalize_timestamps(series: pd.Series) -> pd.Series:
+    """ISO 8601 UTC strings "YYYY-MM-DDTHH:MM:SSZ"; unparseable text is kept (trimmed) for the quality gate."""
+    text = clean_text(series)
+    codes, uniques = text.factorize(use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype="string")
+    parsed = pa.array(_parse_timestamps(distinct)).cast(pa.timestamp("s", tz="UTC"), safe=False)
+    # Formatting and merging stay in Arrow: no Python string per row, which matters at a million rows.
+    formatted = pc.if_else(
+        pc.is_null(parsed),
+        pa.array(distinct, type=pa.large_string()).cast(pa.string()),
+        pc.strftime(parsed, format="%Y-%m-%dT%H:%M:%SZ"),
+    )
+    result = pd.array(ArrowStringArray(formatted), dtype="string").take(np.asarray(codes), allow_fill=True)
+    return pd.Series(result, index=series.index, name=series.name)
+
+
+# ----------------------------------------------------------------------------------------------------------- stage
+
+
+def clean_text(series: pd.Series) -> pd.Series:
+    """As `string`, whitespace runs collapsed to one space, trimmed; empty → NA."""
+    text = series.astype("string").str.replace(_WHITESPACE_PATTERN, " ", regex=True).str.strip()
+    return text.mask(text == "")
+
+
+def _recase_candidates(names: pd.Series) -> pd.Series:
+    # Only all-lower, all-upper or lower-initial names can need recasing; skip the per-value call for the rest.
+    first = names.str.slice(0, 1)
+    candidate = (names == names.str.lower()) | (names == names.str.upper()) | (first != first.str.upper())
+    return names.where(candidate.fillna(False))
+
+
+def _names(names: pd.Series, fn: Callable[[str], str]) -> pd.Series:
+    recased = map_unique(_recase_candidates(names), fn)
+    return recased.fillna(names)
+
+
+def _keyed(country_code: pd.Series, values: pd.Series) -> pd.Series:
+    return (country_code.fillna("") + _SEP + values).astype("string")
+
+
+def standardize(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Normalise contact fields and derive codes, validity flags and title buckets (the `standardize` stage).
+
+    `rules` is part of the stage signature only: standardizing depends on the reference data, not on run rules.
+    """
+    # Build the lookup tables before any worker process forks, so workers share them instead of rebuilding them.
+    for build in (country_table, title_rules, name_rules, free_email_matcher):
+        build()
+
+    email = clean_text(frame["email"]).str.lower()
+    facts = map_unique_multi(email, email_facts_of, ("email_valid", "email_domain"), dtypes=("boolean", "string"))
+    is_free = map_unique(facts["email_domain"], is_free_domain, dtype="boolean")
+
+    country_code = map_unique(clean_text(frame["country"]), country_code_of)
+    state_code = map_unique(_keyed(country_code, clean_text(frame["state"])), state_code_of)
+    phone = map_unique(_keyed(country_code, clean_text(frame["phone"])), phone_e164_of)
+
+    title = map_unique_multi(clean_text(frame["title"]), classify_title, ("seniority", "department"))
+
+    out = pd.DataFrame(
+        {
+            "email": email,
+            "first_name": _names(clean_text(frame["first_name"]), _recase_first),
+            "last_name": _names(clean_text(frame["last_name"]), recase_name),
+            "company": clean_text(frame["company"]),
+            "country_code": country_code,
+            "state_code": state_code,
+            "phone_e164": phone,
+            "email_valid": facts["email_valid"],
+            "email_domain": facts["email_domain"],
+            "is_free_email": is_free,
+            "seniority": title["seniority"].fillna("unknown"),
+            "department": title["department"].fillna("other"),
+            "created_at": normalize_timestamps(frame["created_at"]),
+            "updated_at": normalize_timestamps(frame["updated_at"]),
+        },
+        index=frame.index,
+    )
+    return out[list(WRITES)]
+
+
+STANDARDIZE = Stage(
+    name="standardize",
+    reads=READS,
+    writes=WRITES,
+    fn=standardize,
+    description=(
+        "Trim and case names; ISO 3166 country and state codes; E.164 phones; validate emails and flag free "
+        "mail; bucket job titles into seniority and department; timestamps to ISO 8601 UTC."
+    ),
+)
+
+__all__ = [
+    "STANDARDIZE",
+    "classify_title",
+    "clean_text",
+    "country_code_of",
+    "email_facts_of",
+    "is_free_domain",
+    "normalize_timestamps",
+    "phone_e164_of",
+    "recase_name",
+    "standardize",
+    "state_code_of",
+]
