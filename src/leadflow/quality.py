@@ -105,6 +105,18 @@ def load_suite(path: Path) -> Any:
         raise ConfigError(str(path), f"invalid expectation suite: {exc}") from None
 
 
+def suite_columns(suite: Any) -> list[str]:
+    """The columns a suite's expectations refer to, in first-use order."""
+    columns: list[str] = []
+    for expectation in suite.expectations:
+        for attr in ("column", "column_A", "column_B"):
+            value = getattr(expectation, attr, None)
+            if isinstance(value, str):
+                columns.append(value)
+        columns.extend(getattr(expectation, "column_list", None) or [])
+    return list(dict.fromkeys(columns))
+
+
 def _reason(config: Any) -> str:
     meta = config.meta or {}
     if meta.get("reason"):
@@ -132,8 +144,10 @@ class QualityGate:
         name = suite_name or f"leads_{stage}"
         suite = self.suite(name)
         started = time.perf_counter()
-        positions = np.arange(len(frame))
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame.assign(**{ROW_POSITION: positions})})
+        # GX filters and copies the whole frame per expectation: hand it only the columns the suite looks at.
+        columns = [c for c in suite_columns(suite) if c in frame.columns]
+        checked = frame[columns].assign(**{ROW_POSITION: np.arange(len(frame))})
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": checked})
         result = batch.validate(
             suite,
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_POSITION]},
