@@ -52,10 +52,11 @@ def main() -> None:
     t0 = time.perf_counter()
     loaded = prepare_leads(raw)
     prepare_s = time.perf_counter() - t0
+    del raw  # as in file mode, where the raw strings do not outlive reading
     ledger.rows_in = loaded.rows_in
     ledger.quarantine("input", loaded.refused)
     frame = loaded.frame
-    rows: list[tuple[str, float, int]] = [("prepare (trim, types, refuse)", prepare_s, len(raw))]
+    rows: list[tuple[str, float, int]] = [("prepare (trim, types, refuse)", prepare_s, loaded.rows_in)]
     stage_total = gate_total = audit_total = 0.0
     for stage in pipeline_from_names(rules.pipeline):
         t = time.perf_counter()

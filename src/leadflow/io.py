@@ -99,7 +99,7 @@ def read_leads(path: Path | str) -> LoadedLeads:
 
 def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1) -> LoadedLeads:
     """Trim, type and check raw string rows; rows with no identity or an unreadable boolean are refused."""
-    raw = raw.copy()
+    raw = raw.copy(deep=False)  # copy-on-write: the caller's frame is never modified
     raw.index = pd.RangeIndex(len(raw))
     for column in raw.columns:
         if column not in BOOLEAN_COLUMNS:

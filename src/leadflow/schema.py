@@ -100,7 +100,7 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Return `frame` with every canonical column present and typed; extra columns are kept as they are."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: columns are shared until replaced
     for column in CANONICAL_COLUMNS:
         if column not in out.columns:
             out[column] = empty_column(column, out.index)

@@ -48,7 +48,7 @@ class Stage:
             )
         if not written.index.equals(frame.index):
             raise StageContractError(f"stage {self.name!r} returned a different index (rows added, dropped or moved)")
-        out = frame.copy()
+        out = frame.copy(deep=False)  # copy-on-write: columns are shared until replaced
         for column in self.writes:
             out[column] = written[column].astype(dtype_of(column))
         return out
