@@ -25,15 +25,14 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
     rules = load_rules(Path(config_path) if config_path else None)
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     settings = Settings()
-    store_url = settings.state_url()
-    run_id = open_run(store_url, "lead_sync", {"input_path": input_path, "output_path": output_path,
+    run_id = open_run("lead_sync", {"input_path": input_path, "output_path": output_path,
                                                 "config_path": config_path})
     ledger = RunLedger()
     try:
         loaded = read_leads(input_path)
         ledger.rows_in = loaded.rows_in
         ledger.quarantine(INPUT_STAGE, loaded.refused)
-        record_stage(store_url, run_id, INPUT_STAGE, None, loaded.refused)
+        record_stage(run_id, INPUT_STAGE, None, loaded.refused)
         quarantined = [loaded.refused.assign(stage=INPUT_STAGE)]
         frame = loaded.frame
         logger.info("read %d rows from %s, %d refused", loaded.rows_in, input_path, len(loaded.refused))
@@ -45,7 +44,7 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
             ledger.gate_seconds[stage.name] = gate.seconds
             ledger.quarantine(stage.name, gate.quarantine)
             events = audit_events(frame, changed, stage.writes, run_id=run_id, stage=stage.name)
-            record_stage(store_url, run_id, stage.name, events, gate.quarantine)
+            record_stage(run_id, stage.name, events, gate.quarantine)
             quarantined.append(gate.quarantine.assign(stage=stage.name))
             frame = gate.passed
             logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
@@ -53,8 +52,8 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
         outputs = write_leads(frame, output_path, concat_quarantine(quarantined)) if output_path else {}
         summary = {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **outputs}
         publish_summary(summary)
-        close_run(store_url, run_id, "completed", summary)
+        close_run(run_id, "completed", summary)
         return summary
     except Exception as exc:
-        close_run(store_url, run_id, "failed", ledger.summary(), f"{type(exc).__name__}: {exc}")
+        close_run(run_id, "failed", ledger.summary(), f"{type(exc).__name__}: {exc}")
         raise

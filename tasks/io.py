@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
 from leadflow import io
+from leadflow.settings import Settings
 from leadflow.store import StateStore
 
 TRANSIENT = (OSError, OperationalError)
@@ -28,9 +29,13 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @cache
-def state_store(url: str) -> StateStore:
-    """One open store per URL per process (opening runs migrations)."""
+def _open_store(url: str) -> StateStore:
     return StateStore.open(url)
+
+
+def state_store() -> StateStore:
+    """The configured store, opened (and migrated) once per process; its URL never travels as a task argument."""
+    return _open_store(Settings().state_url())
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -48,17 +53,17 @@ def write_leads(frame: pd.DataFrame, path: str, quarantine: pd.DataFrame) -> dic
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def open_run(store_url: str, flow: str, params: dict[str, Any]) -> str:
+def open_run(flow: str, params: dict[str, Any]) -> str:
     """Start a run in the state store and return its id."""
-    return state_store(store_url).start_run(flow, params)
+    return state_store().start_run(flow, params)
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def record_stage(
-    store_url: str, run_id: str, stage: str, events: pd.DataFrame | None, quarantine: pd.DataFrame
+    run_id: str, stage: str, events: pd.DataFrame | None, quarantine: pd.DataFrame
 ) -> None:
     """Persist a stage's audit events and quarantined rows."""
-    store = state_store(store_url)
+    store = state_store()
     if events is not None and len(events):
         store.add_events(events)
     if len(quarantine):
@@ -66,6 +71,6 @@ def record_stage(
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def close_run(store_url: str, run_id: str, status: str, stats: dict[str, Any], error: str | None = None) -> None:
+def close_run(run_id: str, status: str, stats: dict[str, Any], error: str | None = None) -> None:
     """Mark the run completed or failed, with its counts."""
-    state_store(store_url).finish_run(run_id, status, stats, error)
+    state_store().finish_run(run_id, status, stats, error)

@@ -115,6 +115,22 @@ def test_cli_run(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
     assert out.is_file() and quarantine_path(out).is_file()
 
 
+@pytest.mark.postgres
+def test_database_password_never_reaches_output(prefect_api: str, postgres_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.engine import make_url
+
+    secret = "s3cret-Pa55word"  # trust auth on the test server ignores it; leadflow must still never print it
+    url = make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["run", "-i", str(sample(tmp_path, rows=20)), "-o", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output and "***" in result.output
+    store = StateStore.open(url)
+    run = store.runs()[0]
+    assert secret not in str(run) and secret not in store.url
+
+
 def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
     """The README's second command, as a separate process against the session's Prefect server."""
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}

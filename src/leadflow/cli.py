@@ -99,7 +99,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if "output" in summary:
         typer.echo(f"  leads         {summary['output']}")
         typer.echo(f"  quarantine    {summary['quarantine']}  (one line per refused row, with the reason)")
-    typer.echo(f"  state store   {Settings().state_url()}  (runs, quarantine, lead_events audit trail)")
+    from sqlalchemy.engine import make_url
+
+    store = make_url(Settings().state_url()).render_as_string(hide_password=True)
+    typer.echo(f"  state store   {store}  (runs, quarantine, lead_events audit trail)")
     typer.echo("  process map   leadflow map")
 
 
