@@ -495,7 +495,7 @@ def test_map_unique_multi() -> None:
         ("SubdivisionData", {"aliases": {"US": {"calif": "ZZ"}}}, "aliases"),
         ("TitleData", {"seniority": [{"level": "boss", "patterns": []}], "department": []}, "seniority[0].level"),
         ("TitleData", {"seniority": [], "department": [{"department": "sales", "patterns": ["("]}]},
-         "department[0].patterns"),
+         "department[0].patterns[0]"),
     ],
 )
 def test_bad_reference_data_names_the_yaml_path(model: str, data: dict[str, object], yaml_path: str) -> None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pandas.arrays import ArrowStringArray
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.config import Rules, load_yaml, parse_model
 from leadflow.schema import DEPARTMENTS, SENIORITIES
@@ -135,46 +135,35 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
+def _regex(pattern: str) -> str:
+    _compile(pattern)
+    return pattern
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {list(allowed)}")
+        return value
+
+    return check
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
 class SeniorityRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    level: str
-    patterns: list[str]
-
-    @field_validator("level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        if value not in SENIORITIES:
-            raise ValueError(f"{value!r} is not one of {list(SENIORITIES)}")
-        return value
-
-    @field_validator("patterns")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            _compile(pattern)
-        return value
+    level: Annotated[str, AfterValidator(_one_of(SENIORITIES))]
+    patterns: list[Regex]
 
 
 class DepartmentRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    department: str
-    patterns: list[str]
-
-    @field_validator("department")
-    @classmethod
-    def _department(cls, value: str) -> str:
-        if value not in DEPARTMENTS:
-            raise ValueError(f"{value!r} is not one of {list(DEPARTMENTS)}")
-        return value
-
-    @field_validator("patterns")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            _compile(pattern)
-        return value
+    department: Annotated[str, AfterValidator(_one_of(DEPARTMENTS))]
+    patterns: list[Regex]
 
 
 class TitleData(BaseModel):
