@@ -1,0 +1,79 @@
+"""Small protocols every connector implements, and the shared vocabulary of pulls, writes and budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from leadflow.errors import LeadflowError
+
+CURSOR_COLUMN = "source_modstamp"
+"""Every pulled page carries the source system's modification stamp (ISO-8601 UTC) in this column."""
+
+
+class SourceStopped(LeadflowError):
+    """The source refused to go on (daily quota, REQUEST_LIMIT_EXCEEDED, spent budget): stop cleanly, keep state."""
+
+    def __init__(self, system: str, reason: str) -> None:
+        self.system, self.reason = system, reason
+        super().__init__(f"{system}: stopped: {reason}")
+
+
+class BudgetExhausted(SourceStopped):
+    """leadflow's own per-system API budget is spent."""
+
+
+@dataclass
+class ApiBudget:
+    """At most `limit` API calls for one run; `spend` raises BudgetExhausted rather than exceed it."""
+
+    system: str
+    limit: int | None = None
+    used: int = 0
+
+    def spend(self, calls: int = 1) -> None:
+        if self.limit is not None and self.used + calls > self.limit:
+            raise BudgetExhausted(self.system, f"API budget of {self.limit} calls for this run is spent")
+        self.used += calls
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
+
+
+@runtime_checkable
+class LeadSource(Protocol):
+    """A system leads are pulled from, incrementally, in order of modification."""
+
+    system: str
+
+    def pull(self, since: datetime | None, until: datetime | None = None) -> Iterator[pd.DataFrame]:
+        """Yield pages of leads in canonical columns plus `source_modstamp`, ordered by it, modified in [since, until)."""
+        ...
+
+
+@dataclass
+class WriteResult:
+    """What a write-back did: ids written, per-record failures, and calls spent."""
+
+    written: list[str] = field(default_factory=list)
+    failures: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["record_id", "error_code", "message", "retryable", "payload"])
+    )
+    api_calls: int = 0
+    dry_run: bool = False
+
+
+@runtime_checkable
+class CrmWriter(Protocol):
+    """A system that changed fields are written back to."""
+
+    system: str
+
+    def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
+        """Write `changes` (a `record_id` column plus one column per changed canonical field; NA = unchanged)."""
+        ...
