@@ -124,3 +124,28 @@ EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "at",
 )
 """Columns `StateStore.add_events` takes, in the order the bulk paths write them."""
+
+DEAD_LETTER_STATUSES: Final[tuple[str, ...]] = ("pending", "resolved", "permanent")
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("system", sa.String(50), nullable=False),
+    sa.Column("object", sa.String(80), nullable=False),
+    sa.Column("record_id", sa.String(100), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("error_code", sa.String(100), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("retryable", sa.Boolean(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("first_run_id", sa.String(36), nullable=False),
+    sa.Column("last_run_id", sa.String(36), nullable=False),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.Column("last_seen", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'resolved', 'permanent')", name="status"),
+    sa.UniqueConstraint("system", "object", "record_id"),
+    sa.Index(None, "system", "status"),
+)
