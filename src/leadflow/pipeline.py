@@ -14,7 +14,8 @@ from leadflow.schema import BOOLEAN_COLUMNS, lead_keys
 EVENT_COLUMNS = ("run_id", "lead_key", "stage", "column_name", "old_value", "new_value", "at")
 
 
-def _as_text(values: pd.Series) -> pd.Series:
+def as_text(values: pd.Series) -> pd.Series:
+    """Values as the text the audit trail and write-back compare: booleans as `true`/`false`."""
     if values.name in BOOLEAN_COLUMNS or values.dtype == "boolean":
         return values.map({True: "true", False: "false"}, na_action="ignore").astype("string")
     return values.astype("string")
@@ -28,8 +29,8 @@ def audit_events(
     keys = lead_keys(after)
     parts: list[pd.DataFrame] = []
     for column in columns:
-        new = _as_text(after[column].rename(column))
-        old = _as_text(before[column].rename(column)) if column in before else pd.Series(pd.NA, index=after.index, dtype="string")
+        new = as_text(after[column].rename(column))
+        old = as_text(before[column].rename(column)) if column in before else pd.Series(pd.NA, index=after.index, dtype="string")
         same = (new == old).fillna(False).astype(bool) | (new.isna() & old.isna())
         changed = ~same.to_numpy()
         if not changed.any():
