@@ -1,0 +1,595 @@
+"""Marketo connector: incremental lead pulls and engagement activities over the REST API, and lead write-back.
+
+`marketo_connector(credentials)` returns a `MarketoConnector` (a `LeadSource` and `CrmWriter`). A pull pages the
+lead-change activities (Change Data Value) and the Fill Out Form / New Lead activities since the cursor, then looks
+the changed leads up in batches of at most 300 and yields canonical pages. Marketo reports errors inside HTTP 200:
+601/602 → refresh the token once and retry; 606/615 → back off and retry; 607 → `SourceStopped`. HTTP 5xx and
+connection errors are retried with backoff. Every HTTP call, token calls included, is spent from the `ApiBudget`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import requests
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from leadflow.config import load_yaml, parse_model
+from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, SourceStopped, WriteResult
+from leadflow.errors import LeadflowError
+from leadflow.schema import INPUT_COLUMNS, dtype_of
+
+__all__ = [
+    "ACTIVITY_COLUMNS",
+    "DEFAULT_ACTIVITY_TYPES",
+    "DEFAULT_MAPPING",
+    "PULL_ERROR",
+    "Backoff",
+    "MarketoConnector",
+    "MarketoCredentials",
+    "MarketoError",
+    "MarketoMapping",
+    "load_mapping",
+    "marketo_connector",
+]
+
+SYSTEM = "marketo"
+DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "reference" / "marketo_mapping.yaml"
+PULL_ERROR = "_pull_error"
+MAX_BATCH = 300
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FORM_FILL, NEW_LEAD = 2, 12
+DEFAULT_ACTIVITY_TYPES: tuple[str, ...] = (
+    "Visit Webpage", "Fill Out Form", "Open Email", "Click Email", "Request Demo", "Attend Webinar",
+)
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "lead_id", "activity_id", "activity_type_id", "activity_type", "activity_date", "primary_attribute",
+    "attributes", PULL_ERROR,
+)
+TOKEN_ERRORS = frozenset({"601", "602"})
+THROTTLE_ERRORS = frozenset({"606", "615"})
+QUOTA_ERROR = "607"
+MappedColumn = Literal[
+    "email", "first_name", "last_name", "company", "title", "phone", "country", "state", "city", "postal_code",
+    "website", "lead_source", "email_opt_in", "created_at", "updated_at", "owner_id", "status",
+]
+
+
+class MarketoError(LeadflowError):
+    """Marketo refused a call for a reason retrying cannot fix (or retries ran out); never carries secrets."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(f"marketo: {message}")
+
+
+class MarketoCredentials(BaseModel):
+    """Where the instance is and the API-only user's client credentials (the secret never shows in reprs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(description="e.g. https://123-ABC-456.mktorest.com")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+
+class FieldRule(BaseModel):
+    """One canonical column: the Marketo field it comes `from` and how its value is checked."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: str = Field(alias="from", min_length=1)
+    type: Literal["string", "bool", "datetime"] = "string"
+    when_true: bool | None = True
+    when_false: bool | None = False
+
+
+class MarketoMapping(BaseModel):
+    """The mapping YAML: canonical column → Marketo field rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = "1"
+    id_prefix: str = "mkto-"
+    fields: dict[MappedColumn, FieldRule]
+
+    @field_validator("fields")
+    @classmethod
+    def _needs_cursor(cls, value: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        if "updated_at" not in value or value["updated_at"].type != "datetime":
+            raise ValueError("updated_at must be mapped, with type datetime: it is the pull cursor")
+        return value
+
+    def marketo_fields(self) -> list[str]:
+        """Marketo fields to request: the mapped ones plus id, createdAt and updatedAt."""
+        names = ["id", *(rule.source for rule in self.fields.values()), "createdAt", "updatedAt"]
+        return list(dict.fromkeys(names))
+
+
+def load_mapping(path: Path = DEFAULT_MAPPING) -> MarketoMapping:
+    """Load and validate a Marketo mapping YAML; errors name the file and YAML path."""
+    return parse_model(MarketoMapping, load_yaml(path), path)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: wait `base * factor**n` (at most `max_delay`) before retry n+1; `attempts` tries in all."""
+
+    base: float = 2.0
+    factor: float = 2.0
+    max_delay: float = 60.0
+    attempts: int = 6
+
+    def delay(self, retry: int) -> float:
+        return min(self.max_delay, self.base * self.factor**retry)
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth retrying after a wait."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _utc_iso(value: Any) -> str | None:
+    """ISO-8601 UTC with `Z`, or None when `value` is not a datetime string."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _marketo_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+class MarketoConnector:
+    """Pull leads and activities from one Marketo instance, and write lead fields back."""
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        credentials: MarketoCredentials,
+        *,
+        session: requests.Session | None = None,
+        mapping: MarketoMapping | None = None,
+        budget: ApiBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        batch_size: int = MAX_BATCH,
+        page_size: int = MAX_BATCH,
+        backoff: Backoff = Backoff(),
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH or not 1 <= page_size <= MAX_BATCH:
+            raise ValueError(f"batch_size and page_size must be between 1 and {MAX_BATCH}")
+        self.credentials = credentials
+        self.session = session if session is not None else requests.Session()
+        self.mapping = mapping if mapping is not None else load_mapping()
+        self.budget = budget if budget is not None else ApiBudget(SYSTEM)
+        self.sleep = sleep
+        self.batch_size = batch_size
+        self.page_size = page_size
+        self.backoff = backoff
+        self.timeout = timeout
+        self.clock = clock
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._types: dict[int, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"MarketoConnector(base_url={self.credentials.base_url!r}, client_id={self.credentials.client_id!r})"
+
+    # -- HTTP ----------------------------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One HTTP request, spent from the budget; I/O failures become `_Retry`, without the URL (it may hold
+        secrets)."""
+        self.budget.spend()
+        try:
+            response = self.session.request(method, self.credentials.base_url + path, timeout=self.timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retry(f"{type(exc).__name__} on {method} {path}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Retry(f"HTTP {response.status_code} on {method} {path}")
+        return response
+
+    def _with_retries(self, attempt: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+        last = ""
+        for retry in range(self.backoff.attempts):
+            if retry:
+                self.sleep(self.backoff.delay(retry - 1))
+            try:
+                return attempt()
+            except _Retry as exc:
+                last = exc.reason
+        if last.startswith(("606", "615")):
+            # Throttled for longer than our patience: stop cleanly rather than fail; the cursor stays where it was.
+            raise SourceStopped(SYSTEM, f"still throttled after {self.backoff.attempts} attempts ({last})")
+        raise MarketoError(f"{what} failed after {self.backoff.attempts} attempts: {last}")
+
+    def _token_value(self) -> str:
+        if self._token is not None and self.clock() < self._token_expires:
+            return self._token
+
+        def fetch() -> dict[str, Any]:
+            # Marketo's documented form: credentials as query parameters. Our errors never include the URL; note that
+            # urllib3's own DEBUG logging would, so keep it off in production.
+            response = self._send(
+                "GET",
+                "/identity/oauth/token",
+                params={
+                    "grant_type": "client_credentials",
+                    "client_id": self.credentials.client_id,
+                    "client_secret": self.credentials.client_secret.get_secret_value(),
+                },
+            )
+            if response.status_code in (400, 401, 403):
+                raise MarketoError(f"token request refused (HTTP {response.status_code}): check client id and secret")
+            try:
+                body = response.json()
+                return {"access_token": str(body["access_token"]), "expires_in": float(body.get("expires_in", 0))}
+            except (ValueError, KeyError, TypeError):
+                raise _Retry(f"unreadable token response (HTTP {response.status_code})") from None
+
+        body = self._with_retries(fetch, "token request")
+        self._token = body["access_token"]
+        # Refresh a minute early so a token never expires between our check and Marketo's.
+        self._token_expires = self.clock() + max(0.0, body["expires_in"] - 60)
+        return self._token
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One API call with token refresh (once, on 601/602), backoff on 606/615/5xx, and 607 → SourceStopped."""
+        refreshed = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal refreshed
+            while True:
+                token = self._token_value()
+                response = self._send(method, path, params=params, json=body,
+                                      headers={"Authorization": f"Bearer {token}"})
+                if response.status_code != 200:
+                    raise MarketoError(f"HTTP {response.status_code} on {method} {path}")
+                try:
+                    payload = response.json()
+                except ValueError:
+                    raise _Retry(f"non-JSON response on {method} {path}") from None
+                if not isinstance(payload, dict):
+                    raise MarketoError(f"unexpected response shape on {method} {path}")
+                if payload.get("success") is not False:
+                    return payload
+                errors = payload.get("errors") or [{}]
+                code = str(errors[0].get("code", "?"))
+                message = str(errors[0].get("message", ""))
+                if code in TOKEN_ERRORS and not refreshed:
+                    refreshed = True
+                    self._token = None
+                    continue
+                if code in THROTTLE_ERRORS:
+                    raise _Retry(f"{code} {message}")
+                if code == QUOTA_ERROR:
+                    raise SourceStopped(SYSTEM, f"daily API quota reached (607: {message})")
+                raise MarketoError(f"{method} {path} failed: {code} {message}", code=code)
+
+        return self._with_retries(attempt, f"{method} {path}")
+
+    # -- activities paging ---------------------------------------------------------------------------------------
+    def _paging_token(self, since: datetime | None) -> str:
+        moment = (since or EPOCH)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        payload = self._call("GET", "/rest/v1/activities/pagingtoken.json",
+                             params={"sinceDatetime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        token = payload.get("nextPageToken")
+        if not isinstance(token, str):
+            raise MarketoError("paging token response carries no nextPageToken")
+        return token
+
+    def _activity_pages(self, path: str, params: dict[str, Any], token: str,
+                        until: str | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of activity records (dicts) from `token` on, cut at `until` (activities come in date order)."""
+        while True:
+            payload = self._call("GET", path, params={**params, "nextPageToken": token, "batchSize": self.page_size})
+            records = payload.get("result") or []
+            if not isinstance(records, list):
+                records = []
+            kept = [r for r in records if isinstance(r, dict)]
+            done = False
+            if until is not None:
+                dated = [r for r in kept if not isinstance(r.get("activityDate"), str)
+                         or (_utc_iso(r["activityDate"]) or "") < until]
+                done = len(dated) < len(kept)
+                kept = dated
+            if kept:
+                yield kept
+            next_token = payload.get("nextPageToken")
+            if done or not payload.get("moreResult") or not isinstance(next_token, str):
+                return
+            token = next_token
+
+    def activity_types(self) -> dict[int, str]:
+        """Activity type id → name (fetched once)."""
+        if self._types is None:
+            payload = self._call("GET", "/rest/v1/activities/types.json")
+            self._types = {
+                int(t["id"]): str(t.get("name", t["id"]))
+                for t in payload.get("result") or [] if isinstance(t, dict) and _marketo_id(t.get("id")) is not None
+            }
+        return self._types
+
+    # -- pull ----------------------------------------------------------------------------------------------------
+    def pull(self, since: datetime | None, until: datetime | None = None) -> Iterator[pd.DataFrame]:
+        """Pages of leads changed in [since, until), canonical columns + `source_modstamp` + `_pull_error`.
+
+        Lazy: nothing is called before the first page is asked for. Changed lead ids are collected from the
+        activities first, then looked up in batches ordered by each lead's last change, so a pull stopped part-way
+        (SourceStopped) never leaves an unseen change older than the newest `source_modstamp` already yielded.
+        """
+        until_iso = _utc_iso(until.isoformat()) if until is not None else None
+        token = self._paging_token(since)
+        last_change: dict[int, str] = {}
+        first_fill: dict[int, str] = {}
+
+        def seen(record: dict[str, Any]) -> tuple[int, str] | None:
+            lead, stamp = _marketo_id(record.get("leadId")), _utc_iso(record.get("activityDate"))
+            if lead is None or stamp is None:
+                return None  # an activity we cannot place is no evidence of a change
+            if stamp > last_change.get(lead, ""):
+                last_change[lead] = stamp
+            return lead, stamp
+
+        fields = ",".join(f for f in self.mapping.marketo_fields() if f != "id")
+        for page in self._activity_pages("/rest/v1/activities/leadchanges.json", {"fields": fields}, token, until_iso):
+            for record in page:
+                seen(record)
+        for page in self._activity_pages("/rest/v1/activities.json",
+                                         {"activityTypeIds": f"{FORM_FILL},{NEW_LEAD}"}, token, until_iso):
+            for record in page:
+                if record.get("activityTypeId") != FORM_FILL:
+                    seen(record)
+                    continue
+                # A form fill alone is no evidence of a change (data changes log Change Data Value); it dates
+                # the lead's true creation.
+                lead, stamp = _marketo_id(record.get("leadId")), _utc_iso(record.get("activityDate"))
+                if lead is not None and stamp is not None and stamp < first_fill.get(lead, "~"):
+                    first_fill[lead] = stamp
+        ordered = sorted(last_change, key=lambda lead: (last_change[lead], lead))
+        for start in range(0, len(ordered), self.batch_size):
+            batch = ordered[start:start + self.batch_size]
+            payload = self._call("GET", "/rest/v1/leads.json", params={
+                "filterType": "id",
+                "filterValues": ",".join(map(str, batch)),
+                "fields": ",".join(self.mapping.marketo_fields()),
+            })
+            records = payload.get("result") or []
+            frame = self._lead_frame(records if isinstance(records, list) else [], first_fill)
+            if until_iso is not None:
+                # Changed again after `until`: the next window [until, …) brings its current state.
+                frame = frame[~frame[CURSOR_COLUMN].fillna("").ge(until_iso)].reset_index(drop=True)
+            if len(frame):
+                yield frame
+
+    def _lead_frame(self, records: Sequence[Any], first_fill: dict[int, str]) -> pd.DataFrame:
+        rows = [self._lead_row(record, first_fill) for record in records]
+        columns = [*INPUT_COLUMNS, CURSOR_COLUMN, PULL_ERROR]
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in columns:
+            frame[column] = frame[column].astype(dtype_of(column))
+        return frame.sort_values(CURSOR_COLUMN, kind="stable", na_position="last").reset_index(drop=True)
+
+    def _lead_row(self, record: Any, first_fill: dict[int, str]) -> dict[str, Any]:
+        row: dict[str, Any] = {"source": SYSTEM}
+        errors: list[str] = []
+        if not isinstance(record, dict):
+            return {**row, PULL_ERROR: f"lead record is {type(record).__name__}, not an object"}
+        lead = _marketo_id(record.get("id"))
+        if lead is None:
+            errors.append("missing or invalid id")
+        else:
+            row["lead_id"] = f"{self.mapping.id_prefix}{lead}"
+        for column, rule in self.mapping.fields.items():
+            value = record.get(rule.source)
+            if value is None:
+                continue
+            converted, ok = _convert(value, rule)
+            if not ok:
+                errors.append(f"{rule.source}: expected {rule.type}, got {type(value).__name__} {str(value)[:40]!r}")
+            row[column] = converted
+        stamp = _utc_iso(record.get("updatedAt"))
+        if stamp is None:
+            errors.append("updatedAt missing or not a datetime")
+        row[CURSOR_COLUMN] = stamp
+        if lead is not None and lead in first_fill:
+            # The first form fill is when the person really arrived; createdAt may be a later import or sync.
+            created = row.get("created_at")
+            row["created_at"] = min(c for c in (created, first_fill[lead]) if c)
+        row[PULL_ERROR] = "; ".join(errors) or None
+        return row
+
+    # -- activities ----------------------------------------------------------------------------------------------
+    def activities(self, since: datetime | None, until: datetime | None = None,
+                   types: Iterable[int | str] = DEFAULT_ACTIVITY_TYPES) -> Iterator[pd.DataFrame]:
+        """Pages of engagement activities in [since, until): ACTIVITY_COLUMNS, `attributes` as a JSON object string."""
+        known = self.activity_types()
+        by_name = {name.lower(): tid for tid, name in known.items()}
+        wanted: list[int] = []
+        for kind in types:
+            tid = kind if isinstance(kind, int) else by_name.get(str(kind).lower())
+            if tid is None or tid not in known:
+                raise MarketoError(f"unknown activity type {kind!r}")
+            wanted.append(tid)
+        until_iso = _utc_iso(until.isoformat()) if until is not None else None
+        token = self._paging_token(since)
+        for start in range(0, len(wanted), 10):  # Marketo takes at most 10 type ids per call
+            ids = ",".join(map(str, wanted[start:start + 10]))
+            for page in self._activity_pages("/rest/v1/activities.json", {"activityTypeIds": ids}, token, until_iso):
+                yield self._activity_frame(page, known)
+
+    def _activity_frame(self, records: list[dict[str, Any]], known: dict[int, str]) -> pd.DataFrame:
+        rows = []
+        for record in records:
+            errors = []
+            lead, type_id = _marketo_id(record.get("leadId")), _marketo_id(record.get("activityTypeId"))
+            stamp = _utc_iso(record.get("activityDate"))
+            if lead is None:
+                errors.append("missing or invalid leadId")
+            if type_id is None:
+                errors.append("missing or invalid activityTypeId")
+            if stamp is None:
+                errors.append("activityDate missing or not a datetime")
+            attributes = record.get("attributes") or []
+            if not isinstance(attributes, list):
+                errors.append("attributes is not a list")
+                attributes = []
+            pairs = {str(a.get("name")): a.get("value") for a in attributes if isinstance(a, dict)}
+            primary = record.get("primaryAttributeValue")
+            rows.append({
+                "lead_id": None if lead is None else f"{self.mapping.id_prefix}{lead}",
+                "activity_id": None if record.get("id") is None else str(record.get("id")),
+                "activity_type_id": None if type_id is None else str(type_id),
+                "activity_type": None if type_id is None else known.get(type_id),
+                "activity_date": stamp,
+                "primary_attribute": None if primary is None else str(primary),
+                "attributes": json.dumps(pairs, default=str, ensure_ascii=False),
+                PULL_ERROR: "; ".join(errors) or None,
+            })
+        return pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS)).astype("string")
+
+    # -- write-back ----------------------------------------------------------------------------------------------
+    def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
+        """Write changed fields: rows whose `record_id` is a Marketo id update that lead (updateOnly, lookup id);
+        rows without one but with an `email` are createOrUpdate by email. At most 300 records per call."""
+        result = WriteResult(dry_run=dry_run)
+        failures: list[dict[str, Any]] = []
+        by_id: list[tuple[str, dict[str, Any]]] = []
+        by_email: list[tuple[str, dict[str, Any]]] = []
+        for _, row in changes.iterrows():
+            record_id = row.get("record_id")
+            fields = self._marketo_fields(row)
+            raw = None if pd.isna(record_id) else str(record_id)
+            lead = _marketo_id(raw.removeprefix(self.mapping.id_prefix)) if raw else None
+            if lead is not None:
+                by_id.append((raw or str(lead), {"id": lead, **fields}))
+            elif isinstance(fields.get("email"), str):
+                by_email.append((raw or fields["email"], fields))
+            else:
+                failures.append({"record_id": raw, "error_code": "invalid_id", "retryable": False,
+                                 "message": "record_id is not a Marketo lead id and there is no email",
+                                 "payload": json.dumps(fields, default=str)})
+        for action, lookup, items in (("updateOnly", "id", by_id), ("createOrUpdate", "email", by_email)):
+            for start in range(0, len(items), MAX_BATCH):
+                chunk = items[start:start + MAX_BATCH]
+                if dry_run:
+                    result.written.extend(key for key, _ in chunk)
+                    continue
+                calls_before = self.budget.used
+                payload = self._call("POST", "/rest/v1/leads.json", body={
+                    "action": action, "lookupField": lookup, "input": [record for _, record in chunk],
+                })
+                result.api_calls += self.budget.used - calls_before
+                outcomes = payload.get("result") or []
+                for index, (key, record) in enumerate(chunk):
+                    outcome = outcomes[index] if index < len(outcomes) and isinstance(outcomes[index], dict) else {}
+                    if outcome.get("status") in {"created", "updated"}:
+                        result.written.append(key if lookup == "id" else f"{self.mapping.id_prefix}{outcome.get('id')}")
+                        continue
+                    reason = (outcome.get("reasons") or [{}])[0]
+                    code = str(reason.get("code", "missing_result"))
+                    failures.append({"record_id": key, "error_code": code,
+                                     "message": str(reason.get("message", "no per-record result returned")),
+                                     # 1029 (too many records in queue) and a missing result are worth another go.
+                                     "retryable": code in {"1029", "missing_result"},
+                                     "payload": json.dumps(record, default=str, ensure_ascii=False)})
+        if failures:
+            result.failures = pd.DataFrame(failures, columns=list(result.failures.columns))
+        return result
+
+    def _marketo_fields(self, row: pd.Series) -> dict[str, Any]:
+        """Canonical changes → Marketo fields; NA means unchanged, system datetimes are never written."""
+        out: dict[str, Any] = {}
+        for column, rule in self.mapping.fields.items():
+            if column not in row.index or rule.type == "datetime":
+                continue
+            value = row[column]
+            if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+                continue
+            if rule.type == "bool":
+                # Only values the mapping can express go back (e.g. opt-in True cannot un-unsubscribe).
+                if bool(value) == rule.when_true:
+                    out[rule.source] = True
+                elif bool(value) == rule.when_false:
+                    out[rule.source] = False
+                continue
+            out[rule.source] = str(value)
+        return out
+
+
+def _convert(value: Any, rule: FieldRule) -> tuple[Any, bool]:
+    """(converted value or None, whether the value had the type the rule expects)."""
+    if rule.type == "string":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None, False
+        return str(value), True
+    if rule.type == "bool":
+        flag: bool | None = value if isinstance(value, bool) else {"true": True, "false": False}.get(
+            str(value).strip().lower()) if isinstance(value, str) else None
+        if flag is None:
+            return None, False
+        return (rule.when_true if flag else rule.when_false), True
+    stamp = _utc_iso(value)
+    return stamp, stamp is not None
+
+
+def marketo_connector(
+    credentials: MarketoCredentials,
+    *,
+    session: requests.Session | None = None,
+    mapping: MarketoMapping | Path | None = None,
+    budget: ApiBudget | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    batch_size: int = MAX_BATCH,
+    page_size: int = MAX_BATCH,
+    backoff: Backoff = Backoff(),
+    clock: Callable[[], float] = time.monotonic,
+) -> MarketoConnector:
+    """A Marketo connector; `mapping` is a MarketoMapping or the path of a mapping YAML (default: the bundled one)."""
+    if isinstance(mapping, Path):
+        mapping = load_mapping(mapping)
+    return MarketoConnector(
+        credentials,
+        session=session,
+        mapping=mapping,
+        budget=budget if budget is not None else ApiBudget(SYSTEM),
+        sleep=sleep,
+        batch_size=batch_size,
+        page_size=page_size,
+        backoff=backoff,
+        clock=clock,
+    )
