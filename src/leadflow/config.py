@@ -12,6 +12,7 @@ import pycountry
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from leadflow.connections import Connections
 from leadflow.errors import ConfigError
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
 
@@ -104,6 +105,7 @@ class RunConfig(BaseModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     consent_policy: Path | None = None
     suppression: SuppressionFiles = Field(default_factory=SuppressionFiles)
+    systems: Connections = Field(default_factory=Connections)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Rules:
     pipeline: tuple[str, ...] = DEFAULT_PIPELINE
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
     source: str = "(defaults)"
+    systems: Connections = field(default_factory=Connections)
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -176,4 +179,5 @@ def load_rules(config_path: Path | None = None) -> Rules:
         pipeline=tuple(config.pipeline),
         max_quarantine_share=config.quality.max_quarantine_share,
         source=str(config_path),
+        systems=config.systems,
     )

@@ -1,0 +1,36 @@
+"""The stage loop both sync flows share: each stage as a task, a GX gate after it, audit and quarantine recorded."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from prefect import get_run_logger
+
+from leadflow.config import Rules
+from leadflow.pipeline import RunLedger, audit_events
+from leadflow.stage import Pipeline
+from tasks.io import record_stage
+from tasks.quality import gate_leads
+from tasks.stages import STAGE_TASKS
+
+
+def run_stages(
+    frame: pd.DataFrame, rules: Rules, pipeline: Pipeline, *, run_id: str, ledger: RunLedger, suites_dir: str
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records."""
+    logger = get_run_logger()
+    quarantined: list[pd.DataFrame] = []
+    for stage in pipeline:
+        started = time.perf_counter()
+        changed = STAGE_TASKS[stage.name](frame, rules)
+        ledger.stage_seconds[stage.name] = ledger.stage_seconds.get(stage.name, 0.0) + time.perf_counter() - started
+        gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share)
+        ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds
+        ledger.quarantine(stage.name, gate.quarantine)
+        events = audit_events(frame, changed, stage.writes, run_id=run_id, stage=stage.name)
+        record_stage(run_id, stage.name, events, gate.quarantine)
+        quarantined.append(gate.quarantine.assign(stage=stage.name))
+        frame = gate.passed
+        logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
+    return frame, quarantined

@@ -1,0 +1,28 @@
+"""Build connectors from a run config's `systems:` section; secrets are resolved here, at connect time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadflow.connections import Connections
+from leadflow.connectors.base import ApiBudget
+from leadflow.errors import ConfigError
+from leadflow.secrets import resolve_secret
+
+
+def connect(system: str, connections: Connections, *, origin: str, session: Any = None) -> Any:
+    """A ready-to-use connector for `system` (no network I/O until it is used)."""
+    if system == "marketo" and connections.marketo is not None:
+        from leadflow.connectors.marketo import MarketoCredentials, marketo_connector
+
+        conf = connections.marketo
+        credentials = MarketoCredentials(
+            base_url=str(conf.base_url).rstrip("/"),
+            client_id=conf.client_id,
+            client_secret=resolve_secret(conf.client_secret, origin=origin, yaml_path="systems.marketo.client_secret"),
+        )
+        return marketo_connector(credentials, session=session, budget=ApiBudget("marketo", conf.max_calls_per_run))
+    configured = connections.names
+    raise ConfigError(
+        origin, f"system {system!r} is not configured (configured: {configured or 'none'})", yaml_path="systems"
+    )
