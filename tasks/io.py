@@ -74,3 +74,31 @@ def record_stage(
 def close_run(run_id: str, status: str, stats: dict[str, Any], error: str | None = None) -> None:
     """Mark the run completed or failed, with its counts."""
     state_store().finish_run(run_id, status, stats, error)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def load_watermark(system: str) -> Any:
+    """Where the last committed incremental pull of `system` ended (None: never synced)."""
+    return state_store().get_watermark(system)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def commit_watermark(system: str, value: Any, run_id: str) -> None:
+    """Advance the watermark: only after a page is processed, written back and recorded."""
+    state_store().set_watermark(system, value, run_id)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def pending_dead_letters(system: str) -> pd.DataFrame:
+    """Write-backs that failed on earlier runs and may be retried."""
+    return state_store().dead_letters(system, "pending")
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def record_write_outcome(run_id: str, system: str, obj: str, written: list[str], failures: pd.DataFrame) -> None:
+    """Failed records become (or stay) dead letters; records written now resolve theirs."""
+    store = state_store()
+    if len(failures):
+        store.add_dead_letters(run_id, system, obj, failures)
+    if written:
+        store.resolve_dead_letters(system, obj, written, run_id)

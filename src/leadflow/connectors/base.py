@@ -74,6 +74,11 @@ class CrmWriter(Protocol):
 
     system: str
 
+    @property
+    def writable_columns(self) -> tuple[str, ...]:
+        """Canonical columns this system has a field for; the write-back diff covers only these."""
+        ...
+
     def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
         """Write `changes` (a `record_id` column plus one column per changed canonical field; NA = unchanged)."""
         ...

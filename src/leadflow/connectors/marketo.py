@@ -483,6 +483,11 @@ class MarketoConnector:
         return pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS)).astype("string")
 
     # -- write-back ----------------------------------------------------------------------------------------------
+    @property
+    def writable_columns(self) -> tuple[str, ...]:
+        """Mapped canonical columns Marketo takes writes for (system timestamps are never written)."""
+        return tuple(c for c, rule in self.mapping.fields.items() if rule.type != "datetime")
+
     def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
         """Write changed fields: rows whose `record_id` is a Marketo id update that lead (updateOnly, lookup id);
         rows without one but with an `email` are createOrUpdate by email. At most 300 records per call."""
