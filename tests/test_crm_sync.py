@@ -67,3 +67,38 @@ def test_dry_run_writes_nothing_and_keeps_the_watermark(
     assert summary["systems"]["marketo"]["written"] > 0  # would be written
     assert {k: dict(v) for k, v in marketo.instance.leads.items()} == before
     assert StateStore.open().get_watermark("marketo") is None
+
+
+def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) -> None:
+    """`leadflow sandbox` in one process, `leadflow sync --config …` in another, as the README says."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    exe = str(Path(sys.executable).with_name("leadflow"))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}
+    env.pop("LEADFLOW_DATABASE_URL", None)
+    folder = tmp_path / "sandbox"
+    server = subprocess.Popen([exe, "sandbox", "--folder", str(folder), "--leads", "80"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        seen = []
+        for line in server.stdout:  # blocks until the sandbox prints its config line (or exits)
+            seen.append(line)
+            if line.startswith("Config:"):
+                break
+        config = line.split(":", 1)[1].strip()
+        assert Path(config).is_file(), "".join(seen)
+        secret = (folder / "marketo.secret").read_text().strip()
+        assert secret and secret not in Path(config).read_text()  # the config names the secret file, not the value
+        proc = subprocess.run([exe, "sync", "--config", config], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "marketo      pulled 80, written back" in proc.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)

@@ -24,7 +24,16 @@ def test_missing_environment_variable_names_the_yaml_path() -> None:
     assert "environment variable SF_SECRET is not set" in str(info.value)
 
 
-@pytest.mark.parametrize("data", [{}, {"env": "A", "prefect_secret": "b"}, {"value": "plain-text-secret"}])
+def test_from_a_secret_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "mkto.secret"
+    path.write_text("file-secret\n")
+    assert resolve_secret(SecretRef(file=path), origin="c.yaml", yaml_path="x").get_secret_value() == "file-secret"
+    with pytest.raises(ConfigError, match="cannot read secret file"):
+        resolve_secret(SecretRef(file=tmp_path / "missing"), origin="c.yaml", yaml_path="x")
+
+
+@pytest.mark.parametrize("data", [{}, {"env": "A", "prefect_secret": "b"}, {"value": "plain-text-secret"},
+                                  {"env": "A", "file": "b"}])
 def test_a_reference_names_exactly_one_place(data: dict) -> None:
     with pytest.raises(ValidationError):
         SecretRef.model_validate(data)

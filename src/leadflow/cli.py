@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="leadflow: le
 
 T = TypeVar("T")
 FLOW_ENTRYPOINT = "flows/lead_sync.py:lead_sync"
+CRM_SYNC_ENTRYPOINT = "flows/crm_sync.py:crm_sync"
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Run config YAML (pipeline, quality, consent policy, suppression).")
 ]
@@ -52,15 +54,17 @@ def _load_flow(entrypoint: str) -> Any:
     return load_flow_from_entrypoint(entrypoint)
 
 
-def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:
+def _checked_rules(config: Path | None) -> Any:
     from leadflow.config import load_rules
-    from leadflow.io import check_header
     from leadflow.stages import pipeline_from_names
 
-    # Fail fast on bad config or an unreadable file, before paying Prefect's start-up.
+    # Fail fast on bad config, before paying Prefect's start-up.
     rules = load_rules(config)
     pipeline_from_names(rules.pipeline, origin=rules.source)
-    check_header(input_path)
+    return rules
+
+
+def _run_flow(entrypoint: str, **params: Any) -> dict[str, Any]:
     _prefect_env()
     from prefect.settings import get_current_settings
 
@@ -70,11 +74,50 @@ def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -
             "(about 10-20 s; set PREFECT_API_URL to a running server to skip this).",
             fg=typer.colors.CYAN,
         )
-    lead_sync = _load_flow(FLOW_ENTRYPOINT)
-    return lead_sync(
-        input_path=str(input_path), output_path=str(output_path) if output_path else None,
+    result: dict[str, Any] = _load_flow(entrypoint)(**params)
+    return result
+
+
+def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:
+    from leadflow.io import check_header
+
+    _checked_rules(config)
+    check_header(input_path)
+    return _run_flow(
+        FLOW_ENTRYPOINT, input_path=str(input_path), output_path=str(output_path) if output_path else None,
         config_path=str(config) if config else None,
     )
+
+
+def _run_crm_sync(config: Path | None, systems: list[str] | None, **params: Any) -> dict[str, Any]:
+    rules = _checked_rules(config)
+    from leadflow.errors import ConfigError
+
+    wanted = systems or rules.systems.names
+    if not wanted:
+        raise ConfigError(rules.source, "no systems configured to sync", yaml_path="systems")
+    for name in wanted:
+        if name not in rules.systems.names:
+            raise ConfigError(rules.source, f"system {name!r} is not configured", yaml_path=f"systems.{name}")
+    return _run_flow(CRM_SYNC_ENTRYPOINT, systems=wanted, config_path=str(config) if config else None, **params)
+
+
+def _print_crm_summary(summary: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.secho(f"leadflow sync {summary['run_id']}" + ("  (dry run: nothing written)" if summary["dry_run"] else ""),
+                bold=True)
+    typer.echo(f"  {'rows in':<30}{summary['rows_in']:>8}")
+    for stage, count in summary["quarantined_by_stage"].items():
+        typer.echo(f"  {'quarantined at ' + stage:<30}{count:>8}")
+    typer.echo(f"  {'rows out':<30}{summary['rows_out']:>8}")
+    for system, report in summary["systems"].items():
+        verb = "would write" if summary["dry_run"] else "written back"
+        line = f"  {system:<12} pulled {report['pulled']}, {verb} {report['written']}, failed {report['failed']}"
+        if report.get("retried"):
+            line += f", dead letters retried {report['retried']}"
+        if report.get("stopped"):
+            line += f"  STOPPED: {report['stopped']}"
+        typer.echo(line)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -127,6 +170,62 @@ def demo(
 
     typer.secho(f"leadflow demo: {SAMPLE_LEADS.name}, a bundled sample of messy leads", bold=True)
     _print_summary(_guard(lambda: _run_sync(SAMPLE_LEADS, output, None)))
+
+
+SystemOption = Annotated[
+    list[str] | None, typer.Option("--system", "-s", help="Sync only this system (repeatable); default: all configured.")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Write nothing back; show what would be written.")]
+
+
+@app.command()
+def sync(config: ConfigOption = None, system: SystemOption = None, dry_run: DryRunOption = False) -> None:
+    """One incremental sync of the configured CRM/MAP systems: pull, every stage, write back changed fields."""
+    _print_crm_summary(_guard(lambda: _run_crm_sync(config, system, dry_run=dry_run)))
+
+
+@app.command()
+def backfill(
+    start: Annotated[datetime, typer.Option(help="Start of the range (UTC unless an offset is given).")],
+    end: Annotated[datetime, typer.Option(help="End of the range, exclusive.")],
+    config: ConfigOption = None,
+    system: SystemOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Re-run the flow over leads modified in [start, end); the incremental watermark is left alone."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        _fail(LeadflowError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})"))
+    _print_crm_summary(_guard(lambda: _run_crm_sync(config, system, start=start, end=end, dry_run=dry_run)))
+
+
+@app.command()
+def sandbox(
+    folder: Annotated[Path, typer.Option(help="Where the sandboxes keep their state and config.")] = Path(
+        ".leadflow/sandbox"
+    ),
+    leads: Annotated[int, typer.Option(help="Leads to seed on first start.")] = 500,
+) -> None:
+    """Serve the local CRM/MAP sandboxes on 127.0.0.1 until Ctrl-C, with a config that points leadflow at them."""
+    import threading
+
+    from leadflow.sandbox.launch import running_sandboxes
+
+    with running_sandboxes(folder, leads=leads) as boxes:
+        for name, url in boxes.urls.items():
+            typer.echo(f"  {name:<12} {url}")
+        typer.secho(f"\nConfig: {boxes.config_path}", bold=True)
+        typer.echo(f"Try:    leadflow sync --config {boxes.config_path}\nStop with Ctrl-C.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            typer.echo("stopping sandboxes")
+
+
+def _utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @app.command("map")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,22 +13,27 @@ from leadflow.errors import ConfigError
 
 
 class SecretRef(BaseModel):
-    """Where a secret lives: `{env: NAME}` or `{prefect_secret: block-name}`; never the value itself."""
+    """Where a secret lives: `{env: NAME}`, `{prefect_secret: block-name}` or `{file: path}`; never the value itself."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Environment variable holding the secret.")
     prefect_secret: str | None = Field(default=None, description="Name of a Prefect Secret block.")
+    file: Path | None = Field(default=None, description="A file holding only the secret (mounted-secret style).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.prefect_secret is None):
-            raise ValueError("give exactly one of `env` or `prefect_secret`")
+        if sum(x is not None for x in (self.env, self.prefect_secret, self.file)) != 1:
+            raise ValueError("give exactly one of `env`, `prefect_secret` or `file`")
         return self
 
     def describe(self) -> str:
         """Where the secret comes from, safe to print."""
-        return f"environment variable {self.env}" if self.env else f"Prefect Secret block {self.prefect_secret!r}"
+        if self.env:
+            return f"environment variable {self.env}"
+        if self.file:
+            return f"secret file {str(self.file)!r}"
+        return f"Prefect Secret block {self.prefect_secret!r}"
 
 
 def resolve_secret(
@@ -39,6 +45,14 @@ def resolve_secret(
         if not value:
             raise ConfigError(origin, f"{ref.describe()} is not set", yaml_path=yaml_path)
         return SecretStr(value)
+    if ref.file is not None:
+        try:
+            text = ref.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(origin, f"cannot read {ref.describe()}: {exc.strerror}", yaml_path=yaml_path) from None
+        if not text:
+            raise ConfigError(origin, f"{ref.describe()} is empty", yaml_path=yaml_path)
+        return SecretStr(text)
     from prefect.blocks.system import Secret
 
     try:
