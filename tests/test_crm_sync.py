@@ -57,6 +57,25 @@ def test_marketo_sync_writes_back_then_converges(
     assert store.get_watermark("marketo") >= watermark
 
 
+def test_hubspot_sync_writes_back_then_converges(
+    prefect_api: str, state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crm_sync import crm_sync
+    from leadflow.sandbox.hubspot import running_hubspot
+
+    with running_hubspot(n=150, seed=5) as hub:
+        monkeypatch.setenv("LF_TEST_HUBSPOT_TOKEN", hub.token)
+        config = tmp_path / "leadflow.yaml"
+        config.write_text(f"systems:\n  hubspot:\n    base_url: {hub.url}\n    token: {{env: LF_TEST_HUBSPOT_TOKEN}}\n")
+        first = crm_sync(config_path=str(config))
+        report = first["systems"]["hubspot"]
+        assert report["pulled"] == first["rows_in"] >= 150
+        assert first["rows_in"] == first["rows_out"] + first["rows_quarantined"]
+        assert report["written"] > 0 and report["stopped"] is None
+        second = crm_sync(config_path=str(config))
+        assert second["systems"]["hubspot"]["written"] == 0
+
+
 def test_dry_run_writes_nothing_and_keeps_the_watermark(
     prefect_api: str, state_home: Path, tmp_path: Path, marketo: RunningMarketo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +118,7 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
                               timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "marketo      pulled 80, written back" in proc.stdout
+        assert "hubspot      pulled" in proc.stdout
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)

@@ -19,12 +19,24 @@ class MarketoConnection(BaseModel):
     write_back: bool = True
 
 
+class HubspotConnection(BaseModel):
+    """A HubSpot portal reached with a private-app token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"))
+    token: SecretRef
+    max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    write_back: bool = True
+
+
 class Connections(BaseModel):
     """Which systems a sync talks to; a system left out is not synced."""
 
     model_config = ConfigDict(extra="forbid")
 
     marketo: MarketoConnection | None = None
+    hubspot: HubspotConnection | None = None
 
     @property
     def names(self) -> list[str]:

@@ -22,6 +22,16 @@ def connect(system: str, connections: Connections, *, origin: str, session: Any 
             client_secret=resolve_secret(conf.client_secret, origin=origin, yaml_path="systems.marketo.client_secret"),
         )
         return marketo_connector(credentials, session=session, budget=ApiBudget("marketo", conf.max_calls_per_run))
+    if system == "hubspot" and connections.hubspot is not None:
+        from leadflow.connectors.hubspot import HubspotCredentials, hubspot_connector
+
+        hub = connections.hubspot
+        token = resolve_secret(hub.token, origin=origin, yaml_path="systems.hubspot.token")
+        return hubspot_connector(
+            HubspotCredentials(base_url=str(hub.base_url).rstrip("/"), token=token),
+            session=session,
+            budget=ApiBudget("hubspot", hub.max_calls_per_run),
+        )
     configured = connections.names
     raise ConfigError(
         origin, f"system {system!r} is not configured (configured: {configured or 'none'})", yaml_path="systems"

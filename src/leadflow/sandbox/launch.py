@@ -31,6 +31,7 @@ def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
 @contextmanager
 def running_sandboxes(folder: Path, *, leads: int = 500, seed: int = 7) -> Iterator[Sandboxes]:
     """Serve every sandbox on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`."""
+    from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,14 @@ def running_sandboxes(folder: Path, *, leads: int = 500, seed: int = 7) -> Itera
             "client_id": marketo.client_id,
             "client_secret": _secret_file(folder, "marketo", marketo.client_secret),
         }
+        hubspot = stack.enter_context(running_hubspot(state_file=folder / "hubspot.json", n=leads, seed=seed))
+        systems["hubspot"] = {"base_url": hubspot.url, "token": _secret_file(folder, "hubspot", hubspot.token)}
         config_path = folder / "leadflow.yaml"
         header = "# Written by `leadflow sandbox`: points leadflow at the local sandboxes. Secrets are in *.secret.\n"
         config_path.write_text(header + yaml.safe_dump({"systems": systems}, sort_keys=False), encoding="utf-8")
-        yield Sandboxes(folder, config_path, urls={"marketo": marketo.url}, handles={"marketo": marketo})
+        yield Sandboxes(
+            folder,
+            config_path,
+            urls={"marketo": marketo.url, "hubspot": hubspot.url},
+            handles={"marketo": marketo, "hubspot": hubspot},
+        )
