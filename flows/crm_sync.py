@@ -18,11 +18,11 @@ from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
 from leadflow.pipeline import RunLedger, mailable_counts
-from leadflow.schema import conform
+from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
-from leadflow.writeback import changed_fields
+from leadflow.writeback import changed_fields, writeback_events
 from tasks.crm import write_back
 from tasks.io import (
     close_run,
@@ -94,6 +94,9 @@ def crm_sync(
                         record_write_outcome(
                             run_id, system, LEAD_OBJECT, result.written, dead_letter_failures(changes, result.failures)
                         )
+                        written = writeback_events(changes, as_pulled, lead_keys(frame), result.written,
+                                                   run_id=run_id, stage=f"writeback:{system}")
+                        record_stage(run_id, f"writeback:{system}", written, None)
                         mark = high_water(page)
                         if start is None and mark is not None:
                             commit_watermark(system, mark, run_id)

@@ -60,13 +60,13 @@ def open_run(flow: str, params: dict[str, Any]) -> str:
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def record_stage(
-    run_id: str, stage: str, events: pd.DataFrame | None, quarantine: pd.DataFrame
+    run_id: str, stage: str, events: pd.DataFrame | None, quarantine: pd.DataFrame | None
 ) -> None:
     """Persist a stage's audit events and quarantined rows."""
     store = state_store()
     if events is not None and len(events):
         store.add_events(events)
-    if len(quarantine):
+    if quarantine is not None and len(quarantine):
         store.add_quarantine(run_id, stage, quarantine[["lead_key", "expectation", "reason", "row"]])
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pandas as pd
 
-from leadflow.pipeline import as_text
+from leadflow.pipeline import EVENT_COLUMNS, as_text
 
 RECORD_ID = "record_id"
 
@@ -33,3 +34,39 @@ def changed_fields(pulled: pd.DataFrame, processed: pd.DataFrame, columns: Seque
         any_change |= changed
     keep = any_change & out[RECORD_ID].notna()
     return out[keep.to_numpy()]
+
+
+def writeback_events(
+    changes: pd.DataFrame, pulled: pd.DataFrame, keys: pd.Series, written: list[str], *, run_id: str, stage: str,
+    at: datetime | None = None,
+) -> pd.DataFrame:
+    """Audit events for fields actually written back: one per (record, field), old = as pulled, new = as written."""
+    at = at or datetime.now(UTC)
+    done = changes[changes[RECORD_ID].isin([str(w) for w in written])]
+    parts = []
+    for column in done.columns:
+        if column == RECORD_ID:
+            continue
+        values = done[column]
+        mask = values.notna().to_numpy()
+        if not mask.any():
+            continue
+        index = done.index[mask]
+        old = as_text(pulled[column].rename(column)).loc[index] if column in pulled else pd.Series(pd.NA, index=index)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "lead_key": keys.loc[index].to_numpy(),
+                    "column_name": column,
+                    "old_value": old.to_numpy(),
+                    "new_value": as_text(values[mask].rename(column)).to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=list(EVENT_COLUMNS))
+    events = pd.concat(parts, ignore_index=True)
+    events.insert(0, "run_id", run_id)
+    events.insert(2, "stage", stage)
+    events["at"] = at
+    return events[list(EVENT_COLUMNS)]

@@ -10,12 +10,13 @@ from typing import Any
 
 @dataclass
 class Fault:
-    """Fail the next `times` requests whose `METHOD path` matches `route` (a regex) with `kind`."""
+    """Fail `times` requests whose `METHOD path` matches `route` (a regex) with `kind`, after letting `skip` through."""
 
     route: str
     kind: str
     times: int = 1
     detail: dict[str, Any] | None = None
+    skip: int = 0
 
 
 class FaultPlan:
@@ -25,10 +26,10 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def inject(self, route: str, kind: str, times: int = 1, **detail: Any) -> None:
+    def inject(self, route: str, kind: str, times: int = 1, *, skip: int = 0, **detail: Any) -> None:
         re.compile(route)
         with self._lock:
-            self._faults.append(Fault(route, kind, times, detail or None))
+            self._faults.append(Fault(route, kind, times, detail or None, skip))
 
     def clear(self) -> None:
         with self._lock:
@@ -40,6 +41,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.times > 0 and re.search(fault.route, target):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
