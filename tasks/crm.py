@@ -12,8 +12,10 @@ from leadflow.connectors.base import WriteResult
 
 
 @task(cache_policy=NO_CACHE)
-def write_back(connector: Any, changes: pd.DataFrame, dry_run: bool) -> WriteResult:
+def write_back(connector: Any, changes: pd.DataFrame, dry_run: bool, override_export_guard: bool = False) -> WriteResult:
     """Write changed fields to the system the leads came from (or, with dry_run, only say what would be written)."""
     if changes.empty:
         return WriteResult(dry_run=dry_run)
+    if override_export_guard:  # only connectors with an export guard take the override
+        return connector.write(changes, dry_run=dry_run, override=True)
     return connector.write(changes, dry_run=dry_run)

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from leadflow.secrets import SecretRef
+
+
+class SalesforceConnection(BaseModel):
+    """A Salesforce org reached through an OAuth2 connected app (client-credentials flow)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    login_url: HttpUrl = Field(default=HttpUrl("https://login.salesforce.com"), description="Or your My Domain URL.")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretRef
+    ca_bundle: Path | None = Field(default=None, description="CA certificate to trust instead of the system's.")
+    max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    max_org_usage_share: float = Field(default=0.8, gt=0, le=1, description="Stop above this share of the org's "
+                                       "daily API allocation (all integrations together).")
+    page_size: int = Field(default=2000, ge=200, le=2000, description="SOQL batchSize: records per query page.")
+    max_change_share: float = Field(default=0.5, gt=0, le=1, description="Export guard: refuse a write changing "
+                                    "more than this share of the records pulled in a run, unless overridden.")
+    write_back: bool = True
 
 
 class MarketoConnection(BaseModel):
@@ -35,6 +55,7 @@ class Connections(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    salesforce: SalesforceConnection | None = None
     marketo: MarketoConnection | None = None
     hubspot: HubspotConnection | None = None
 

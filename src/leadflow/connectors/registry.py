@@ -12,6 +12,26 @@ from leadflow.secrets import resolve_secret
 
 def connect(system: str, connections: Connections, *, origin: str, session: Any = None) -> Any:
     """A ready-to-use connector for `system` (no network I/O until it is used)."""
+    if system == "salesforce" and connections.salesforce is not None:
+        import requests
+
+        from leadflow.connectors.salesforce import SalesforceCredentials, salesforce_connector
+
+        sf = connections.salesforce
+        secret = resolve_secret(sf.client_secret, origin=origin, yaml_path="systems.salesforce.client_secret")
+        if session is None and sf.ca_bundle is not None:
+            session = requests.Session()
+            # REQUESTS_CA_BUNDLE in the environment would override `verify`; the configured bundle must win.
+            session.trust_env = False
+            session.verify = str(sf.ca_bundle)
+        return salesforce_connector(
+            SalesforceCredentials(login_url=str(sf.login_url).rstrip("/"), client_id=sf.client_id, client_secret=secret),
+            session=session,
+            budget=ApiBudget("salesforce", sf.max_calls_per_run),
+            max_org_usage_share=sf.max_org_usage_share,
+            max_change_share=sf.max_change_share,
+            page_size=sf.page_size,
+        )
     if system == "marketo" and connections.marketo is not None:
         from leadflow.connectors.marketo import MarketoCredentials, marketo_connector
 

@@ -33,10 +33,20 @@ def running_sandboxes(folder: Path, *, leads: int = 500, seed: int = 7) -> Itera
     """Serve every sandbox on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`."""
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
+    from leadflow.sandbox.salesforce import running_salesforce
 
     folder.mkdir(parents=True, exist_ok=True)
     systems: dict[str, Any] = {}
     with ExitStack() as stack:
+        sf = stack.enter_context(
+            running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json")
+        )
+        systems["salesforce"] = {
+            "login_url": sf.url,
+            "client_id": sf.client_id,
+            "client_secret": _secret_file(folder, "salesforce", sf.client_secret),
+            "ca_bundle": str(Path(sf.cert_path).resolve()),
+        }
         marketo = stack.enter_context(running_marketo(persist_to=folder / "marketo.json", n=leads, seed=seed))
         systems["marketo"] = {
             "base_url": marketo.url,
@@ -51,6 +61,6 @@ def running_sandboxes(folder: Path, *, leads: int = 500, seed: int = 7) -> Itera
         yield Sandboxes(
             folder,
             config_path,
-            urls={"marketo": marketo.url, "hubspot": hubspot.url},
-            handles={"marketo": marketo, "hubspot": hubspot},
+            urls={"salesforce": sf.url, "marketo": marketo.url, "hubspot": hubspot.url},
+            handles={"salesforce": sf, "marketo": marketo, "hubspot": hubspot},
         )

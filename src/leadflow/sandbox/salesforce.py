@@ -1014,15 +1014,6 @@ class RunningSalesforce:
             return pd.DataFrame(list(self.org.objects["Lead"].values()))
 
 
-class _SandboxServer(BackgroundServer):
-    def stop(self) -> None:
-        # A client still holding a keep-alive TLS socket (e.g. via a live Response object) would make uvicorn wait
-        # out the TLS shutdown; a sandbox has nothing to drain, so exit at once.
-        if self._server is not None:
-            self._server.force_exit = True
-        super().stop()
-
-
 @contextmanager
 def running_salesforce(
     folder: Path,
@@ -1041,7 +1032,7 @@ def running_salesforce(
     else:
         org = seed_org(Org(api_max=api_max, page_size=page_size), leads=leads, seed=seed, stamp_run=stamp_run)
     cert, key = self_signed_certificate(folder)
-    server = _SandboxServer(create_app(org), port=port, certfile=cert, keyfile=key)
+    server = BackgroundServer(create_app(org), port=port, certfile=cert, keyfile=key)
     with server:
         running = RunningSalesforce(server.url, cert, org.client_id, org.client_secret, org)
         try:

@@ -62,6 +62,8 @@ class BackgroundServer:
 
     def stop(self) -> None:
         if self._server is not None:
+            # A client holding a keep-alive (TLS) socket would make uvicorn wait it out; a sandbox has nothing to drain.
+            self._server.force_exit = True
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)

@@ -1,0 +1,103 @@
+"""crm_sync against the Salesforce sandbox (HTTPS, unmodified simple-salesforce): write-back, dead letters, and
+exactly-once writes across a run that stopped half-way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
+from leadflow.store import StateStore
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSalesforce]:
+    with running_salesforce(tmp_path / "sf", leads=600, seed=3, page_size=200) as sf:
+        yield sf
+
+
+@pytest.fixture
+def config(tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("LF_TEST_SF_SECRET", sandbox.client_secret)
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump({"systems": {"salesforce": {
+        "login_url": sandbox.url, "client_id": sandbox.client_id, "client_secret": {"env": "LF_TEST_SF_SECRET"},
+        "ca_bundle": str(sandbox.cert_path), "page_size": 200,
+    }}}))
+    return str(path)
+
+
+def writeback_events() -> list[tuple[str, str]]:
+    events = StateStore.open().events()
+    done = events[events["stage"] == "writeback:salesforce"]
+    return list(zip(done["lead_key"], done["column_name"], strict=True))
+
+
+def test_sync_writes_back_what_simple_salesforce_reads_back(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    # The initial load changes every lead: the export guard refuses it unless told this is intended.
+    from leadflow.connectors.salesforce import ExportGuardError
+
+    with pytest.raises(ExportGuardError, match=r"refusing to write \d+ records"):
+        crm_sync(config_path=config)
+    assert StateStore.open().get_watermark("salesforce") is None
+    first = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert first["pulled"] == 600 and first["written"] > 0 and first["failed"] == 0
+    leads = sandbox.lead_frame()
+    assert leads["Country_Code__c"].notna().sum() > 400  # the standardized country, written by leadflow
+    germans = leads[leads["Country"].isin(["Deutschland", "Germany", "DE", "DEU"])]
+    assert len(germans) and (germans["Country_Code__c"] == "DE").all()
+    again = crm_sync(config_path=config)["systems"]["salesforce"]
+    assert again["written"] == 0  # the echo of our own writes needs nothing more
+
+
+def test_locked_rows_become_dead_letters_and_a_later_run_writes_them(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    sandbox.faults.inject(r"PATCH .*/composite/sobjects", "lock_row", times=1, count=3)
+    first = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert first["failed"] == 3
+    store = StateStore.open()
+    pending = store.dead_letters("salesforce", "pending")
+    assert len(pending) == 3 and set(pending["error_code"]) == {"UNABLE_TO_LOCK_ROW"}
+    second = crm_sync(config_path=config)["systems"]["salesforce"]
+    assert second["retried"] == 3
+    assert store.dead_letters("salesforce", "pending").empty
+    assert len(store.dead_letters("salesforce", "resolved")) == 3
+    for record_id, payload in zip(pending["record_id"], pending["payload"], strict=True):
+        row = sandbox.org.objects["Lead"][record_id]
+        if "country_code" in payload:
+            assert row["Country_Code__c"] == payload["country_code"]
+
+
+def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    # The org refuses the second page (REQUEST_LIMIT_EXCEEDED): the run stops cleanly after committing page one.
+    sandbox.faults.inject(r"GET .*/query/[^?]+-\d+$", "403", times=1)
+    stopped = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert stopped["stopped"] and "REQUEST_LIMIT_EXCEEDED" in stopped["stopped"]
+    assert 0 < stopped["pulled"] < 600
+    watermark = StateStore.open().get_watermark("salesforce")
+    assert watermark is not None
+
+    resumed = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert resumed["stopped"] is None
+    settled = crm_sync(config_path=config)["systems"]["salesforce"]
+    assert settled["written"] == 0
+    writes = writeback_events()
+    assert writes and len(writes) == len(set(writes)), "a field of a lead was written back twice"
+    leads = sandbox.lead_frame()
+    assert leads["Mailable_Reason__c"].notna().all()  # every lead got processed and written in the end
