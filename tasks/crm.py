@@ -16,6 +16,4 @@ def write_back(connector: Any, changes: pd.DataFrame, dry_run: bool, override_ex
     """Write changed fields to the system the leads came from (or, with dry_run, only say what would be written)."""
     if changes.empty:
         return WriteResult(dry_run=dry_run)
-    if override_export_guard:  # only connectors with an export guard take the override
-        return connector.write(changes, dry_run=dry_run, override=True)
-    return connector.write(changes, dry_run=dry_run)
+    return connector.write(changes, dry_run=dry_run, override=override_export_guard)

@@ -101,7 +101,7 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}
     env.pop("LEADFLOW_DATABASE_URL", None)
     folder = tmp_path / "sandbox"
-    server = subprocess.Popen([exe, "sandbox", "--folder", str(folder), "--leads", "80"], cwd=REPO, env=env,
+    server = subprocess.Popen([exe, "sandbox", "--folder", str(folder), "--leads", "150"], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
@@ -114,11 +114,16 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
         assert Path(config).is_file(), "".join(seen)
         secret = (folder / "marketo.secret").read_text().strip()
         assert secret and secret not in Path(config).read_text()  # the config names the secret file, not the value
-        proc = subprocess.run([exe, "sync", "--config", config], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=300)
+        refused = subprocess.run([exe, "sync", "--config", config], cwd=REPO, env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert refused.returncode != 0  # an initial load changes every lead: the export guard wants it said
+        assert "refusing to write" in refused.stderr and "--override-export-guard" in refused.stderr
+        proc = subprocess.run([exe, "sync", "--config", config, "--override-export-guard"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "marketo      pulled 80, written back" in proc.stdout
+        assert "marketo      pulled 150, written back" in proc.stdout
         assert "hubspot      pulled" in proc.stdout
+        assert "salesforce   pulled 150, written back 150" in proc.stdout
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)

@@ -178,10 +178,22 @@ SystemOption = Annotated[
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Write nothing back; show what would be written.")]
 
 
+OverrideOption = Annotated[
+    bool,
+    typer.Option("--override-export-guard", help="Allow a write that changes more records than the export guard "
+                 "permits (e.g. an intended initial load)."),
+]
+
+
 @app.command()
-def sync(config: ConfigOption = None, system: SystemOption = None, dry_run: DryRunOption = False) -> None:
+def sync(
+    config: ConfigOption = None, system: SystemOption = None, dry_run: DryRunOption = False,
+    override_export_guard: OverrideOption = False,
+) -> None:
     """One incremental sync of the configured CRM/MAP systems: pull, every stage, write back changed fields."""
-    _print_crm_summary(_guard(lambda: _run_crm_sync(config, system, dry_run=dry_run)))
+    _print_crm_summary(_guard(lambda: _run_crm_sync(
+        config, system, dry_run=dry_run, override_export_guard=override_export_guard
+    )))
 
 
 @app.command()
@@ -191,12 +203,15 @@ def backfill(
     config: ConfigOption = None,
     system: SystemOption = None,
     dry_run: DryRunOption = False,
+    override_export_guard: OverrideOption = False,
 ) -> None:
     """Re-run the flow over leads modified in [start, end); the incremental watermark is left alone."""
     start, end = _utc(start), _utc(end)
     if end <= start:
         _fail(LeadflowError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})"))
-    _print_crm_summary(_guard(lambda: _run_crm_sync(config, system, start=start, end=end, dry_run=dry_run)))
+    _print_crm_summary(_guard(lambda: _run_crm_sync(
+        config, system, start=start, end=end, dry_run=dry_run, override_export_guard=override_export_guard
+    )))
 
 
 @app.command()

@@ -79,6 +79,8 @@ class CrmWriter(Protocol):
         """Canonical columns this system has a field for; the write-back diff covers only these."""
         ...
 
-    def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
-        """Write `changes` (a `record_id` column plus one column per changed canonical field; NA = unchanged)."""
+    def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> WriteResult:
+        """Write `changes` (a `record_id` column plus one column per changed canonical field; NA = unchanged).
+
+        `override` lets a write past the connector's export guard, where it has one."""
         ...

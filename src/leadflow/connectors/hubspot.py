@@ -475,11 +475,12 @@ class HubspotConnector:
         """Mapped canonical columns HubSpot takes writes for (read-only stamps such as createdate never)."""
         return tuple(c for c, spec in self.mapping.fields.items() if spec.writable and c in INPUT_COLUMNS)
 
-    def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
+    def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> WriteResult:
         """Update contacts through batch/update (≤ 100 per call); per-record failures land in `failures`.
 
         `changes` has `record_id` (the contact id) and one column per changed canonical field; NA = unchanged.
-        A dry run calls nothing and lists in `written` the ids it would write.
+        A dry run calls nothing and lists in `written` the ids it would write. There is no export guard here, so
+        `override` (part of the CrmWriter protocol) changes nothing.
         """
         if "record_id" not in changes.columns:
             raise ValueError("HubSpot write: `changes` needs a record_id column")

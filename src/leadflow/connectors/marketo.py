@@ -488,9 +488,10 @@ class MarketoConnector:
         """Mapped canonical columns Marketo takes writes for (system timestamps are never written)."""
         return tuple(c for c, rule in self.mapping.fields.items() if rule.type != "datetime")
 
-    def write(self, changes: pd.DataFrame, *, dry_run: bool = False) -> WriteResult:
+    def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> WriteResult:
         """Write changed fields: rows whose `record_id` is a Marketo id update that lead (updateOnly, lookup id);
-        rows without one but with an `email` are createOrUpdate by email. At most 300 records per call."""
+        rows without one but with an `email` are createOrUpdate by email. At most 300 records per call. There is no
+        export guard here, so `override` (part of the CrmWriter protocol) changes nothing."""
         result = WriteResult(dry_run=dry_run)
         failures: list[dict[str, Any]] = []
         by_id: list[tuple[str, dict[str, Any]]] = []

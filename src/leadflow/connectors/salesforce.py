@@ -60,7 +60,8 @@ class ExportGuardError(LeadflowError):
         self.records, self.pulled, self.share = records, pulled, share
         super().__init__(
             f"salesforce: refusing to write {records} records: more than {share:.0%} of the {pulled} pulled in this "
-            "run and above the guard floor (override=True to force)"
+            "run and above the guard floor; if intended (e.g. an initial load), pass --override-export-guard "
+            "(override_export_guard=True)"
         )
 
 
