@@ -131,16 +131,31 @@ def test_database_password_never_reaches_output(prefect_api: str, postgres_url: 
     assert secret not in str(run) and secret not in store.url
 
 
-def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
-    """The README's second command, as a separate process against the session's Prefect server."""
+def test_offline_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
+    """`leadflow demo --offline`, as a separate process against the session's Prefect server."""
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}
     env.pop("LEADFLOW_DATABASE_URL", None)
     out = tmp_path / "demo.csv"
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("leadflow")), "demo", "--output", str(out)],
+        [str(Path(sys.executable).with_name("leadflow")), "demo", "--offline", "--output", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "rows in" in proc.stdout and "mailable" in proc.stdout and "Where to look next" in proc.stdout
     written = pd.read_csv(out, dtype="string")
     assert len(written) >= 2000
+
+
+def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
+    """The README's second command: the real sync against the Salesforce and Marketo sandboxes."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "LEADFLOW_HOME": str(tmp_path / "home")}
+    env.pop("LEADFLOW_DATABASE_URL", None)
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("leadflow")), "demo", "--leads", "300"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "salesforce   pulled 300, written back 300" in proc.stdout
+    assert "marketo      pulled 300, written back" in proc.stdout
+    assert "What changed in the systems (written back)" in proc.stdout
+    assert "salesforce country_code" in proc.stdout

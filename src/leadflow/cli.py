@@ -161,15 +161,49 @@ def run(
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the demo output.")] = Path(
+    offline: Annotated[bool, typer.Option("--offline", help="Run over the bundled sample file instead.")] = False,
+    leads: Annotated[int, typer.Option(help="Leads to seed in each sandbox.")] = 2500,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where --offline writes its output.")] = Path(
         ".leadflow/demo/leads.csv"
     ),
 ) -> None:
-    """Run the pipeline on the bundled sample of messy leads and show what happened."""
-    from leadflow.settings import SAMPLE_LEADS
+    """The real sync against local Salesforce and Marketo sandboxes: pull, every stage, write back, what changed."""
+    if offline:
+        from leadflow.settings import SAMPLE_LEADS
 
-    typer.secho(f"leadflow demo: {SAMPLE_LEADS.name}, a bundled sample of messy leads", bold=True)
-    _print_summary(_guard(lambda: _run_sync(SAMPLE_LEADS, output, None)))
+        typer.secho(f"leadflow demo --offline: {SAMPLE_LEADS.name}, a bundled sample of messy leads", bold=True)
+        _print_summary(_guard(lambda: _run_sync(SAMPLE_LEADS, output, None)))
+        return
+    import shutil
+
+    from leadflow.sandbox.launch import running_sandboxes
+    from leadflow.settings import Settings
+
+    folder = Settings().home / "demo-sandbox"
+    shutil.rmtree(folder, ignore_errors=True)  # every demo starts from freshly seeded, messy systems
+    typer.secho(f"leadflow demo: seeding local Salesforce and Marketo sandboxes with {leads} messy leads each", bold=True)
+    with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo")) as boxes:
+        for name, url in boxes.urls.items():
+            typer.echo(f"  {name:<12} {url}")
+        typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
+        summary = _guard(lambda: _run_crm_sync(boxes.config_path, None, override_export_guard=True))
+    _print_crm_summary(summary)
+    _print_changes(summary["run_id"])
+
+
+def _print_changes(run_id: str) -> None:
+    from leadflow.pipeline import change_summary
+    from leadflow.store import StateStore
+
+    changes = change_summary(StateStore.open().events(run_id=run_id))
+    if not changes:
+        return
+    typer.echo("")
+    typer.secho("What changed in the systems (written back)", bold=True)
+    for item in changes:
+        shown = "; ".join(f"{old!r} -> {new!r}" for old, new in item["examples"])
+        typer.echo(f"  {item['stage'].removeprefix('writeback:'):<11}{item['column']:<18}{item['count']:>6}  e.g. {shown}")
+    typer.echo(f"\nTrace it: the audit trail (lead_events) of run {run_id} in the state store.")
 
 
 SystemOption = Annotated[

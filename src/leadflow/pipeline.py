@@ -152,3 +152,24 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         for reason, n in summary.get("mailable_reasons", {}).items():
             lines.append(f"  - `{reason}`: {n}")
     return "\n".join(lines) + "\n"
+
+
+def change_summary(events: pd.DataFrame, stage_prefix: str = "writeback:", examples: int = 2) -> list[dict[str, Any]]:
+    """Per (stage, column): how many values changed, with a few `old → new` examples, most changed first."""
+    chosen = events[events["stage"].astype(str).str.startswith(stage_prefix)]
+    out: list[dict[str, Any]] = []
+    for (stage, column), group in chosen.groupby(["stage", "column_name"], sort=False):
+        differing = group[group["old_value"].fillna("") != group["new_value"].fillna("")]
+        sample = (differing if len(differing) else group).head(examples)
+        out.append(
+            {
+                "stage": str(stage),
+                "column": str(column),
+                "count": len(group),
+                "examples": [
+                    (None if pd.isna(o) else str(o), None if pd.isna(n) else str(n))
+                    for o, n in zip(sample["old_value"], sample["new_value"], strict=True)
+                ],
+            }
+        )
+    return sorted(out, key=lambda item: (item["stage"], -item["count"]))

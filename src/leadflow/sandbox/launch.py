@@ -28,39 +28,48 @@ def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
     return {"file": str(path.resolve())}
 
 
+ALL_SYSTEMS = ("salesforce", "marketo", "hubspot")
+
+
 @contextmanager
-def running_sandboxes(folder: Path, *, leads: int = 500, seed: int = 7) -> Iterator[Sandboxes]:
-    """Serve every sandbox on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`."""
+def running_sandboxes(
+    folder: Path, *, leads: int = 500, seed: int = 7, systems: tuple[str, ...] = ALL_SYSTEMS
+) -> Iterator[Sandboxes]:
+    """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`."""
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
     from leadflow.sandbox.salesforce import running_salesforce
 
     folder.mkdir(parents=True, exist_ok=True)
-    systems: dict[str, Any] = {}
+    unknown = set(systems) - set(ALL_SYSTEMS)
+    if unknown:
+        raise ValueError(f"no sandbox for {sorted(unknown)}; known: {list(ALL_SYSTEMS)}")
+    config: dict[str, Any] = {}
+    boxes = Sandboxes(folder, folder / "leadflow.yaml")
     with ExitStack() as stack:
-        sf = stack.enter_context(
-            running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json")
-        )
-        systems["salesforce"] = {
-            "login_url": sf.url,
-            "client_id": sf.client_id,
-            "client_secret": _secret_file(folder, "salesforce", sf.client_secret),
-            "ca_bundle": str(Path(sf.cert_path).resolve()),
-        }
-        marketo = stack.enter_context(running_marketo(persist_to=folder / "marketo.json", n=leads, seed=seed))
-        systems["marketo"] = {
-            "base_url": marketo.url,
-            "client_id": marketo.client_id,
-            "client_secret": _secret_file(folder, "marketo", marketo.client_secret),
-        }
-        hubspot = stack.enter_context(running_hubspot(state_file=folder / "hubspot.json", n=leads, seed=seed))
-        systems["hubspot"] = {"base_url": hubspot.url, "token": _secret_file(folder, "hubspot", hubspot.token)}
-        config_path = folder / "leadflow.yaml"
+        if "salesforce" in systems:
+            sf = stack.enter_context(
+                running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json")
+            )
+            config["salesforce"] = {
+                "login_url": sf.url,
+                "client_id": sf.client_id,
+                "client_secret": _secret_file(folder, "salesforce", sf.client_secret),
+                "ca_bundle": str(Path(sf.cert_path).resolve()),
+            }
+            boxes.urls["salesforce"], boxes.handles["salesforce"] = sf.url, sf
+        if "marketo" in systems:
+            marketo = stack.enter_context(running_marketo(persist_to=folder / "marketo.json", n=leads, seed=seed))
+            config["marketo"] = {
+                "base_url": marketo.url,
+                "client_id": marketo.client_id,
+                "client_secret": _secret_file(folder, "marketo", marketo.client_secret),
+            }
+            boxes.urls["marketo"], boxes.handles["marketo"] = marketo.url, marketo
+        if "hubspot" in systems:
+            hubspot = stack.enter_context(running_hubspot(state_file=folder / "hubspot.json", n=leads, seed=seed))
+            config["hubspot"] = {"base_url": hubspot.url, "token": _secret_file(folder, "hubspot", hubspot.token)}
+            boxes.urls["hubspot"], boxes.handles["hubspot"] = hubspot.url, hubspot
         header = "# Written by `leadflow sandbox`: points leadflow at the local sandboxes. Secrets are in *.secret.\n"
-        config_path.write_text(header + yaml.safe_dump({"systems": systems}, sort_keys=False), encoding="utf-8")
-        yield Sandboxes(
-            folder,
-            config_path,
-            urls={"salesforce": sf.url, "marketo": marketo.url, "hubspot": hubspot.url},
-            handles={"salesforce": sf, "marketo": marketo, "hubspot": hubspot},
-        )
+        boxes.config_path.write_text(header + yaml.safe_dump({"systems": config}, sort_keys=False), encoding="utf-8")
+        yield boxes
