@@ -101,3 +101,29 @@ def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
     assert writes and len(writes) == len(set(writes)), "a field of a lead was written back twice"
     leads = sandbox.lead_frame()
     assert leads["Mailable_Reason__c"].notna().all()  # every lead got processed and written in the end
+
+
+def test_a_run_killed_in_the_middle_of_write_back_re_runs_writing_each_field_once(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from collections import Counter
+
+    from flows.crm_sync import crm_sync
+
+    # One page of 600 leads, written in three Collections calls. The first goes through; the next keeps failing
+    # authentication even after a re-login, so the run dies with part of the page written, watermark not committed.
+    document = yaml.safe_load(Path(config).read_text())
+    document["systems"]["salesforce"]["page_size"] = 2000
+    Path(config).write_text(yaml.safe_dump(document))
+    sandbox.faults.inject(r"PATCH .*/composite/sobjects", "401", times=2, skip=1)
+    with pytest.raises(Exception):
+        crm_sync(config_path=config, override_export_guard=True)
+    assert StateStore.open().get_watermark("salesforce") is None
+    assert len(sandbox.org.field_writes) == 200
+
+    crm_sync(config_path=config, override_export_guard=True)
+    while (result := crm_sync(config_path=config)["systems"]["salesforce"])["written"]:
+        assert result["pulled"] < 600  # only our own echo comes back, and it settles
+    per_field = Counter((rid, name) for _, rid, names in sandbox.org.field_writes for name in names)
+    assert per_field and max(per_field.values()) == 1, "a field of a lead was written twice"
+    assert sandbox.lead_frame()["Mailable_Reason__c"].notna().all()

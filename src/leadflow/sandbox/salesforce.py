@@ -312,6 +312,8 @@ class Org:
     cursors: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = field(default_factory=dict, repr=False)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     requests_seen: deque[str] = field(default_factory=lambda: deque(maxlen=10_000), repr=False)
+    field_writes: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list, repr=False)
+    """(object, id, fields set) for every update applied since start (not persisted)."""
     faults: FaultPlan = field(default_factory=FaultPlan, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -352,6 +354,8 @@ class Org:
                 record = {name: None for name in SCHEMA[obj]} | {"Id": record_id, "CreatedDate": now}
             else:
                 record = dict(self.objects[obj][record_id])
+                # Like field history tracking: which fields each update set, so tests can count writes.
+                self.field_writes.append((obj, record_id, tuple(sorted(values))))
             record.update(values)
             record["LastModifiedDate"] = record["SystemModstamp"] = now
             self.objects[obj][record_id] = record
