@@ -127,3 +127,17 @@ def test_a_run_killed_in_the_middle_of_write_back_re_runs_writing_each_field_onc
     per_field = Counter((rid, name) for _, rid, names in sandbox.org.field_writes for name in names)
     assert per_field and max(per_field.values()) == 1, "a field of a lead was written twice"
     assert sandbox.lead_frame()["Mailable_Reason__c"].notna().all()
+
+
+def test_malformed_records_are_quarantined_with_a_reason_not_a_crash(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    sandbox.faults.inject(r"GET .*/query/", "malformed", times=1, drop="LastName", set={"HasOptedOutOfEmail": "maybe"})
+    summary = crm_sync(config_path=config, override_export_guard=True)
+    assert summary["quarantined_by_stage"]["pull"] == 2
+    assert summary["rows_in"] == summary["rows_out"] + summary["rows_quarantined"] == 600
+    stored = StateStore.open().quarantine(summary["run_id"])
+    reasons = " | ".join(stored.loc[stored["stage"] == "pull", "reason"])
+    assert "LastName" in reasons and "HasOptedOutOfEmail" in reasons
