@@ -12,28 +12,19 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from flows.stages import run_stages
+from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import RunLedger, mailable_counts
+from leadflow.pipeline import mailable_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import changed_fields, writeback_events
 from tasks.crm import write_back
-from tasks.io import (
-    close_run,
-    commit_watermark,
-    load_watermark,
-    open_run,
-    pending_dead_letters,
-    record_stage,
-    record_write_outcome,
-)
-from tasks.report import publish_summary
+from tasks.io import commit_watermark, load_watermark, pending_dead_letters, record_stage, record_write_outcome
 
 System = Literal["salesforce", "marketo", "hubspot"]
 LEAD_OBJECT = "Lead"
@@ -56,10 +47,9 @@ def crm_sync(
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     names = list(systems or rules.systems.names)
     params = {"systems": names, "start": start, "end": end, "dry_run": dry_run, "config_path": config_path}
-    run_id = open_run("crm_sync", {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()})
-    ledger = RunLedger()
     per_system: dict[str, dict[str, Any]] = {}
-    try:
+    recorded = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
+    with recorded_run("crm_sync", recorded) as (run_id, ledger):
         for system in names:
             connector = connect(system, rules.systems, origin=rules.source)
             report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None}
@@ -113,10 +103,4 @@ def crm_sync(
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
             logger.info("%s: %s", system, report)
         ledger.close(ledger.rows_out)
-        summary = {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run}
-        publish_summary(summary)
-        close_run(run_id, "completed", summary)
-        return summary
-    except Exception as exc:
-        close_run(run_id, "failed", ledger.summary(), f"{type(exc).__name__}: {exc}")
-        raise
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})

@@ -7,13 +7,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.stages import run_stages
+from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
-from leadflow.pipeline import RunLedger, concat_quarantine, mailable_counts
+from leadflow.pipeline import concat_quarantine, mailable_counts
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
-from tasks.io import close_run, open_run, read_leads, record_stage, write_leads
-from tasks.report import publish_summary
+from tasks.io import read_leads, record_stage, write_leads
 
 
 @flow(name="lead_sync", log_prints=False)
@@ -22,9 +21,8 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
     logger = get_run_logger()
     rules = load_rules(Path(config_path) if config_path else None)
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
-    run_id = open_run("lead_sync", {"input_path": input_path, "output_path": output_path, "config_path": config_path})
-    ledger = RunLedger()
-    try:
+    params = {"input_path": input_path, "output_path": output_path, "config_path": config_path}
+    with recorded_run("lead_sync", params) as (run_id, ledger):
         loaded = read_leads(input_path)
         ledger.rows_in = loaded.rows_in
         ledger.quarantine(INPUT_STAGE, loaded.refused)
@@ -36,10 +34,4 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
         ledger.close(len(frame))
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
-        summary = {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **outputs}
-        publish_summary(summary)
-        close_run(run_id, "completed", summary)
-        return summary
-    except Exception as exc:
-        close_run(run_id, "failed", ledger.summary(), f"{type(exc).__name__}: {exc}")
-        raise
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **outputs})

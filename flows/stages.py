@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger
@@ -10,8 +13,9 @@ from prefect import get_run_logger
 from leadflow.config import Rules
 from leadflow.pipeline import RunLedger, audit_events
 from leadflow.stage import Pipeline
-from tasks.io import record_stage
+from tasks.io import close_run, open_run, record_stage
 from tasks.quality import gate_leads
+from tasks.report import publish_summary
 from tasks.stages import STAGE_TASKS
 
 
@@ -34,3 +38,22 @@ def run_stages(
         frame = gate.passed
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
     return frame, quarantined
+
+
+@contextmanager
+def recorded_run(flow: str, params: dict[str, Any]) -> Iterator[tuple[str, RunLedger]]:
+    """A run in the state store and its ledger; an exception marks the run failed (with the counts so far)."""
+    run_id = open_run(flow, params)
+    ledger = RunLedger()
+    try:
+        yield run_id, ledger
+    except Exception as exc:
+        close_run(run_id, "failed", ledger.summary(), f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def complete_run(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Publish the run's artifacts and mark it completed."""
+    publish_summary(summary)
+    close_run(run_id, "completed", summary)
+    return summary

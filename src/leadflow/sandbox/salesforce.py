@@ -652,18 +652,27 @@ def create_app(org: Org) -> FastAPI:
     def known(obj: str) -> bool:
         return obj in SCHEMA
 
+    async def validated_body(request: Request, obj: str, *, create: bool) -> tuple[dict[str, Any] | None, Response | None]:
+        """The request's fields, coerced; or the Salesforce-shaped 400 to answer with."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return None, _err(400, "JSON_PARSER_ERROR", "Unexpected character in JSON body")
+        clean, errors = org.validate(obj, body, create=create)
+        if errors:
+            return None, JSONResponse(
+                [{"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]} for e in errors],
+                status_code=400,
+            )
+        return clean, None
+
     @app.post(DATA + "/sobjects/{obj}/")
     async def create(request: Request, obj: str) -> Response:
         if not known(obj):
             return _err(404, "NOT_FOUND", "The requested resource does not exist")
-        try:
-            body = await request.json()
-        except ValueError:
-            return _err(400, "JSON_PARSER_ERROR", "Unexpected character in JSON body")
-        clean, errors = org.validate(obj, body, create=True)
-        if errors:
-            return JSONResponse([{"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]}
-                                 for e in errors], status_code=400)
+        clean, refusal = await validated_body(request, obj, create=True)
+        if clean is None:
+            return refusal  # type: ignore[return-value]
         return JSONResponse({"id": org.put(obj, clean), "success": True, "errors": []}, status_code=201)
 
     @app.get(DATA + "/sobjects/{obj}/{record_id}")
@@ -681,14 +690,9 @@ def create_app(org: Org) -> FastAPI:
     async def update(request: Request, obj: str, record_id: str) -> Response:
         if not known(obj) or org.get(obj, record_id) is None:
             return _err(404, "NOT_FOUND", "The requested resource does not exist")
-        try:
-            body = await request.json()
-        except ValueError:
-            return _err(400, "JSON_PARSER_ERROR", "Unexpected character in JSON body")
-        clean, errors = org.validate(obj, body, create=False)
-        if errors:
-            return JSONResponse([{"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]}
-                                 for e in errors], status_code=400)
+        clean, refusal = await validated_body(request, obj, create=False)
+        if clean is None:
+            return refusal  # type: ignore[return-value]
         org.put(obj, clean, record_id)
         return Response(status_code=204)
 
