@@ -22,7 +22,7 @@ from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
-from leadflow.writeback import changed_fields, writeback_events
+from leadflow.writeback import changed_fields, merge_diff, writeback_events
 from tasks.crm import write_back
 from tasks.io import commit_watermark, load_watermark, pending_dead_letters, record_stage, record_write_outcome
 
@@ -52,9 +52,12 @@ def crm_sync(
     with recorded_run("crm_sync", recorded) as (run_id, ledger):
         for system in names:
             connector = connect(system, rules.systems, origin=rules.source)
-            report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None}
+            # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
+            writes = bool(getattr(rules.systems, system).write_back)
+            report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
+                                      "write_back": writes, "changes": {}}
             per_system[system] = report
-            if not dry_run:
+            if writes and not dry_run:
                 letters = pending_dead_letters(system)
                 if len(letters):
                     retry = write_back(connector, changes_from_dead_letters(letters), False, False)
@@ -83,7 +86,9 @@ def crm_sync(
                     # Diff against the values as pulled (prepare_leads already trimmed them), aligned by position.
                     as_pulled = conform(readable.reset_index(drop=True))
                     changes = changed_fields(as_pulled, frame, connector.writable_columns)
-                    result = write_back(connector, changes, dry_run, override_export_guard)
+                    merge_diff(report["changes"], changes, as_pulled)
+                    result = write_back(connector, changes if writes else changes.iloc[:0], dry_run,
+                                        override_export_guard)
                     report["written"] += len(result.written)
                     report["failed"] += len(result.failures)
                     if not dry_run:

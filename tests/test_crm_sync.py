@@ -67,7 +67,7 @@ def test_hubspot_sync_writes_back_then_converges(
         monkeypatch.setenv("LF_TEST_HUBSPOT_TOKEN", hub.token)
         config = tmp_path / "leadflow.yaml"
         config.write_text(f"systems:\n  hubspot:\n    base_url: {hub.url}\n    token: {{env: LF_TEST_HUBSPOT_TOKEN}}\n")
-        first = crm_sync(config_path=str(config))
+        first = crm_sync(config_path=str(config), override_export_guard=True)
         report = first["systems"]["hubspot"]
         assert report["pulled"] == first["rows_in"] >= 150
         assert first["rows_in"] == first["rows_out"] + first["rows_quarantined"]
@@ -76,14 +76,33 @@ def test_hubspot_sync_writes_back_then_converges(
         assert second["systems"]["hubspot"]["written"] == 0
 
 
+def test_a_pull_only_system_is_processed_but_never_written(
+    prefect_api: str, state_home: Path, tmp_path: Path, marketo: RunningMarketo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    config = marketo_config(tmp_path, marketo, monkeypatch)
+    config.write_text(config.read_text() + "    write_back: false\n")
+    before = {k: dict(v) for k, v in marketo.instance.leads.items()}
+    report = crm_sync(config_path=str(config))["systems"]["marketo"]
+    assert report["pulled"] == 120 and report["written"] == 0 and report["write_back"] is False
+    assert {k: dict(v) for k, v in marketo.instance.leads.items()} == before
+    assert StateStore.open().get_watermark("marketo") is not None
+
+
 def test_dry_run_writes_nothing_and_keeps_the_watermark(
     prefect_api: str, state_home: Path, tmp_path: Path, marketo: RunningMarketo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.crm_sync import crm_sync
 
     before = {k: dict(v) for k, v in marketo.instance.leads.items()}
-    summary = crm_sync(config_path=str(marketo_config(tmp_path, marketo, monkeypatch)), dry_run=True)
-    assert summary["systems"]["marketo"]["written"] > 0  # would be written
+    summary = crm_sync(config_path=str(marketo_config(tmp_path, marketo, monkeypatch)), dry_run=True,
+                       override_export_guard=True)
+    report = summary["systems"]["marketo"]
+    assert report["written"] > 0  # would be written
+    assert report["changes"]["email"]["count"] > 0
+    record_id, old, new = report["changes"]["email"]["examples"][0]
+    assert record_id.startswith("mkto-") and old != new and new == new.strip().lower()
     assert {k: dict(v) for k, v in marketo.instance.leads.items()} == before
     assert StateStore.open().get_watermark("marketo") is None
 
@@ -127,3 +146,17 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+def test_cli_dry_run_shows_the_diff(
+    prefect_api: str, state_home: Path, tmp_path: Path, marketo: RunningMarketo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+
+    config = marketo_config(tmp_path, marketo, monkeypatch)
+    result = CliRunner().invoke(app, ["sync", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "(dry run: nothing written)" in result.output and "would write" in result.output
+    assert "email" in result.output and "e.g. mkto-" in result.output and "->" in result.output

@@ -143,7 +143,7 @@ def test_backfill_uses_bulk2_above_threshold(
     expected = _count(sandbox, start, end)
     assert len(sandbox.org.jobs) == jobs_before + 1 and [len(f) for f in frames] == [300, 300, expected - 600]
     pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), small)
-    assert len(bulk.pulled_ids) == expected
+    assert len(bulk.guard.pulled) == expected
 
 
 def test_write_back_then_read_back(connect: Callable[..., SalesforceConnector], sf: Salesforce) -> None:

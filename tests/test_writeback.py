@@ -42,3 +42,19 @@ def test_unchanged_columns_are_na() -> None:
     changes = changed_fields(pulled, processed, ["email", "country_code"]).set_index("record_id")
     assert changes.loc["00Q2", "email"] == "bob@new.org"
     assert pd.isna(changes.loc["00Q2", "country_code"])
+
+
+def test_export_guard_counts_pulled_records_and_has_a_floor() -> None:
+    import pytest
+
+    from leadflow.connectors.base import ExportGuard, ExportGuardError
+
+    guard = ExportGuard("marketo", max_change_share=0.5, floor=2)
+    guard.check(2)  # at the floor: nothing pulled yet, small writes (dead-letter retries) pass
+    with pytest.raises(ExportGuardError, match="marketo: refusing to write 3 records: more than 50% of the 0"):
+        guard.check(3)
+    guard.saw(["a", "b", "c", "d", "e", "f", pd.NA, None])
+    guard.check(3)
+    with pytest.raises(ExportGuardError, match="--override-export-guard"):
+        guard.check(4)
+    guard.check(4, override=True)

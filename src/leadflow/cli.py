@@ -118,6 +118,10 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
         if report.get("stopped"):
             line += f"  STOPPED: {report['stopped']}"
         typer.echo(line)
+        if summary["dry_run"]:
+            for column, entry in sorted(report.get("changes", {}).items(), key=lambda kv: -kv[1]["count"]):
+                shown = "; ".join(f"{rid}: {old!r} -> {new!r}" for rid, old, new in entry["examples"])
+                typer.echo(f"      {column:<18}{entry['count']:>6}  e.g. {shown}")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

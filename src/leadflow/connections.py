@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from leadflow.secrets import SecretRef
 
 
+MAX_CHANGE_SHARE = Field(
+    default=0.5, gt=0, le=1,
+    description="Export guard: refuse a write changing more than this share of the records pulled in a run, unless "
+    "overridden (e.g. for an intended initial load).",
+)
+
+
 class SalesforceConnection(BaseModel):
     """A Salesforce org reached through an OAuth2 connected app (client-credentials flow)."""
 
@@ -22,8 +29,7 @@ class SalesforceConnection(BaseModel):
     max_org_usage_share: float = Field(default=0.8, gt=0, le=1, description="Stop above this share of the org's "
                                        "daily API allocation (all integrations together).")
     page_size: int = Field(default=2000, ge=200, le=2000, description="SOQL batchSize: records per query page.")
-    max_change_share: float = Field(default=0.5, gt=0, le=1, description="Export guard: refuse a write changing "
-                                    "more than this share of the records pulled in a run, unless overridden.")
+    max_change_share: float = MAX_CHANGE_SHARE
     write_back: bool = True
 
 
@@ -36,6 +42,7 @@ class MarketoConnection(BaseModel):
     client_id: str = Field(min_length=1)
     client_secret: SecretRef
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    max_change_share: float = MAX_CHANGE_SHARE
     write_back: bool = True
 
 
@@ -47,6 +54,7 @@ class HubspotConnection(BaseModel):
     base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"))
     token: SecretRef
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    max_change_share: float = MAX_CHANGE_SHARE
     write_back: bool = True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -70,3 +71,23 @@ def writeback_events(
     events.insert(2, "stage", stage)
     events["at"] = at
     return events[list(EVENT_COLUMNS)]
+
+
+def merge_diff(summary: dict[str, dict[str, Any]], changes: pd.DataFrame, pulled: pd.DataFrame, examples: int = 3) -> None:
+    """Add a page's changes to `summary`: per column, how many records change and a few `(old, new)` examples."""
+    for column in changes.columns:
+        if column == RECORD_ID:
+            continue
+        values = changes[column]
+        mask = values.notna().to_numpy()
+        if not mask.any():
+            continue
+        entry = summary.setdefault(column, {"count": 0, "examples": []})
+        entry["count"] += int(mask.sum())
+        index = changes.index[mask][: max(0, examples - len(entry["examples"]))]
+        old = as_text(pulled[column].rename(column)) if column in pulled else pd.Series(pd.NA, index=pulled.index)
+        new = as_text(values.rename(column))
+        for i in index:
+            entry["examples"].append(
+                (changes.at[i, RECORD_ID], None if pd.isna(old.get(i)) else str(old.get(i)), str(new.at[i]))
+            )

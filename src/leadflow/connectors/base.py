@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -45,6 +45,40 @@ class ApiBudget:
         return None if self.limit is None else self.limit - self.used
 
 
+class ExportGuardError(LeadflowError):
+    """A write would change a larger share of the run's pulled records than allowed."""
+
+    def __init__(self, system: str, records: int, pulled: int, share: float) -> None:
+        self.system, self.records, self.pulled, self.share = system, records, pulled, share
+        super().__init__(
+            f"{system}: refusing to write {records} records: more than {share:.0%} of the {pulled} pulled in this "
+            "run and above the guard floor; if intended (e.g. an initial load), pass --override-export-guard "
+            "(override_export_guard=True)"
+        )
+
+
+@dataclass
+class ExportGuard:
+    """Refuses a write that would change more than `max_change_share` of the records pulled in this run.
+
+    The `floor` lets small writes through (dead-letter retries before anything is pulled, tiny systems).
+    """
+
+    system: str
+    max_change_share: float = 0.5
+    floor: int = 100
+    pulled: set[str] = field(default_factory=set)
+
+    def saw(self, record_ids: Iterable[object]) -> None:
+        """Count records pulled in this run."""
+        self.pulled.update(str(r) for r in record_ids if not pd.isna(r))
+
+    def check(self, records: int, *, override: bool = False) -> None:
+        """Raise ExportGuardError unless a write of `records` records is within the guard (or overridden)."""
+        if not override and records > max(self.max_change_share * len(self.pulled), self.floor):
+            raise ExportGuardError(self.system, records, len(self.pulled), self.max_change_share)
+
+
 @runtime_checkable
 class LeadSource(Protocol):
     """A system leads are pulled from, incrementally, in order of modification."""
@@ -82,5 +116,5 @@ class CrmWriter(Protocol):
     def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> WriteResult:
         """Write `changes` (a `record_id` column plus one column per changed canonical field; NA = unchanged).
 
-        `override` lets a write past the connector's export guard, where it has one."""
+        `override` lets a write past the connector's export guard."""
         ...

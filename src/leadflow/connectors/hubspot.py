@@ -24,7 +24,14 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from leadflow.config import load_yaml, parse_model
-from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, BudgetExhausted, SourceStopped, WriteResult
+from leadflow.connectors.base import (
+    CURSOR_COLUMN,
+    ApiBudget,
+    BudgetExhausted,
+    ExportGuard,
+    SourceStopped,
+    WriteResult,
+)
 from leadflow.errors import LeadflowError
 from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, TRUE_WORDS, dtype_of
 from leadflow.settings import REFERENCE_DIR
@@ -248,6 +255,7 @@ class HubspotConnector:
         page_size: int,
         retry: RetryPolicy,
         timeout: float,
+        guard: ExportGuard,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -258,6 +266,7 @@ class HubspotConnector:
         self._session = session
         self.mapping = mapping
         self.budget = budget
+        self.guard = guard
         self.max_results_per_query = max_results_per_query
         self.page_size = page_size
         self.retry = retry
@@ -344,6 +353,13 @@ class HubspotConnector:
 
     # -- pull ------------------------------------------------------------------------------------------------------
     def pull(self, since: datetime | None, until: datetime | None = None) -> Iterator[pd.DataFrame]:
+        """Pages of contacts modified in [since, until), ascending by `source_modstamp`, each contact once (see
+        `_pages` for how); every contact pulled counts towards the export guard."""
+        for frame in self._pages(since, until):
+            self.guard.saw(frame["lead_id"])
+            yield frame
+
+    def _pages(self, since: datetime | None, until: datetime | None) -> Iterator[pd.DataFrame]:
         """Pages of contacts modified in [since, until), ascending by `source_modstamp`, each contact once.
 
         Keyset paging: every query starts at offset 0 of the window [last stamp read, until), so no query pages
@@ -479,8 +495,8 @@ class HubspotConnector:
         """Update contacts through batch/update (≤ 100 per call); per-record failures land in `failures`.
 
         `changes` has `record_id` (the contact id) and one column per changed canonical field; NA = unchanged.
-        A dry run calls nothing and lists in `written` the ids it would write. There is no export guard here, so
-        `override` (part of the CrmWriter protocol) changes nothing.
+        A dry run calls nothing and lists in `written` the ids it would write. The export guard refuses more than
+        its share of this run's pulled contacts unless `override`.
         """
         if "record_id" not in changes.columns:
             raise ValueError("HubSpot write: `changes` needs a record_id column")
@@ -505,6 +521,7 @@ class HubspotConnector:
                 continue
             seen.add(record_id)
             inputs.append({"id": record_id, "properties": properties})
+        self.guard.check(len(inputs), override=override)
         result = WriteResult(dry_run=dry_run)
         if dry_run:
             result.written = [item["id"] for item in inputs]
@@ -549,6 +566,8 @@ def hubspot_connector(
     page_size: int = 100,
     retry: RetryPolicy = RetryPolicy(),
     timeout: float = 30.0,
+    max_change_share: float = 0.5,
+    guard_floor: int = 100,
 ) -> HubspotConnector:
     """A HubSpot contacts connector (no network I/O until it is used).
 
@@ -569,6 +588,7 @@ def hubspot_connector(
         page_size=page_size,
         retry=retry,
         timeout=timeout,
+        guard=ExportGuard(SYSTEM, max_change_share, guard_floor),
     )
 
 

@@ -22,7 +22,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from leadflow.config import load_yaml, parse_model
-from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, SourceStopped, WriteResult
+from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, ExportGuard, SourceStopped, WriteResult
 from leadflow.errors import LeadflowError
 from leadflow.schema import INPUT_COLUMNS, dtype_of
 
@@ -188,6 +188,7 @@ class MarketoConnector:
         backoff: Backoff = Backoff(),
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        guard: ExportGuard | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH or not 1 <= page_size <= MAX_BATCH:
             raise ValueError(f"batch_size and page_size must be between 1 and {MAX_BATCH}")
@@ -195,6 +196,7 @@ class MarketoConnector:
         self.session = session if session is not None else requests.Session()
         self.mapping = mapping if mapping is not None else load_mapping()
         self.budget = budget if budget is not None else ApiBudget(SYSTEM)
+        self.guard = guard if guard is not None else ExportGuard(SYSTEM)
         self.sleep = sleep
         self.batch_size = batch_size
         self.page_size = page_size
@@ -394,6 +396,7 @@ class MarketoConnector:
                 # Changed again after `until`: the next window [until, …) brings its current state.
                 frame = frame[~frame[CURSOR_COLUMN].fillna("").ge(until_iso)].reset_index(drop=True)
             if len(frame):
+                self.guard.saw(frame["lead_id"])
                 yield frame
 
     def _lead_frame(self, records: Sequence[Any], first_fill: dict[int, str]) -> pd.DataFrame:
@@ -490,8 +493,8 @@ class MarketoConnector:
 
     def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> WriteResult:
         """Write changed fields: rows whose `record_id` is a Marketo id update that lead (updateOnly, lookup id);
-        rows without one but with an `email` are createOrUpdate by email. At most 300 records per call. There is no
-        export guard here, so `override` (part of the CrmWriter protocol) changes nothing."""
+        rows without one but with an `email` are createOrUpdate by email. At most 300 records per call. The export
+        guard refuses more than its share of this run's pulled leads unless `override`."""
         result = WriteResult(dry_run=dry_run)
         failures: list[dict[str, Any]] = []
         by_id: list[tuple[str, dict[str, Any]]] = []
@@ -509,6 +512,7 @@ class MarketoConnector:
                 failures.append({"record_id": raw, "error_code": "invalid_id", "retryable": False,
                                  "message": "record_id is not a Marketo lead id and there is no email",
                                  "payload": json.dumps(fields, default=str)})
+        self.guard.check(len(by_id) + len(by_email), override=override)
         for action, lookup, items in (("updateOnly", "id", by_id), ("createOrUpdate", "email", by_email)):
             for start in range(0, len(items), MAX_BATCH):
                 chunk = items[start:start + MAX_BATCH]
@@ -584,6 +588,8 @@ def marketo_connector(
     page_size: int = MAX_BATCH,
     backoff: Backoff = Backoff(),
     clock: Callable[[], float] = time.monotonic,
+    max_change_share: float = 0.5,
+    guard_floor: int = 100,
 ) -> MarketoConnector:
     """A Marketo connector; `mapping` is a MarketoMapping or the path of a mapping YAML (default: the bundled one)."""
     if isinstance(mapping, Path):
@@ -598,4 +604,5 @@ def marketo_connector(
         page_size=page_size,
         backoff=backoff,
         clock=clock,
+        guard=ExportGuard(SYSTEM, max_change_share, guard_floor),
     )

@@ -41,7 +41,12 @@ def connect(system: str, connections: Connections, *, origin: str, session: Any 
             client_id=conf.client_id,
             client_secret=resolve_secret(conf.client_secret, origin=origin, yaml_path="systems.marketo.client_secret"),
         )
-        return marketo_connector(credentials, session=session, budget=ApiBudget("marketo", conf.max_calls_per_run))
+        return marketo_connector(
+            credentials,
+            session=session,
+            budget=ApiBudget("marketo", conf.max_calls_per_run),
+            max_change_share=conf.max_change_share,
+        )
     if system == "hubspot" and connections.hubspot is not None:
         from leadflow.connectors.hubspot import HubspotCredentials, hubspot_connector
 
@@ -51,6 +56,7 @@ def connect(system: str, connections: Connections, *, origin: str, session: Any 
             HubspotCredentials(base_url=str(hub.base_url).rstrip("/"), token=token),
             session=session,
             budget=ApiBudget("hubspot", hub.max_calls_per_run),
+            max_change_share=hub.max_change_share,
         )
     configured = connections.names
     raise ConfigError(

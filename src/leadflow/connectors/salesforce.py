@@ -30,7 +30,15 @@ from simple_salesforce.exceptions import (
 from urllib3.util.retry import Retry
 
 from leadflow.config import load_yaml, parse_model
-from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, BudgetExhausted, SourceStopped, WriteResult
+from leadflow.connectors.base import (
+    CURSOR_COLUMN,
+    ApiBudget,
+    BudgetExhausted,
+    ExportGuard,
+    ExportGuardError,
+    SourceStopped,
+    WriteResult,
+)
 from leadflow.errors import LeadflowError
 from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, conform
 
@@ -51,18 +59,6 @@ log = logging.getLogger(__name__)
 
 class SalesforceAuthError(LeadflowError):
     """The token endpoint refused the credentials (the message never carries a secret)."""
-
-
-class ExportGuardError(LeadflowError):
-    """A write would change a larger share of the run's pulled records than allowed; pass `override=True` to force."""
-
-    def __init__(self, records: int, pulled: int, share: float) -> None:
-        self.records, self.pulled, self.share = records, pulled, share
-        super().__init__(
-            f"salesforce: refusing to write {records} records: more than {share:.0%} of the {pulled} pulled in this "
-            "run and above the guard floor; if intended (e.g. an initial load), pass --override-export-guard "
-            "(override_export_guard=True)"
-        )
 
 
 class WriteError(LeadflowError):
@@ -236,12 +232,10 @@ class SalesforceConnector:
         self.bulk_page_size = bulk_page_size
         self.bulk_write_threshold = bulk_write_threshold
         self.bulk_wait = bulk_wait
-        self.max_change_share = max_change_share
-        self.guard_floor = guard_floor
+        self.guard = ExportGuard(SYSTEM, max_change_share, guard_floor)
         self.api_calls = 0
         self.org_usage: tuple[int, int] | None = None
         """(used, max) of the org's daily API requests, as last reported by Salesforce."""
-        self.pulled_ids: set[str] = set()
         self._owns_session = session is None
         self.session = session or requests.Session()
         # Retries on every verb: a 503 means the request was not processed, and every call we make is an idempotent
@@ -429,7 +423,7 @@ class SalesforceConnector:
 
     def _lead_frame(self, records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataFrame:
         frame = _to_frame(records, mapping)
-        self.pulled_ids.update(frame["lead_id"].dropna())
+        self.guard.saw(frame["lead_id"].dropna())
         return frame
 
     # -- writes
@@ -437,10 +431,7 @@ class SalesforceConnector:
         """Write changed fields (`record_id` + canonical columns, NA = unchanged) back to Leads."""
         lead = self.mapping.objects["Lead"]
         planned = _plan(changes, lead)
-        pulled = len(self.pulled_ids)
-        # The floor lets small writes through (dead-letter retries before anything is pulled, tiny orgs).
-        if len(planned) > max(self.max_change_share * pulled, self.guard_floor) and not override:
-            raise ExportGuardError(len(planned), pulled, self.max_change_share)
+        self.guard.check(len(planned), override=override)
         ids = [record_id for record_id, _ in planned]
         table = pd.DataFrame([{"record_id": rid, **values} for rid, values in planned])
         if dry_run or not planned:
