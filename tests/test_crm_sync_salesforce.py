@@ -141,3 +141,20 @@ def test_malformed_records_are_quarantined_with_a_reason_not_a_crash(
     stored = StateStore.open().quarantine(summary["run_id"])
     reasons = " | ".join(stored.loc[stored["stage"] == "pull", "reason"])
     assert "LastName" in reasons and "HasOptedOutOfEmail" in reasons
+
+
+def test_backfill_of_a_range_leaves_the_incremental_watermark_alone(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from datetime import datetime
+
+    from flows.crm_sync import crm_sync
+
+    leads = sandbox.lead_frame()
+    stamps = sorted(leads["SystemModstamp"])
+    start, end = datetime.fromisoformat(stamps[100].replace("Z", "+00:00")), datetime.fromisoformat(
+        stamps[400].replace("Z", "+00:00"))
+    in_range = int(((leads["SystemModstamp"] >= stamps[100]) & (leads["SystemModstamp"] < stamps[400])).sum())
+    report = crm_sync(config_path=config, start=start, end=end, override_export_guard=True)["systems"]["salesforce"]
+    assert report["pulled"] == in_range > 0
+    assert StateStore.open().get_watermark("salesforce") is None
