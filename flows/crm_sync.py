@@ -17,7 +17,7 @@ from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import mailable_counts
+from leadflow.pipeline import add_counts, mailable_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
@@ -57,18 +57,21 @@ def crm_sync(
             report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
                                       "write_back": writes, "changes": {}}
             per_system[system] = report
-            if writes and not dry_run:
-                letters = pending_dead_letters(system)
-                if len(letters):
-                    retry = write_back(connector, changes_from_dead_letters(letters), False, False)
-                    record_write_outcome(run_id, system, LEAD_OBJECT, retry.written, retry.failures)
-                    report["retried"] = len(retry.written)
             since = start or load_watermark(system)
-            # A backfill goes through the bulk path where the connector has one (Salesforce Bulk API 2.0).
-            pages = connector.backfill(start, end or datetime.now(UTC)) if start is not None and hasattr(connector, "backfill") else (
-                connector.pull(since, end)
-            )
+            if start is not None and hasattr(connector, "backfill"):
+                pages = connector.backfill(start, end or datetime.now(UTC))  # the bulk path (Salesforce Bulk API 2.0)
+            else:
+                pages = connector.pull(since, end)
             try:
+                if writes and not dry_run:
+                    letters = pending_dead_letters(system)
+                    if len(letters):
+                        replay = changes_from_dead_letters(letters)
+                        retry = write_back(connector, replay, False, False)
+                        record_write_outcome(
+                            run_id, system, LEAD_OBJECT, retry.written, dead_letter_failures(replay, retry.failures)
+                        )
+                        report["retried"] = len(retry.written)
                 for page in pages:
                     report["pulled"] += len(page)
                     ledger.rows_in += len(page)
@@ -102,7 +105,7 @@ def crm_sync(
                         if start is None and mark is not None:
                             commit_watermark(system, mark, run_id)
                             report["watermark"] = mark.isoformat()
-                    report.update(mailable_counts(frame))
+                    add_counts(report, mailable_counts(frame))
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
+from leadflow.schema import CANONICAL_COLUMNS as COLUMNS
 from leadflow.store import StateStore
 
 pytestmark = pytest.mark.prefect
@@ -59,7 +60,21 @@ def test_sync_writes_back_what_simple_salesforce_reads_back(
     assert again["written"] == 0  # the echo of our own writes needs nothing more
 
 
-def test_locked_rows_become_dead_letters_and_a_later_run_writes_them(
+def test_locked_rows_become_dead_letters_and_the_next_run_retries_them(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    sandbox.faults.inject(r"PATCH .*/composite/sobjects", "lock_row", times=1, count=3)
+    assert crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]["failed"] == 3
+    store = StateStore.open()
+    assert len(store.dead_letters("salesforce", "pending")) == 3
+    assert crm_sync(config_path=config)["systems"]["salesforce"]["retried"] == 3
+    assert store.dead_letters("salesforce", "pending").empty
+    assert len(store.dead_letters("salesforce", "resolved")) == 3
+
+
+def test_dead_letters_still_locked_on_retry_keep_replayable_changes(
     prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
 ) -> None:
     from flows.crm_sync import crm_sync
@@ -70,11 +85,16 @@ def test_locked_rows_become_dead_letters_and_a_later_run_writes_them(
     store = StateStore.open()
     pending = store.dead_letters("salesforce", "pending")
     assert len(pending) == 3 and set(pending["error_code"]) == {"UNABLE_TO_LOCK_ROW"}
+    sandbox.faults.inject(r"PATCH .*/composite/sobjects", "lock_row", times=1, count=3)  # still locked on retry
     second = crm_sync(config_path=config)["systems"]["salesforce"]
-    assert second["retried"] == 3
+    assert second["retried"] == 0  # the retry hit the lock again...
+    letters = store.dead_letters("salesforce").set_index("record_id").loc[sorted(pending["record_id"])]
+    assert set(letters["attempts"]) == {2}
+    assert all(set(p) <= set(COLUMNS) for p in letters["payload"])  # ...and kept canonical, replayable changes
+    # The same run re-pulled those leads (our other writes bumped their stamps) and wrote them on the normal path.
+    assert set(letters["status"]) == {"resolved"}
     assert store.dead_letters("salesforce", "pending").empty
-    assert len(store.dead_letters("salesforce", "resolved")) == 3
-    for record_id, payload in zip(pending["record_id"], pending["payload"], strict=True):
+    for record_id, payload in zip(letters.index, letters["payload"], strict=True):
         row = sandbox.org.objects["Lead"][record_id]
         if "country_code" in payload:
             assert row["Country_Code__c"] == payload["country_code"]

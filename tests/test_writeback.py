@@ -58,3 +58,12 @@ def test_export_guard_counts_pulled_records_and_has_a_floor() -> None:
     with pytest.raises(ExportGuardError, match="--override-export-guard"):
         guard.check(4)
     guard.check(4, override=True)
+
+
+def test_counts_add_up_across_pages() -> None:
+    from leadflow.pipeline import add_counts
+
+    total: dict = {}
+    add_counts(total, {"mailable": 2, "mailable_reasons": {"ok": 2, "no_consent": 1}})
+    add_counts(total, {"mailable": 1, "mailable_reasons": {"ok": 1, "opted_out": 4}})
+    assert total == {"mailable": 3, "mailable_reasons": {"ok": 3, "no_consent": 1, "opted_out": 4}}

@@ -123,6 +123,15 @@ def mailable_counts(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
+    """Add nested integer counts (e.g. one page's `mailable_counts`) into a running total."""
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            add_counts(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
 def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the run's summary table artifact."""
     rows: list[dict[str, Any]] = [{"step": "rows in", "expectation": "", "rows": summary["rows_in"]}]
