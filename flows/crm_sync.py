@@ -6,7 +6,7 @@ crash anywhere re-pulls that page, and because only changed fields are written, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +58,9 @@ def crm_sync(
                                       "write_back": writes, "changes": {}}
             per_system[system] = report
             since = start or load_watermark(system)
+            if start is None and since is not None and not hasattr(connector, "lookback"):
+                # Connectors without their own look-back overlap get the configured one here.
+                since -= timedelta(seconds=getattr(rules.systems, system).lookback_seconds)
             if start is not None and hasattr(connector, "backfill"):
                 pages = connector.backfill(start, end or datetime.now(UTC))  # the bulk path (Salesforce Bulk API 2.0)
             else:

@@ -75,6 +75,22 @@ def test_hubspot_sync_writes_back_then_converges(
         second = crm_sync(config_path=str(config))
         assert second["systems"]["hubspot"]["written"] == 0
 
+        # A contact that shows up in search late, stamped a minute before the watermark (search indexes trail
+        # writes), is still pulled thanks to the look-back overlap, and cleaned.
+        watermark = StateStore.open().get_watermark("hubspot")
+        assert watermark is not None
+        late = hub.portal.add({"email": "  LATE@Example.COM ", "firstname": "late", "lastname": "Comer"},
+                              created_ms=int(watermark.timestamp() * 1000) - 60_000,
+                              modified_ms=int(watermark.timestamp() * 1000) - 60_000)
+        with_lookback = config.read_text()
+        config.write_text(with_lookback + "    lookback_seconds: 0\n")
+        assert crm_sync(config_path=str(config))["systems"]["hubspot"]["written"] == 0  # missed without it
+        config.write_text(with_lookback)
+        StateStore.open().set_watermark("hubspot", watermark, "test")  # as before the run that missed it
+        third = crm_sync(config_path=str(config))["systems"]["hubspot"]
+        assert third["written"] == 1
+        assert hub.portal.contact(late)["properties"]["email"] == "late@example.com"
+
 
 def test_a_pull_only_system_is_processed_but_never_written(
     prefect_api: str, state_home: Path, tmp_path: Path, marketo: RunningMarketo, monkeypatch: pytest.MonkeyPatch

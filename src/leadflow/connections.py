@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from leadflow.secrets import SecretRef
 
 
+LOOKBACK_SECONDS = Field(
+    default=300, ge=0,
+    description="Incremental pulls start this long before the watermark: search indexes trail writes, and "
+    "re-pulling is harmless because only changed fields are ever written.",
+)
+
 MAX_CHANGE_SHARE = Field(
     default=0.5, gt=0, le=1,
     description="Export guard: refuse a write changing more than this share of the records pulled in a run, unless "
@@ -26,6 +32,7 @@ class SalesforceConnection(BaseModel):
     client_secret: SecretRef
     ca_bundle: Path | None = Field(default=None, description="CA certificate to trust instead of the system's.")
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    lookback_seconds: int = LOOKBACK_SECONDS
     max_org_usage_share: float = Field(default=0.8, gt=0, le=1, description="Stop above this share of the org's "
                                        "daily API allocation (all integrations together).")
     page_size: int = Field(default=2000, ge=200, le=2000, description="SOQL batchSize: records per query page.")
@@ -42,6 +49,7 @@ class MarketoConnection(BaseModel):
     client_id: str = Field(min_length=1)
     client_secret: SecretRef
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    lookback_seconds: int = LOOKBACK_SECONDS
     max_change_share: float = MAX_CHANGE_SHARE
     write_back: bool = True
 
@@ -54,6 +62,7 @@ class HubspotConnection(BaseModel):
     base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"))
     token: SecretRef
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
+    lookback_seconds: int = LOOKBACK_SECONDS
     max_change_share: float = MAX_CHANGE_SHARE
     write_back: bool = True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from leadflow.connections import Connections
@@ -31,6 +32,7 @@ def connect(system: str, connections: Connections, *, origin: str, session: Any 
             max_org_usage_share=sf.max_org_usage_share,
             max_change_share=sf.max_change_share,
             page_size=sf.page_size,
+            lookback=timedelta(seconds=sf.lookback_seconds),
         )
     if system == "marketo" and connections.marketo is not None:
         from leadflow.connectors.marketo import MarketoCredentials, marketo_connector
