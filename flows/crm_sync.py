@@ -24,7 +24,14 @@ from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import changed_fields, merge_diff, writeback_events
 from tasks.crm import write_back
-from tasks.io import commit_watermark, load_watermark, pending_dead_letters, record_stage, record_write_outcome
+from tasks.io import (
+    commit_watermark,
+    dead_letter_counts,
+    load_watermark,
+    pending_dead_letters,
+    record_stage,
+    record_write_outcome,
+)
 
 System = Literal["salesforce", "marketo", "hubspot"]
 LEAD_OBJECT = "Lead"
@@ -112,6 +119,11 @@ def crm_sync(
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
-            logger.info("%s: %s", system, report)
+            report["dead_letters"] = dead_letter_counts(system)
+            if report["dead_letters"]["permanent"]:
+                logger.warning("%s: %d write-back failures are permanent and need a person (table dead_letters)",
+                               system, report["dead_letters"]["permanent"])
+            logger.info("%s: pulled %d, written %d, failed %d", system, report["pulled"], report["written"],
+                        report["failed"])
         ledger.close(ledger.rows_out)
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})

@@ -95,6 +95,14 @@ def pending_dead_letters(system: str) -> pd.DataFrame:
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def dead_letter_counts(system: str) -> dict[str, int]:
+    """How many of a system's write failures are waiting for a retry and how many are permanent (need a person)."""
+    letters = state_store().dead_letters(system)
+    counts = letters["status"].value_counts() if len(letters) else {}
+    return {"pending": int(counts.get("pending", 0)), "permanent": int(counts.get("permanent", 0))}
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def record_write_outcome(run_id: str, system: str, obj: str, written: list[str], failures: pd.DataFrame) -> None:
     """Failed records become (or stay) dead letters; records written now resolve theirs."""
     store = state_store()

@@ -66,7 +66,8 @@ def test_locked_rows_become_dead_letters_and_the_next_run_retries_them(
     from flows.crm_sync import crm_sync
 
     sandbox.faults.inject(r"PATCH .*/composite/sobjects", "lock_row", times=1, count=3)
-    assert crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]["failed"] == 3
+    first = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert first["failed"] == 3 and first["dead_letters"] == {"pending": 3, "permanent": 0}
     store = StateStore.open()
     assert len(store.dead_letters("salesforce", "pending")) == 3
     assert crm_sync(config_path=config)["systems"]["salesforce"]["retried"] == 3

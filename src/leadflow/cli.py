@@ -115,6 +115,9 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
         line = f"  {system:<12} pulled {report['pulled']}, {verb} {report['written']}, failed {report['failed']}"
         if report.get("retried"):
             line += f", dead letters retried {report['retried']}"
+        letters = report.get("dead_letters") or {}
+        if letters.get("pending") or letters.get("permanent"):
+            line += f"; dead letters: {letters['pending']} to retry, {letters['permanent']} permanent"
         if report.get("stopped"):
             line += f"  STOPPED: {report['stopped']}"
         typer.echo(line)
