@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,20 @@ def postgres_url() -> Iterator[str]:
     require_postgres()
     with postgres_schema_url() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Salesforce sandbox for a module's connector tests: `LEADS` leads, runs of 250 equal stamps, pages of 200."""
+    from leadflow.sandbox.salesforce import running_salesforce
+
+    leads = getattr(request.module, "LEADS", 600)
+    with running_salesforce(tmp_path_factory.mktemp("sf"), leads=leads, stamp_run=250, page_size=200) as running:
+        yield running
+
+
+@pytest.fixture
+def _reset_sandbox(sandbox: Any) -> None:
+    """Each test starts with no pending faults and a fresh API allowance."""
+    sandbox.faults.clear()
+    sandbox.org.set_limits(max_calls=100_000, used=0)

@@ -45,7 +45,7 @@ def test_sync_writes_back_what_simple_salesforce_reads_back(
     from flows.crm_sync import crm_sync
 
     # The initial load changes every lead: the export guard refuses it unless told this is intended.
-    from leadflow.connectors.salesforce import ExportGuardError
+    from leadflow.connectors.base import ExportGuardError
 
     with pytest.raises(ExportGuardError, match=r"refusing to write \d+ records"):
         crm_sync(config_path=config)

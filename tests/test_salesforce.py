@@ -12,10 +12,17 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceGeneralError
 
-from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, BudgetExhausted, CrmWriter, LeadSource, SourceStopped
+from leadflow.connectors.base import (
+    CURSOR_COLUMN,
+    ApiBudget,
+    BudgetExhausted,
+    CrmWriter,
+    ExportGuardError,
+    LeadSource,
+    SourceStopped,
+)
 from leadflow.connectors.salesforce import (
     PULL_ERROR_COLUMN,
-    ExportGuardError,
     SalesforceAuthError,
     SalesforceConnector,
     SalesforceCredentials,
@@ -24,21 +31,13 @@ from leadflow.connectors.salesforce import (
     salesforce_connector,
 )
 from leadflow.errors import ConfigError
-from leadflow.sandbox.salesforce import SEED_BASE, RunningSalesforce, running_salesforce
+from leadflow.sandbox.salesforce import SEED_BASE, RunningSalesforce
 
 LEADS = 800  # runs of 250 equal stamps, pages of 200: page boundaries fall inside runs
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSalesforce]:
-    with running_salesforce(tmp_path_factory.mktemp("sf"), leads=LEADS, stamp_run=250, page_size=200) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _reset(sandbox: RunningSalesforce) -> None:
-    sandbox.faults.clear()
-    sandbox.org.set_limits(max_calls=100_000, used=0)
+# `sandbox` (module-scoped, seeded with this module's LEADS) comes from tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("_reset_sandbox")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,8 @@ from leadflow.sandbox.salesforce import LEAD_STATUSES, RunningSalesforce, parse_
 LEADS = 600
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSalesforce]:
-    with running_salesforce(tmp_path_factory.mktemp("sf"), leads=LEADS, stamp_run=250, page_size=200) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _reset(sandbox: RunningSalesforce) -> None:
-    sandbox.faults.clear()
-    sandbox.org.set_limits(max_calls=100_000, used=0)
+# `sandbox` (module-scoped, seeded with this module's LEADS) comes from tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("_reset_sandbox")
 
 
 @pytest.fixture

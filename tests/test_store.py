@@ -19,7 +19,6 @@ from alembic.script import ScriptDirectory
 
 from leadflow.store import EVENT_COLUMNS, VERSION_TABLE, StateStore, StoreError, alembic_config, metadata
 from leadflow.store import store as store_module
-
 from tests.dbs import (
     backend_params,
     clear_tables,

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from leadflow.secrets import SecretRef
 
-
 LOOKBACK_SECONDS = Field(
     default=300, ge=0,
     description="Incremental pulls start this long before the watermark: search indexes trail writes, and "

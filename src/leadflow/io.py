@@ -13,7 +13,6 @@ import pandas as pd
 
 from leadflow.errors import InputError
 from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, IDENTITY_COLUMNS, conform, lead_keys, parse_bool
-from leadflow.settings import INPUT_STAGE
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _LINE_IN_PARSER_ERROR = re.compile(r"line (\d+)")

@@ -35,7 +35,6 @@ from leadflow.connectors.base import (
     ApiBudget,
     BudgetExhausted,
     ExportGuard,
-    ExportGuardError,
     SourceStopped,
     WriteResult,
 )
