@@ -242,12 +242,12 @@ class MarketoConnector:
             return self._token
 
         def fetch() -> dict[str, Any]:
-            # Marketo's documented form: credentials as query parameters. Our errors never include the URL; note that
-            # urllib3's own DEBUG logging would, so keep it off in production.
+            # POST with a form body (Marketo accepts GET or POST): credentials in a query string would show up in
+            # URL logs along the way.
             response = self._send(
-                "GET",
+                "POST",
                 "/identity/oauth/token",
-                params={
+                data={
                     "grant_type": "client_credentials",
                     "client_id": self.credentials.client_id,
                     "client_secret": self.credentials.client_secret.get_secret_value(),

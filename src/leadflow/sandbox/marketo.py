@@ -13,6 +13,7 @@ import base64
 import bisect
 import json
 import secrets
+from urllib.parse import parse_qs
 import threading
 import time
 import uuid
@@ -413,8 +414,8 @@ def create_app(instance: MarketoInstance) -> FastAPI:
     @app.api_route("/identity/oauth/token", methods=["GET", "POST"])
     async def token(request: Request) -> JSONResponse:
         params = dict(request.query_params)
-        if request.method == "POST":
-            params.update({k: str(v) for k, v in (await request.form()).items()})
+        if request.method == "POST":  # an urlencoded form body, parsed without python-multipart
+            params.update((k, v[-1]) for k, v in parse_qs((await request.body()).decode("utf-8")).items())
         issued = None
         if params.get("grant_type") == "client_credentials":
             issued = instance.issue_token(params.get("client_id", ""), params.get("client_secret", ""))
