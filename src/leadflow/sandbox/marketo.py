@@ -13,7 +13,6 @@ import base64
 import bisect
 import json
 import secrets
-from urllib.parse import parse_qs
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
