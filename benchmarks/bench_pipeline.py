@@ -63,7 +63,7 @@ def main() -> None:
         changed = stage.apply(frame, rules)
         stage_s = time.perf_counter() - t
         t = time.perf_counter()
-        result = gate.check(changed, stage.name)
+        result = gate.check(changed, stage.name, stage.suite)
         gate_s = time.perf_counter() - t
         if args.audit:
             t = time.perf_counter()

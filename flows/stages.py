@@ -29,7 +29,7 @@ def run_stages(
         started = time.perf_counter()
         changed = STAGE_TASKS[stage.name](frame, rules)
         ledger.stage_seconds[stage.name] = ledger.stage_seconds.get(stage.name, 0.0) + time.perf_counter() - started
-        gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share)
+        gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share, stage.suite)
         ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds
         ledger.quarantine(stage.name, gate.quarantine)
         events = audit_events(frame, changed, stage.writes, run_id=run_id, stage=stage.name)

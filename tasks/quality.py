@@ -31,6 +31,9 @@ def publish_gate(gate: GateResult) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def gate_leads(frame: pd.DataFrame, stage: str, suites_dir: str, max_quarantine_share: float) -> GateResult:
-    """Validate a stage's output with `leads_<stage>`; failing rows come back in `quarantine`."""
-    return QualityGate(Path(suites_dir), max_quarantine_share, publish=publish_gate).check(frame, stage)
+def gate_leads(
+    frame: pd.DataFrame, stage: str, suites_dir: str, max_quarantine_share: float, suite: str | None = None
+) -> GateResult:
+    """Validate a stage's output with its suite (`leads_<stage>` unless named); failing rows come back in
+    `quarantine`."""
+    return QualityGate(Path(suites_dir), max_quarantine_share, publish=publish_gate).check(frame, stage, suite)

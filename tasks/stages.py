@@ -7,7 +7,9 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.config import Rules
-from leadflow.stages import COMPLY, STANDARDIZE
+from leadflow.stages import COMPLY, ENRICH, STANDARDIZE
+from leadflow.stages.enrich import domains_to_look_up
+from tasks.enrichment import look_up_firmographics, with_provider_answers
 
 
 @task(cache_policy=NO_CACHE)
@@ -17,9 +19,16 @@ def standardize_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
+def enrich_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Account, duplicates, firmographics and address flags; the provider is asked first, in its own I/O task."""
+    answers = look_up_firmographics(domains_to_look_up(frame, rules), rules)
+    return ENRICH.apply(frame, with_provider_answers(rules, answers))
+
+
+@task(cache_policy=NO_CACHE)
 def comply_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Consent and suppression decide `mailable`."""
     return COMPLY.apply(frame, rules)
 
 
-STAGE_TASKS: dict[str, Task] = {"standardize": standardize_leads, "comply": comply_leads}
+STAGE_TASKS: dict[str, Task] = {"standardize": standardize_leads, "enrich": enrich_leads, "comply": comply_leads}

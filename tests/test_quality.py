@@ -23,6 +23,12 @@ FAILING = {
         2: {"expect_column_values_to_match_regex"},  # state_code "California"
         3: {"expect_column_values_to_match_regex", "expect_column_values_to_be_in_set"},  # phone, seniority, created_at
     },
+    "leads_enriched": {
+        1: {"expect_column_values_to_be_in_set"},  # account_match_method "fuzzy"
+        2: {"expect_column_values_to_not_be_null"},  # matched by domain, no account_id
+        3: {"expect_column_values_to_be_between", "expect_column_values_to_match_regex"},  # 9M staff, source guess
+        4: {"expect_column_values_to_be_between"},  # duplicate_confidence 1.5
+    },
     "leads_comply": {
         1: {"expect_column_values_to_not_be_null"},  # consent_required undecided
         2: {"expect_column_values_to_be_in_set"},  # unknown mailable_reason

@@ -5,51 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import pycountry
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from leadflow.connections import Connections
+from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def _yaml_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file; syntax errors name the file, line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read: {exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(str(path), f"{where}invalid YAML ({getattr(exc, 'problem', exc)})") from None
-
-
-def parse_model(model: type[ModelT], data: Any, path: Path) -> ModelT:
-    """Validate `data` against `model`; the first error names its YAML path."""
-    try:
-        return model.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(str(path), f"{first['msg']}{extra}", yaml_path=_yaml_path(tuple(first["loc"]))) from None
+from leadflow.yamlio import load_yaml, parse_model
 
 
 def _alpha2(code: Any) -> str:
@@ -106,6 +72,7 @@ class RunConfig(BaseModel):
     consent_policy: Path | None = None
     suppression: SuppressionFiles = Field(default_factory=SuppressionFiles)
     systems: Connections = Field(default_factory=Connections)
+    enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
 
 
 @dataclass(frozen=True)
@@ -120,6 +87,9 @@ class Rules:
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
     source: str = "(defaults)"
     systems: Connections = field(default_factory=Connections)
+    enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
+    reference: Reference = field(default_factory=Reference)
+    """Accounts, existing CRM records, the firmographics file and this run's provider answers."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -180,4 +150,6 @@ def load_rules(config_path: Path | None = None) -> Rules:
         max_quarantine_share=config.quality.max_quarantine_share,
         source=str(config_path),
         systems=config.systems,
+        enrichment=config.enrichment,
+        reference=load_reference(config.enrichment, config_path),
     )

@@ -12,7 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from leadflow.errors import InputError
-from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, IDENTITY_COLUMNS, conform, lead_keys, parse_bool
+from leadflow.schema import (
+    BOOLEAN_COLUMNS,
+    CANONICAL_COLUMNS,
+    IDENTITY_COLUMNS,
+    NUMERIC_COLUMNS,
+    conform,
+    lead_keys,
+    parse_bool,
+    parse_number,
+)
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _LINE_IN_PARSER_ERROR = re.compile(r"line (\d+)")
@@ -97,11 +106,11 @@ def read_leads(path: Path | str) -> LoadedLeads:
 
 
 def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1) -> LoadedLeads:
-    """Trim, type and check raw string rows; rows with no identity or an unreadable boolean are refused."""
+    """Trim, type and check raw string rows; rows with no identity or an unreadable boolean or number are refused."""
     raw = raw.copy(deep=False)  # copy-on-write: the caller's frame is never modified
     raw.index = pd.RangeIndex(len(raw))
     for column in raw.columns:
-        if column not in BOOLEAN_COLUMNS:
+        if column not in BOOLEAN_COLUMNS and raw[column].dtype == "string":
             raw[column] = raw[column].str.strip().replace("", pd.NA)
 
     reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
@@ -111,6 +120,13 @@ def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int 
         if bad.any():
             shown = raw[column].where(bad).str.strip().str.slice(0, 40).map(repr, na_action="ignore").astype("string")
             reasons = reasons.fillna((column + ": unrecognised value " + shown).where(bad))
+            columns = columns.fillna(pd.Series(column, index=raw.index, dtype="string").where(bad))
+        raw[column] = parsed
+    for column in sorted(set(NUMERIC_COLUMNS) & set(raw.columns)):
+        parsed, bad = parse_number(raw[column], NUMERIC_COLUMNS[column])
+        if bad.any():
+            shown = raw[column].where(bad).str.slice(0, 40).map(repr, na_action="ignore").astype("string")
+            reasons = reasons.fillna((column + ": not a number " + shown).where(bad))
             columns = columns.fillna(pd.Series(column, index=raw.index, dtype="string").where(bad))
         raw[column] = parsed
     has_identity = pd.Series(False, index=raw.index)

@@ -36,10 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from leadflow.config import load_yaml, parse_model
+from leadflow.domains import is_free_domain
 from leadflow.settings import REFERENCE_DIR
-from leadflow.stages.standardize import is_free_domain
 from leadflow.uniques import map_unique
+from leadflow.yamlio import load_yaml, parse_model
 
 __all__ = [
     "COMPANY_SUFFIXES",

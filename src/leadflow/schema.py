@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import pandas as pd
 
-INPUT_COLUMNS: Final[tuple[str, ...]] = (
+CORE_INPUT_COLUMNS: Final[tuple[str, ...]] = (
     "lead_id",
     "source",
     "email",
@@ -27,6 +28,12 @@ INPUT_COLUMNS: Final[tuple[str, ...]] = (
     "owner_id",
     "status",
 )
+"""The person and their form or CRM record."""
+
+FIRMOGRAPHIC_COLUMNS: Final[tuple[str, ...]] = ("employees", "annual_revenue", "industry")
+"""Company facts; on input they are what the CRM holds (possibly set by a person), after `enrich` the best known."""
+
+INPUT_COLUMNS: Final[tuple[str, ...]] = CORE_INPUT_COLUMNS + FIRMOGRAPHIC_COLUMNS
 """Columns a lead file may carry; all optional except that one of `email`/`lead_id` must be present."""
 
 IDENTITY_COLUMNS: Final[tuple[str, ...]] = ("lead_id", "email")
@@ -43,14 +50,33 @@ DERIVED_COLUMNS: Final[tuple[str, ...]] = (
     "consent_required",
     "mailable",
     "mailable_reason",
+    "account_id",
+    "account_owner_id",
+    "account_match_method",
+    "account_match_confidence",
+    "duplicate_of",
+    "duplicate_confidence",
+    "segment",
+    "enrichment_source",
+    "enrichment_note",
+    "is_role_email",
+    "is_disposable_email",
 )
 """Columns the stages add."""
 
 CANONICAL_COLUMNS: Final[tuple[str, ...]] = INPUT_COLUMNS + DERIVED_COLUMNS
 
 BOOLEAN_COLUMNS: Final[frozenset[str]] = frozenset(
-    {"email_opt_in", "email_valid", "is_free_email", "consent_required", "mailable"}
+    {"email_opt_in", "email_valid", "is_free_email", "consent_required", "mailable", "is_role_email",
+     "is_disposable_email"}
 )
+NUMERIC_COLUMNS: Final[dict[str, str]] = {
+    "employees": "Int64",
+    "annual_revenue": "Float64",
+    "account_match_confidence": "Float64",
+    "duplicate_confidence": "Float64",
+}
+"""Numeric columns and their nullable pandas dtype."""
 
 SENIORITIES: Final[tuple[str, ...]] = ("c_level", "vp", "director", "manager", "individual", "unknown")
 DEPARTMENTS: Final[tuple[str, ...]] = (
@@ -73,7 +99,9 @@ FALSE_WORDS: Final[frozenset[str]] = frozenset(
 
 def dtype_of(column: str) -> str:
     """The pandas dtype a canonical column carries in memory."""
-    return "boolean" if column in BOOLEAN_COLUMNS else "string"
+    if column in BOOLEAN_COLUMNS:
+        return "boolean"
+    return NUMERIC_COLUMNS.get(column, "string")
 
 
 def empty_column(column: str, index: pd.Index) -> pd.Series:
@@ -98,6 +126,35 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, bad
 
 
+_NUMBER = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[kmb])?$")
+_UNITS: Final[dict[str, float]] = {"k": 1e3, "m": 1e6, "b": 1e9}
+
+
+def _number(text: str) -> float | None:
+    cleaned = text.strip().lower().replace(",", "").replace("_", "").replace(" ", "")
+    cleaned = cleaned.lstrip("$€£").removesuffix("+")
+    if "-" in cleaned[1:]:  # a band such as "51-200" or "1k-5k": its lower bound, the figure known to be true
+        cleaned = cleaned.split("-", 1)[0] if not cleaned.startswith("-") else cleaned
+    match = _NUMBER.match(cleaned)
+    if not match:
+        return None
+    return float(match["num"]) * _UNITS.get(match["unit"] or "", 1.0)
+
+
+def parse_number(values: pd.Series, dtype: str = "Float64") -> tuple[pd.Series, pd.Series]:
+    """Parse numbers as CRMs and forms write them (`1,200`, `$5M`, `2.5k`, `51-200` → 51); returns (parsed as
+    `dtype`, mask of values that are not empty and not a non-negative number)."""
+    if values.dtype in ("Int64", "Float64", "int64", "float64"):
+        return values.astype(dtype), pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip()
+    mapping = {value: _number(value) for value in text.dropna().unique()}
+    parsed = pd.to_numeric(text.map(mapping), errors="coerce")
+    bad = (text.notna() & (text != "") & parsed.isna()).fillna(False).astype(bool)
+    if dtype == "Int64":
+        parsed = parsed.round()
+    return parsed.astype(dtype), bad
+
+
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Return `frame` with every canonical column present and typed; extra columns are kept as they are."""
     out = frame.copy(deep=False)  # copy-on-write: columns are shared until replaced
@@ -107,6 +164,9 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         elif column in BOOLEAN_COLUMNS:
             if out[column].dtype != "boolean":
                 out[column] = parse_bool(out[column])[0]
+        elif column in NUMERIC_COLUMNS:
+            if out[column].dtype != NUMERIC_COLUMNS[column]:
+                out[column] = parse_number(out[column], NUMERIC_COLUMNS[column])[0]
         elif out[column].dtype != "string":
             out[column] = out[column].astype("string")
     ordered = list(CANONICAL_COLUMNS) + [c for c in out.columns if c not in CANONICAL_COLUMNS]

@@ -13,7 +13,7 @@ REFERENCE_DIR: Final[Path] = PACKAGE_DIR / "reference"
 SAMPLE_LEADS: Final[Path] = PACKAGE_DIR / "data" / "sample_leads.csv"
 DEFAULT_CONSENT_POLICY: Final[Path] = REFERENCE_DIR / "consent_policy.yaml"
 
-DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "comply")
+DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "enrich", "comply")
 DEFAULT_MAX_QUARANTINE_SHARE: Final[float] = 0.2
 INPUT_STAGE: Final[str] = "input"
 """Stage name under which rows refused while reading the input are quarantined."""

@@ -30,11 +30,13 @@ class Stage:
     writes: tuple[str, ...]
     fn: StageFn = field(compare=False)
     description: str = ""
+    gate: str = ""
+    """The GX suite gating the output, when not `leads_<name>` (suites name the state: `leads_enriched`)."""
 
     @property
     def suite(self) -> str:
         """Name of the Great Expectations suite that gates this stage's output."""
-        return f"leads_{self.name}"
+        return self.gate or f"leads_{self.name}"
 
     def apply(self, frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         """Run the stage on `frame` and return `frame` with the written columns replaced."""

@@ -23,7 +23,6 @@ import pandas as pd
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from leadflow.config import load_yaml, parse_model
 from leadflow.connectors.base import (
     CURSOR_COLUMN,
     ApiBudget,
@@ -35,6 +34,7 @@ from leadflow.connectors.base import (
 from leadflow.errors import LeadflowError
 from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, TRUE_WORDS, dtype_of
 from leadflow.settings import REFERENCE_DIR
+from leadflow.yamlio import load_yaml, parse_model
 
 __all__ = [
     "DEFAULT_MAPPING",

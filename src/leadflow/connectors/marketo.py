@@ -21,10 +21,10 @@ import pandas as pd
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from leadflow.config import load_yaml, parse_model
 from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, ExportGuard, SourceStopped, WriteResult
 from leadflow.errors import LeadflowError
 from leadflow.schema import INPUT_COLUMNS, dtype_of
+from leadflow.yamlio import load_yaml, parse_model
 
 __all__ = [
     "ACTIVITY_COLUMNS",

@@ -29,7 +29,6 @@ from simple_salesforce.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from leadflow.config import load_yaml, parse_model
 from leadflow.connectors.base import (
     CURSOR_COLUMN,
     ApiBudget,
@@ -40,6 +39,7 @@ from leadflow.connectors.base import (
 )
 from leadflow.errors import LeadflowError
 from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, conform
+from leadflow.yamlio import load_yaml, parse_model
 
 SYSTEM: Final = "salesforce"
 DEFAULT_MAPPING_PATH: Final = Path(__file__).resolve().parents[1] / "reference" / "salesforce_mapping.yaml"

@@ -33,9 +33,18 @@ ALL_SYSTEMS = ("salesforce", "marketo", "hubspot")
 
 @contextmanager
 def running_sandboxes(
-    folder: Path, *, leads: int = 500, seed: int = 7, systems: tuple[str, ...] = ALL_SYSTEMS
+    folder: Path,
+    *,
+    leads: int = 500,
+    seed: int = 7,
+    systems: tuple[str, ...] = ALL_SYSTEMS,
+    enrichment: bool = False,
 ) -> Iterator[Sandboxes]:
-    """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`."""
+    """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
+
+    `enrichment=True` also serves the firmographics provider emulator and adds a top-level `enrichment:` section
+    (beside `systems:`) pointing at it.
+    """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
     from leadflow.sandbox.salesforce import running_salesforce
@@ -70,6 +79,19 @@ def running_sandboxes(
             hubspot = stack.enter_context(running_hubspot(state_file=folder / "hubspot.json", n=leads, seed=seed))
             config["hubspot"] = {"base_url": hubspot.url, "token": _secret_file(folder, "hubspot", hubspot.token)}
             boxes.urls["hubspot"], boxes.handles["hubspot"] = hubspot.url, hubspot
+        document: dict[str, Any] = {"systems": config}
+        if enrichment:
+            from leadflow.sandbox.enrichment import running_enrichment
+
+            provider = stack.enter_context(running_enrichment(folder, seed=seed))
+            document["enrichment"] = {
+                "provider": {
+                    "base_url": provider.url,
+                    "api_key": _secret_file(folder, "enrichment", provider.api_key),
+                    "ca_bundle": str(Path(provider.cert_path).resolve()),
+                }
+            }
+            boxes.urls["enrichment"], boxes.handles["enrichment"] = provider.url, provider
         header = "# Written by `leadflow sandbox`: points leadflow at the local sandboxes. Secrets are in *.secret.\n"
-        boxes.config_path.write_text(header + yaml.safe_dump({"systems": config}, sort_keys=False), encoding="utf-8")
+        boxes.config_path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         yield boxes

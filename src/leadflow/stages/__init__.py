@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from leadflow.errors import ConfigError, PipelineOrderError
 from leadflow.stage import Pipeline, Stage, build_pipeline
 from leadflow.stages.comply import COMPLY
+from leadflow.stages.enrich import ENRICH
 from leadflow.stages.standardize import STANDARDIZE
 
-STAGES: dict[str, Stage] = {stage.name: stage for stage in (STANDARDIZE, COMPLY)}
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (STANDARDIZE, ENRICH, COMPLY)}
 
 
 def pipeline_from_names(names: Sequence[str], origin: str | None = None) -> Pipeline:
@@ -28,4 +29,4 @@ def pipeline_from_names(names: Sequence[str], origin: str | None = None) -> Pipe
         raise
 
 
-__all__ = ["STAGES", "COMPLY", "STANDARDIZE", "pipeline_from_names"]
+__all__ = ["STAGES", "COMPLY", "ENRICH", "STANDARDIZE", "pipeline_from_names"]

@@ -25,15 +25,16 @@ from email_validator import EmailNotValidError, validate_email
 from pandas.arrays import ArrowStringArray
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from leadflow.config import Rules, load_yaml, parse_model
+from leadflow.config import Rules
+from leadflow.domains import free_email_matcher, is_free_domain
 from leadflow.schema import DEPARTMENTS, SENIORITIES
 from leadflow.settings import REFERENCE_DIR
 from leadflow.stage import Stage
 from leadflow.uniques import map_unique, map_unique_multi
+from leadflow.yamlio import load_yaml, parse_model
 
 COUNTRY_ALIASES: Final[Path] = REFERENCE_DIR / "country_aliases.yaml"
 SUBDIVISION_ALIASES: Final[Path] = REFERENCE_DIR / "subdivision_aliases.yaml"
-FREE_EMAIL_DOMAINS: Final[Path] = REFERENCE_DIR / "free_email_domains.txt"
 TITLE_RULES: Final[Path] = REFERENCE_DIR / "titles.yaml"
 NAME_RULES: Final[Path] = REFERENCE_DIR / "names.yaml"
 
@@ -394,34 +395,6 @@ def email_facts_of(email: str) -> tuple[bool, str | None]:
     except EmailNotValidError:
         return False, None
     return True, info.domain
-
-
-@cache
-def free_email_matcher() -> tuple[frozenset[str], re.Pattern[str] | None]:
-    """(exact domains, pattern for `name.*` entries) from reference/free_email_domains.txt."""
-    exact: set[str] = set()
-    bases: set[str] = set()
-    for line in FREE_EMAIL_DOMAINS.read_text(encoding="utf-8").splitlines():
-        entry = line.split("#", 1)[0].strip().lower()
-        if not entry:
-            continue
-        if entry.endswith(".*"):
-            bases.add(re.escape(entry[:-2]))
-        else:
-            exact.add(entry)
-    # name.<tld> or name.<second level>.<country>: yahoo.com, yahoo.de, yahoo.co.uk, yahoo.com.br
-    pattern = (
-        re.compile(rf"(?:{'|'.join(sorted(bases))})\.(?:[a-z]{{2,6}}|(?:co|com|net|org|ne|or|ac)\.[a-z]{{2}})")
-        if bases
-        else None
-    )
-    return frozenset(exact), pattern
-
-
-def is_free_domain(domain: str) -> bool:
-    """True when `domain` is a consumer mailbox provider (reference/free_email_domains.txt)."""
-    exact, pattern = free_email_matcher()
-    return domain in exact or (pattern is not None and pattern.fullmatch(domain) is not None)
 
 
 # ---------------------------------------------------------------------------------------------------------- titles

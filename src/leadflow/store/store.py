@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import numpy as np
 import pandas as pd
@@ -29,14 +29,19 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from leadflow.errors import LeadflowError
 from leadflow.settings import Settings
 from leadflow.store.tables import (
+    CACHE_STATUSES,
     EVENT_COLUMNS,
     FINAL_STATUSES,
     dead_letters,
+    enrichment_cache,
     lead_events,
     quarantine,
     runs,
     watermarks,
 )
+
+if TYPE_CHECKING:
+    from leadflow.connectors.enrichment import ProviderResult
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ _SCHEMA_NAME: Final[re.Pattern[str]] = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EVENT_KEY_COLUMNS: Final[tuple[str, ...]] = ("run_id", "lead_key", "stage", "column_name")
 _QUARANTINE_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "expectation", "reason", "row")
 _DEAD_LETTER_COLUMNS: Final[tuple[str, ...]] = ("record_id", "error_code", "message", "retryable", "payload")
+CACHE_CHUNK_KEYS: Final[int] = 500
+"""Domains per `IN (...)` query / upsert: well under SQLite's bound-parameter limit."""
+_MAX_DOMAIN: Final[int] = 255
 
 
 class StoreError(LeadflowError):
@@ -401,6 +409,70 @@ class StateStore:
                 )
                 resolved += result.rowcount
         return resolved
+
+    # -- enrichment cache --------------------------------------------------------------------------------------------
+
+    def cached_firmographics(
+        self, provider: str, domains: list[str], fresh_after: datetime
+    ) -> dict[str, ProviderResult]:
+        """Cached `ok` / `not_found` answers of `provider` for `domains`, fetched at or after `fresh_after`."""
+        from leadflow.connectors.enrichment import ProviderResult  # lazy: the store must not import requests
+
+        wanted = list(dict.fromkeys(d for d in domains if d and len(d) <= _MAX_DOMAIN))
+        found: dict[str, ProviderResult] = {}
+        table = enrichment_cache
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), CACHE_CHUNK_KEYS):
+                query = sa.select(table.c.domain, table.c.status, table.c.payload).where(
+                    table.c.provider == provider,
+                    table.c.domain.in_(wanted[start : start + CACHE_CHUNK_KEYS]),
+                    table.c.fetched_at >= fresh_after,
+                )
+                for domain, status, payload in conn.execute(query):
+                    data = payload or {}
+                    revenue = data.get("annual_revenue")
+                    found[domain] = ProviderResult(
+                        domain,
+                        status,
+                        employees=data.get("employees"),
+                        annual_revenue=float(revenue) if revenue is not None else None,
+                        industry=data.get("industry"),
+                    )
+        return found
+
+    def cache_firmographics(self, provider: str, results: list[ProviderResult], fetched_at: datetime) -> None:
+        """Insert or replace `ok` / `not_found` answers; an `error` result is refused (errors are retried, not kept)."""
+        if fetched_at.tzinfo is None or fetched_at.utcoffset() is None:
+            raise ValueError(f"fetched_at must be timezone-aware, got {fetched_at!r}")
+        errors = [r.domain for r in results if r.status not in CACHE_STATUSES]
+        if errors:
+            raise ValueError(f"only ok/not_found answers are cached; got errors for {errors[:5]}")
+        # last answer per domain: PostgreSQL refuses to update one row twice in one statement
+        latest = {r.domain: r for r in results if r.domain and len(r.domain) <= _MAX_DOMAIN}
+        rows = [
+            {
+                "provider": provider,
+                "domain": r.domain,
+                "status": r.status,
+                "payload": (
+                    {"employees": r.employees, "annual_revenue": r.annual_revenue, "industry": r.industry}
+                    if r.status == "ok"
+                    else {}
+                ),
+                "fetched_at": fetched_at,
+            }
+            for r in latest.values()
+        ]
+        if not rows:
+            return
+
+        def on_conflict(excluded: Any) -> dict[str, Any]:
+            return {"status": excluded.status, "payload": excluded.payload, "fetched_at": excluded.fetched_at}
+
+        keys = [enrichment_cache.c.provider, enrichment_cache.c.domain]
+        with self._writing() as conn:
+            for start in range(0, len(rows), CACHE_CHUNK_KEYS):
+                _upsert(conn, enrichment_cache, rows[start : start + CACHE_CHUNK_KEYS], keys, on_conflict)
 
     # -- internals ---------------------------------------------------------------------------------------------------
 

@@ -149,3 +149,18 @@ dead_letters = sa.Table(
     sa.UniqueConstraint("system", "object", "record_id"),
     sa.Index(None, "system", "status"),
 )
+
+CACHE_STATUSES: Final[tuple[str, ...]] = ("ok", "not_found")
+
+enrichment_cache = sa.Table(
+    "enrichment_cache",
+    metadata,
+    sa.Column("provider", sa.String(50), primary_key=True),
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # {employees, annual_revenue, industry} for `ok`; {} for `not_found`
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("fetched_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("status IN ('ok', 'not_found')", name="status"),
+)
+"""Firmographics provider answers per (provider, domain); errors are never cached, so they are retried next run."""

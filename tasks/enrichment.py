@@ -1,0 +1,51 @@
+"""Enrichment I/O: provider look-ups (cached in the state store) and CRM reference data, retried on transient errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from leadflow.config import Rules
+from leadflow.connectors.enrichment import HttpFirmographicsProvider, lookup_firmographics, make_provider
+from leadflow.enrichment import PROVIDER_COLUMNS
+from tasks.io import BACKOFF, _transient, state_store
+
+_providers: dict[str, HttpFirmographicsProvider] = {}
+
+
+def _provider(rules: Rules) -> HttpFirmographicsProvider:
+    # One provider per flow run, so `max_calls_per_run` is a budget for the run, not for each page of it.
+    key = f"{flow_run.get_id() or 'local'}:{rules.source}"
+    if key not in _providers:
+        assert rules.enrichment.provider is not None
+        _providers[key] = make_provider(rules.enrichment.provider)
+    return _providers[key]
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def look_up_firmographics(domains: list[str], rules: Rules) -> pd.DataFrame:
+    """Provider answers for `domains`, from the cache when fresh; a failed look-up is an answer with a reason."""
+    connection = rules.enrichment.provider
+    if connection is None or not domains:
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in PROVIDER_COLUMNS})
+    provider = _provider(rules)
+    before = provider.calls_made
+    answers = lookup_firmographics(
+        provider, domains, state_store(), now=datetime.now(UTC), ttl=timedelta(days=connection.cache_ttl_days)
+    )
+    counts = answers["status"].value_counts().to_dict()
+    get_run_logger().info(
+        "firmographics provider: %d domains, %d from cache, %d calls (%d used this run): %s", len(answers),
+        int(answers["from_cache"].sum()), provider.calls_made - before, provider.calls_made, counts,
+    )
+    return answers
+
+
+def with_provider_answers(rules: Rules, answers: pd.DataFrame) -> Rules:
+    """`rules` whose reference data carries this batch's provider answers."""
+    return replace(rules, reference=replace(rules.reference, provider=answers))
