@@ -65,7 +65,9 @@ def main() -> None:
     precision = right.sum() / max(int(found.sum()), 1)
     recall = (right & expected).sum() / max(int(expected.sum()), 1)
     print(f"precision {precision:.4f}, recall {recall:.4f} ({int(found.sum() - right.sum()):,} wrong)")
-    by_kind = pd.DataFrame({"found": found, "right": right, "kind": truth["kind"]}).groupby("kind")[["found", "right"]].mean()
+    by_kind = (
+        pd.DataFrame({"found": found, "right": right, "kind": truth["kind"]}).groupby("kind")[["found", "right"]].mean()
+    )
     print("found / right share by generated kind:")
     print(by_kind.round(4).to_string())
     confidence = out.loc[found, "duplicate_confidence"]

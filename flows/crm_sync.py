@@ -24,6 +24,7 @@ from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import changed_fields, merge_diff, writeback_events
 from tasks.crm import write_back
+from tasks.enrichment import pull_crm_reference, with_crm_reference
 from tasks.io import (
     commit_watermark,
     dead_letter_counts,
@@ -57,8 +58,14 @@ def crm_sync(
     per_system: dict[str, dict[str, Any]] = {}
     recorded = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     with recorded_run("crm_sync", recorded) as (run_id, ledger):
+        # One connector per system for the whole run, so each API budget counts every call the run makes.
+        connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(
+            [*names, *(["salesforce"] if "enrich" in pipeline.names and rules.systems.salesforce else [])])}
+        if "salesforce" in connectors and "enrich" in pipeline.names:
+            # Accounts and existing records live in the CRM: matching and duplicate detection work against them.
+            rules = with_crm_reference(rules, *pull_crm_reference(connectors["salesforce"]))
         for system in names:
-            connector = connect(system, rules.systems, origin=rules.source)
+            connector = connectors[system]
             # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
             writes = bool(getattr(rules.systems, system).write_back)
             report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -49,3 +50,21 @@ def look_up_firmographics(domains: list[str], rules: Rules) -> pd.DataFrame:
 def with_provider_answers(rules: Rules, answers: pd.DataFrame) -> Rules:
     """`rules` whose reference data carries this batch's provider answers."""
     return replace(rules, reference=replace(rules.reference, provider=answers))
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def pull_crm_reference(connector: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accounts and existing leads/contacts from the CRM, for matching and duplicate detection."""
+    accounts, existing = connector.reference_data()
+    get_run_logger().info("CRM reference: %d accounts, %d existing leads and contacts", len(accounts), len(existing))
+    return accounts, existing
+
+
+def with_crm_reference(rules: Rules, accounts: pd.DataFrame, existing: pd.DataFrame) -> Rules:
+    """`rules` with the CRM's accounts and records, unless the config names reference files of its own."""
+    reference = rules.reference
+    if rules.enrichment.accounts is None:
+        reference = replace(reference, accounts=accounts)
+    if rules.enrichment.existing_records is None:
+        reference = replace(reference, existing=existing)
+    return replace(rules, reference=reference)

@@ -51,11 +51,13 @@ LEAD_STATUSES: Final[tuple[str, ...]] = (
     "Nurture",
 )
 SEED_BASE: Final = datetime(2026, 10, 1, tzinfo=UTC)
-READ_ONLY: Final = frozenset({"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"})
+READ_ONLY: Final = frozenset({"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsConverted"})
 REQUIRED: Final[dict[str, tuple[str, ...]]] = {"Lead": ("LastName", "Company"), "Contact": ("LastName",),
                                                "Account": ("Name",), "User": ("Username",)}
 PREFIX: Final = {"Lead": "00Q", "Contact": "003", "Account": "001", "User": "005"}
 _DATES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime"}
+NUMBER_TYPES: Final = frozenset({"int", "double", "currency"})
+"""Number field types: JSON numbers on the wire ("int" holds whole numbers only)."""
 # Field name → type. "picklist!" is a restricted picklist (values in PICKLISTS).
 SCHEMA: Final[dict[str, dict[str, str]]] = {
     "Lead": {
@@ -65,7 +67,13 @@ SCHEMA: Final[dict[str, dict[str, str]]] = {
         "OwnerId": "reference", "HasOptedOutOfEmail": "boolean", "Email_Opt_In__c": "boolean",
         "Country_Code__c": "string", "State_Code__c": "string", "Phone_E164__c": "string", "Email_Valid__c": "boolean",
         "Mailable__c": "boolean", "Mailable_Reason__c": "string", "Seniority__c": "picklist",
-        "Department__c": "picklist", "Consent_Required__c": "boolean", **_DATES,
+        "Department__c": "picklist", "Consent_Required__c": "boolean", "IsConverted": "boolean",
+        "NumberOfEmployees": "int", "AnnualRevenue": "currency", "Industry": "picklist",
+        # leadflow's enrichment outputs
+        "Account__c": "reference", "Account_Match_Method__c": "string", "Account_Match_Confidence__c": "double",
+        "Duplicate_Of__c": "string", "Duplicate_Confidence__c": "double", "Segment__c": "string",
+        "Enrichment_Source__c": "string", "Is_Role_Email__c": "boolean", "Is_Disposable_Email__c": "boolean",
+        **_DATES,
     },
     "Contact": {
         "Id": "id", "FirstName": "string", "LastName": "string", "Email": "email", "Title": "string",
@@ -74,7 +82,8 @@ SCHEMA: Final[dict[str, dict[str, str]]] = {
     },
     "Account": {
         "Id": "id", "Name": "string", "Website": "string", "BillingCountry": "string", "Industry": "picklist",
-        "OwnerId": "reference", **_DATES,
+        "OwnerId": "reference", "NumberOfEmployees": "int", "AnnualRevenue": "currency", "LastActivityDate": "date",
+        **_DATES,
     },
     "User": {
         "Id": "id", "Username": "string", "Email": "email", "FirstName": "string", "LastName": "string",
@@ -82,6 +91,27 @@ SCHEMA: Final[dict[str, dict[str, str]]] = {
     },
 }
 PICKLISTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {("Lead", "Status"): LEAD_STATUSES}
+DEFAULTS: Final[dict[str, dict[str, Any]]] = {"Lead": {"IsConverted": False}}
+"""Values a new record gets unless the request sets them."""
+INDUSTRIES: Final[tuple[str, ...]] = (
+    "Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction", "Consulting",
+    "Education", "Electronics", "Energy", "Engineering", "Entertainment", "Finance", "Food & Beverage", "Healthcare",
+    "Hospitality", "Insurance", "Machinery", "Manufacturing", "Media", "Recreation", "Retail", "Shipping",
+    "Technology", "Telecommunications", "Transportation", "Utilities", "Other",
+)
+"""The standard Industry picklist values seeded accounts and leads use."""
+_INDUSTRY_WORDS: Final[dict[str, str]] = {
+    "software": "Technology", "technologies": "Technology", "cloud": "Technology", "data": "Technology",
+    "analytics": "Technology", "ai": "Technology", "digital": "Technology", "networks": "Communications",
+    "telecom": "Telecommunications", "security": "Technology", "systems": "Technology", "devices": "Electronics",
+    "robotics": "Machinery", "capital": "Finance", "payments": "Banking", "finance": "Finance", "markets": "Finance",
+    "insurance": "Insurance", "health": "Healthcare", "pharma": "Biotechnology", "bio": "Biotechnology",
+    "media": "Media", "studios": "Entertainment", "foods": "Food & Beverage", "retail": "Retail",
+    "apparel": "Apparel", "manufacturing": "Manufacturing", "materials": "Chemicals", "foundry": "Manufacturing",
+    "logistics": "Transportation", "marine": "Shipping", "motors": "Transportation", "aerospace": "Engineering",
+    "engineering": "Engineering", "energy": "Energy", "consulting": "Consulting", "learning": "Education",
+    "properties": "Construction", "trading": "Other",
+}
 
 
 def sf_datetime(value: datetime) -> str:
@@ -226,11 +256,24 @@ def parse_soql(text: str) -> Soql:
             elif ftype == "boolean" and not isinstance(v, bool):
                 raise SoqlError("INVALID_FIELD", f"value of filter criterion for field '{name}' must be of type "
                                 "boolean and should not be enclosed in quotes")
+            elif ftype in NUMBER_TYPES and not isinstance(v, _Num):
+                raise SoqlError("INVALID_FIELD", f"value of filter criterion for field '{name}' must be of type "
+                                "double and should not be enclosed in quotes")
+    query.where = [
+        (name, op, [float(v) if isinstance(v, _Num) else v for v in value] if op == "IN" else
+         float(value) if isinstance(value, _Num) else value)
+        if SCHEMA[obj][name] in NUMBER_TYPES else (name, op, value)
+        for name, op, value in query.where
+    ]
     return query
 
 
 class _Dt(str):
     """A datetime literal, held in the sandbox's fixed-width wire format."""
+
+
+class _Num(str):
+    """A number literal (text, so it still compares equal to a string field holding the same digits)."""
 
 
 def _literal(kind: str, text: str) -> Any:
@@ -239,7 +282,7 @@ def _literal(kind: str, text: str) -> Any:
     if kind == "str":
         return re.sub(r"\\(.)", r"\1", text[1:-1])
     if kind == "num":
-        return text
+        return _Num(text)
     if kind == "word" and text.lower() in ("true", "false"):
         return text.lower() == "true"
     if kind == "word" and text.lower() == "null":
@@ -351,7 +394,8 @@ class Org:
         with self.lock:
             if record_id is None:
                 record_id = self.new_id(obj)
-                record = {name: None for name in SCHEMA[obj]} | {"Id": record_id, "CreatedDate": now}
+                record = {name: None for name in SCHEMA[obj]} | DEFAULTS.get(obj, {}) | {"Id": record_id,
+                                                                                         "CreatedDate": now}
             else:
                 record = dict(self.objects[obj][record_id])
                 # Like field history tracking: which fields each update set, so tests can count writes.
@@ -381,6 +425,22 @@ class Org:
             if value is not None and ftype == "boolean" and not isinstance(value, bool):
                 errors.append(_rec_err("JSON_PARSER_ERROR", f"Cannot deserialize instance of boolean from "
                                        f"VALUE_STRING value {value!r} for field {name}", [name]))
+                continue
+            if value is not None and ftype in NUMBER_TYPES:
+                number = _number(value, ftype)
+                if number is None:
+                    kind = "int" if ftype == "int" else "double"
+                    token = {bool: "VALUE_TRUE" if value else "VALUE_FALSE", str: "VALUE_STRING"}.get(
+                        type(value), "VALUE_NUMBER_FLOAT" if isinstance(value, float) else "START_OBJECT")
+                    errors.append(_rec_err("JSON_PARSER_ERROR", f"Cannot deserialize instance of {kind} from {token} "
+                                           f"value {value!r} or request may be missing a required field for field "
+                                           f"{name}", [name]))
+                    continue
+                clean[name] = number
+                continue
+            if value is not None and ftype == "date" and not (isinstance(value, str) and _DATE.fullmatch(value)):
+                errors.append(_rec_err("JSON_PARSER_ERROR", f"Cannot deserialize value {value!r} as a date "
+                                       f"(YYYY-MM-DD) for field {name}", [name]))
                 continue
             if value is not None and ftype != "boolean" and not isinstance(value, str):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -444,6 +504,28 @@ class Org:
 
 def _rec_err(code: str, message: str, fields: list[str]) -> dict[str, Any]:
     return {"statusCode": code, "message": message, "fields": fields}
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _number(value: Any, ftype: str) -> int | float | None:
+    """`value` as the number a field of `ftype` stores, or None when Salesforce would refuse it. Like the real
+    API, a JSON string that spells a number is accepted; booleans, other text and (for "int") fractions are not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not _NUMERIC_TEXT.fullmatch(value):
+            return None
+        value = float(value)
+    if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    if ftype == "int":
+        if isinstance(value, float) and not value.is_integer():
+            return None
+        return int(value)
+    return float(value)
 
 
 def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250) -> Org:
@@ -890,6 +972,13 @@ def create_app(org: Org) -> FastAPI:
                                                 [name]))
                             continue
                         values[name] = raw.lower() in ("true", "1")
+                    elif ftype in NUMBER_TYPES:
+                        number = _number(raw, ftype)
+                        if number is None:
+                            bad.append(_rec_err("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                                                f"{name}: value not of required type: {raw}", [name]))
+                            continue
+                        values[name] = number
                     else:
                         values[name] = raw
                 if operation == "delete":
