@@ -9,9 +9,16 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from leadflow.schema import CORE_INPUT_COLUMNS as INPUT_COLUMNS, parse_bool
+from leadflow.schema import CORE_INPUT_COLUMNS as INPUT_COLUMNS
+from leadflow.schema import parse_bool
 from leadflow.settings import SAMPLE_LEADS
-from leadflow.synth import JUNK_COUNTRIES, JUNK_DATES, PLACEHOLDER_EMAILS, main, messy_leads
+from leadflow.synth import (
+    JUNK_COUNTRIES,
+    JUNK_DATES,
+    PLACEHOLDER_EMAILS,
+    main,
+    messy_leads,
+)
 
 N = 10_000
 
