@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
 from leadflow.config import load_rules
 from leadflow.io import prepare_leads
@@ -32,6 +33,7 @@ def peak_rss_mb() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--config", type=Path, default=None, help="run config (pipeline, enrichment); default: none")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--audit", action="store_true", help="also build the audit-trail events for each stage")
     args = parser.parse_args()
@@ -41,7 +43,7 @@ def main() -> None:
     generated = time.perf_counter() - started
     print(f"generated {args.rows:,} messy leads in {generated:.1f}s (not counted below)")
 
-    rules = load_rules(None)
+    rules = load_rules(args.config)
     gate = QualityGate(Settings().suites_dir(), rules.max_quarantine_share)
     gate.suite("leads_standardize"), gate.suite("leads_comply")
     from leadflow.quality import _batch_definition

@@ -17,7 +17,7 @@ from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import add_counts, mailable_counts
+from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
@@ -123,6 +123,7 @@ def crm_sync(
                             commit_watermark(system, mark, run_id)
                             report["watermark"] = mark.isoformat()
                     add_counts(report, mailable_counts(frame))
+                    add_counts(report, enrichment_counts(frame))
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)

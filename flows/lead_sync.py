@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
-from leadflow.pipeline import concat_quarantine, mailable_counts
+from leadflow.pipeline import concat_quarantine, enrichment_counts, mailable_counts
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import read_leads, record_stage, write_leads
@@ -34,4 +34,4 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
         ledger.close(len(frame))
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
-        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **outputs})
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame), **outputs})

@@ -182,3 +182,18 @@ def test_cli_writes_csv_and_parquet(tmp_path: Path) -> None:
 def test_bundled_sample_is_current() -> None:
     # Regenerate with the command in leadflow.synth's docstring when the generator changes.
     pd.testing.assert_frame_equal(_read_csv(SAMPLE_LEADS), messy_leads(2_500, seed=7))
+
+
+def test_bundled_demo_reference_is_current() -> None:
+    # Regenerate: accounts, records = sample_reference(<sample leads as read here>); write both with index=False.
+    from leadflow.config import load_rules
+    from leadflow.settings import DEMO_CONFIG
+    from leadflow.synth import sample_reference
+
+    leads = pd.read_csv(SAMPLE_LEADS, dtype="string", keep_default_na=False, na_values=[""])
+    accounts, records = sample_reference(leads)
+    reference = load_rules(DEMO_CONFIG).reference
+    pd.testing.assert_frame_equal(reference.accounts, accounts)
+    pd.testing.assert_frame_equal(reference.existing, records)
+    assert 0.3 < len(accounts) / leads["email"].str.split("@").str[1].nunique() < 0.7
+    assert (records["object"] == "Contact").any() and (records["object"] == "Lead").any()

@@ -144,6 +144,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         typer.echo(f"  {'mailable':<30}{summary.get('mailable', 0):>8}  ({share:.1%} of rows out)")
         for reason, n in summary.get("mailable_reasons", {}).items():
             typer.echo(f"  {'':<30}{n:>8}  {reason}")
+    if summary.get("account_match"):
+        for method, n in summary["account_match"].items():
+            typer.echo(f"  {'account match: ' + method:<30}{n:>8}")
+        typer.echo(f"  {'duplicates of CRM records':<30}{summary['duplicates']:>8}")
+        for column, n in summary["firmographics_known"].items():
+            typer.echo(f"  {column + ' known':<30}{n:>8}")
+        typer.echo(f"  {'segments':<30}" + ", ".join(f"{k} {v}" for k, v in summary["segments"].items()))
     typer.echo("")
     typer.secho("Where to look next", bold=True)
     if "output" in summary:
@@ -176,10 +183,11 @@ def demo(
 ) -> None:
     """The real sync against local Salesforce and Marketo sandboxes: pull, every stage, write back, what changed."""
     if offline:
-        from leadflow.settings import SAMPLE_LEADS
+        from leadflow.settings import DEMO_CONFIG, SAMPLE_LEADS
 
-        typer.secho(f"leadflow demo --offline: {SAMPLE_LEADS.name}, a bundled sample of messy leads", bold=True)
-        _print_summary(_guard(lambda: _run_sync(SAMPLE_LEADS, output, None)))
+        typer.secho(f"leadflow demo --offline: {SAMPLE_LEADS.name}, a bundled sample of messy leads, matched against "
+                    "bundled CRM accounts and contacts", bold=True)
+        _print_summary(_guard(lambda: _run_sync(SAMPLE_LEADS, output, DEMO_CONFIG)))
         return
     import shutil
 

@@ -123,6 +123,20 @@ def mailable_counts(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def enrichment_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """Who the output leads are: account matches by method, duplicates, firmographics known, segments, flags."""
+    if "account_match_method" not in frame or not len(frame):
+        return {}
+    return {
+        "account_match": {str(k): int(v) for k, v in frame["account_match_method"].value_counts().items()},
+        "duplicates": int(frame["duplicate_of"].notna().sum()),
+        "firmographics_known": {c: int(frame[c].notna().sum()) for c in ("employees", "annual_revenue", "industry")},
+        "segments": {str(k): int(v) for k, v in frame["segment"].value_counts().items()},
+        "role_emails": int(frame["is_role_email"].fillna(False).sum()),
+        "disposable_emails": int(frame["is_disposable_email"].fillna(False).sum()),
+    }
+
+
 def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
     """Add nested integer counts (e.g. one page's `mailable_counts`) into a running total."""
     for key, value in counts.items():
@@ -141,6 +155,10 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({"step": "rows out", "expectation": "", "rows": summary["rows_out"]})
     if "mailable" in summary:
         rows.append({"step": "mailable", "expectation": "", "rows": summary["mailable"]})
+    for method, count in summary.get("account_match", {}).items():
+        rows.append({"step": "account match", "expectation": method, "rows": count})
+    if "duplicates" in summary:
+        rows.append({"step": "duplicates of CRM records", "expectation": "", "rows": summary["duplicates"]})
     return rows
 
 
@@ -160,6 +178,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"- mailable: {summary['mailable']} of {summary['rows_out']}")
         for reason, n in summary.get("mailable_reasons", {}).items():
             lines.append(f"  - `{reason}`: {n}")
+    if "account_match" in summary:
+        lines.append("- matched to an account: " + ", ".join(f"{k} {v}" for k, v in summary["account_match"].items()))
+        lines.append(f"- duplicates of existing CRM records: {summary['duplicates']}")
+        lines.append("- firmographics known: " + ", ".join(
+            f"{k} {v}" for k, v in summary["firmographics_known"].items()))
+        lines.append("- segments: " + ", ".join(f"{k} {v}" for k, v in summary["segments"].items()))
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGE_DIR: Final[Path] = Path(__file__).resolve().parent
 REFERENCE_DIR: Final[Path] = PACKAGE_DIR / "reference"
 SAMPLE_LEADS: Final[Path] = PACKAGE_DIR / "data" / "sample_leads.csv"
+DEMO_CONFIG: Final[Path] = PACKAGE_DIR / "data" / "demo.yaml"
+"""The offline demo's run config: the sample leads against bundled accounts and existing CRM records."""
 DEFAULT_CONSENT_POLICY: Final[Path] = REFERENCE_DIR / "consent_policy.yaml"
 
 DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "enrich", "comply")
