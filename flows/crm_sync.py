@@ -61,9 +61,15 @@ def crm_sync(
         # One connector per system for the whole run, so each API budget counts every call the run makes.
         connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(
             [*names, *(["salesforce"] if "enrich" in pipeline.names and rules.systems.salesforce else [])])}
+        unmatched: str | None = None
         if "salesforce" in connectors and "enrich" in pipeline.names:
             # Accounts and existing records live in the CRM: matching and duplicate detection work against them.
-            rules = with_crm_reference(rules, *pull_crm_reference(connectors["salesforce"]))
+            try:
+                rules = with_crm_reference(rules, *pull_crm_reference(connectors["salesforce"]))
+            except SourceStopped as stop:
+                # Enriching without them would write "no account" over good matches: sync nothing this run.
+                unmatched = f"CRM reference data: {stop.reason}"
+                logger.warning("salesforce stopped while pulling accounts and records (%s): nothing synced", stop.reason)
         for system in names:
             connector = connectors[system]
             # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
@@ -71,6 +77,9 @@ def crm_sync(
             report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
                                       "write_back": writes, "changes": {}}
             per_system[system] = report
+            if unmatched:
+                report["stopped"] = unmatched
+                continue
             since = start or load_watermark(system)
             if start is None and since is not None and not hasattr(connector, "lookback"):
                 # Connectors without their own look-back overlap get the configured one here.

@@ -33,6 +33,13 @@ def config(tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.Monke
     return str(path)
 
 
+def without_enrich(config: str) -> None:
+    """Pull mechanics only: no CRM reference pulls before the lead pull, so injected query faults hit the leads."""
+    document = yaml.safe_load(Path(config).read_text())
+    document["pipeline"] = ["standardize", "comply"]
+    Path(config).write_text(yaml.safe_dump(document))
+
+
 def writeback_events() -> list[tuple[str, str]]:
     events = StateStore.open().events()
     done = events[events["stage"] == "writeback:salesforce"]
@@ -107,6 +114,7 @@ def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
     from flows.crm_sync import crm_sync
 
     # The org refuses the second page (REQUEST_LIMIT_EXCEEDED): the run stops cleanly after committing page one.
+    without_enrich(config)
     sandbox.faults.inject(r"GET .*/query/[^?]+-\d+$", "403", times=1)
     stopped = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
     assert stopped["stopped"] and "REQUEST_LIMIT_EXCEEDED" in stopped["stopped"]
@@ -122,6 +130,44 @@ def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
     assert writes and len(writes) == len(set(writes)), "a field of a lead was written back twice"
     leads = sandbox.lead_frame()
     assert leads["Mailable_Reason__c"].notna().all()  # every lead got processed and written in the end
+
+
+def test_a_stop_while_pulling_accounts_syncs_nothing_and_moves_no_watermark(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    sandbox.faults.inject(r"GET .*/query/", "403", times=1)  # the first query is the Account pull
+    summary = crm_sync(config_path=config, override_export_guard=True)
+    report = summary["systems"]["salesforce"]
+    assert report["stopped"].startswith("CRM reference data:") and "REQUEST_LIMIT_EXCEEDED" in report["stopped"]
+    assert report["pulled"] == report["written"] == 0
+    assert StateStore.open().get_watermark("salesforce") is None
+    assert not sandbox.org.field_writes
+
+
+def test_enrichment_reaches_salesforce_and_settles(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    first = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]
+    assert first["account_match"].get("domain", 0) > 50
+    leads = sandbox.lead_frame()
+    matched = leads[leads["Account_Match_Method__c"] == "domain"]
+    accounts = sandbox.org.objects["Account"]
+    assert len(matched) and matched["Account__c"].map(lambda a: a in accounts).all()
+    filled = leads[leads["Enrichment_Source__c"].fillna("").str.contains("employees=account")]
+    assert len(filled) and (
+        filled["NumberOfEmployees"] == filled["Account__c"].map(lambda a: accounts[a]["NumberOfEmployees"])).all()
+    # Head counts a rep typed stay as they were.
+    typed = leads[leads["Enrichment_Source__c"].fillna("").str.contains("employees=crm")]
+    assert len(typed)
+    for _ in range(3):  # our own writes come back once as an echo, then nothing is left to write
+        if crm_sync(config_path=config)["systems"]["salesforce"]["written"] == 0:
+            break
+    else:
+        pytest.fail("enrichment write-back never settled")
 
 
 def test_a_run_killed_in_the_middle_of_write_back_re_runs_writing_each_field_once(
@@ -155,6 +201,7 @@ def test_malformed_records_are_quarantined_with_a_reason_not_a_crash(
 ) -> None:
     from flows.crm_sync import crm_sync
 
+    without_enrich(config)
     sandbox.faults.inject(r"GET .*/query/", "malformed", times=1, drop="LastName", set={"HasOptedOutOfEmail": "maybe"})
     summary = crm_sync(config_path=config, override_export_guard=True)
     assert summary["quarantined_by_stage"]["pull"] == 2

@@ -192,3 +192,21 @@ def test_a_bad_number_in_a_reference_file_names_file_row_and_column(tmp_path: Pa
         load_rules(write_config(tmp_path, "enrichment:\n  firmographics_file: firmo.csv\n"))
     message = str(info.value)
     assert "firmo.csv" in message and "row 3" in message and "employees" in message and "lots" in message
+
+
+def test_a_value_leadflow_wrote_earlier_is_refreshed_not_protected() -> None:
+    # Last run filled employees from the account and wrote it back; the account has grown since.
+    frame = leads({"lead_id": "1", "email": "ann@acme.com", "employees": "200",
+                   "enrichment_source": "employees=account"},
+                  {"lead_id": "2", "email": "ann@acme.com", "employees": "200"},  # a person typed 200
+                  {"lead_id": "3", "email": "x@gone.com", "employees": "80", "enrichment_source": "employees=provider"})
+    out = ENRICH.apply(frame, rules(Reference(accounts=ACCOUNTS)))
+    assert out["employees"].tolist() == [250, 200, 80]
+    assert out.iloc[0]["enrichment_source"].startswith("employees=account")
+    assert out.iloc[1]["enrichment_source"].startswith("employees=crm")
+    assert out.iloc[2]["enrichment_source"] == "employees=provider"  # nothing newer: kept, still the provider's
+
+
+def test_a_stage_may_read_its_own_earlier_output_but_not_a_later_stages() -> None:
+    assert "enrichment_source" in ENRICH.reads and "enrichment_source" in ENRICH.writes
+    pipeline_from_names(["standardize", "enrich", "comply"])

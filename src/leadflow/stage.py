@@ -74,7 +74,8 @@ class Pipeline:
 
 
 def build_pipeline(stages: Sequence[Stage], inputs: Iterable[str] = INPUT_COLUMNS) -> Pipeline:
-    """Check that every stage reads only input columns or columns an earlier stage writes."""
+    """Check that every stage reads only input columns, columns an earlier stage writes, or (their earlier value)
+    columns it writes itself."""
     seen: set[str] = set()
     for stage in stages:
         if stage.name in seen:
@@ -83,7 +84,9 @@ def build_pipeline(stages: Sequence[Stage], inputs: Iterable[str] = INPUT_COLUMN
     available = set(inputs)
     for position, stage in enumerate(stages):
         for column in stage.reads:
-            if column in available:
+            # A stage may read a column it writes itself: its value from an earlier run (read back from the CRM or a
+            # file), empty for a new lead.
+            if column in available or column in stage.writes:
                 continue
             later = [s.name for s in stages[position + 1 :] if column in s.writes]
             if later:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,8 +38,18 @@ from leadflow.connectors.base import (
     SourceStopped,
     WriteResult,
 )
+from leadflow.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
 from leadflow.errors import LeadflowError
-from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, conform
+from leadflow.schema import (
+    BOOLEAN_COLUMNS,
+    CANONICAL_COLUMNS,
+    FALSE_WORDS,
+    NUMERIC_COLUMNS,
+    TRUE_WORDS,
+    conform,
+    dtype_of,
+    parse_number,
+)
 from leadflow.yamlio import load_yaml, parse_model
 
 SYSTEM: Final = "salesforce"
@@ -48,7 +59,8 @@ RETRYABLE_CODES: Final = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", 
 COLLECTION_LIMIT: Final = 200
 DEFAULT_OBJECT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "Contact": ("Id", "FirstName", "LastName", "Email", "Title", "Phone", "AccountId", "OwnerId", "SystemModstamp"),
-    "Account": ("Id", "Name", "Website", "BillingCountry", "OwnerId", "SystemModstamp"),
+    "Account": ("Id", "Name", "Website", "BillingCountry", "OwnerId", "NumberOfEmployees", "AnnualRevenue", "Industry",
+                "LastActivityDate", "SystemModstamp"),
     "User": ("Id", "Username", "Email", "FirstName", "LastName", "IsActive", "SystemModstamp"),
 }
 _FAST_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$")
@@ -105,7 +117,7 @@ class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     column: str
-    type: Literal["string", "boolean", "datetime", "picklist"] = "string"
+    type: Literal["string", "boolean", "datetime", "picklist", "number"] = "string"
     read: bool = True
     write: bool = True
     invert: bool = False
@@ -119,6 +131,9 @@ class FieldSpec(BaseModel):
             raise ValueError("invert applies to boolean fields only")
         if (self.type == "boolean") != (self.column in BOOLEAN_COLUMNS):
             raise ValueError(f"type {self.type!r} does not fit column {self.column!r}")
+        if self.type == "number" and self.column not in NUMERIC_COLUMNS:
+            raise ValueError(f"type 'number' needs a numeric column ({', '.join(NUMERIC_COLUMNS)}), "
+                             f"not {self.column!r}")
         return self
 
 
@@ -363,25 +378,66 @@ class SalesforceConnector:
 
     def pull_objects(
         self, sobject: str, since: datetime | None = None, until: datetime | None = None,
-        fields: list[str] | None = None,
+        fields: list[str] | None = None, where: str | None = None,
     ) -> Iterator[pd.DataFrame]:
-        """Raw pages of another object (Salesforce field names) plus `source_modstamp`, for matching."""
+        """Raw pages of another object (Salesforce field names, as text) plus `source_modstamp`, for matching.
+
+        `where` is an extra SOQL condition ANDed to the time window (e.g. `IsConverted = false`)."""
         names = list(fields or DEFAULT_OBJECT_FIELDS.get(sobject, ("Id", "SystemModstamp")))
         names = list(dict.fromkeys(["Id", *names, "SystemModstamp"]))
-        for records in _dedup(self._rest_pages(sobject, names, "SystemModstamp", "Id", since, until), "Id",
-                              "SystemModstamp"):
+        pages = self._rest_pages(sobject, names, "SystemModstamp", "Id", since, until, where)
+        for records in _dedup(pages, "Id", "SystemModstamp"):
             rows = [{n: r.get(n) for n in names} for r in records]
-            frame = pd.DataFrame(rows, columns=names).astype("string")
+            # object first: a number column with gaps would otherwise turn 120 into "120.0"
+            frame = pd.DataFrame(rows, columns=names, dtype=object).astype("string")
             frame[CURSOR_COLUMN] = frame["SystemModstamp"].map(_iso, na_action="ignore").astype("string")
             missing = [", ".join(n for n in names if n not in r) for r in records]
             frame[PULL_ERROR_COLUMN] = pd.Series([f"missing fields: {m}" if m else pd.NA for m in missing],
                                                  dtype="string")
             yield frame
 
+    def reference_data(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(accounts, existing) for the enrich stage, in exactly ACCOUNT_COLUMNS / EXISTING_COLUMNS.
+
+        accounts: every Account with its firmographics (`employees` Int64, `annual_revenue` Float64) and
+        `country_code` from BillingCountry (NA when it is not a country). existing: every Contact (company = its
+        account's name) and every Lead not converted, e-mails lower-cased and trimmed. REST pages, each call
+        counted against the API budget."""
+        from leadflow.stages.standardize import country_code_of
+
+        raw = _concat(self.pull_objects("Account"), DEFAULT_OBJECT_FIELDS["Account"])
+        countries = raw["BillingCountry"].str.strip()
+        codes = {v: country_code_of(v) for v in countries.dropna().unique()}
+        accounts = pd.DataFrame({
+            "account_id": raw["Id"], "name": raw["Name"], "website": raw["Website"], "owner_id": raw["OwnerId"],
+            "employees": parse_number(raw["NumberOfEmployees"], "Int64")[0],
+            "annual_revenue": parse_number(raw["AnnualRevenue"], "Float64")[0],
+            "industry": raw["Industry"], "last_activity_at": raw["LastActivityDate"],
+            "country_code": countries.map(codes).astype("string"),
+        })[list(ACCOUNT_COLUMNS)]
+        names = dict(zip(raw["Id"].dropna(), raw["Name"].loc[raw["Id"].notna()], strict=True))
+
+        contact_fields = ["FirstName", "LastName", "Email", "AccountId"]
+        contacts = _concat(self.pull_objects("Contact", fields=contact_fields), contact_fields)
+        lead_fields = ["FirstName", "LastName", "Email", "Company"]
+        leads = _concat(self.pull_objects("Lead", fields=lead_fields, where="IsConverted = false"), lead_fields)
+        existing = pd.concat([
+            pd.DataFrame({"record_id": contacts["Id"], "object": "Contact", "email": contacts["Email"],
+                          "first_name": contacts["FirstName"], "last_name": contacts["LastName"],
+                          "company": contacts["AccountId"].map(names)}),
+            pd.DataFrame({"record_id": leads["Id"], "object": "Lead", "email": leads["Email"],
+                          "first_name": leads["FirstName"], "last_name": leads["LastName"],
+                          "company": leads["Company"]}),
+        ], ignore_index=True)
+        existing = existing.astype("string")
+        email = existing["email"].str.strip().str.lower()
+        existing["email"] = email.mask(email == "")
+        return accounts.reset_index(drop=True), existing[list(EXISTING_COLUMNS)]
+
     def _rest_pages(self, sobject: str, fields: list[str], stamp: str, id_field: str, since: datetime | None,
-                    until: datetime | None) -> Iterator[list[dict[str, Any]]]:
+                    until: datetime | None, where: str | None = None) -> Iterator[list[dict[str, Any]]]:
         headers = {"Sforce-Query-Options": f"batchSize={self.page_size}"}
-        soql = _soql(sobject, fields, stamp, since, until, id_field)
+        soql = _soql(sobject, fields, stamp, since, until, id_field, where)
         # query/query_more rather than query_all_iter: the cursor must survive a re-login between pages.
         result = self._call(lambda sf: sf.query(soql, headers=headers))
         while True:
@@ -398,7 +454,7 @@ class SalesforceConnector:
                     raise
                 # Locators expire (15 minutes idle): query again from the last stamp seen; _dedup drops the overlap.
                 log.info("salesforce: query locator expired, resuming from %s", resume_from.isoformat())
-                soql = _soql(sobject, fields, stamp, resume_from, until, id_field)
+                soql = _soql(sobject, fields, stamp, resume_from, until, id_field, where)
                 result = self._call(lambda sf: sf.query(soql, headers=headers))
 
     def _bulk_pages(self, sobject: str, soql: str) -> Iterator[str]:
@@ -515,8 +571,8 @@ def _soql_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _where(stamp: str, since: datetime | None, until: datetime | None) -> str:
-    conds = []
+def _where(stamp: str, since: datetime | None, until: datetime | None, extra: str | None = None) -> str:
+    conds = [extra] if extra else []
     if since is not None:
         conds.append(f"{stamp} >= {_soql_datetime(since)}")
     if until is not None:
@@ -525,8 +581,9 @@ def _where(stamp: str, since: datetime | None, until: datetime | None) -> str:
 
 
 def _soql(sobject: str, fields: list[str], stamp: str, since: datetime | None, until: datetime | None,
-          id_field: str) -> str:
-    return f"SELECT {', '.join(fields)} FROM {sobject}{_where(stamp, since, until)} ORDER BY {stamp}, {id_field}"
+          id_field: str, where: str | None = None) -> str:
+    return (f"SELECT {', '.join(fields)} FROM {sobject}{_where(stamp, since, until, where)} "
+            f"ORDER BY {stamp}, {id_field}")
 
 
 def _dedup(pages: Iterator[list[dict[str, Any]]], id_field: str, stamp: str) -> Iterator[list[dict[str, Any]]]:
@@ -601,6 +658,10 @@ def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataF
                 row[spec.column] = _iso(value)
                 if row[spec.column] is None:
                     problems.append(f"{name}: not a datetime ({str(value)[:40]!r})")
+            elif spec.type == "number":
+                row[spec.column] = _pulled_number(value)
+                if row[spec.column] is None:
+                    problems.append(f"{name}: not a number ({str(value)[:40]!r})")
             else:
                 if not isinstance(value, str):
                     problems.append(f"{name}: not text ({type(value).__name__})")
@@ -613,8 +674,34 @@ def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataF
     columns = ["lead_id", "source", *(spec.column for _, spec in readers), CURSOR_COLUMN, PULL_ERROR_COLUMN]
     frame = pd.DataFrame(rows, columns=columns)
     for column in frame.columns:
-        frame[column] = frame[column].astype("boolean" if column in BOOLEAN_COLUMNS else "string")
+        if column in NUMERIC_COLUMNS:
+            values = pd.to_numeric(frame[column].astype(object), errors="coerce")
+            frame[column] = (values.round() if NUMERIC_COLUMNS[column] == "Int64" else values).astype(dtype_of(column))
+        else:
+            frame[column] = frame[column].astype("boolean" if column in BOOLEAN_COLUMNS else "string")
     return conform(frame)
+
+
+def _pulled_number(value: Any) -> float | None:
+    """A number field's value (JSON number, or text from Bulk API CSV) as a float; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
+
+
+def _concat(frames: Iterator[pd.DataFrame], fields: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    pages = list(frames)
+    if pages:
+        return pd.concat(pages, ignore_index=True)
+    names = list(dict.fromkeys(["Id", *fields, "SystemModstamp"]))
+    return pd.DataFrame({n: pd.Series(dtype="string") for n in names})
 
 
 def _csv_records(text: str, mapping: ObjectMapping) -> list[dict[str, Any]]:
@@ -653,7 +740,12 @@ def _plan(changes: pd.DataFrame, mapping: ObjectMapping) -> list[tuple[str, dict
             if value is None:
                 continue
             name, spec = writers[column]
-            out[name] = (_as_bool(value, column) != spec.invert) if spec.type == "boolean" else str(value)
+            if spec.type == "boolean":
+                out[name] = _as_bool(value, column) != spec.invert
+            elif spec.type == "number":
+                out[name] = _as_number(value, column)
+            else:
+                out[name] = str(value)
         if out:
             planned.append((str(record_id), out))
     return planned
@@ -667,6 +759,14 @@ def _as_bool(value: Any, column: str) -> bool:
             return text in TRUE_WORDS
         raise WriteError(f"salesforce: {column!r} needs a boolean, got {value[:40]!r}")
     return bool(value)
+
+
+def _as_number(value: Any, column: str) -> int | float:
+    """A JSON number for a number field: an int for Int64 columns, a float otherwise (replayed payloads are text)."""
+    number = None if isinstance(value, bool) else _pulled_number(value)
+    if number is None:
+        raise WriteError(f"salesforce: {column!r} needs a number, got {str(value)[:40]!r}")
+    return int(round(number)) if NUMERIC_COLUMNS[column] == "Int64" else number
 
 
 def _bulk_value(value: Any) -> str:

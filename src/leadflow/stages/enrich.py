@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 SOURCES: Final[tuple[str, ...]] = ("crm", "account", "reference_file", "provider")
 """Where a firmographic value can come from, in order of precedence."""
+LEADFLOW_SOURCES: Final[tuple[str, ...]] = SOURCES[1:]
+"""Sources whose values leadflow itself wrote to the CRM: those are refreshed, never protected as a person's."""
 
 READS: Final[tuple[str, ...]] = (
     "lead_id", "source", "email", "first_name", "last_name", "company", "website", "country_code", "email_domain",
-    "is_free_email", "created_at", *FIRMOGRAPHIC_COLUMNS,
+    "is_free_email", "created_at", *FIRMOGRAPHIC_COLUMNS, "enrichment_source",
 )
 WRITES: Final[tuple[str, ...]] = (
     *MATCH_COLUMNS, *DUPLICATE_COLUMNS, *FIRMOGRAPHIC_COLUMNS, "segment", "enrichment_source", "enrichment_note",
@@ -83,6 +85,7 @@ def _complete(frame: pd.DataFrame) -> pd.Series:
 
 
 def _needs_value(frame: pd.DataFrame, config: EnrichmentConfig) -> pd.Series:
+    # A value leadflow wrote earlier is kept when no source has a new one, so it is not asked for again.
     needs = pd.Series(False, index=frame.index)
     for column in FIRMOGRAPHIC_COLUMNS:
         needs |= frame[column].isna() | config.overwrites(column)
@@ -109,6 +112,13 @@ def domains_to_look_up(frame: pd.DataFrame, rules: Rules) -> list[str]:
         known.update(domains[_complete(reference).to_numpy()].dropna())
     asked = domain[wanted & ~domain.isin(known)]
     return sorted(asked.dropna().unique().tolist())
+
+
+def _earlier_source(text: pd.Series, column: str) -> pd.Series:
+    """Per lead, where `column`'s value came from according to an earlier `enrichment_source` (NA: not recorded)."""
+    uniques = text.dropna().unique()
+    table = {u: dict(part.split("=", 1) for part in str(u).split(";") if "=" in part).get(column) for u in uniques}
+    return text.map(table).astype("string")
 
 
 def _segments(employees: pd.Series, revenue: pd.Series, bands: list[SegmentBand]) -> pd.Series:
@@ -167,7 +177,11 @@ def enrich(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     sources = pd.DataFrame(index=frame.index)
     for column in FIRMOGRAPHIC_COLUMNS:
         crm = _typed(frame[column], column)
-        keep = crm.notna() & (not config.overwrites(column))
+        # The source this value had last run (our own write-back read back): a CRM value leadflow put there is no
+        # person's and is refreshed; anything else in the CRM is a person's and stays unless config says otherwise.
+        earlier = _earlier_source(frame["enrichment_source"], column)
+        ours = earlier.isin(LEADFLOW_SOURCES).fillna(False).astype(bool)
+        keep = crm.notna() & ~ours & (not config.overwrites(column))
         value = crm.where(keep)
         source = pd.Series(pd.NA, index=frame.index, dtype="string").mask(keep, "crm")
         for name, candidates in (
@@ -178,10 +192,10 @@ def enrich(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
             fill = value.isna() & candidates.notna()
             value = value.mask(fill, candidates)
             source = source.mask(fill, name)
-        # Allowed to overwrite, but nothing better was found: the CRM's value stays.
+        # Allowed to overwrite, but nothing better was found: the CRM's value stays, with the source it had.
         fallback = value.isna() & crm.notna()
         out[column] = value.mask(fallback, crm)
-        sources[column] = source.mask(fallback, "crm")
+        sources[column] = source.mask(fallback, earlier.where(ours, "crm"))
 
     out["segment"] = _segments(out["employees"], out["annual_revenue"], config.segments)
     out["enrichment_source"] = _source_text(sources)
