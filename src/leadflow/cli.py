@@ -121,6 +121,10 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
         if report.get("stopped"):
             line += f"  STOPPED: {report['stopped']}"
         typer.echo(line)
+        if report.get("account_match"):
+            matches = ", ".join(f"{k} {v}" for k, v in report["account_match"].items())
+            known = ", ".join(f"{k} {v}" for k, v in report.get("firmographics_known", {}).items())
+            typer.echo(f"      account match: {matches}; duplicates {report.get('duplicates', 0)}; known: {known}")
         if summary["dry_run"]:
             for column, entry in sorted(report.get("changes", {}).items(), key=lambda kv: -kv[1]["count"]):
                 shown = "; ".join(f"{rid}: {old!r} -> {new!r}" for rid, old, new in entry["examples"])
@@ -197,7 +201,7 @@ def demo(
     folder = Settings().home / "demo-sandbox"
     shutil.rmtree(folder, ignore_errors=True)  # every demo starts from freshly seeded, messy systems
     typer.secho(f"leadflow demo: seeding local Salesforce and Marketo sandboxes with {leads} messy leads each", bold=True)
-    with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo")) as boxes:
+    with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo"), enrichment=True) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
@@ -275,7 +279,7 @@ def sandbox(
 
     from leadflow.sandbox.launch import running_sandboxes
 
-    with running_sandboxes(folder, leads=leads) as boxes:
+    with running_sandboxes(folder, leads=leads, enrichment=True) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         typer.secho(f"\nConfig: {boxes.config_path}", bold=True)

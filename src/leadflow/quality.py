@@ -194,7 +194,7 @@ class QualityGate:
             suite=name,
             stage=stage,
             rows_in=len(frame),
-            passed=frame[keep],
+            passed=frame if not len(bad) else frame[keep],  # no copy of a batch that passed whole
             quarantine=quarantine,
             expectations=expectations,
         )
