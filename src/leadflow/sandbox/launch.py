@@ -89,6 +89,9 @@ def running_sandboxes(
                     "base_url": provider.url,
                     "api_key": _secret_file(folder, "enrichment", provider.api_key),
                     "ca_bundle": str(Path(provider.cert_path).resolve()),
+                    # A local emulator: no reason to pace it like a paid API (10/s by default).
+                    "requests_per_second": 200,
+                    "max_calls_per_run": 5000,
                 }
             }
             boxes.urls["enrichment"], boxes.handles["enrichment"] = provider.url, provider
