@@ -37,6 +37,7 @@ def run_stages(
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
+        del changed, gate, events  # the full stage output must not stay alive through the next stage
     return frame, quarantined
 
 
