@@ -12,8 +12,8 @@ RSS seen during each step is sampled every 10 ms.
 from __future__ import annotations
 
 import argparse
-import threading
 import resource
+import threading
 import time
 from pathlib import Path
 

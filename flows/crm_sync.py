@@ -6,6 +6,7 @@ crash anywhere re-pulls that page, and because only changed fields are written, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +18,14 @@ from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts
+from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts, scoring_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import changed_fields, merge_diff, writeback_events
 from tasks.crm import write_back
-from tasks.enrichment import pull_crm_reference, with_crm_reference
+from tasks.enrichment import pull_activities, pull_crm_reference, with_activities, with_crm_reference
 from tasks.io import (
     commit_watermark,
     dead_letter_counts,
@@ -51,7 +52,9 @@ def crm_sync(
     incremental watermark alone. `dry_run` writes nothing back and moves no watermark. `override_export_guard` lets
     a write change more records than the connector's export guard allows."""
     logger = get_run_logger()
-    rules = load_rules(Path(config_path) if config_path else None)
+    # A backfill scores "as of" its window end; an incremental sync as of now.
+    rules = replace(load_rules(Path(config_path) if config_path else None),
+                    as_of=(end or datetime.now(UTC)) if start is not None else datetime.now(UTC))
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     names = list(systems or rules.systems.names)
     params = {"systems": names, "start": start, "end": end, "dry_run": dry_run, "config_path": config_path}
@@ -59,8 +62,9 @@ def crm_sync(
     recorded = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     with recorded_run("crm_sync", recorded) as (run_id, ledger):
         # One connector per system for the whole run, so each API budget counts every call the run makes.
-        connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(
-            [*names, *(["salesforce"] if "enrich" in pipeline.names and rules.systems.salesforce else [])])}
+        wanted = [*names, *(["salesforce"] if "enrich" in pipeline.names and rules.systems.salesforce else []),
+                  *(["marketo"] if "score" in pipeline.names and rules.systems.marketo else [])]
+        connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(wanted)}
         unmatched: str | None = None
         if "salesforce" in connectors and "enrich" in pipeline.names:
             # Accounts and existing records live in the CRM: matching and duplicate detection work against them.
@@ -70,6 +74,14 @@ def crm_sync(
                 # Enriching without them would write "no account" over good matches: sync nothing this run.
                 unmatched = f"CRM reference data: {stop.reason}"
                 logger.warning("salesforce stopped while pulling accounts and records (%s): nothing synced", stop.reason)
+        if not unmatched and "score" in pipeline.names and "marketo" in connectors:
+            assert rules.as_of is not None
+            lookback = timedelta(days=rules.scoring_model.lookback_days)
+            try:
+                rules = with_activities(rules, pull_activities(connectors["marketo"], rules.as_of - lookback,
+                                                               rules.as_of))
+            except SourceStopped as stop:
+                logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
         for system in names:
             connector = connectors[system]
             # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
@@ -133,6 +145,7 @@ def crm_sync(
                             report["watermark"] = mark.isoformat()
                     add_counts(report, mailable_counts(frame))
                     add_counts(report, enrichment_counts(frame))
+                    add_counts(report, scoring_counts(frame))
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,17 +11,20 @@ from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
-from leadflow.pipeline import concat_quarantine, enrichment_counts, mailable_counts
+from leadflow.pipeline import concat_quarantine, enrichment_counts, mailable_counts, scoring_counts
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import read_leads, record_stage, write_leads
 
 
 @flow(name="lead_sync", log_prints=False)
-def lead_sync(input_path: str, output_path: str | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Run the lead pipeline over a CSV/Parquet lead file; returns the run summary."""
+def lead_sync(
+    input_path: str, output_path: str | None = None, config_path: str | None = None, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """Run the lead pipeline over a CSV/Parquet lead file; returns the run summary. Scores and lifecycle moves are
+    evaluated `as_of` (default: now)."""
     logger = get_run_logger()
-    rules = load_rules(Path(config_path) if config_path else None)
+    rules = replace(load_rules(Path(config_path) if config_path else None), as_of=as_of or datetime.now(UTC))
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     params = {"input_path": input_path, "output_path": output_path, "config_path": config_path}
     with recorded_run("lead_sync", params) as (run_id, ledger):
@@ -34,4 +39,5 @@ def lead_sync(input_path: str, output_path: str | None = None, config_path: str 
         ledger.close(len(frame))
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
-        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame), **outputs})
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame),
+                                         **scoring_counts(frame), **outputs})

@@ -68,3 +68,21 @@ def with_crm_reference(rules: Rules, accounts: pd.DataFrame, existing: pd.DataFr
     if rules.enrichment.existing_records is None:
         reference = replace(reference, existing=existing)
     return replace(rules, reference=reference)
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def pull_activities(connector: Any, since: datetime, until: datetime) -> pd.DataFrame:
+    """Engagement activities from the MAP in [since, until), as the canonical activity frame for scoring."""
+    from leadflow.sync import marketo_activities
+
+    activities = marketo_activities(connector.activities(since, until))
+    get_run_logger().info("MAP activities: %d since %s", len(activities), since.isoformat())
+    return activities
+
+
+def with_activities(rules: Rules, activities: pd.DataFrame) -> Rules:
+    """`rules` whose reference data carries the run's activities (added to any the config names)."""
+    from leadflow.scoring import conform_activities
+
+    both = pd.concat([rules.reference.activities, conform_activities(activities)], ignore_index=True)
+    return replace(rules, reference=replace(rules.reference, activities=conform_activities(both)))

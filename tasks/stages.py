@@ -7,7 +7,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.config import Rules
-from leadflow.stages import COMPLY, ENRICH, STANDARDIZE
+from leadflow.stages import COMPLY, ENRICH, LIFECYCLE, SCORE, STANDARDIZE
 from leadflow.stages.enrich import domains_to_look_up
 from tasks.enrichment import look_up_firmographics, with_provider_answers
 
@@ -31,4 +31,22 @@ def comply_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     return COMPLY.apply(frame, rules)
 
 
-STAGE_TASKS: dict[str, Task] = {"standardize": standardize_leads, "enrich": enrich_leads, "comply": comply_leads}
+@task(cache_policy=NO_CACHE)
+def score_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Fit and engagement points from the versioned scoring model, as of the run's time."""
+    return SCORE.apply(frame, rules)
+
+
+@task(cache_policy=NO_CACHE)
+def advance_lifecycle(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """MQL on score, SAL/SQL/recycled on CRM status; refused moves reported in lifecycle_reason."""
+    return LIFECYCLE.apply(frame, rules)
+
+
+STAGE_TASKS: dict[str, Task] = {
+    "standardize": standardize_leads,
+    "enrich": enrich_leads,
+    "comply": comply_leads,
+    "score": score_leads,
+    "lifecycle": advance_lifecycle,
+}

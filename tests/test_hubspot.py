@@ -106,7 +106,7 @@ def test_connector_implements_the_protocols(connect: Callable[..., HubspotConnec
     assert isinstance(connector, LeadSource) and isinstance(connector, CrmWriter)
     assert connector.system == "hubspot"
     assert "status" in connector.writable_columns and "email_opt_in" in connector.writable_columns
-    assert not {"created_at", "updated_at", "lifecycle_stage"} & set(connector.writable_columns)
+    assert not {"created_at", "updated_at", "hubspot_lifecycle_stage"} & set(connector.writable_columns)
 
 
 def test_full_pull_reads_every_contact_exactly_once(hub: RunningHubspot, connect: Callable[..., HubspotConnector],

@@ -84,7 +84,7 @@ def test_lead_sync_end_to_end(prefect_api: str, state_home: Path, tmp_path: Path
     assert changed["email"] == ("Hans@Firma.DE", "hans@firma.de")
     assert changed["country_code"] == (None, "DE") or changed["country_code"][1] == "DE"
     assert changed["mailable_reason"][1] == "no_consent"
-    assert set(trail["stage"]) == {"standardize", "enrich", "comply"}
+    assert set(trail["stage"]) == {"standardize", "enrich", "comply", "score", "lifecycle"}
 
 
 def test_data_quality_failure_fails_the_run_and_is_recorded(prefect_api: str, state_home: Path, tmp_path: Path) -> None:

@@ -29,6 +29,16 @@ FAILING = {
         3: {"expect_column_values_to_be_between", "expect_column_values_to_match_regex"},  # 9M staff, source guess
         4: {"expect_column_values_to_be_between"},  # duplicate_confidence 1.5
     },
+    "leads_scored": {
+        1: {"expect_column_values_to_be_in_set", "expect_column_values_to_match_regex"},  # grade E, rating E4
+        2: {"expect_column_values_to_be_between"},  # negative engagement
+        3: {"expect_column_values_to_not_be_null"},  # no model version
+    },
+    "leads_lifecycle": {
+        1: {"expect_column_values_to_be_in_set"},  # unknown stage
+        2: {"expect_column_values_to_not_be_null"},  # SAL without sal_at
+        3: {"expect_column_values_to_match_regex"},  # mql_at not a time
+    },
     "leads_comply": {
         1: {"expect_column_values_to_not_be_null"},  # consent_required undecided
         2: {"expect_column_values_to_be_in_set"},  # unknown mailable_reason

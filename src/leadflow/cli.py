@@ -155,6 +155,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for column, n in summary["firmographics_known"].items():
             typer.echo(f"  {column + ' known':<30}{n:>8}")
         typer.echo(f"  {'segments':<30}" + ", ".join(f"{k} {v}" for k, v in summary["segments"].items()))
+    if summary.get("grades"):
+        typer.echo(f"  {'grades':<30}" + ", ".join(f"{k} {v}" for k, v in summary["grades"].items()))
+        typer.echo(f"  {'lifecycle':<30}" + ", ".join(f"{k} {v}" for k, v in summary["lifecycle"].items()))
+        typer.echo(f"  {'lifecycle moves refused':<30}{summary['lifecycle_refused']:>8}  (see lifecycle_reason)")
     typer.echo("")
     typer.secho("Where to look next", bold=True)
     if "output" in summary:
@@ -308,6 +312,40 @@ def process_map(config: ConfigOption = None) -> None:
         return render(pipeline_from_names(rules.pipeline, origin=rules.source))
 
     typer.echo(_guard(build), nl=False)
+
+
+score_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Lead scoring: backtest a scoring model.")
+app.add_typer(score_app, name="score")
+
+
+@score_app.command("backtest")
+def score_backtest(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Scoring model YAML to backtest.")],
+    history: Annotated[Path, typer.Option("--history", help="Historical leads (.csv/.parquet) with an outcome column "
+                                          "(0/1 or true/false).")],
+    activities: Annotated[Path | None, typer.Option("--activities", help="Activity file (lead_key, activity_type, "
+                                                    "occurred_at, detail); default: <history stem>.activities.csv "
+                                                    "beside the history, if present.")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="The current model YAML: show what changes.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of this ISO date/time (UTC unless an offset "
+                                              "is given); default: the latest created_at in the history.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the lift chart and tables (.html).")] = None,
+) -> None:
+    """Backtest a scoring model on historical leads: AUC, lift by decile, MQL precision/recall; with --against,
+    how many leads change grade and enter or leave MQL."""
+    from leadflow.backtest import check_plot_path, result_lines, run_backtest, write_plot
+
+    def work() -> Any:
+        check_plot_path(plot)
+        result = run_backtest(model, history, activities, as_of, against)
+        written = write_plot(result, plot) if plot is not None else None
+        return result, written
+
+    result, written = _guard(work)
+    for line in result_lines(result):
+        typer.echo(line)
+    if written is not None:
+        typer.echo(f"\nlift chart    {written}")
 
 
 @app.command()

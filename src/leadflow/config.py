@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,6 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
+from leadflow.lifecycle import DEFAULT_LIFECYCLE, LifecyclePolicy, load_lifecycle_policy
+from leadflow.scoring import DEFAULT_SCORING_MODEL, ScoringModel, conform_activities, load_scoring_model
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
 from leadflow.yamlio import load_yaml, parse_model
 
@@ -62,6 +65,17 @@ class QualityConfig(BaseModel):
     max_quarantine_share: float = Field(default=DEFAULT_MAX_QUARANTINE_SHARE, ge=0.0, le=1.0)
 
 
+class ScoringConfig(BaseModel):
+    """The `scoring:` section: which model and lifecycle policy, and (file mode) where the activities are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path | None = Field(default=None, description="Scoring model YAML; default: the bundled model.")
+    lifecycle: Path | None = Field(default=None, description="Lifecycle policy YAML; default: the bundled one.")
+    activities: Path | None = Field(default=None, description="CSV/Parquet: lead_key, activity_type, occurred_at, "
+                                    "detail (file mode; a CRM sync pulls them from the MAP).")
+
+
 class RunConfig(BaseModel):
     """The run config (`leadflow.yaml`)."""
 
@@ -73,6 +87,17 @@ class RunConfig(BaseModel):
     suppression: SuppressionFiles = Field(default_factory=SuppressionFiles)
     systems: Connections = Field(default_factory=Connections)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+
+@cache
+def default_scoring_model() -> ScoringModel:
+    return load_scoring_model(DEFAULT_SCORING_MODEL)
+
+
+@cache
+def default_lifecycle_policy() -> LifecyclePolicy:
+    return load_lifecycle_policy(DEFAULT_LIFECYCLE)
 
 
 @dataclass(frozen=True)
@@ -89,7 +114,11 @@ class Rules:
     systems: Connections = field(default_factory=Connections)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     reference: Reference = field(default_factory=Reference)
-    """Accounts, existing CRM records, the firmographics file and this run's provider answers."""
+    """Accounts, existing CRM records, the firmographics file, activities and this run's provider answers."""
+    scoring_model: ScoringModel = field(default_factory=default_scoring_model)
+    lifecycle: LifecyclePolicy = field(default_factory=default_lifecycle_policy)
+    as_of: datetime | None = None
+    """The time scores and lifecycle moves are evaluated at: the run's start, or a backfill's window end."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -151,5 +180,61 @@ def load_rules(config_path: Path | None = None) -> Rules:
         source=str(config_path),
         systems=config.systems,
         enrichment=config.enrichment,
-        reference=load_reference(config.enrichment, config_path),
+        reference=replace(load_reference(config.enrichment, config_path),
+                          activities=_activities(config.scoring, config_path)),
+        scoring_model=_scoring_model(config.scoring, config_path),
+        lifecycle=default_lifecycle_policy() if config.scoring.lifecycle is None else load_lifecycle_policy(
+            _relative(config.scoring.lifecycle, config_path)),
     )
+
+
+def _relative(path: Path, config_path: Path) -> Path:
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _scoring_model(config: ScoringConfig, config_path: Path) -> ScoringModel:
+    if config.model is None:
+        return default_scoring_model()
+    path = _relative(config.model, config_path)
+    model = load_scoring_model(path)
+    check_model_columns(model, path)
+    return model
+
+
+def check_model_columns(model: ScoringModel, path: Path) -> None:
+    """Refuse a model whose rules test a column the score stage does not receive (a later stage's output)."""
+    from leadflow.stages.score import READS  # here: the stages import this module
+
+    for i, rule in enumerate(model.fit_rules):
+        for column in condition_columns(rule.when):
+            if column not in READS:
+                raise ConfigError(str(path), f"column {column!r} is not known when scoring runs (it is written by a "
+                                  "later stage)", yaml_path=f"fit_rules[{i}].when")
+
+
+def condition_columns(condition: Any) -> list[str]:
+    """The columns a condition (and its nested conditions) tests."""
+    found: list[str] = []
+    if getattr(condition, "column", None):
+        found.append(condition.column)
+    for attr in ("all_", "any_"):
+        for child in getattr(condition, attr, None) or []:
+            found += condition_columns(child)
+    child = getattr(condition, "not_", None)
+    if child is not None:
+        found += condition_columns(child)
+    return found
+
+
+def _activities(config: ScoringConfig, config_path: Path) -> pd.DataFrame:
+    if config.activities is None:
+        return conform_activities(pd.DataFrame())
+    path = _relative(config.activities, config_path)
+    if not path.is_file():
+        raise ConfigError(str(config_path), f"file {str(path)!r} not found", yaml_path="scoring.activities")
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(
+            path, dtype="string", keep_default_na=False, na_values=[""])
+        return conform_activities(frame)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), f"cannot read activities: {exc}") from None

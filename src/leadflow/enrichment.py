@@ -110,6 +110,9 @@ class Reference:
     existing: pd.DataFrame = field(default_factory=lambda: _empty(EXISTING_COLUMNS))
     firmographics: pd.DataFrame = field(default_factory=lambda: _empty(FIRMOGRAPHICS_FILE_COLUMNS))
     provider: pd.DataFrame = field(default_factory=lambda: _empty(PROVIDER_COLUMNS))
+    activities: pd.DataFrame = field(default_factory=lambda: _empty(("lead_key", "activity_type", "occurred_at",
+                                                                    "detail")))
+    """Engagement activities (`leadflow.scoring.ACTIVITY_COLUMNS`) for scoring and the lifecycle."""
     role_localparts: tuple[str, ...] = ()
     """Extra role mailboxes from the config, beside the bundled list."""
     disposable_domains: tuple[str, ...] = ()

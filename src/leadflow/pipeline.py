@@ -137,6 +137,18 @@ def enrichment_counts(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def scoring_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """Grades, lifecycle stages and refused lifecycle moves of the output leads."""
+    if "grade" not in frame or not len(frame):
+        return {}
+    refused = frame["lifecycle_reason"].astype("string").str.startswith("refused ").fillna(False)
+    return {
+        "grades": {str(k): int(v) for k, v in frame["grade"].value_counts().sort_index().items()},
+        "lifecycle": {str(k): int(v) for k, v in frame["lifecycle_stage"].value_counts().items()},
+        "lifecycle_refused": int(refused.sum()),
+    }
+
+
 def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
     """Add nested integer counts (e.g. one page's `mailable_counts`) into a running total."""
     for key, value in counts.items():
@@ -159,6 +171,10 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"step": "account match", "expectation": method, "rows": count})
     if "duplicates" in summary:
         rows.append({"step": "duplicates of CRM records", "expectation": "", "rows": summary["duplicates"]})
+    for stage, count in summary.get("lifecycle", {}).items():
+        rows.append({"step": "lifecycle", "expectation": stage, "rows": count})
+    if "lifecycle_refused" in summary:
+        rows.append({"step": "lifecycle moves refused", "expectation": "", "rows": summary["lifecycle_refused"]})
     return rows
 
 
@@ -184,6 +200,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append("- firmographics known: " + ", ".join(
             f"{k} {v}" for k, v in summary["firmographics_known"].items()))
         lines.append("- segments: " + ", ".join(f"{k} {v}" for k, v in summary["segments"].items()))
+    if "grades" in summary:
+        lines.append("- grades: " + ", ".join(f"{k} {v}" for k, v in summary["grades"].items()))
+        lines.append("- lifecycle: " + ", ".join(f"{k} {v}" for k, v in summary["lifecycle"].items())
+                     + f"; moves refused: {summary['lifecycle_refused']}")
     return "\n".join(lines) + "\n"
 
 

@@ -61,6 +61,19 @@ DERIVED_COLUMNS: Final[tuple[str, ...]] = (
     "enrichment_note",
     "is_role_email",
     "is_disposable_email",
+    "fit_score",
+    "engagement_score",
+    "score",
+    "grade",
+    "rating",
+    "score_reasons",
+    "score_model_version",
+    "lifecycle_stage",
+    "lifecycle_reason",
+    "mql_at",
+    "sal_at",
+    "sql_at",
+    "recycled_at",
 )
 """Columns the stages add."""
 
@@ -75,6 +88,9 @@ NUMERIC_COLUMNS: Final[dict[str, str]] = {
     "annual_revenue": "Float64",
     "account_match_confidence": "Float64",
     "duplicate_confidence": "Float64",
+    "fit_score": "Float64",
+    "engagement_score": "Float64",
+    "score": "Float64",
 }
 """Numeric columns and their nullable pandas dtype."""
 
@@ -126,15 +142,15 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, bad
 
 
-_NUMBER = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[kmb])?$")
+_NUMBER = re.compile(r"^(?P<num>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(?P<unit>[kmb])?$")
 _UNITS: Final[dict[str, float]] = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
 def _number(text: str) -> float | None:
     cleaned = text.strip().lower().replace(",", "").replace("_", "").replace(" ", "")
     cleaned = cleaned.lstrip("$€£").removesuffix("+")
-    if "-" in cleaned[1:]:  # a band such as "51-200" or "1k-5k": its lower bound, the figure known to be true
-        cleaned = cleaned.split("-", 1)[0] if not cleaned.startswith("-") else cleaned
+    if re.match(r"^\d[\d.kmb]*-\d", cleaned):  # a band such as "51-200" or "1k-5k": its lower bound, known to be true
+        cleaned = cleaned.split("-", 1)[0]
     match = _NUMBER.match(cleaned)
     if not match:
         return None
@@ -143,7 +159,7 @@ def _number(text: str) -> float | None:
 
 def parse_number(values: pd.Series, dtype: str = "Float64") -> tuple[pd.Series, pd.Series]:
     """Parse numbers as CRMs and forms write them (`1,200`, `$5M`, `2.5k`, `51-200` → 51); returns (parsed as
-    `dtype`, mask of values that are not empty and not a non-negative number)."""
+    `dtype`, mask of values that are not empty and not a number; ranges are for GX suites to judge)."""
     if values.dtype in ("Int64", "Float64", "int64", "float64"):
         return values.astype(dtype), pd.Series(False, index=values.index)
     text = values.astype("string").str.strip()

@@ -15,7 +15,7 @@ DEMO_CONFIG: Final[Path] = PACKAGE_DIR / "data" / "demo.yaml"
 """The offline demo's run config: the sample leads against bundled accounts and existing CRM records."""
 DEFAULT_CONSENT_POLICY: Final[Path] = REFERENCE_DIR / "consent_policy.yaml"
 
-DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "enrich", "comply")
+DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "enrich", "comply", "score", "lifecycle")
 DEFAULT_MAX_QUARANTINE_SHARE: Final[float] = 0.2
 INPUT_STAGE: Final[str] = "input"
 """Stage name under which rows refused while reading the input are quarantined."""

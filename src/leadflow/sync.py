@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,3 +78,33 @@ def changes_from_dead_letters(letters: pd.DataFrame) -> pd.DataFrame:
         if column != RECORD_ID and frame[column].isin(["True", "False"]).any():
             frame[column] = frame[column].map({"True": True, "False": False}).astype("boolean")
     return frame
+
+
+MARKETO_ACTIVITY_TYPES: dict[str, str] = {
+    "visit webpage": "page_visit",
+    "fill out form": "form_fill",
+    "open email": "email_open",
+    "click email": "email_click",
+    "request demo": "demo_request",
+    "attend webinar": "webinar_attended",
+}
+"""Marketo activity type name → leadflow's canonical activity type (what scoring models name)."""
+
+
+def marketo_activities(pages: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Marketo activity pages as the canonical activity frame (lead_key `marketo:<leadId>`); unreadable or unmapped
+    activities are left out."""
+    frames = [page for page in pages if len(page)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in ("lead_key", "activity_type", "occurred_at",
+                                                                     "detail")})
+    raw = pd.concat(frames, ignore_index=True)
+    ok = raw["_pull_error"].isna() if "_pull_error" in raw else pd.Series(True, index=raw.index)
+    kind = raw["activity_type"].astype("string").str.lower().map(MARKETO_ACTIVITY_TYPES)
+    keep = ok & kind.notna()
+    return pd.DataFrame({
+        "lead_key": "marketo:" + raw.loc[keep, "lead_id"].astype("string"),
+        "activity_type": kind[keep].astype("string"),
+        "occurred_at": raw.loc[keep, "activity_date"].astype("string"),
+        "detail": raw.loc[keep, "primary_attribute"].astype("string"),
+    }).reset_index(drop=True)

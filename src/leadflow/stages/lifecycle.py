@@ -1,0 +1,47 @@
+"""Lifecycle stage: new → MQL → SAL → SQL and recycling, per the lifecycle policy (`leadflow.lifecycle`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from leadflow.lifecycle import LIFECYCLE_COLUMNS, advance_lifecycle
+from leadflow.schema import lead_keys
+from leadflow.stage import Stage
+
+if TYPE_CHECKING:
+    from leadflow.config import Rules
+
+
+def last_activity(frame: pd.DataFrame, activities: pd.DataFrame, as_of: datetime) -> pd.Series:
+    """Each lead's latest activity at or before `as_of` (NaT when none)."""
+    keys = lead_keys(frame)
+    if not len(activities):
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    when = pd.to_datetime(activities["occurred_at"], utc=True, errors="coerce")
+    seen = when <= pd.Timestamp(as_of).tz_convert("UTC")
+    latest = when[seen].groupby(activities["lead_key"][seen].to_numpy()).max()
+    return pd.to_datetime(keys.map(latest), utc=True)
+
+
+def lifecycle(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Apply the score and the CRM status to each lead's lifecycle stage; refused moves are reported."""
+    as_of = rules.as_of or datetime.now(UTC)
+    return advance_lifecycle(
+        frame,
+        rules.lifecycle,
+        mql_threshold=rules.scoring_model.mql_threshold,
+        last_activity=last_activity(frame, rules.reference.activities, as_of),
+        as_of=as_of,
+    )
+
+
+LIFECYCLE = Stage(
+    name="lifecycle",
+    reads=("lead_id", "source", "email", "status", "score", *LIFECYCLE_COLUMNS),
+    writes=LIFECYCLE_COLUMNS,
+    fn=lifecycle,
+    description="MQL on score, SAL/SQL/recycled on CRM status; illegal moves refused and reported.",
+)

@@ -1,0 +1,40 @@
+"""Score stage: fit and engagement points from the versioned scoring model (`leadflow.scoring`), evaluated as of the
+run's time, so a backfill scores "as of" its window end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+import pandas as pd
+
+from leadflow.schema import INPUT_COLUMNS
+from leadflow.scoring import SCORE_COLUMNS, score_leads
+from leadflow.stage import Stage
+from leadflow.stages.comply import COMPLY
+from leadflow.stages.enrich import ENRICH
+from leadflow.stages.standardize import STANDARDIZE
+
+if TYPE_CHECKING:
+    from leadflow.config import Rules
+
+READS: Final[tuple[str, ...]] = tuple(
+    dict.fromkeys([*INPUT_COLUMNS, *STANDARDIZE.writes, *ENRICH.writes, *COMPLY.writes])
+)
+"""Every column the stages before it produce: a model's rules may test any of them."""
+
+
+def score(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """fit_score, engagement_score, score, grade, rating, score_reasons and score_model_version."""
+    as_of = rules.as_of or datetime.now(UTC)
+    return score_leads(frame, rules.reference.activities, rules.scoring_model, as_of=as_of)
+
+
+SCORE = Stage(
+    name="score",
+    reads=READS,
+    writes=SCORE_COLUMNS,
+    fn=score,
+    description="Fit rules and time-decayed engagement from the versioned scoring model.",
+    gate="leads_scored",
+)
