@@ -121,7 +121,7 @@ def crm_sync(
                     record_stage(run_id, INPUT_STAGE, None, loaded.refused)
                     frame, _ = run_stages(
                         loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger,
-                        suites_dir=str(Settings().suites_dir()),
+                        suites_dir=str(Settings().suites_dir()), keep_state=not dry_run,
                     )
                     ledger.rows_out += len(frame)
                     # Diff against the values as pulled (prepare_leads already trimmed them), aligned by position.

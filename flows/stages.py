@@ -13,19 +13,24 @@ from prefect import get_run_logger
 from leadflow.config import Rules
 from leadflow.pipeline import RunLedger, audit_events
 from leadflow.stage import Pipeline
-from tasks.io import close_run, open_run, record_stage
+from tasks.io import STAGE_STATE, close_run, open_run, record_stage
 from tasks.quality import gate_leads
 from tasks.report import publish_summary
 from tasks.stages import STAGE_TASKS
 
 
 def run_stages(
-    frame: pd.DataFrame, rules: Rules, pipeline: Pipeline, *, run_id: str, ledger: RunLedger, suites_dir: str
+    frame: pd.DataFrame, rules: Rules, pipeline: Pipeline, *, run_id: str, ledger: RunLedger, suites_dir: str,
+    keep_state: bool = True,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records."""
+    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records.
+    `keep_state=False` (a dry run) leaves the stages' memory, such as the lifecycle state, as it was."""
     logger = get_run_logger()
     quarantined: list[pd.DataFrame] = []
     for stage in pipeline:
+        memory = STAGE_STATE.get(stage.name)
+        if memory is not None:
+            frame = memory[0](frame)
         started = time.perf_counter()
         changed = STAGE_TASKS[stage.name](frame, rules)
         ledger.stage_seconds[stage.name] = ledger.stage_seconds.get(stage.name, 0.0) + time.perf_counter() - started
@@ -36,6 +41,8 @@ def run_stages(
         record_stage(run_id, stage.name, events, gate.quarantine)
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
+        if memory is not None and keep_state:
+            memory[1](frame, run_id)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
         del changed, gate, events  # the full stage output must not stay alive through the next stage
     return frame, quarantined

@@ -110,3 +110,38 @@ def record_write_outcome(run_id: str, system: str, obj: str, written: list[str],
         store.add_dead_letters(run_id, system, obj, failures)
     if written:
         store.resolve_dead_letters(system, obj, written, run_id)
+
+
+LIFECYCLE_COLUMNS = ("lifecycle_stage", "lifecycle_reason", "mql_at", "sal_at", "sql_at", "recycled_at")
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def load_lifecycle_state(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each known lead's last lifecycle state from the store (it wins over what the source carried)."""
+    from leadflow.schema import lead_keys
+
+    keys = lead_keys(frame)
+    known = state_store().lifecycle_state(keys.dropna().tolist())
+    if known.empty:
+        return frame
+    out = frame.copy(deep=False)
+    for column in LIFECYCLE_COLUMNS:
+        stored = keys.map(known[column]).astype("string")
+        has = keys.isin(known.index).to_numpy(dtype=bool)
+        out[column] = out[column].astype("string").mask(has, stored)
+    return out
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
+    """Keep the lifecycle state of leads that passed the gate, for the next run from any source."""
+    from leadflow.schema import lead_keys
+
+    if not len(frame):
+        return 0
+    state = frame[list(LIFECYCLE_COLUMNS)].assign(lead_key=lead_keys(frame).to_numpy())
+    return state_store().save_lifecycle_state(state, run_id)
+
+
+STAGE_STATE = {"lifecycle": (load_lifecycle_state, save_lifecycle_state)}
+"""Stages with memory: state loaded before the stage (so the audit diff is against it) and saved after its gate."""

@@ -20,10 +20,11 @@ def last_activity(frame: pd.DataFrame, activities: pd.DataFrame, as_of: datetime
     keys = lead_keys(frame)
     if not len(activities):
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-    when = pd.to_datetime(activities["occurred_at"], utc=True, errors="coerce")
+    when = pd.to_datetime(activities["occurred_at"], utc=True, errors="coerce").astype("datetime64[ns, UTC]")
     seen = when <= pd.Timestamp(as_of).tz_convert("UTC")
     latest = when[seen].groupby(activities["lead_key"][seen].to_numpy()).max()
-    return pd.to_datetime(keys.map(latest), utc=True)
+    found = latest.reindex(keys.to_numpy())  # reindex, not map: map cannot hand back an empty datetime lookup
+    return pd.Series(found.to_numpy(), index=frame.index, dtype="datetime64[ns, UTC]")
 
 
 def lifecycle(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from leadflow.store.tables import (
     dead_letters,
     enrichment_cache,
     lead_events,
+    lead_state,
     quarantine,
     runs,
     watermarks,
@@ -59,6 +60,9 @@ _EVENT_KEY_COLUMNS: Final[tuple[str, ...]] = ("run_id", "lead_key", "stage", "co
 _QUARANTINE_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "expectation", "reason", "row")
 _DEAD_LETTER_COLUMNS: Final[tuple[str, ...]] = ("record_id", "error_code", "message", "retryable", "payload")
 CACHE_CHUNK_KEYS: Final[int] = 500
+STATE_SCAN_KEYS: Final[int] = 50_000
+STATE_CHUNK_ROWS: Final[int] = 5_000
+LIFECYCLE_STAMPS: Final[tuple[str, ...]] = ("mql_at", "sal_at", "sql_at", "recycled_at")
 """Domains per `IN (...)` query / upsert: well under SQLite's bound-parameter limit."""
 _MAX_DOMAIN: Final[int] = 255
 
@@ -412,6 +416,53 @@ class StateStore:
 
     # -- enrichment cache --------------------------------------------------------------------------------------------
 
+    # -- lead state ----------------------------------------------------------------------------------------------------
+
+    def lifecycle_state(self, keys: list[str]) -> pd.DataFrame:
+        """The last lifecycle state of these leads, indexed by lead_key (stamps as ISO-8601 UTC text)."""
+        columns = ["lead_key", "lifecycle_stage", "lifecycle_reason", *LIFECYCLE_STAMPS]
+        wanted = list(dict.fromkeys(k for k in keys if k))
+        parts: list[pd.DataFrame] = []
+        query = sa.select(*(lead_state.c[c] for c in columns))
+        if len(wanted) > STATE_SCAN_KEYS:
+            # A batch this large costs less as one scan than as thousands of IN lists.
+            frame = self._rows(query, columns)
+            parts.append(frame[frame["lead_key"].isin(wanted)])
+        else:
+            for start in range(0, len(wanted), CACHE_CHUNK_KEYS):
+                chunk = query.where(lead_state.c.lead_key.in_(wanted[start : start + CACHE_CHUNK_KEYS]))
+                parts.append(self._rows(chunk, columns))
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        for column in LIFECYCLE_STAMPS:
+            stamps = pd.to_datetime(frame[column], utc=True)
+            frame[column] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
+        for column in ("lead_key", "lifecycle_stage", "lifecycle_reason"):
+            frame[column] = frame[column].astype("string")
+        return frame.set_index("lead_key")
+
+    def save_lifecycle_state(self, state: pd.DataFrame, run_id: str) -> int:
+        """Insert or replace leads' lifecycle state (`lead_key` plus the lifecycle columns); returns the row count."""
+        _require_columns(state, ("lead_key", "lifecycle_stage", "lifecycle_reason", *LIFECYCLE_STAMPS), "state")
+        latest = state.drop_duplicates("lead_key", keep="last")
+        now = _now()
+        stamps = {c: pd.to_datetime(latest[c], utc=True, errors="coerce") for c in LIFECYCLE_STAMPS}
+        rows = [
+            {
+                "lead_key": key, "lifecycle_stage": stage, "lifecycle_reason": _cell_text(reason),
+                **{c: (None if pd.isna(stamps[c].iloc[i]) else stamps[c].iloc[i].to_pydatetime())
+                   for c in LIFECYCLE_STAMPS},
+                "run_id": run_id, "updated_at": now,
+            }
+            for i, (key, stage, reason) in enumerate(
+                zip(latest["lead_key"], latest["lifecycle_stage"], latest["lifecycle_reason"], strict=True))
+        ]
+        with self._writing() as conn:
+            for start in range(0, len(rows), STATE_CHUNK_ROWS):
+                _upsert(conn, lead_state, rows[start : start + STATE_CHUNK_ROWS], [lead_state.c.lead_key],
+                        lambda excluded: {c: excluded[c] for c in ("lifecycle_stage", "lifecycle_reason",
+                                                                  *LIFECYCLE_STAMPS, "run_id", "updated_at")})
+        return len(rows)
+
     def cached_firmographics(
         self, provider: str, domains: list[str], fresh_after: datetime
     ) -> dict[str, ProviderResult]:
@@ -483,6 +534,10 @@ class StateStore:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
                 yield conn
+
+    def _rows(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
+        with self._engine.connect() as conn:
+            return pd.DataFrame.from_records(conn.execute(query).all(), columns=columns)
 
     def _read_frame(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
         with self._engine.connect() as conn:

@@ -164,3 +164,20 @@ enrichment_cache = sa.Table(
     sa.CheckConstraint("status IN ('ok', 'not_found')", name="status"),
 )
 """Firmographics provider answers per (provider, domain); errors are never cached, so they are retried next run."""
+
+
+lead_state = sa.Table(
+    "lead_state",
+    metadata,
+    sa.Column("lead_key", sa.String(300), primary_key=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False),
+    sa.Column("lifecycle_reason", sa.Text(), nullable=True),
+    sa.Column("mql_at", UTCDateTime(), nullable=True),
+    sa.Column("sal_at", UTCDateTime(), nullable=True),
+    sa.Column("sql_at", UTCDateTime(), nullable=True),
+    sa.Column("recycled_at", UTCDateTime(), nullable=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_lead_state_lifecycle_stage", "lifecycle_stage"),
+)
+"""Each lead's lifecycle stage and stamps as leadflow last decided them (the lifecycle stage's memory)."""
