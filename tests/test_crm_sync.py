@@ -50,6 +50,11 @@ def test_marketo_sync_writes_back_then_converges(
     # Written back for real: the sandbox now holds the standardized values (e.g. lower-cased emails).
     emails = [lead.get("email") for lead in marketo.instance.leads.values() if lead.get("email")]
     assert emails and all(e == e.strip().lower() for e in emails if "@" in e)
+    # The run pulled Marketo's activities and scored engagement with them (demo requests, form fills, visits…).
+    events = store.events()
+    engaged = events[events["column_name"] == "engagement_score"]["new_value"].astype(float)
+    assert (engaged > 0).sum() > len(engaged) / 2
+    assert set(report["lifecycle"]) <= {"new", "mql", "sal", "sql", "recycled"}
 
     second = crm_sync(config_path=config)
     again = second["systems"]["marketo"]

@@ -426,3 +426,20 @@ def test_a_database_from_a_newer_leadflow_is_refused(tmp_path: Path) -> None:
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
     with pytest.raises(StoreError, match="cannot migrate the state store at sqlite:///.*9999"):
         StateStore.open(url)
+
+
+def test_lifecycle_state_round_trip_and_upsert(state_store: StateStore) -> None:
+    state = pd.DataFrame({
+        "lead_key": ["file:A", "file:B"], "lifecycle_stage": ["mql", "new"], "lifecycle_reason": ["score 120 ≥ 100", None],
+        "mql_at": ["2026-11-20T12:00:00Z", None], "sal_at": [None, None], "sql_at": [None, None],
+        "recycled_at": [None, None],
+    })
+    assert state_store.save_lifecycle_state(state, "run-1") == 2
+    moved = state.iloc[:1].assign(lifecycle_stage="sal", sal_at="2026-11-21T09:00:00Z")
+    state_store.save_lifecycle_state(moved, "run-2")
+    known = state_store.lifecycle_state(["file:A", "file:B", "file:C"])
+    assert sorted(known.index) == ["file:A", "file:B"]
+    assert known.loc["file:A", "lifecycle_stage"] == "sal"
+    assert (known.loc["file:A", "mql_at"], known.loc["file:A", "sal_at"]) == ("2026-11-20T12:00:00Z",
+                                                                              "2026-11-21T09:00:00Z")
+    assert pd.isna(known.loc["file:B", "mql_at"])
