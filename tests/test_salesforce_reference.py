@@ -28,6 +28,7 @@ from leadflow.errors import ConfigError
 from leadflow.matching import registered_domain
 from leadflow.sandbox.salesforce import INDUSTRIES, RunningSalesforce, seed_org
 from leadflow.sandbox.salesforce import Org as SandboxOrg
+from leadflow.writeback import changed_fields
 
 LEADS = 600
 
@@ -196,3 +197,99 @@ def test_number_type_needs_a_numeric_column(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_mapping(bad)
     assert exc.value.yaml_path == "objects.Lead.fields.Title" and "numeric column" in str(exc.value)
+
+
+SCORED = {"lifecycle_stage": "mql", "mql_at": "2026-11-20T12:00:00Z", "grade": "A", "rating": "A1",
+          "score_model_version": "v7", "lifecycle_reason": "score 71.5 ≥ 60"}
+
+
+def _pulled(connector: SalesforceConnector, ids: list[str]) -> pd.DataFrame:
+    return pd.concat(list(connector.pull(None)), ignore_index=True).set_index("lead_id").loc[ids]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["collections", "bulk"])
+def test_score_and_lifecycle_outputs_round_trip_as_canonical_text(
+    connect: Callable[..., SalesforceConnector], sf: Salesforce, bulk: bool
+) -> None:
+    connector = connect(bulk_write_threshold=2) if bulk else connect()
+    bodies: list[bytes] = []
+    connector.session.hooks["response"].append(lambda r, *a, **k: bodies.append(r.request.body or b""))
+    ids = next(connector.pull(None))["lead_id"].iloc[30:32].tolist() if bulk else \
+        next(connector.pull(None))["lead_id"].iloc[20:21].tolist()
+    changes = pd.DataFrame({"record_id": ids, **{k: [v] * len(ids) for k, v in SCORED.items()}})
+    result = connector.write(changes)
+    assert result.written == ids and result.failures.empty
+    if not bulk:  # Salesforce's dateTime write format, never leadflow's text as it is
+        sent = json.loads(bodies[-1])["records"][0]
+        assert sent["MQL_Date__c"] == "2026-11-20T12:00:00.000Z" and sent["Lifecycle_Stage__c"] == "mql"
+    record = sf.Lead.get(ids[0])
+    assert record["MQL_Date__c"] == "2026-11-20T12:00:00.000+0000"  # stored and read as Salesforce does
+    assert (record["Grade__c"], record["Rating__c"], record["Lifecycle_Stage__c"]) == ("A", "A1", "mql")
+    pulled = _pulled(connector, ids)
+    for column, value in SCORED.items():
+        assert pulled[column].tolist() == [value] * len(ids), column
+    assert pulled[PULL_ERROR_COLUMN].isna().all()
+    # The next run compares its (unchanged) outputs against what it pulled: nothing is left to write.
+    frame = pulled.reset_index()
+    processed = frame.copy()
+    for column, value in SCORED.items():
+        processed[column] = pd.array([value] * len(frame), dtype="string")
+    assert changed_fields(frame, processed, connector.writable_columns).empty
+    # Bulk API 2.0 query CSV gives the same canonical text.
+    backfilled = pd.concat(list(connect(bulk_query_threshold=10).backfill(
+        pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime(), pd.Timestamp("2100-01-01", tz="UTC").to_pydatetime())))
+    assert backfilled.set_index("lead_id").loc[ids, "mql_at"].tolist() == ["2026-11-20T12:00:00Z"] * len(ids)
+
+
+def test_pulled_datetimes_are_canonical_whole_seconds(
+    connect: Callable[..., SalesforceConnector], sf: Salesforce
+) -> None:
+    connector = connect()
+    lead_id = next(connector.pull(None))["lead_id"].iloc[22]
+    # A date set in Salesforce by someone else, with milliseconds and an offset: UTC, whole seconds.
+    assert sf.Lead.update(lead_id, {"SAL_Date__c": "2026-11-21T10:30:15.250+02:00"}) == 204
+    assert sf.Lead.get(lead_id)["SAL_Date__c"] == "2026-11-21T08:30:15.250+0000"
+    pulled = _pulled(connector, [lead_id]).iloc[0]
+    assert pulled["sal_at"] == "2026-11-21T08:30:15Z"
+    assert pulled["created_at"].endswith("Z") and len(pulled["created_at"]) == len("2026-11-21T08:30:15Z")
+    # An offset in leadflow's text is converted; a naive or unreadable one is refused before anything is sent.
+    planned = connector.write(pd.DataFrame({"record_id": [lead_id], "sql_at": ["2026-11-21T10:00:00+01:00"]}),
+                              dry_run=True).planned
+    assert planned["SQL_Date__c"].tolist() == ["2026-11-21T09:00:00.000Z"]
+    for bad in ("2026-11-21T10:00:00", "next week"):
+        with pytest.raises(WriteError, match="needs an ISO-8601 datetime"):
+            connector.write(pd.DataFrame({"record_id": [lead_id], "sql_at": [bad]}), dry_run=True)
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.Lead.update(lead_id, {"SQL_Date__c": "next week"})
+    assert refused.value.content[0]["errorCode"] == "JSON_PARSER_ERROR"
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["collections", "bulk"])
+def test_a_bad_lifecycle_stage_fails_that_record_only(
+    connect: Callable[..., SalesforceConnector], sandbox: RunningSalesforce, bulk: bool
+) -> None:
+    connector = connect(bulk_write_threshold=2) if bulk else connect()
+    ids = next(connector.pull(None))["lead_id"].iloc[40:43].tolist() if bulk else \
+        next(connector.pull(None))["lead_id"].iloc[44:47].tolist()
+    changes = pd.DataFrame({"record_id": ids, "lifecycle_stage": ["sal", "qualified", "sql"],
+                            "grade": ["B", "B", "Z"]})
+    result = connector.write(changes)
+    assert result.written == [ids[0]]
+    assert result.failures["record_id"].tolist() == ids[1:]
+    assert set(result.failures["error_code"]) == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
+    assert not result.failures["retryable"].any()
+    leads = sandbox.org.objects["Lead"]
+    assert leads[ids[0]]["Lifecycle_Stage__c"] == "sal" and leads[ids[1]]["Lifecycle_Stage__c"] != "qualified"
+    assert leads[ids[2]]["Grade__c"] != "Z"
+
+
+def test_scores_are_not_written_back() -> None:
+    fields = load_mapping().objects["Lead"].fields
+    columns = {spec.column: (name, spec) for name, spec in fields.items()}
+    assert not {"fit_score", "engagement_score", "score"} & set(columns)  # engagement decays: every lead, every run
+    for column in ("grade", "rating", "score_model_version", "lifecycle_stage", "lifecycle_reason", "mql_at",
+                   "sal_at", "sql_at", "recycled_at"):
+        name, spec = columns[column]
+        assert spec.read and spec.write, column  # outputs are read back, so runs settle
+    assert fields["Lifecycle_Stage__c"].values == ["new", "mql", "sal", "sql", "recycled"]
+    assert fields["MQL_Date__c"].type == "datetime"

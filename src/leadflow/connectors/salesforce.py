@@ -629,6 +629,24 @@ def _iso(value: Any) -> str | None:
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
+def _canonical_datetime(value: Any) -> str | None:
+    """A pulled Salesforce datetime as leadflow's canonical text, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC): what
+    the stages write (lifecycle stamps), so a value leadflow wrote compares equal when it is read back."""
+    iso = _iso(value)
+    return None if iso is None else iso[:19] + "Z"
+
+
+def _as_datetime(value: Any, column: str) -> str:
+    """A datetime column's text (canonical `...Z`, or any ISO 8601 with an offset) in Salesforce's write format,
+    `yyyy-MM-ddTHH:mm:ss.SSSZ` (valid for REST and Bulk API 2.0); naive or unreadable values are refused."""
+    iso = _iso(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, datetime):  # pd.Timestamp too
+        iso = _iso(value.isoformat())
+    if iso is None:
+        raise WriteError(f"salesforce: {column!r} needs an ISO-8601 datetime with a time zone, got {str(value)[:40]!r}")
+    return iso
+
+
 def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataFrame:
     """Canonical columns + `source_modstamp` + `_pull_error` (why a record is broken; NA when it is fine)."""
     select = mapping.select()
@@ -655,7 +673,7 @@ def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataF
                     row[spec.column] = None
                     problems.append(f"{name}: not a boolean ({str(value)[:40]!r})")
             elif spec.type == "datetime":
-                row[spec.column] = _iso(value)
+                row[spec.column] = _canonical_datetime(value)
                 if row[spec.column] is None:
                     problems.append(f"{name}: not a datetime ({str(value)[:40]!r})")
             elif spec.type == "number":
@@ -744,6 +762,8 @@ def _plan(changes: pd.DataFrame, mapping: ObjectMapping) -> list[tuple[str, dict
                 out[name] = _as_bool(value, column) != spec.invert
             elif spec.type == "number":
                 out[name] = _as_number(value, column)
+            elif spec.type == "datetime":
+                out[name] = _as_datetime(value, column)
             else:
                 out[name] = str(value)
         if out:

@@ -74,6 +74,10 @@ SCHEMA: Final[dict[str, dict[str, str]]] = {
         "Account__c": "reference", "Account_Match_Method__c": "string", "Account_Match_Confidence__c": "double",
         "Duplicate_Of__c": "string", "Duplicate_Confidence__c": "double", "Segment__c": "string",
         "Enrichment_Source__c": "string", "Is_Role_Email__c": "boolean", "Is_Disposable_Email__c": "boolean",
+        # leadflow's score and lifecycle outputs
+        "Grade__c": "picklist!", "Rating__c": "string", "Score_Model_Version__c": "string",
+        "Lifecycle_Stage__c": "picklist!", "Lifecycle_Reason__c": "string", "MQL_Date__c": "datetime",
+        "SAL_Date__c": "datetime", "SQL_Date__c": "datetime", "Recycled_Date__c": "datetime",
         **_DATES,
     },
     "Contact": {
@@ -91,7 +95,11 @@ SCHEMA: Final[dict[str, dict[str, str]]] = {
         "IsActive": "boolean", **_DATES,
     },
 }
-PICKLISTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {("Lead", "Status"): LEAD_STATUSES}
+GRADES: Final[tuple[str, ...]] = ("A", "B", "C", "D")
+LIFECYCLE_STAGES: Final[tuple[str, ...]] = ("new", "mql", "sal", "sql", "recycled")
+PICKLISTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("Lead", "Status"): LEAD_STATUSES, ("Lead", "Grade__c"): GRADES, ("Lead", "Lifecycle_Stage__c"): LIFECYCLE_STAGES,
+}
 DEFAULTS: Final[dict[str, dict[str, Any]]] = {"Lead": {"IsConverted": False}}
 """Values a new record gets unless the request sets them."""
 INDUSTRIES: Final[tuple[str, ...]] = (
@@ -118,6 +126,24 @@ _INDUSTRY_WORDS: Final[dict[str, str]] = {
 def sf_datetime(value: datetime) -> str:
     """Salesforce's wire format; fixed width in UTC, so string order is time order."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+
+
+_SF_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def parse_sf_datetime(value: Any) -> str | None:
+    """A dateTime as Salesforce accepts it on write (ISO 8601, `yyyy-MM-ddTHH:mm:ss[.SSS][Z|+/-HH[:]mm]`, no zone =
+    UTC) in the wire format it is stored and read back in; None when Salesforce would refuse it."""
+    if not isinstance(value, str) or not _SF_DATETIME.fullmatch(value.strip()):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return sf_datetime(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
 
 
 def _err(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -442,6 +468,14 @@ class Org:
             if value is not None and ftype == "date" and not (isinstance(value, str) and _DATE.fullmatch(value)):
                 errors.append(_rec_err("JSON_PARSER_ERROR", f"Cannot deserialize value {value!r} as a date "
                                        f"(YYYY-MM-DD) for field {name}", [name]))
+                continue
+            if value is not None and ftype == "datetime":
+                stored = parse_sf_datetime(value)
+                if stored is None:
+                    errors.append(_rec_err("JSON_PARSER_ERROR", f"Cannot deserialize instance of datetime from "
+                                           f"VALUE_STRING value {value!r} for field {name}", [name]))
+                    continue
+                clean[name] = stored
                 continue
             if value is not None and ftype != "boolean" and not isinstance(value, str):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -1039,6 +1073,10 @@ def create_app(org: Org) -> FastAPI:
                                                 [name]))
                             continue
                         values[name] = raw.lower() in ("true", "1")
+                    elif ftype == "datetime" and parse_sf_datetime(raw) is None:
+                        bad.append(_rec_err("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                                            f"{name}: value not of required type: {raw}", [name]))
+                        continue
                     elif ftype in NUMBER_TYPES:
                         number = _number(raw, ftype)
                         if number is None:
