@@ -443,3 +443,51 @@ def test_lifecycle_state_round_trip_and_upsert(state_store: StateStore) -> None:
     assert (known.loc["file:A", "mql_at"], known.loc["file:A", "sal_at"]) == ("2026-11-20T12:00:00Z",
                                                                               "2026-11-21T09:00:00Z")
     assert pd.isna(known.loc["file:B", "mql_at"])
+
+
+def test_routing_sessions_are_serialised_so_no_slot_is_handed_out_twice(state_store: StateStore) -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    seen: dict[str, dict] = {}
+
+    def first() -> None:
+        with state_store.routing_session("run-a") as session:
+            entered.set()
+            release.wait(10)
+            session.save({"next": session.payload.get("next", 0) + 1})
+
+    def second() -> None:
+        with state_store.routing_session("run-b") as session:
+            seen["b"] = dict(session.payload)
+            session.save({"next": session.payload.get("next", 0) + 1})
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert entered.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    release.set()
+    a.join(10)
+    b.join(10)
+    # Without the lock the second run would have read the state before the first one saved it ({}).
+    assert seen["b"] == {"next": 1}
+    with state_store.routing_session("run-c") as session:
+        assert session.payload == {"next": 2}
+
+
+def test_assignments_and_sla_overdue(state_store: StateStore) -> None:
+    from datetime import UTC, datetime
+
+    with state_store.routing_session("run-1") as session:
+        session.record(pd.DataFrame({
+            "lead_key": ["file:A", "file:B", "file:C"], "owner_id": ["005A", "005B", None],
+            "routing_rule": ["demo", "demo", "hold_dupes"], "routing_reason": ["x", "y", "hold: duplicate"],
+            "assigned_at": ["2026-11-20T12:00:00Z"] * 3,
+            "sla_due_at": ["2026-11-20T12:05:00Z", "2026-11-20T14:00:00Z", None],
+        }))
+    due = state_store.sla_overdue(datetime(2026, 11, 20, 13, tzinfo=UTC))
+    assert due["lead_key"].tolist() == ["file:A"]
+    assert state_store.mark_assignments(["file:A"], "first_touch_at", datetime(2026, 11, 20, 12, 4, tzinfo=UTC)) == 1
+    assert state_store.sla_overdue(datetime(2026, 11, 20, 15, tzinfo=UTC))["lead_key"].tolist() == ["file:B"]
+    assert len(state_store.assignments()) == 3

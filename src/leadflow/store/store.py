@@ -32,11 +32,13 @@ from leadflow.store.tables import (
     CACHE_STATUSES,
     EVENT_COLUMNS,
     FINAL_STATUSES,
+    assignments,
     dead_letters,
     enrichment_cache,
     lead_events,
     lead_state,
     quarantine,
+    routing_state,
     runs,
     watermarks,
 )
@@ -61,6 +63,7 @@ _QUARANTINE_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "expectation", "reaso
 _DEAD_LETTER_COLUMNS: Final[tuple[str, ...]] = ("record_id", "error_code", "message", "retryable", "payload")
 CACHE_CHUNK_KEYS: Final[int] = 500
 STATE_SCAN_KEYS: Final[int] = 50_000
+ROUTING_STATE: Final[str] = "default"
 STATE_CHUNK_ROWS: Final[int] = 5_000
 LIFECYCLE_STAMPS: Final[tuple[str, ...]] = ("mql_at", "sal_at", "sql_at", "recycled_at")
 """Domains per `IN (...)` query / upsert: well under SQLite's bound-parameter limit."""
@@ -416,6 +419,60 @@ class StateStore:
 
     # -- enrichment cache --------------------------------------------------------------------------------------------
 
+    # -- routing -------------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def routing_session(self, run_id: str) -> Iterator[RoutingSession]:
+        """One routing run's hold on the round-robin state: read, route, save and record assignments in a single
+        transaction that holds a lock (`SELECT … FOR UPDATE` on PostgreSQL, SQLite's single-writer lock), so two
+        runs at once never hand out the same slot: the second waits and continues from the first one's state."""
+        with self._writing() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(postgresql.insert(routing_state).values(
+                    name=ROUTING_STATE, payload={}, run_id=None, updated_at=_now()).on_conflict_do_nothing())
+                row = conn.execute(sa.select(routing_state.c.payload).where(
+                    routing_state.c.name == ROUTING_STATE).with_for_update()).first()
+            else:
+                row = conn.execute(sa.select(routing_state.c.payload).where(
+                    routing_state.c.name == ROUTING_STATE)).first()
+            yield RoutingSession(conn, run_id, dict(row[0]) if row and row[0] else {})
+
+    def assignments(self, lead_keys: list[str] | None = None) -> pd.DataFrame:
+        """Recorded assignments (all, or of `lead_keys`), times as UTC timestamps."""
+        columns = [c.name for c in assignments.columns]
+        query = sa.select(assignments)
+        if lead_keys is not None:
+            query = query.where(assignments.c.lead_key.in_(lead_keys))
+        frame = self._rows(query, columns)
+        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def sla_overdue(self, as_of: datetime) -> pd.DataFrame:
+        """Assignments past their first-touch SLA at `as_of` with no first touch and no breach recorded yet."""
+        columns = [c.name for c in assignments.columns]
+        query = sa.select(assignments).where(
+            assignments.c.sla_due_at.is_not(None), assignments.c.sla_due_at <= as_of,
+            assignments.c.first_touch_at.is_(None), assignments.c.breached_at.is_(None),
+        ).order_by(assignments.c.sla_due_at)
+        frame = self._rows(query, columns)
+        for column in ("assigned_at", "sla_due_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def mark_assignments(self, lead_keys: list[str], column: str, at: datetime) -> int:
+        """Stamp `first_touch_at` or `breached_at` on these assignments (only where still empty)."""
+        if column not in ("first_touch_at", "breached_at"):
+            raise ValueError(f"cannot stamp {column!r}")
+        done = 0
+        with self._writing() as conn:
+            for start in range(0, len(lead_keys), CACHE_CHUNK_KEYS):
+                result = conn.execute(assignments.update().where(
+                    assignments.c.lead_key.in_(lead_keys[start : start + CACHE_CHUNK_KEYS]),
+                    assignments.c[column].is_(None)).values({column: at}))
+                done += result.rowcount or 0
+        return done
+
     # -- lead state ----------------------------------------------------------------------------------------------------
 
     def lifecycle_state(self, keys: list[str]) -> pd.DataFrame:
@@ -467,7 +524,9 @@ class StateStore:
         self, provider: str, domains: list[str], fresh_after: datetime
     ) -> dict[str, ProviderResult]:
         """Cached `ok` / `not_found` answers of `provider` for `domains`, fetched at or after `fresh_after`."""
-        from leadflow.connectors.enrichment import ProviderResult  # lazy: the store must not import requests
+        from leadflow.connectors.enrichment import (
+            ProviderResult,  # lazy: the store must not import requests
+        )
 
         wanted = list(dict.fromkeys(d for d in domains if d and len(d) <= _MAX_DOMAIN))
         found: dict[str, ProviderResult] = {}
@@ -654,6 +713,42 @@ def _copy_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -> None:
 
 
 # -- value conversion ------------------------------------------------------------------------------------------------
+
+
+class RoutingSession:
+    """The round-robin state read under the routing lock; `save` and `record` write inside the same transaction."""
+
+    def __init__(self, conn: Connection, run_id: str, payload: dict[str, Any]) -> None:
+        self._conn, self.run_id, self.payload = conn, run_id, payload
+
+    def save(self, payload: dict[str, Any]) -> None:
+        """Replace the round-robin state."""
+        _upsert(self._conn, routing_state, [{"name": ROUTING_STATE, "payload": payload, "run_id": self.run_id,
+                                             "updated_at": _now()}], [routing_state.c.name],
+                lambda excluded: {"payload": excluded.payload, "run_id": excluded.run_id,
+                                  "updated_at": excluded.updated_at})
+
+    def record(self, made: pd.DataFrame) -> int:
+        """Insert or replace the assignments made by this run (lead_key, owner_id, routing_rule, routing_reason,
+        assigned_at, sla_due_at); a new assignment clears an earlier first touch and breach."""
+        if not len(made):
+            return 0
+        latest = made.drop_duplicates("lead_key", keep="last")
+        assigned = pd.to_datetime(latest["assigned_at"], utc=True)
+        due = pd.to_datetime(latest["sla_due_at"], utc=True)
+        rows = [
+            {"lead_key": key, "owner_id": _cell_text(owner), "routing_rule": rule, "routing_reason": _cell_text(why),
+             "assigned_at": a.to_pydatetime(), "sla_due_at": None if pd.isna(d) else d.to_pydatetime(),
+             "first_touch_at": None, "breached_at": None, "run_id": self.run_id}
+            for key, owner, rule, why, a, d in zip(latest["lead_key"], latest["owner_id"], latest["routing_rule"],
+                                                  latest["routing_reason"], assigned, due, strict=True)
+        ]
+        for start in range(0, len(rows), STATE_CHUNK_ROWS):
+            _upsert(self._conn, assignments, rows[start : start + STATE_CHUNK_ROWS], [assignments.c.lead_key],
+                    lambda excluded: {c: excluded[c] for c in ("owner_id", "routing_rule", "routing_reason",
+                                                               "assigned_at", "sla_due_at", "first_touch_at",
+                                                               "breached_at", "run_id")})
+        return len(rows)
 
 
 def _upsert(

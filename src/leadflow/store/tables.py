@@ -181,3 +181,30 @@ lead_state = sa.Table(
     sa.Index("ix_lead_state_lifecycle_stage", "lifecycle_stage"),
 )
 """Each lead's lifecycle stage and stamps as leadflow last decided them (the lifecycle stage's memory)."""
+
+
+routing_state = sa.Table(
+    "routing_state",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+"""Round-robin state (`leadflow.routing.RoutingState` as JSON); read and written under a lock by each routing run."""
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("lead_key", sa.String(300), primary_key=True),
+    sa.Column("owner_id", sa.String(100), nullable=True),
+    sa.Column("routing_rule", sa.String(100), nullable=False),
+    sa.Column("routing_reason", sa.Text(), nullable=True),
+    sa.Column("assigned_at", UTCDateTime(), nullable=False),
+    sa.Column("sla_due_at", UTCDateTime(), nullable=True),
+    sa.Column("first_touch_at", UTCDateTime(), nullable=True),
+    sa.Column("breached_at", UTCDateTime(), nullable=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Index("ix_assignments_sla_due_at", "sla_due_at"),
+)
+"""Each lead's current assignment and its first-touch SLA (what `leadflow sla check` watches)."""
