@@ -16,7 +16,11 @@ from leadflow.stage import Pipeline
 from tasks.io import STAGE_STATE, close_run, open_run, record_stage
 from tasks.quality import gate_leads
 from tasks.report import publish_summary
+from tasks.routing import assign_leads
 from tasks.stages import STAGE_TASKS
+
+STATEFUL_TASKS = {"assign": assign_leads}
+"""Stages whose task keeps state in the store itself (under a lock), so it needs the run id and dry-run switch."""
 
 
 def run_stages(
@@ -32,7 +36,10 @@ def run_stages(
         if memory is not None:
             frame = memory[0](frame)
         started = time.perf_counter()
-        changed = STAGE_TASKS[stage.name](frame, rules)
+        if stage.name in STATEFUL_TASKS:
+            changed = STATEFUL_TASKS[stage.name](frame, rules, run_id, keep_state)
+        else:
+            changed = STAGE_TASKS[stage.name](frame, rules)
         ledger.stage_seconds[stage.name] = ledger.stage_seconds.get(stage.name, 0.0) + time.perf_counter() - started
         gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share, stage.suite)
         ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds
@@ -41,7 +48,7 @@ def run_stages(
         record_stage(run_id, stage.name, events, gate.quarantine)
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
-        if memory is not None and keep_state:
+        if memory is not None and memory[1] is not None and keep_state:
             memory[1](frame, run_id)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
         del changed, gate, events  # the full stage output must not stay alive through the next stage

@@ -143,5 +143,38 @@ def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
     return state_store().save_lifecycle_state(state, run_id)
 
 
-STAGE_STATE = {"lifecycle": (load_lifecycle_state, save_lifecycle_state)}
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def load_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each lead's recorded assignment (rule, reason, times), so assigned leads stay assigned; the
+    owner the source carries wins (a person may have reassigned the lead in the CRM)."""
+    from leadflow.schema import lead_keys
+
+    keys = lead_keys(frame)
+    known = state_store().assignments(keys.dropna().unique().tolist())
+    if known.empty:
+        return frame
+    known = known.set_index("lead_key")
+    has = keys.isin(known.index).to_numpy(dtype=bool)
+    out = frame.copy(deep=False)
+    for column in ("routing_rule", "routing_reason"):
+        out[column] = out[column].astype("string").mask(has, keys.map(known[column]).astype("string"))
+    for column in ("assigned_at", "sla_due_at"):
+        stamps = known[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out[column] = out[column].astype("string").mask(has, keys.map(stamps).astype("string"))
+    out["owner_id"] = out["owner_id"].astype("string").fillna(keys.map(known["owner_id"]).astype("string"))
+    return out
+
+
+STAGE_STATE = {
+    "lifecycle": (load_lifecycle_state, save_lifecycle_state),
+    "assign": (load_assignments, None),  # the assign task saves its state itself, under the routing lock
+}
 """Stages with memory: state loaded before the stage (so the audit diff is against it) and saved after its gate."""
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def check_sla(as_of: Any, run_id: str) -> pd.DataFrame:
+    """Record assignments past their first-touch SLA as breaches (each once); returns them."""
+    from leadflow.sla import check_sla as check
+
+    return check(state_store(), as_of, run_id=run_id)

@@ -50,3 +50,4 @@ STAGE_TASKS: dict[str, Task] = {
     "score": score_leads,
     "lifecycle": advance_lifecycle,
 }
+"""Stage → task (the assign task needs the run id too: see flows.stages.STATEFUL_TASKS)."""

@@ -39,6 +39,11 @@ FAILING = {
         2: {"expect_column_values_to_not_be_null"},  # SAL without sal_at
         3: {"expect_column_values_to_match_regex"},  # mql_at not a time
     },
+    "leads_assigned": {
+        1: {"expect_column_values_to_not_be_null"},  # no owner and no hold
+        2: {"expect_column_pair_values_a_to_be_greater_than_b"},  # SLA due before assignment
+        3: {"expect_column_values_to_not_be_null"},  # no rule, reason, time, owner
+    },
     "leads_comply": {
         1: {"expect_column_values_to_not_be_null"},  # consent_required undecided
         2: {"expect_column_values_to_be_in_set"},  # unknown mailable_reason

@@ -397,6 +397,46 @@ def routing_simulate(
         typer.echo(line)
 
 
+sla_app = typer.Typer(help="First-touch SLAs of assigned leads.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
+
+
+@sla_app.command("check")
+def sla_check(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO time to check at (default: now).")] = None,
+) -> None:
+    """Leads past their first-touch SLA with no first touch: recorded as breaches (once) and listed; exit 1 if any."""
+    from datetime import UTC
+
+    from leadflow.sla import breach_summary, check_sla
+    from leadflow.store import StateStore
+
+    def run() -> dict[str, Any]:
+        moment = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
+        moment = _utc(moment)
+        store = StateStore.open()
+        run_id = store.start_run("sla_check", {"as_of": moment.isoformat()})
+        breaches = check_sla(store, moment, run_id=run_id)
+        summary = breach_summary(breaches)
+        store.finish_run(run_id, "completed", summary)
+        return {**summary, "frame": breaches}
+
+    try:
+        result = _guard(run)
+    except ValueError as exc:
+        typer.secho(f"error: --as-of: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    breaches = result["frame"]
+    if breaches.empty:
+        typer.echo("No lead is past its first-touch SLA.")
+        return
+    typer.secho(f"{len(breaches)} leads past their first-touch SLA", bold=True)
+    for row in breaches.itertuples():
+        typer.echo(f"  {row.lead_key:<32} owner {row.owner_id or '(none)':<20} rule {row.routing_rule:<20} "
+                   f"due {row.sla_due_at:%Y-%m-%d %H:%M}Z, {row.minutes_late:.0f} min late")
+    raise typer.Exit(1)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

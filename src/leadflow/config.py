@@ -16,6 +16,7 @@ from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
 from leadflow.lifecycle import DEFAULT_LIFECYCLE, LifecyclePolicy, load_lifecycle_policy
+from leadflow.routing import RoutingConfig, RoutingState, load_routing_config
 from leadflow.scoring import DEFAULT_SCORING_MODEL, ScoringModel, conform_activities, load_scoring_model
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
 from leadflow.yamlio import load_yaml, parse_model
@@ -76,18 +77,33 @@ class ScoringConfig(BaseModel):
                                     "detail (file mode; a CRM sync pulls them from the MAP).")
 
 
+class RoutingSection(BaseModel):
+    """The `routing:` section: the routing rules file, and which CRM statuses mean "not touched yet"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: Path = Field(description="Routing rules YAML (see src/leadflow/reference/routing.yaml).")
+    untouched_statuses: list[str] = Field(
+        default_factory=lambda: ["Open - Not Contacted", "NEW", "OPEN", "New", "Open"],
+        description="A lead pulled with any other status has had its first touch (ends its SLA clock).",
+    )
+
+
 class RunConfig(BaseModel):
     """The run config (`leadflow.yaml`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    pipeline: list[str] = Field(default_factory=lambda: list(DEFAULT_PIPELINE))
+    pipeline: list[str] | None = Field(
+        default=None, description="Stages in order; default: every stage (assign only with a routing section)."
+    )
     quality: QualityConfig = Field(default_factory=QualityConfig)
     consent_policy: Path | None = None
     suppression: SuppressionFiles = Field(default_factory=SuppressionFiles)
     systems: Connections = Field(default_factory=Connections)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    routing: RoutingSection | None = None
 
 
 @cache
@@ -119,6 +135,11 @@ class Rules:
     lifecycle: LifecyclePolicy = field(default_factory=default_lifecycle_policy)
     as_of: datetime | None = None
     """The time scores and lifecycle moves are evaluated at: the run's start, or a backfill's window end."""
+    routing: RoutingConfig | None = None
+    """Routing rules, pools and territories; None: leads are not assigned."""
+    untouched_statuses: frozenset[str] = frozenset()
+    routing_state: RoutingState | None = None
+    """The round-robin state this run starts from (read under the state store's routing lock)."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -175,7 +196,7 @@ def load_rules(config_path: Path | None = None) -> Rules:
         consent=consent,
         suppressed_emails=suppressed,
         blocked_domains=frozenset(domains),
-        pipeline=tuple(config.pipeline),
+        pipeline=_pipeline(config, config_path),
         max_quarantine_share=config.quality.max_quarantine_share,
         source=str(config_path),
         systems=config.systems,
@@ -185,7 +206,18 @@ def load_rules(config_path: Path | None = None) -> Rules:
         scoring_model=_scoring_model(config.scoring, config_path),
         lifecycle=default_lifecycle_policy() if config.scoring.lifecycle is None else load_lifecycle_policy(
             _relative(config.scoring.lifecycle, config_path)),
+        routing=None if config.routing is None else load_routing_config(_relative(config.routing.rules, config_path)),
+        untouched_statuses=frozenset(config.routing.untouched_statuses) if config.routing else frozenset(),
     )
+
+
+def _pipeline(config: RunConfig, config_path: Path) -> tuple[str, ...]:
+    if config.pipeline is None:
+        return DEFAULT_PIPELINE + (("assign",) if config.routing is not None else ())
+    if "assign" in config.pipeline and config.routing is None:
+        raise ConfigError(str(config_path), "the pipeline assigns leads but the config has no routing: section "
+                          "naming the rules", yaml_path=f"pipeline[{config.pipeline.index('assign')}]")
+    return tuple(config.pipeline)
 
 
 def _relative(path: Path, config_path: Path) -> Path:

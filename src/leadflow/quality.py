@@ -19,7 +19,12 @@ from leadflow.schema import lead_keys
 ROW_POSITION = "_gx_row"
 """Positional row id added for validation only, so GX reports failing rows unambiguously."""
 
-ROW_LEVEL_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_to_", "expect_multicolumn_values_to_")
+ROW_LEVEL_PREFIXES = (
+    "expect_column_values_to_",
+    "expect_column_pair_values_to_",
+    "expect_column_pair_values_a_to_be_",
+    "expect_multicolumn_values_to_",
+)
 
 
 def is_row_level(expectation_type: str) -> bool:
@@ -162,7 +167,8 @@ class QualityGate:
             config = item.expectation_config
             row_level = is_row_level(config.type)
             unexpected = int(item.result.get("unexpected_count") or 0)
-            column = str(config.kwargs.get("column") or config.kwargs.get("column_list") or "")
+            column = str(config.kwargs.get("column") or config.kwargs.get("column_list") or (
+                f"{config.kwargs['column_A']}, {config.kwargs['column_B']}" if "column_A" in config.kwargs else ""))
             expectations.append(
                 {
                     "expectation": config.type,

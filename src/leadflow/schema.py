@@ -74,6 +74,10 @@ DERIVED_COLUMNS: Final[tuple[str, ...]] = (
     "sal_at",
     "sql_at",
     "recycled_at",
+    "routing_rule",
+    "routing_reason",
+    "assigned_at",
+    "sla_due_at",
 )
 """Columns the stages add."""
 

@@ -53,6 +53,7 @@ class Stage:
         out = frame.copy(deep=False)  # copy-on-write: columns are shared until replaced
         for column in self.writes:
             out[column] = written[column].astype(dtype_of(column))
+        out.attrs.update(written.attrs)  # what a stage hands back besides columns, e.g. its new state
         return out
 
 

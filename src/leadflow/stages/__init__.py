@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from leadflow.errors import ConfigError, PipelineOrderError
 from leadflow.stage import Pipeline, Stage, build_pipeline
+from leadflow.stages.assign import ASSIGN
 from leadflow.stages.comply import COMPLY
 from leadflow.stages.enrich import ENRICH
 from leadflow.stages.lifecycle import LIFECYCLE
 from leadflow.stages.score import SCORE
 from leadflow.stages.standardize import STANDARDIZE
 
-STAGES: dict[str, Stage] = {stage.name: stage for stage in (STANDARDIZE, ENRICH, COMPLY, SCORE, LIFECYCLE)}
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (STANDARDIZE, ENRICH, COMPLY, SCORE, LIFECYCLE, ASSIGN)}
 
 
 def pipeline_from_names(names: Sequence[str], origin: str | None = None) -> Pipeline:
@@ -31,4 +32,4 @@ def pipeline_from_names(names: Sequence[str], origin: str | None = None) -> Pipe
         raise
 
 
-__all__ = ["STAGES", "COMPLY", "ENRICH", "LIFECYCLE", "SCORE", "STANDARDIZE", "pipeline_from_names"]
+__all__ = ["STAGES", "ASSIGN", "COMPLY", "ENRICH", "LIFECYCLE", "SCORE", "STANDARDIZE", "pipeline_from_names"]

@@ -1,0 +1,52 @@
+"""The assign task: routing under the state store's routing lock, assignments and first touches recorded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from leadflow.config import Rules
+from leadflow.routing import RoutingState
+from leadflow.schema import lead_keys
+from leadflow.stages.assign import ASSIGN, STATE_ATTR
+from tasks.io import BACKOFF, _transient, state_store
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: bool = True) -> pd.DataFrame:
+    """Route the leads from the round-robin state under the routing lock; save the new state and the assignments
+    made in the same transaction (`keep_state=False`, a dry run, saves nothing). Leads already assigned whose
+    status shows they were worked get their first touch recorded, which stops their SLA clock."""
+    store = state_store()
+    with store.routing_session(run_id) as session:
+        out = ASSIGN.apply(frame, replace(rules, routing_state=RoutingState.from_json(session.payload or None)))
+        if not keep_state:
+            return out
+        session.save(_payload(out.attrs[STATE_ATTR]))
+        fresh = (out["assigned_at"] != frame["assigned_at"]).fillna(True) & out["assigned_at"].notna()
+        made = out.loc[fresh.to_numpy(dtype=bool), ["owner_id", "routing_rule", "routing_reason", "assigned_at",
+                                                    "sla_due_at"]]
+        recorded = session.record(made.assign(lead_key=lead_keys(out.loc[made.index]).to_numpy()))
+    touched = _touched(out, rules, fresh)
+    if touched:
+        store.mark_assignments(touched, "first_touch_at", rules.as_of or datetime.now(UTC))
+    get_run_logger().info("assigned %d leads (%d first touches seen)", recorded, len(touched))
+    return out
+
+
+def _payload(state: RoutingState) -> dict:  # type: ignore[type-arg]
+    import json
+
+    return json.loads(state.to_json())
+
+
+def _touched(out: pd.DataFrame, rules: Rules, fresh: pd.Series) -> list[str]:
+    if not rules.untouched_statuses:
+        return []
+    worked = out["status"].notna() & ~out["status"].isin(list(rules.untouched_statuses))
+    earlier = ~fresh & out["assigned_at"].notna()
+    return lead_keys(out[(worked & earlier).fillna(False).to_numpy(dtype=bool)]).tolist()
