@@ -25,7 +25,14 @@ from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import changed_fields, merge_diff, writeback_events
 from tasks.crm import write_back
-from tasks.enrichment import pull_activities, pull_crm_reference, with_activities, with_crm_reference
+from tasks.enrichment import (
+    pull_activities,
+    pull_crm_reference,
+    pull_inactive_users,
+    with_activities,
+    with_crm_reference,
+    with_inactive_users,
+)
 from tasks.io import (
     commit_watermark,
     dead_letter_counts,
@@ -62,7 +69,8 @@ def crm_sync(
     recorded = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     with recorded_run("crm_sync", recorded) as (run_id, ledger):
         # One connector per system for the whole run, so each API budget counts every call the run makes.
-        wanted = [*names, *(["salesforce"] if "enrich" in pipeline.names and rules.systems.salesforce else []),
+        crm_needed = bool({"enrich", "assign"} & set(pipeline.names))
+        wanted = [*names, *(["salesforce"] if crm_needed and rules.systems.salesforce else []),
                   *(["marketo"] if "score" in pipeline.names and rules.systems.marketo else [])]
         connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(wanted)}
         unmatched: str | None = None
@@ -74,6 +82,11 @@ def crm_sync(
                 # Enriching without them would write "no account" over good matches: sync nothing this run.
                 unmatched = f"CRM reference data: {stop.reason}"
                 logger.warning("salesforce stopped while pulling accounts and records (%s): nothing synced", stop.reason)
+        if not unmatched and "assign" in pipeline.names and "salesforce" in connectors:
+            try:
+                rules = with_inactive_users(rules, pull_inactive_users(connectors["salesforce"]))
+            except SourceStopped as stop:
+                logger.warning("salesforce stopped while pulling users (%s): routing with the config's", stop.reason)
         if not unmatched and "score" in pipeline.names and "marketo" in connectors:
             assert rules.as_of is not None
             lookback = timedelta(days=rules.scoring_model.lookback_days)

@@ -86,3 +86,21 @@ def with_activities(rules: Rules, activities: pd.DataFrame) -> Rules:
 
     both = pd.concat([rules.reference.activities, conform_activities(activities)], ignore_index=True)
     return replace(rules, reference=replace(rules.reference, activities=conform_activities(both)))
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def pull_inactive_users(connector: Any) -> list[str]:
+    """Ids of CRM users who are no longer active: routing skips them even if the routing config still lists them."""
+    frames = list(connector.pull_objects("User", fields=["Id", "IsActive"]))
+    users = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["Id", "IsActive"])
+    inactive = users.loc[users["IsActive"].astype("string").str.lower().eq("false").fillna(False), "Id"]
+    return sorted(inactive.astype(str))
+
+
+def with_inactive_users(rules: Rules, inactive: list[str]) -> Rules:
+    """`rules` whose routing treats these users as inactive."""
+    from leadflow.routing import with_availability
+
+    if rules.routing is None or not inactive:
+        return rules
+    return replace(rules, routing=with_availability(rules.routing, inactive=set(inactive), origin=rules.source))

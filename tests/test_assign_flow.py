@@ -105,3 +105,28 @@ def test_assign_without_routing_rules_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_rules(path)
     assert "pipeline[5]" in str(info.value) and "routing" in str(info.value)
+
+
+def test_out_of_office_file_and_inactive_crm_users_leave_the_rotation(tmp_path: Path) -> None:
+    from leadflow.config import load_rules
+    from leadflow.routing import RoutingState, route_leads, with_availability
+    from leadflow.schema import conform
+
+    (tmp_path / "ooo.csv").write_text(f"user_id,from,to\n{AVERY},2026-11-16,2026-11-20\n", encoding="utf-8")
+    config = tmp_path / "leadflow.yaml"
+    config.write_text(yaml.safe_dump({"routing": {"rules": str(DEFAULT_ROUTING), "availability": "ooo.csv"}}),
+                      encoding="utf-8")
+    rules = load_rules(config)
+    frame = conform(pd.DataFrame([{**demo(n), "country_code": "US", "state_code": "CA", "segment": "mid_market"}
+                                  for n in range(4)]).astype("string"))
+    out, _ = route_leads(frame, rules.routing, RoutingState(), as_of=WEDNESDAY_10_LA)
+    assert set(out["owner_id"]) == {BRUNO}
+    # The CRM says Bruno left too: the West pool overflows to the East pool.
+    routing = with_availability(rules.routing, inactive={BRUNO})
+    out, _ = route_leads(frame, routing, RoutingState(), as_of=WEDNESDAY_10_LA)
+    assert not set(out["owner_id"]) & {AVERY, BRUNO} and out["routing_reason"].str.contains("na_east_ae").all()
+
+    (tmp_path / "ooo.csv").write_text("user_id,from,to\n005NOBODY,2026-11-16,2026-11-20\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_rules(config)
+    assert "ooo.csv" in str(info.value) and "005NOBODY" in str(info.value)

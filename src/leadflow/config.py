@@ -16,7 +16,13 @@ from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
 from leadflow.lifecycle import DEFAULT_LIFECYCLE, LifecyclePolicy, load_lifecycle_policy
-from leadflow.routing import RoutingConfig, RoutingState, load_routing_config
+from leadflow.routing import (
+    RoutingConfig,
+    RoutingState,
+    availability_from_file,
+    load_routing_config,
+    with_availability,
+)
 from leadflow.scoring import DEFAULT_SCORING_MODEL, ScoringModel, conform_activities, load_scoring_model
 from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
 from leadflow.yamlio import load_yaml, parse_model
@@ -83,6 +89,9 @@ class RoutingSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: Path = Field(description="Routing rules YAML (see src/leadflow/reference/routing.yaml).")
+    availability: Path | None = Field(
+        default=None, description="CSV of out-of-office ranges: user_id, from, to (ISO dates, inclusive)."
+    )
     untouched_statuses: list[str] = Field(
         default_factory=lambda: ["Open - Not Contacted", "NEW", "OPEN", "New", "Open"],
         description="A lead pulled with any other status has had its first touch (ends its SLA clock).",
@@ -206,9 +215,17 @@ def load_rules(config_path: Path | None = None) -> Rules:
         scoring_model=_scoring_model(config.scoring, config_path),
         lifecycle=default_lifecycle_policy() if config.scoring.lifecycle is None else load_lifecycle_policy(
             _relative(config.scoring.lifecycle, config_path)),
-        routing=None if config.routing is None else load_routing_config(_relative(config.routing.rules, config_path)),
+        routing=None if config.routing is None else _routing(config.routing, config_path),
         untouched_statuses=frozenset(config.routing.untouched_statuses) if config.routing else frozenset(),
     )
+
+
+def _routing(section: RoutingSection, config_path: Path) -> RoutingConfig:
+    routing = load_routing_config(_relative(section.rules, config_path))
+    if section.availability is None:
+        return routing
+    path = _relative(section.availability, config_path)
+    return with_availability(routing, availability_from_file(path), origin=str(path))
 
 
 def _pipeline(config: RunConfig, config_path: Path) -> tuple[str, ...]:

@@ -975,3 +975,23 @@ def _round_robin(router: _Router, out: _Out, state: RoutingState, as_of: datetim
     oldest = (as_of.date() - timedelta(days=_STATE_DAYS_KEPT)).isoformat()
     for key in [k for k in state.assigned_today if k[1] < oldest]:
         del state.assigned_today[key]
+
+
+def with_availability(
+    config: RoutingConfig, out_of_office: dict[str, list[DateRange]] | None = None,
+    inactive: set[str] | frozenset[str] = frozenset(), *, origin: str = "availability",
+) -> RoutingConfig:
+    """`config` with extra out-of-office ranges (from a file) and users the CRM reports inactive; an unknown user
+    in the ranges is refused (a typo would otherwise silently keep someone in rotation)."""
+    ranges = out_of_office or {}
+    unknown = sorted(set(ranges) - set(config.users))
+    if unknown:
+        raise ConfigError(origin, f"out-of-office for users the routing config does not know: {unknown}")
+    users = {
+        uid: user.model_copy(update={
+            "out_of_office": [*user.out_of_office, *ranges.get(uid, [])],
+            "active": user.active and uid not in inactive,
+        })
+        for uid, user in config.users.items()
+    }
+    return config.model_copy(update={"users": users})
