@@ -18,7 +18,7 @@ from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts, scoring_counts
+from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts, routing_counts, scoring_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
@@ -159,6 +159,7 @@ def crm_sync(
                     add_counts(report, mailable_counts(frame))
                     add_counts(report, enrichment_counts(frame))
                     add_counts(report, scoring_counts(frame))
+                    add_counts(report, routing_counts(frame))
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)

@@ -11,7 +11,13 @@ from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
-from leadflow.pipeline import concat_quarantine, enrichment_counts, mailable_counts, scoring_counts
+from leadflow.pipeline import (
+    concat_quarantine,
+    enrichment_counts,
+    mailable_counts,
+    routing_counts,
+    scoring_counts,
+)
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import read_leads, record_stage, write_leads
@@ -40,4 +46,4 @@ def lead_sync(
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame),
-                                         **scoring_counts(frame), **outputs})
+                                         **scoring_counts(frame), **routing_counts(frame), **outputs})

@@ -125,6 +125,10 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
             matches = ", ".join(f"{k} {v}" for k, v in report["account_match"].items())
             known = ", ".join(f"{k} {v}" for k, v in report.get("firmographics_known", {}).items())
             typer.echo(f"      account match: {matches}; duplicates {report.get('duplicates', 0)}; known: {known}")
+        if report.get("routed_by_rule"):
+            rules = ", ".join(f"{k} {v}" for k, v in report["routed_by_rule"].items())
+            typer.echo(f"      routed: {rules}; held {report.get('held', 0)}; "
+                       f"{len(report.get('assigned_per_owner', {}))} owners")
         if summary["dry_run"]:
             for column, entry in sorted(report.get("changes", {}).items(), key=lambda kv: -kv[1]["count"]):
                 shown = "; ".join(f"{rid}: {old!r} -> {new!r}" for rid, old, new in entry["examples"])
@@ -159,6 +163,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         typer.echo(f"  {'grades':<30}" + ", ".join(f"{k} {v}" for k, v in summary["grades"].items()))
         typer.echo(f"  {'lifecycle':<30}" + ", ".join(f"{k} {v}" for k, v in summary["lifecycle"].items()))
         typer.echo(f"  {'lifecycle moves refused':<30}{summary['lifecycle_refused']:>8}  (see lifecycle_reason)")
+    if summary.get("routed_by_rule"):
+        for rule, n in summary["routed_by_rule"].items():
+            typer.echo(f"  {'routed by ' + rule:<30}{n:>8}")
+        typer.echo(f"  {'held by routing':<30}{summary['held']:>8}")
     typer.echo("")
     typer.secho("Where to look next", bold=True)
     if "output" in summary:
@@ -205,7 +213,8 @@ def demo(
     folder = Settings().home / "demo-sandbox"
     shutil.rmtree(folder, ignore_errors=True)  # every demo starts from freshly seeded, messy systems
     typer.secho(f"leadflow demo: seeding local Salesforce and Marketo sandboxes with {leads} messy leads each", bold=True)
-    with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo"), enrichment=True) as boxes:
+    with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo"), enrichment=True,
+                           routing=True) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
@@ -283,7 +292,7 @@ def sandbox(
 
     from leadflow.sandbox.launch import running_sandboxes
 
-    with running_sandboxes(folder, leads=leads, enrichment=True) as boxes:
+    with running_sandboxes(folder, leads=leads, enrichment=True, routing=True) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         typer.secho(f"\nConfig: {boxes.config_path}", bold=True)

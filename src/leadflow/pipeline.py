@@ -149,6 +149,18 @@ def scoring_counts(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def routing_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """Outcomes of routing: leads per rule, per owner, and held."""
+    if "routing_rule" not in frame or not len(frame) or frame["routing_rule"].isna().all():
+        return {}
+    held = frame["routing_reason"].astype("string").str.startswith("hold:").fillna(False)
+    return {
+        "routed_by_rule": {str(k): int(v) for k, v in frame["routing_rule"].value_counts().items()},
+        "assigned_per_owner": {str(k): int(v) for k, v in frame.loc[~held, "owner_id"].value_counts().items()},
+        "held": int(held.sum()),
+    }
+
+
 def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
     """Add nested integer counts (e.g. one page's `mailable_counts`) into a running total."""
     for key, value in counts.items():
@@ -175,6 +187,10 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"step": "lifecycle", "expectation": stage, "rows": count})
     if "lifecycle_refused" in summary:
         rows.append({"step": "lifecycle moves refused", "expectation": "", "rows": summary["lifecycle_refused"]})
+    for owner, count in summary.get("assigned_per_owner", {}).items():
+        rows.append({"step": "assigned", "expectation": owner, "rows": count})
+    if "held" in summary:
+        rows.append({"step": "held by routing", "expectation": "", "rows": summary["held"]})
     return rows
 
 
@@ -204,6 +220,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append("- grades: " + ", ".join(f"{k} {v}" for k, v in summary["grades"].items()))
         lines.append("- lifecycle: " + ", ".join(f"{k} {v}" for k, v in summary["lifecycle"].items())
                      + f"; moves refused: {summary['lifecycle_refused']}")
+    if "routed_by_rule" in summary:
+        lines.append("- routed by rule: " + ", ".join(f"{k} {v}" for k, v in summary["routed_by_rule"].items())
+                     + f"; held: {summary['held']}")
     return "\n".join(lines) + "\n"
 
 

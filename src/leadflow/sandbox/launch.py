@@ -39,11 +39,13 @@ def running_sandboxes(
     seed: int = 7,
     systems: tuple[str, ...] = ALL_SYSTEMS,
     enrichment: bool = False,
+    routing: bool = False,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
     `enrichment=True` also serves the firmographics provider emulator and adds a top-level `enrichment:` section
-    (beside `systems:`) pointing at it.
+    (beside `systems:`) pointing at it. `routing=True` (with Salesforce) writes `folder/routing.yaml` for the
+    sandbox org's users and a `routing:` section, so the sync assigns leads too.
     """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
@@ -95,6 +97,32 @@ def running_sandboxes(
                 }
             }
             boxes.urls["enrichment"], boxes.handles["enrichment"] = provider.url, provider
+        if routing and "salesforce" in systems:
+            users = sorted(boxes.handles["salesforce"].org.objects["User"])
+            (folder / "routing.yaml").write_text(sandbox_routing(users), encoding="utf-8")
+            document["routing"] = {"rules": "routing.yaml"}
         header = "# Written by `leadflow sandbox`: points leadflow at the local sandboxes. Secrets are in *.secret.\n"
         boxes.config_path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         yield boxes
+
+
+def sandbox_routing(users: list[str]) -> str:
+    """Routing rules for the sandbox org: duplicates held, demo requests and named accounts first, then everyone
+    in one weighted round-robin pool (reps always available, so the demo routes at any hour)."""
+    document = {
+        "version": "sandbox-1",
+        "timezone": "UTC",
+        "users": {uid: {"name": f"Sandbox rep {k}"} for k, uid in enumerate(users)},
+        "pools": {"reps": {"members": [{"user": uid, "weight": 2 if k % 3 == 0 else 1} for k, uid in
+                                       enumerate(users)]}},
+        "rules": [
+            {"name": "possible_duplicate", "when": {"column": "duplicate_of", "exists": True},
+             "hold": "possible duplicate of an existing record"},
+            {"name": "demo_request", "when": {"column": "lead_source", "in": ["Demo Request", "Contact Sales"]},
+             "pool": "reps", "sla_minutes": 10},
+            {"name": "named_account", "when": {"column": "account_owner_id", "exists": True},
+             "account_owner": True, "otherwise": {"pool": "reps"}, "sla_minutes": 240},
+            {"name": "everyone_else", "pool": "reps", "sla_minutes": 1440},
+        ],
+    }
+    return "# Written by `leadflow sandbox` for the sandbox org's users.\n" + yaml.safe_dump(document, sort_keys=False)
