@@ -142,18 +142,87 @@ def test_unparseable_or_missing_cases_file(tmp_path: Path) -> None:
 # --- simulate ------------------------------------------------------------------------------------------------------
 
 
-def _case_leads(path: Path) -> Path:
-    """The repo's example leads as one lead file: every rule is exercised."""
+AS_OF = "2026-11-18T17:00:00Z"
+
+
+def _case_leads(path: Path, copies: int = 4, **columns: str) -> Path:
+    """The repo's example leads, `copies` times over, as one lead file: every rule is exercised."""
     from leadflow.io import write_leads
 
     suite = load_cases(DEFAULT_CASES)
-    frame = pd.concat(suite.leads, ignore_index=True)
+    frame = pd.concat(suite.leads * copies, ignore_index=True)
     frame["lead_id"] = [f"L{i:03d}" for i in range(len(frame))]
+    for column, value in columns.items():
+        frame[column] = value
     return write_leads(frame, path)
 
 
+def _retarget_smb_rule(path: Path) -> Path:
+    """A copy of the bundled routing.yaml whose `smb` rule sends leads to na_east_ae instead of smb_sdr."""
+    data = yaml.safe_load(_bundled_routing().read_text(encoding="utf-8"))
+    rule = next(r for r in data["rules"] if r["name"] == "smb")
+    assert rule["pool"] == "smb_sdr"
+    rule["pool"] = "na_east_ae"
+    return _write(path, data)
+
+
+def _table(output: str, title: str) -> dict[str, list[int]]:
+    """Rows of a printed table: label → numbers (signs kept)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title) + 2
+    rows: dict[str, list[int]] = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        parts = line.split()
+        numbers = [p for p in parts if re.fullmatch(r"[+-]?\d+", p)]
+        label = " ".join(parts[: len(parts) - len(numbers)])
+        rows[label] = [int(n) for n in numbers]
+    return rows
+
+
 def test_simulate_modified_rules_moves_add_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests_routing_helpers import change_one_target  # noqa: F401  (replaced below once routing.yaml exists)
+    from leadflow.routing_cli import simulate_routing
+
+    monkeypatch.chdir(tmp_path)
+    # leads routed before (rule and assigned_at present) are routed afresh by both rule sets
+    leads = _case_leads(tmp_path / "leads.csv", routing_rule="fallback", assigned_at="2026-11-01T00:00:00Z")
+    new = _retarget_smb_rule(tmp_path / "new_routing.yaml")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+
+    result = runner.invoke(app, ["routing", "simulate", "--rules", str(new), "--input", str(leads), "--as-of", AS_OF])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # writes nothing
+
+    owners = _table(result.output, "per owner")
+    moved_in = sum(n[2] for n in owners.values())
+    moved_out = -sum(n[3] for n in owners.values())
+    changed = int(re.search(r"leads changing owner\s+(\d+)", result.output).group(1))
+    assert changed > 0
+    assert moved_in == moved_out == changed
+    for numbers in owners.values():  # after = before + in - out, per owner
+        assert numbers[1] == numbers[0] + numbers[2] + numbers[3]
+    assert sum(n[0] for n in owners.values()) == sum(n[1] for n in owners.values()) == 44
+    assert any(label.startswith("0058c00000GraceQ Grace Mbeki") for label in owners)
+    rules = _table(result.output, "per rule")
+    assert rules["smb"] == [4, 4]  # same rule, another pool
+    assert "examples (owner via rule: current -> new)" in result.output
+    assert re.search(r"file:L\d+: 0058c00000\w+ via smb -> 0058c00000\w+ via smb", result.output)
+
+    # the same numbers from the function; Grace loses the smb rule's leads (the pool's rotation shifts too)
+    sim = simulate_routing(new, leads, as_of=AS_OF)
+    assert sim.changed == changed and sim.owners["moved_in"].sum() == sim.owners["moved_out"].sum() == changed
+    grace = sim.owners.set_index("owner_id").loc["0058c00000GraceQ"]
+    assert grace["moved_out"] > grace["moved_in"]
+
+
+def test_simulate_same_rules_changes_nothing(tmp_path: Path) -> None:
+    leads = _case_leads(tmp_path / "leads.csv", copies=1)
+    result = runner.invoke(app, ["routing", "simulate", "--rules", str(_bundled_routing()), "--input", str(leads),
+                                 "--current", str(_bundled_routing()), "--as-of", AS_OF])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"leads changing owner\s+0\b", result.output)
+    assert "no lead changes owner" in result.output
 
 
 def test_simulate_bad_input_names_the_file(tmp_path: Path) -> None:

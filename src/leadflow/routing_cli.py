@@ -38,6 +38,8 @@ HOLD = "(hold)"
 """How a lead routed to no owner (a hold) is shown in owner tables."""
 NO_RULE = "(none)"
 EXAMPLES = 5
+PREVIOUS_ROUTING = ("routing_rule", "routing_reason", "assigned_at", "sla_due_at")
+"""Routing columns an input file may carry from an earlier run; simulate ignores them."""
 
 
 # --- case files ----------------------------------------------------------------------------------------------------
@@ -193,11 +195,21 @@ def _text(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
+def owner_names(*configs: Any) -> dict[str, str]:
+    """Owner id → display name: users by name, queues as `queue <name>` (later configs win)."""
+    names: dict[str, str] = {}
+    for config in configs:
+        for key, queue in (getattr(config, "queues", None) or {}).items():
+            names[str(queue.owner_id)] = f"queue {key}"
+        for owner, user in (getattr(config, "users", None) or {}).items():
+            names[str(owner)] = str(user.name)
+    return names
+
+
 def _owner_label(owner: str | None, config: Any) -> str:
     if owner is None:
         return HOLD
-    user = getattr(config, "users", {}).get(owner)
-    name = getattr(user, "name", None) if user is not None else None
+    name = owner_names(config).get(owner)
     return f"{owner} ({name})" if name else owner
 
 
@@ -318,7 +330,7 @@ def _outcomes(routed: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return owners, rules
 
 
-def compare_routing(leads: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, *, users: dict[str, Any],
+def compare_routing(leads: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, *, names: dict[str, str],
                     examples: int = EXAMPLES) -> dict[str, Any]:
     """The difference between two routings of the same leads (route_leads outputs on the leads' index)."""
     from leadflow.schema import lead_keys
@@ -331,13 +343,9 @@ def compare_routing(leads: pd.DataFrame, before: pd.DataFrame, after: pd.DataFra
     before_n, after_n = old_owner.value_counts(), new_owner.value_counts()
     out_n, in_n = old_owner[moved].value_counts(), new_owner[moved].value_counts()
 
-    def name(owner: str) -> str:
-        user = users.get(owner)
-        return str(getattr(user, "name", "") or "") if user is not None else ""
-
     owners = pd.DataFrame({
         "owner_id": ids,
-        "name": [name(o) for o in ids],
+        "name": [names.get(o, "") for o in ids],
         "before": [int(before_n.get(o, 0)) for o in ids],
         "after": [int(after_n.get(o, 0)) for o in ids],
         "moved_in": [int(in_n.get(o, 0)) for o in ids],
@@ -367,8 +375,9 @@ def simulate_routing(
     as_of: datetime | str | None = None,
 ) -> SimulationResult:
     """Route the leads in `input_path` with the current rules (default: the bundled routing.yaml) and with
-    `new_rules`, both from an empty routing state at `as_of` (default: now), and compare. Writes nothing. Both rules
-    files are validated before the leads are read."""
+    `new_rules`, both from an empty routing state at `as_of` (default: now), and compare. Every lead is routed afresh
+    (routing columns from an earlier run are ignored). Writes nothing. Both rules files are validated before the
+    leads are read."""
     from leadflow.backtest import parse_as_of
     from leadflow.routing import DEFAULT_ROUTING, RoutingState, load_routing_config, route_leads
 
@@ -377,10 +386,11 @@ def simulate_routing(
     new = load_routing_config(Path(new_rules))
     moment = parse_as_of(as_of) or datetime.now(UTC)
     leads = read_routing_input(input_path)
-    before, _ = route_leads(leads, current, RoutingState(), as_of=moment)
-    after, _ = route_leads(leads, new, RoutingState(), as_of=moment)
-    users = {**dict(getattr(current, "users", {}) or {}), **dict(getattr(new, "users", {}) or {})}
-    diff = compare_routing(leads, before, after, users=users)
+    # A previous routing in the file (routing_rule + assigned_at) would be kept as it is: route every lead afresh.
+    fresh = leads.drop(columns=[c for c in PREVIOUS_ROUTING if c in leads.columns])
+    before, _ = route_leads(fresh, current, RoutingState(), as_of=moment)
+    after, _ = route_leads(fresh, new, RoutingState(), as_of=moment)
+    diff = compare_routing(leads, before, after, names=owner_names(current, new))
     return SimulationResult(input_path=str(input_path), current_path=str(current_path), new_path=str(new_rules),
                             as_of=moment, leads=len(leads), **diff)
 
@@ -396,15 +406,15 @@ def simulate_lines(result: SimulationResult) -> list[str]:
         f"  {'same owner, another rule':<30}{result.rule_only:>8}",
         "",
         "  per owner",
-        f"  {'owner':<34}{'before':>8}{'after':>8}{'in':>8}{'out':>8}",
+        f"  {'owner':<44}{'before':>8}{'after':>8}{'in':>8}{'out':>8}",
     ]
     for row in result.owners.itertuples(index=False):
         label = f"{row.owner_id} {row.name}".strip()
-        lines.append(f"  {label[:33]:<34}{row.before:>8}{row.after:>8}{'+' + str(row.moved_in):>8}"
+        lines.append(f"  {label[:43]:<44}{row.before:>8}{row.after:>8}{'+' + str(row.moved_in):>8}"
                      f"{'-' + str(row.moved_out):>8}")
-    lines += ["", "  per rule", f"  {'rule':<34}{'before':>8}{'after':>8}"]
+    lines += ["", "  per rule", f"  {'rule':<44}{'before':>8}{'after':>8}"]
     for row in result.rules.itertuples(index=False):
-        lines.append(f"  {str(row.rule)[:33]:<34}{row.before:>8}{row.after:>8}")
+        lines.append(f"  {str(row.rule)[:43]:<44}{row.before:>8}{row.after:>8}")
     if len(result.examples):
         lines += ["", "  examples (owner via rule: current -> new)"]
         for row in result.examples.itertuples(index=False):
