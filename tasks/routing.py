@@ -30,12 +30,28 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: boo
         fresh = (out["assigned_at"] != frame["assigned_at"]).fillna(True) & out["assigned_at"].notna()
         made = out.loc[fresh.to_numpy(dtype=bool), ["owner_id", "routing_rule", "routing_reason", "assigned_at",
                                                     "sla_due_at"]]
-        recorded = session.record(made.assign(lead_key=lead_keys(out.loc[made.index]).to_numpy()))
+        snapshot = out.loc[made.index, [c for c in ROUTING_INPUTS if c in out.columns]]
+        recorded = session.record(made.assign(lead_key=lead_keys(out.loc[made.index]).to_numpy(),
+                                              inputs=_snapshots(snapshot)))
     touched = _touched(out, rules, fresh)
     if touched:
         store.mark_assignments(touched, "first_touch_at", rules.as_of or datetime.now(UTC))
     get_run_logger().info("assigned %d leads (%d first touches seen)", recorded, len(touched))
     return out
+
+
+ROUTING_INPUTS = (
+    "lead_id", "source", "email", "company", "country_code", "state_code", "postal_code", "lead_source", "segment",
+    "industry", "employees", "seniority", "department", "grade", "rating", "score", "lifecycle_stage",
+    "duplicate_of", "account_id", "account_owner_id", "mailable", "is_free_email", "owner_id", "status",
+)
+"""What is kept of a lead when it is assigned, so `routing simulate --since` can route it again under new rules."""
+
+
+def _snapshots(frame: pd.DataFrame) -> list[dict]:  # type: ignore[type-arg]
+    text = frame.astype("string")
+    return [{k: v for k, v in row.items() if v is not None and not pd.isna(v)}
+            for row in text.astype(object).where(text.notna(), None).to_dict("records")]
 
 
 def _payload(state: RoutingState) -> dict:  # type: ignore[type-arg]

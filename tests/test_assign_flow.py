@@ -82,6 +82,24 @@ def test_routing_in_the_flow(prefect_api: str, state_home: Path, tmp_path: Path)
     events = store.events()
     assert set(events.loc[events["stage"] == "sla", "lead_key"]) == {"file:D2", "file:D3", "file:D4"}
 
+    # What if demo requests went to the review queue? Re-route what was assigned, as the store kept it.
+    document = yaml.safe_load(DEFAULT_ROUTING.read_text(encoding="utf-8"))
+    demo_rule = next(r for r in document["rules"] if r["name"] == "demo_request")
+    for key in ("territory", "otherwise"):
+        demo_rule.pop(key, None)
+    demo_rule["queue"] = "inbound_review"
+    (tmp_path / "new_routing.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    simulated = CliRunner().invoke(app, ["routing", "simulate", "--rules", str(tmp_path / "new_routing.yaml"),
+                                         "--current", str(DEFAULT_ROUTING), "--since", "30d",
+                                         "--as-of", "2026-11-18T19:00:00+00:00"])
+    assert simulated.exit_code == 0, simulated.output
+    assert "state store, assigned since 30d" in simulated.output and "file:D4" in simulated.output
+    from leadflow.routing_cli import simulate_routing
+
+    result = simulate_routing(tmp_path / "new_routing.yaml", None, DEFAULT_ROUTING, "2026-11-18T19:00:00+00:00",
+                              since="30d")
+    assert result.leads == 5 and result.changed == 4  # D1-D4 move to the queue; N1 stays with the data stewards
+
 
 def test_sla_watch_flow_publishes_breaches(prefect_api: str, state_home: Path) -> None:
     from flows.sla_watch import sla_watch

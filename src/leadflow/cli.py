@@ -389,19 +389,21 @@ def routing_test(
 @routing_app.command("simulate")
 def routing_simulate(
     rules: Annotated[Path, typer.Option("--rules", help="The new routing rules YAML.")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="Leads to route (.csv/.parquet), e.g. the output of "
-                                        "leadflow run (standardized, enriched, scored).")],
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Leads to route (.csv/.parquet), e.g. the "
+                                               "output of leadflow run (standardized, enriched, scored).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Instead of --input: the leads assigned in this span "
+                                              "(30d, 12h, or an ISO date), as the state store kept them.")] = None,
     current: Annotated[Path | None, typer.Option("--current", help="The current routing rules YAML; default: the "
                                                  "bundled routing.yaml.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Route as of this ISO date/time (UTC unless an offset "
                                               "is given; working hours matter); default: now.")] = None,
 ) -> None:
     """Route a lead file with the current rules and the new ones (both from an empty routing state) and print the
-    difference: per owner (before, after, moved in/out), per rule, leads changing owner, examples. Writes nothing.
-    Simulating over recent leads from the state store (--since 30d) is not supported yet: export them to a file."""
+    difference: per owner (before, after, moved in/out), per rule, leads changing owner, examples. Every lead is
+    routed afresh (routing columns from an earlier run are ignored). Writes nothing."""
     from leadflow.routing_cli import simulate_lines, simulate_routing
 
-    result = _guard(lambda: simulate_routing(rules, input, current, as_of))
+    result = _guard(lambda: simulate_routing(rules, input, current, as_of, since=since))
     for line in simulate_lines(result):
         typer.echo(line)
 
@@ -444,6 +446,39 @@ def sla_check(
         typer.echo(f"  {row.lead_key:<32} owner {row.owner_id or '(none)':<20} rule {row.routing_rule:<20} "
                    f"due {row.sla_due_at:%Y-%m-%d %H:%M}Z, {row.minutes_late:.0f} min late")
     raise typer.Exit(1)
+
+
+alerts_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                         help="Alerts: leadflow events → Prefect Automations → Slack / webhooks.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("install")
+def alerts_install(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with an `alerts:` section.")],
+) -> None:
+    """Create or update the notification blocks and one Automation per event in the Prefect server at
+    PREFECT_API_URL (idempotent: re-running updates them)."""
+    _prefect_env()
+
+    def install() -> list[str]:
+        from leadflow.alerts import install_alerts
+        from leadflow.config import RunConfig
+        from leadflow.errors import ConfigError
+        from leadflow.yamlio import load_yaml, parse_model
+
+        run_config = parse_model(RunConfig, load_yaml(config), config)
+        if run_config.alerts is None:
+            raise ConfigError(str(config), "no `alerts:` section to install", yaml_path="alerts")
+        return install_alerts(run_config.alerts, origin=str(config))
+
+    names = _guard(install)
+    from prefect.settings import get_current_settings
+
+    typer.secho(f"Installed in the Prefect server at {get_current_settings().api.url}:", bold=True)
+    for name in names:
+        kind = "automation" if name.startswith("leadflow: ") else "notification block"
+        typer.echo(f"  {kind:<20}{name}")
 
 
 @app.command()

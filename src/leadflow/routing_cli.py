@@ -368,11 +368,40 @@ def compare_routing(leads: pd.DataFrame, before: pd.DataFrame, after: pd.DataFra
     return {"owners": owners, "rules": rules, "changed": int(moved.sum()), "rule_only": rule_only, "examples": sample}
 
 
+def parse_since(value: str, now: datetime) -> datetime:
+    """`30d`, `12h`, `90m` or an ISO date/time → the moment it names (relative values count back from `now`)."""
+    from datetime import timedelta
+
+    text = value.strip().lower()
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError("--since", f"{value!r} is neither a span like 30d / 12h / 90m nor an ISO date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def recent_assigned_leads(since: datetime) -> pd.DataFrame:
+    """Leads assigned at or after `since`, as the state store kept them when they were assigned (canonical frame)."""
+    from leadflow.schema import conform
+    from leadflow.store import StateStore
+
+    recorded = StateStore.open().assignments(since=since)
+    rows = [dict(inputs) for inputs in recorded["inputs"] if inputs]
+    if not rows:
+        raise InputError("--since", f"no assignments with a snapshot since {since.isoformat()} in the state store")
+    return conform(pd.DataFrame(rows).astype("string"))
+
+
 def simulate_routing(
     new_rules: Path | str,
-    input_path: Path | str,
+    input_path: Path | str | None,
     current_rules: Path | str | None = None,
     as_of: datetime | str | None = None,
+    *,
+    since: str | None = None,
 ) -> SimulationResult:
     """Route the leads in `input_path` with the current rules (default: the bundled routing.yaml) and with
     `new_rules`, both from an empty routing state at `as_of` (default: now), and compare. Every lead is routed afresh
@@ -385,13 +414,17 @@ def simulate_routing(
     current = load_routing_config(current_path)
     new = load_routing_config(Path(new_rules))
     moment = parse_as_of(as_of) or datetime.now(UTC)
-    leads = read_routing_input(input_path)
+    if (input_path is None) == (since is None):
+        raise InputError("simulate", "give exactly one of --input FILE and --since SPAN")
+    leads = read_routing_input(input_path) if input_path is not None else recent_assigned_leads(
+        parse_since(since or "", moment))
     # A previous routing in the file (routing_rule + assigned_at) would be kept as it is: route every lead afresh.
     fresh = leads.drop(columns=[c for c in PREVIOUS_ROUTING if c in leads.columns])
     before, _ = route_leads(fresh, current, RoutingState(), as_of=moment)
     after, _ = route_leads(fresh, new, RoutingState(), as_of=moment)
     diff = compare_routing(leads, before, after, names=owner_names(current, new))
-    return SimulationResult(input_path=str(input_path), current_path=str(current_path), new_path=str(new_rules),
+    return SimulationResult(input_path=str(input_path) if input_path else f"state store, assigned since {since}",
+                            current_path=str(current_path), new_path=str(new_rules),
                             as_of=moment, leads=len(leads), **diff)
 
 

@@ -33,6 +33,7 @@ from leadflow.store.tables import (
     EVENT_COLUMNS,
     FINAL_STATUSES,
     assignments,
+    backfill_chunks,
     dead_letters,
     enrichment_cache,
     lead_events,
@@ -437,12 +438,14 @@ class StateStore:
                     routing_state.c.name == ROUTING_STATE)).first()
             yield RoutingSession(conn, run_id, dict(row[0]) if row and row[0] else {})
 
-    def assignments(self, lead_keys: list[str] | None = None) -> pd.DataFrame:
-        """Recorded assignments (all, or of `lead_keys`), times as UTC timestamps."""
+    def assignments(self, lead_keys: list[str] | None = None, *, since: datetime | None = None) -> pd.DataFrame:
+        """Recorded assignments (all, of `lead_keys`, or assigned at or after `since`), times as UTC timestamps."""
         columns = [c.name for c in assignments.columns]
         query = sa.select(assignments)
         if lead_keys is not None:
             query = query.where(assignments.c.lead_key.in_(lead_keys))
+        if since is not None:
+            query = query.where(assignments.c.assigned_at >= since)
         frame = self._rows(query, columns)
         for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
@@ -583,6 +586,30 @@ class StateStore:
         with self._writing() as conn:
             for start in range(0, len(rows), CACHE_CHUNK_KEYS):
                 _upsert(conn, enrichment_cache, rows[start : start + CACHE_CHUNK_KEYS], keys, on_conflict)
+
+    # -- backfill chunks -----------------------------------------------------------------------------------------------
+
+    def backfill_chunks(self, backfill_key: str) -> list[dict[str, Any]]:
+        """The recorded chunks of one backfill, oldest chunk first (chunk_start, chunk_end, status, run_id, ...)."""
+        query = sa.select(backfill_chunks).where(backfill_chunks.c.backfill_key == backfill_key).order_by(
+            backfill_chunks.c.chunk_start)
+        with self._engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def record_backfill_chunk(
+        self, backfill_key: str, chunk_start: datetime, chunk_end: datetime, status: str, run_id: str | None = None,
+        counts: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert or replace the state of one backfill chunk (`running`, `completed` or `failed`)."""
+        if status not in ("running", "completed", "failed"):
+            raise ValueError(f"backfill chunk status must be running, completed or failed, not {status!r}")
+        finished = None if status == "running" else _now()
+        values = {"backfill_key": backfill_key, "chunk_start": chunk_start, "chunk_end": chunk_end, "status": status,
+                  "run_id": run_id, "finished_at": finished, "counts": _jsonable(dict(counts or {}))}
+        changed = {k: v for k, v in values.items() if k not in ("backfill_key", "chunk_start")}
+        with self._writing() as conn:
+            _upsert(conn, backfill_chunks, [values], [backfill_chunks.c.backfill_key, backfill_chunks.c.chunk_start],
+                    lambda excluded: changed)
 
     # -- internals ---------------------------------------------------------------------------------------------------
 
@@ -736,18 +763,20 @@ class RoutingSession:
         latest = made.drop_duplicates("lead_key", keep="last")
         assigned = pd.to_datetime(latest["assigned_at"], utc=True)
         due = pd.to_datetime(latest["sla_due_at"], utc=True)
+        inputs = latest["inputs"].tolist() if "inputs" in latest else [None] * len(latest)
         rows = [
             {"lead_key": key, "owner_id": _cell_text(owner), "routing_rule": rule, "routing_reason": _cell_text(why),
              "assigned_at": a.to_pydatetime(), "sla_due_at": None if pd.isna(d) else d.to_pydatetime(),
-             "first_touch_at": None, "breached_at": None, "run_id": self.run_id}
-            for key, owner, rule, why, a, d in zip(latest["lead_key"], latest["owner_id"], latest["routing_rule"],
-                                                  latest["routing_reason"], assigned, due, strict=True)
+             "first_touch_at": None, "breached_at": None, "run_id": self.run_id, "inputs": snapshot}
+            for key, owner, rule, why, a, d, snapshot in zip(
+                latest["lead_key"], latest["owner_id"], latest["routing_rule"], latest["routing_reason"], assigned,
+                due, inputs, strict=True)
         ]
         for start in range(0, len(rows), STATE_CHUNK_ROWS):
             _upsert(self._conn, assignments, rows[start : start + STATE_CHUNK_ROWS], [assignments.c.lead_key],
                     lambda excluded: {c: excluded[c] for c in ("owner_id", "routing_rule", "routing_reason",
                                                                "assigned_at", "sla_due_at", "first_touch_at",
-                                                               "breached_at", "run_id")})
+                                                               "breached_at", "run_id", "inputs")})
         return len(rows)
 
 

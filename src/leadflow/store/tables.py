@@ -205,6 +205,23 @@ assignments = sa.Table(
     sa.Column("first_touch_at", UTCDateTime(), nullable=True),
     sa.Column("breached_at", UTCDateTime(), nullable=True),
     sa.Column("run_id", sa.String(36), nullable=False),
+    # the lead's routing-relevant fields when it was assigned: `leadflow routing simulate --since` re-routes these
+    sa.Column("inputs", sa.JSON(), nullable=True),
     sa.Index("ix_assignments_sla_due_at", "sla_due_at"),
 )
 """Each lead's current assignment and its first-touch SLA (what `leadflow sla check` watches)."""
+
+backfill_chunks = sa.Table(
+    "backfill_chunks",
+    metadata,
+    sa.Column("backfill_key", sa.String(64), primary_key=True),
+    sa.Column("chunk_start", UTCDateTime(), primary_key=True),
+    sa.Column("chunk_end", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("counts", sa.JSON(), nullable=True),
+    sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+)
+"""One row per chunk of a backfill (key: a hash of its range, sources and chunk size); `completed` chunks are
+skipped when the same backfill runs again."""
