@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.events import emit_event
 
-from leadflow.sla import breach_summary
-from tasks.io import check_sla, close_run, open_run
+from leadflow.config import load_rules
+from leadflow.connectors.registry import connect
+from leadflow.sla import breach_summary, owner_changes
+from tasks.crm import write_back
+from tasks.events import emit_sla_breached
+from tasks.io import check_sla, close_run, open_run, reassign_breaches
 
 
 @flow(name="sla_watch", log_prints=False)
-def sla_watch(as_of: datetime | None = None) -> dict[str, Any]:
-    """Check every open assignment's first-touch SLA as of `as_of` (default now); each breach is recorded once."""
+def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """Check every open assignment's first-touch SLA as of `as_of` (default now); each breach is recorded once. With
+    a config whose routing rules say `on_sla_breach: reassign`, those leads are routed again to someone else and the
+    new owner is written back to the CRM they came from."""
     moment = as_of or datetime.now(UTC)
-    run_id = open_run("sla_watch", {"as_of": moment.isoformat()})
+    run_id = open_run("sla_watch", {"as_of": moment.isoformat(), "config_path": config_path})
     breaches = check_sla(moment, run_id)
     summary = {"run_id": run_id, "as_of": moment.isoformat(), **breach_summary(breaches)}
+    rules = load_rules(Path(config_path)) if config_path else None
+    if rules is not None and rules.routing is not None and len(breaches):
+        made = reassign_breaches(breaches, rules.routing, moment, run_id)
+        summary["reassigned"] = len(made)
+        for system, changes in owner_changes(made).items():
+            settings = getattr(rules.systems, system, None)
+            if settings is None or not settings.write_back:
+                continue
+            result = write_back(connect(system, rules.systems, origin=rules.source), changes, False, True)
+            summary.setdefault("reassigned_written", {})[system] = len(result.written)
     if len(breaches):
         create_table_artifact(key="sla-breaches", table=breaches.astype(str).to_dict("records"),
                               description=f"{len(breaches)} leads past their first-touch SLA")
-        emit_event(event="leadflow.sla.breached", resource={"prefect.resource.id": f"leadflow.run.{run_id}"},
-                   payload=summary)
+        emit_sla_breached(summary, run_id)
         get_run_logger().warning("%d leads past their first-touch SLA (worst %.0f minutes late)",
                                  len(breaches), summary["max_minutes_late"])
     close_run(run_id, "completed", summary)

@@ -178,3 +178,11 @@ def check_sla(as_of: Any, run_id: str) -> pd.DataFrame:
     from leadflow.sla import check_sla as check
 
     return check(state_store(), as_of, run_id=run_id)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def reassign_breaches(breaches: pd.DataFrame, routing: Any, as_of: Any, run_id: str) -> pd.DataFrame:
+    """Route again, to anyone but the current owner, the breached leads whose rule says so."""
+    from leadflow.sla import reassign_breaches as reassign
+
+    return reassign(state_store(), breaches, routing, as_of, run_id=run_id)

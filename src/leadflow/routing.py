@@ -334,6 +334,10 @@ class Rule(Action):
     sla_minutes: int | None = Field(default=None, ge=1)
     sla_working_hours: bool = True
     reassign: bool = False
+    on_sla_breach: Literal["alert", "reassign"] = Field(
+        default="alert", description="reassign: a lead past this rule's SLA with no first touch is routed again, "
+        "to anyone but its current owner (the breach is alerted either way)."
+    )
 
 
 def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from leadflow.pipeline import EVENT_COLUMNS
 from leadflow.store import StateStore
+
+if TYPE_CHECKING:
+    from leadflow.routing import RoutingConfig
 
 SLA_STAGE = "sla"
 
@@ -44,3 +49,58 @@ def breach_summary(breaches: pd.DataFrame) -> dict[str, object]:
         "by_rule": {str(k): int(v) for k, v in breaches["routing_rule"].value_counts().items()},
         "max_minutes_late": float(breaches["minutes_late"].max()),
     }
+
+
+def reassign_breaches(
+    store: StateStore, breaches: pd.DataFrame, config: RoutingConfig, as_of: datetime, *, run_id: str
+) -> pd.DataFrame:
+    """Route again, to anyone but the current owner, the breached leads whose rule says `on_sla_breach: reassign`
+    (from the snapshot kept with their assignment); recorded as new assignments and in the audit trail. Returns
+    lead_key, old_owner, owner_id, routing_rule, routing_reason, sla_due_at of the leads that got a new owner."""
+    from leadflow.routing import RoutingState, route_leads, with_availability
+    from leadflow.schema import conform
+
+    empty = pd.DataFrame(columns=["lead_key", "old_owner", "owner_id", "routing_rule", "routing_reason", "sla_due_at"])
+    by_rule = {rule.name: rule for rule in config.rules}
+    wanted = breaches[breaches["routing_rule"].map(lambda r: getattr(by_rule.get(r), "on_sla_breach", "") == "reassign")]
+    if wanted.empty:
+        return empty
+    recorded = store.assignments(wanted["lead_key"].tolist()).set_index("lead_key")
+    outcomes: list[pd.DataFrame] = []
+    with store.routing_session(run_id) as session:
+        state = RoutingState.from_json(session.payload or None)
+        for owner, group in wanted.groupby(wanted["owner_id"].fillna(""), sort=True):
+            snapshots = [recorded.at[k, "inputs"] for k in group["lead_key"] if recorded.at[k, "inputs"]]
+            keys = [k for k in group["lead_key"] if recorded.at[k, "inputs"]]
+            if not snapshots:
+                continue
+            leads = conform(pd.DataFrame([dict(s) for s in snapshots]).astype("string"))
+            leads["owner_id"] = pd.NA  # routed afresh: the stale owner must not count as an assignment
+            routing = with_availability(config, inactive={owner} if owner else set())
+            routed, state = route_leads(leads, routing, state, as_of=as_of)
+            routed["lead_key"], routed["old_owner"] = keys, owner or None
+            moved = routed[routed["owner_id"].notna() & (routed["owner_id"] != (owner or None))]
+            outcomes.append(moved.assign(inputs=[snapshots[i] for i in moved.index]))
+        made = pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame()
+        if made.empty:
+            return empty
+        session.save(json.loads(state.to_json()))
+        session.record(made)
+    store.add_events(pd.DataFrame({
+        "run_id": run_id, "lead_key": made["lead_key"], "stage": SLA_STAGE, "column_name": "owner_id",
+        "old_value": made["old_owner"], "new_value": made["owner_id"], "at": pd.Timestamp(as_of),
+    })[list(EVENT_COLUMNS)])
+    return made[list(empty.columns)]
+
+
+def owner_changes(made: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Reassigned leads as write-back changes (record_id, owner_id) per source system, from their `system:id` keys."""
+    from leadflow.writeback import RECORD_ID
+
+    if made.empty:
+        return {}
+    parts = made["lead_key"].str.split(":", n=1, expand=True)
+    keyed = pd.DataFrame({"system": parts[0], RECORD_ID: parts[1], "owner_id": made["owner_id"]})
+    keyed = keyed[keyed["system"].isin(["salesforce", "marketo", "hubspot"])]
+    return {str(system): group[[RECORD_ID, "owner_id"]].reset_index(drop=True)
+            for system, group in keyed.groupby("system")}

@@ -1,0 +1,68 @@
+"""SLA breaches against the Salesforce sandbox: a lead nobody touched within its rule's SLA is routed again to
+someone else (on_sla_breach: reassign) and the new owner is written back to Salesforce."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadflow.sandbox.launch import sandbox_routing
+from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
+from leadflow.store import StateStore
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSalesforce]:
+    with running_salesforce(tmp_path / "sf", leads=80, seed=5, page_size=200) as sf:
+        yield sf
+
+
+def test_breached_leads_are_reassigned_and_written_back(
+    prefect_api: str, state_home: Path, tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crm_sync import crm_sync
+    from flows.sla_watch import sla_watch
+
+    routing = yaml.safe_load(sandbox_routing(sorted(sandbox.org.objects["User"])))
+    for rule in routing["rules"]:
+        if rule["name"] == "everyone_else":
+            rule["on_sla_breach"] = "reassign"
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(routing), encoding="utf-8")
+    monkeypatch.setenv("LF_TEST_SF_SECRET", sandbox.client_secret)
+    config = tmp_path / "leadflow.yaml"
+    config.write_text(yaml.safe_dump({
+        "systems": {"salesforce": {"login_url": sandbox.url, "client_id": sandbox.client_id,
+                                   "client_secret": {"env": "LF_TEST_SF_SECRET"},
+                                   "ca_bundle": str(sandbox.cert_path), "page_size": 200}},
+        "routing": {"rules": "routing.yaml"},
+    }), encoding="utf-8")
+    crm_sync(config_path=str(config), override_export_guard=True)
+    store = StateStore.open()
+    assigned = store.assignments().set_index("lead_key")
+    everyone_else = assigned[assigned["routing_rule"] == "everyone_else"]
+    assert len(everyone_else)
+
+    later = datetime.now(UTC) + timedelta(days=3)
+    summary = sla_watch(as_of=later, config_path=str(config))
+    assert summary["breaches"] > 0 and summary["reassigned"] > 0
+    assert summary["reassigned_written"] == {"salesforce": summary["reassigned"]}
+    now = store.assignments().set_index("lead_key")
+    moved = [k for k in everyone_else.index if now.at[k, "owner_id"] != everyone_else.at[k, "owner_id"]]
+    assert len(moved) == summary["reassigned"]
+    for key in moved:
+        record = sandbox.org.objects["Lead"][key.split(":", 1)[1]]
+        assert record["OwnerId"] == now.at[key, "owner_id"] != everyone_else.at[key, "owner_id"]
+        assert now.at[key, "breached_at"] is None or str(now.at[key, "breached_at"]) == "NaT"  # a fresh SLA clock
+    events = store.events()
+    owner_moves = events[(events["stage"] == "sla") & (events["column_name"] == "owner_id")]
+    assert set(owner_moves["lead_key"]) == set(moved)
+    # Breaches of rules without `on_sla_breach: reassign` are only alerted.
+    others = set(summary["by_rule"]) - {"everyone_else"}
+    assert all(now.at[k, "owner_id"] == assigned.at[k, "owner_id"]
+               for k in assigned.index if assigned.at[k, "routing_rule"] in others)
