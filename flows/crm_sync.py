@@ -33,6 +33,7 @@ from tasks.enrichment import (
     with_crm_reference,
     with_inactive_users,
 )
+from tasks.events import emit_budget_exhausted, emit_sync_errors
 from tasks.io import (
     commit_watermark,
     dead_letter_counts,
@@ -54,10 +55,14 @@ def crm_sync(
     dry_run: bool = False,
     config_path: str | None = None,
     override_export_guard: bool = False,
+    watermark_key: str | None = None,
+    only_lead_sources: list[str] | None = None,
 ) -> dict[str, Any]:
     """One sync of every configured system (or `systems`); with `start`, a backfill of [start, end) that leaves the
     incremental watermark alone. `dry_run` writes nothing back and moves no watermark. `override_export_guard` lets
-    a write change more records than the connector's export guard allows."""
+    a write change more records than the connector's export guard allows. `watermark_key` gives an incremental sync
+    its own watermark per system (`<system>:<watermark_key>`), so it never moves the plain one; `only_lead_sources`
+    processes and writes only leads with one of those lead sources (the rest are left to the other syncs)."""
     logger = get_run_logger()
     # A backfill scores "as of" its window end; an incremental sync as of now.
     rules = replace(load_rules(Path(config_path) if config_path else None),
@@ -65,6 +70,8 @@ def crm_sync(
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     names = list(systems or rules.systems.names)
     params = {"systems": names, "start": start, "end": end, "dry_run": dry_run, "config_path": config_path}
+    if watermark_key is not None or only_lead_sources is not None:
+        params |= {"watermark_key": watermark_key, "only_lead_sources": only_lead_sources}
     per_system: dict[str, dict[str, Any]] = {}
     recorded = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     with recorded_run("crm_sync", recorded) as (run_id, ledger):
@@ -105,7 +112,8 @@ def crm_sync(
             if unmatched:
                 report["stopped"] = unmatched
                 continue
-            since = start or load_watermark(system)
+            mark_key = f"{system}:{watermark_key}" if watermark_key else system
+            since = start or load_watermark(mark_key)
             if start is None and since is not None and not hasattr(connector, "lookback"):
                 # Connectors without their own look-back overlap get the configured one here.
                 since -= timedelta(seconds=getattr(rules.systems, system).lookback_seconds)
@@ -114,7 +122,7 @@ def crm_sync(
             else:
                 pages = connector.pull(since, end)
             try:
-                if writes and not dry_run:
+                if writes and not dry_run and only_lead_sources is None:
                     letters = pending_dead_letters(system)
                     if len(letters):
                         replay = changes_from_dead_letters(letters)
@@ -124,6 +132,14 @@ def crm_sync(
                         )
                         report["retried"] = len(retry.written)
                 for page in pages:
+                    page_mark = high_water(page)
+                    if only_lead_sources is not None:
+                        page, others = only_sources(page, only_lead_sources)
+                        report["skipped"] = report.get("skipped", 0) + others
+                        if page.empty:
+                            if start is None and not dry_run and page_mark is not None:
+                                commit_watermark(mark_key, page_mark, run_id)
+                            continue
                     report["pulled"] += len(page)
                     ledger.rows_in += len(page)
                     readable, unreadable = split_pull_errors(page)
@@ -152,9 +168,9 @@ def crm_sync(
                         written = writeback_events(changes, as_pulled, lead_keys(frame), result.written,
                                                    run_id=run_id, stage=f"writeback:{system}")
                         record_stage(run_id, f"writeback:{system}", written, None)
-                        mark = high_water(page)
+                        mark = page_mark
                         if start is None and mark is not None:
-                            commit_watermark(system, mark, run_id)
+                            commit_watermark(mark_key, mark, run_id)
                             report["watermark"] = mark.isoformat()
                     add_counts(report, mailable_counts(frame))
                     add_counts(report, enrichment_counts(frame))
@@ -163,7 +179,9 @@ def crm_sync(
             except SourceStopped as stop:
                 report["stopped"] = stop.reason
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
+                emit_budget_exhausted(stop, run_id, getattr(getattr(connector, "budget", None), "used", None))
             report["dead_letters"] = dead_letter_counts(system)
+            emit_sync_errors(system, report, run_id)
             if report["dead_letters"]["permanent"]:
                 logger.warning("%s: %d write-back failures are permanent and need a person (table dead_letters)",
                                system, report["dead_letters"]["permanent"])
@@ -171,3 +189,15 @@ def crm_sync(
                         report["failed"])
         ledger.close(ledger.rows_out)
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})
+
+
+
+def only_sources(page: Any, lead_sources: list[str]) -> tuple[Any, int]:
+    """The leads of `page` whose lead source is one of `lead_sources` (case and spaces ignored), and how many
+    others the page held."""
+    import pandas as pd
+
+    wanted = {s.strip().casefold() for s in lead_sources}
+    column = page["lead_source"] if "lead_source" in page.columns else pd.Series(pd.NA, index=page.index)
+    keep = column.astype("string").str.strip().str.casefold().isin(wanted).fillna(False).to_numpy(dtype=bool)
+    return page[keep], int((~keep).sum())

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.quality import GateResult, QualityGate
+from tasks.events import emit_dq_failed
 
 
 def publish_gate(gate: GateResult) -> None:
@@ -28,6 +29,7 @@ def publish_gate(gate: GateResult) -> None:
             markdown=f"# Data-quality gate `{gate.suite}` failed\n\n{gate.failure}\n",
             description=f"Batch-level failure of {gate.suite}",
         )
+        emit_dq_failed(gate)  # before the gate raises DataQualityError
 
 
 @task(cache_policy=NO_CACHE)

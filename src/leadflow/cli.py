@@ -482,6 +482,19 @@ def alerts_install(
 
 
 @app.command()
+def deploy() -> None:
+    """Create the `leadflow-process` work pool if missing and deploy every flow in deployments/prefect.yaml to the
+    Prefect server at PREFECT_API_URL (run from the repository root)."""
+    _prefect_env()
+    from leadflow.deploy import deploy as run_deploy
+
+    done = _guard(lambda: run_deploy(echo=typer.echo))
+    typer.secho(f"Deployed from {done.project_dir}.", bold=True)
+    typer.echo(f"Start a worker (from the repository root, with LEADFLOW_PROJECT_DIR={done.project_dir}):\n"
+               f"  {done.worker_command}")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from leadflow import __version__

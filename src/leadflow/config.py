@@ -12,6 +12,7 @@ import pandas as pd
 import pycountry
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from leadflow.alerts import AlertsConfig
 from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
@@ -113,6 +114,7 @@ class RunConfig(BaseModel):
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     routing: RoutingSection | None = None
+    alerts: AlertsConfig | None = Field(default=None, description="Alerts: `leadflow alerts install` makes them.")
 
 
 @cache

@@ -20,6 +20,9 @@ DEFAULT_MAX_QUARANTINE_SHARE: Final[float] = 0.2
 INPUT_STAGE: Final[str] = "input"
 """Stage name under which rows refused while reading the input are quarantined."""
 
+MAX_BACKFILL_DAYS: Final[int] = 366
+"""The longest range one `lead_backfill` run accepts; split longer ranges into several backfills."""
+
 PARALLEL_MIN_UNIQUES: Final[int] = 50_000
 """Below this many unique values a per-value library call runs in-process; above it, across CPU cores."""
 
