@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
@@ -23,8 +24,8 @@ from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
-from leadflow.writeback import changed_fields, merge_diff, writeback_events
-from tasks.crm import write_back
+from leadflow.writeback import changed_fields, merge_diff, owners_in_place, writeback_events
+from tasks.crm import write_back, write_back_guarded
 from tasks.enrichment import (
     pull_activities,
     pull_crm_reference,
@@ -36,11 +37,13 @@ from tasks.enrichment import (
 from tasks.events import emit_budget_exhausted, emit_sync_errors
 from tasks.io import (
     commit_watermark,
+    confirm_owners_written,
     dead_letter_counts,
     load_watermark,
     pending_dead_letters,
     record_stage,
     record_write_outcome,
+    seen_leads,
 )
 
 System = Literal["salesforce", "marketo", "hubspot"]
@@ -157,8 +160,14 @@ def crm_sync(
                     as_pulled = conform(readable.reset_index(drop=True))
                     changes = changed_fields(as_pulled, frame, connector.writable_columns)
                     merge_diff(report["changes"], changes, as_pulled)
-                    result = write_back(connector, changes if writes else changes.iloc[:0], dry_run,
-                                        override_export_guard)
+                    # After the first sync, new leads' first write is expected: only changes to leads processed
+                    # before count against the export guard (an initial load still needs the override).
+                    first_time = pd.Series(False, index=frame.index)
+                    if since is not None and start is None and len(changes):
+                        keys = lead_keys(frame)
+                        first_time = ~keys.isin(seen_leads(keys.loc[changes.index].tolist()))
+                    result = write_back_guarded(connector, changes if writes else changes.iloc[:0], first_time,
+                                                dry_run, override_export_guard)
                     report["written"] += len(result.written)
                     report["failed"] += len(result.failures)
                     if not dry_run:
@@ -168,6 +177,9 @@ def crm_sync(
                         written = writeback_events(changes, as_pulled, lead_keys(frame), result.written,
                                                    run_id=run_id, stage=f"writeback:{system}")
                         record_stage(run_id, f"writeback:{system}", written, None)
+                        if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
+                            placed = owners_in_place(changes, frame, result.written) & frame["assigned_at"].notna()
+                            confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)
                         mark = page_mark
                         if start is None and mark is not None:
                             commit_watermark(mark_key, mark, run_id)

@@ -17,3 +17,20 @@ def write_back(connector: Any, changes: pd.DataFrame, dry_run: bool, override_ex
     if changes.empty:
         return WriteResult(dry_run=dry_run)
     return connector.write(changes, dry_run=dry_run, override=override_export_guard)
+
+
+@task(cache_policy=NO_CACHE)
+def write_back_guarded(
+    connector: Any, changes: pd.DataFrame, first_time: pd.Series, dry_run: bool, override_export_guard: bool = False
+) -> WriteResult:
+    """Write changes; leads processed for the first time (new since the last sync) do not count against the export
+    guard — their first write is expected — while changes to leads leadflow processed before do."""
+    fresh = first_time.reindex(changes.index).fillna(False).to_numpy(dtype=bool)
+    known = write_back.fn(connector, changes[~fresh], dry_run, override_export_guard)
+    new = write_back.fn(connector, changes[fresh], dry_run, True)
+    return WriteResult(
+        written=[*known.written, *new.written],
+        failures=pd.concat([known.failures, new.failures], ignore_index=True),
+        api_calls=known.api_calls + new.api_calls,
+        dry_run=dry_run,
+    )

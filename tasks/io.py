@@ -145,8 +145,9 @@ def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def load_assignments(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with each lead's recorded assignment (rule, reason, times), so assigned leads stay assigned; the
-    owner the source carries wins (a person may have reassigned the lead in the CRM)."""
+    """`frame` with each lead's recorded assignment (rule, reason, times), so assigned leads stay assigned. Once the
+    owner was written back, the owner the source carries wins (a person may have reassigned the lead in the CRM);
+    before that (a refused or failed write, or file mode) the source's owner is the stale one and the recorded wins."""
     from leadflow.schema import lead_keys
 
     keys = lead_keys(frame)
@@ -161,8 +162,18 @@ def load_assignments(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("assigned_at", "sla_due_at"):
         stamps = known[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         out[column] = out[column].astype("string").mask(has, keys.map(stamps).astype("string"))
-    out["owner_id"] = out["owner_id"].astype("string").fillna(keys.map(known["owner_id"]).astype("string"))
+    recorded_owner = keys.map(known["owner_id"]).astype("string")
+    unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy()
+    owner = out["owner_id"].astype("string")
+    out["owner_id"] = owner.mask(has & unwritten & recorded_owner.notna().to_numpy(), recorded_owner).fillna(
+        recorded_owner)
     return out
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def confirm_owners_written(lead_keys: list[str], at: Any) -> int:
+    """Mark these leads' assignments as written back to their system (the CRM's owner is ours from now on)."""
+    return state_store().mark_assignments(lead_keys, "written_at", at) if lead_keys else 0
 
 
 STAGE_STATE = {
@@ -186,3 +197,9 @@ def reassign_breaches(breaches: pd.DataFrame, routing: Any, as_of: Any, run_id: 
     from leadflow.sla import reassign_breaches as reassign
 
     return reassign(state_store(), breaches, routing, as_of, run_id=run_id)
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def seen_leads(lead_keys: list[str]) -> list[str]:
+    """Those of these leads that an earlier run already processed (they have an audit trail)."""
+    return sorted(state_store().seen_leads(lead_keys))

@@ -91,3 +91,17 @@ def merge_diff(summary: dict[str, dict[str, Any]], changes: pd.DataFrame, pulled
             entry["examples"].append(
                 (changes.at[i, RECORD_ID], None if pd.isna(old.get(i)) else str(old.get(i)), str(new.at[i]))
             )
+
+
+def owners_in_place(changes: pd.DataFrame, processed: pd.DataFrame, written: list[str]) -> pd.Series:
+    """Per processed lead: is the owner leadflow decided now what the system holds? True where the owner needed no
+    change or its change was written."""
+    if "owner_id" not in processed.columns:
+        return pd.Series(False, index=processed.index)
+    decided = processed["owner_id"].notna()
+    pending = pd.Series(False, index=processed.index)
+    if "owner_id" in changes.columns:
+        needed = changes["owner_id"].notna()
+        not_written = ~changes[RECORD_ID].isin([str(w) for w in written])
+        pending.loc[changes.index[(needed & not_written).to_numpy()]] = True
+    return decided & ~pending

@@ -447,9 +447,20 @@ class StateStore:
         if since is not None:
             query = query.where(assignments.c.assigned_at >= since)
         frame = self._rows(query, columns)
-        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at"):
+        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at", "written_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
+
+    def seen_leads(self, lead_keys: list[str]) -> set[str]:
+        """Those of `lead_keys` that any earlier run recorded in the audit trail (leads leadflow has processed)."""
+        seen: set[str] = set()
+        wanted = list(dict.fromkeys(k for k in lead_keys if k))
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), CACHE_CHUNK_KEYS):
+                query = sa.select(lead_events.c.lead_key).where(
+                    lead_events.c.lead_key.in_(wanted[start : start + CACHE_CHUNK_KEYS])).distinct()
+                seen.update(row[0] for row in conn.execute(query))
+        return seen
 
     def sla_overdue(self, as_of: datetime) -> pd.DataFrame:
         """Assignments past their first-touch SLA at `as_of` with no first touch and no breach recorded yet."""
@@ -464,8 +475,8 @@ class StateStore:
         return frame
 
     def mark_assignments(self, lead_keys: list[str], column: str, at: datetime) -> int:
-        """Stamp `first_touch_at` or `breached_at` on these assignments (only where still empty)."""
-        if column not in ("first_touch_at", "breached_at"):
+        """Stamp `first_touch_at`, `breached_at` or `written_at` on these assignments (only where still empty)."""
+        if column not in ("first_touch_at", "breached_at", "written_at"):
             raise ValueError(f"cannot stamp {column!r}")
         done = 0
         with self._writing() as conn:
@@ -767,7 +778,8 @@ class RoutingSession:
         rows = [
             {"lead_key": key, "owner_id": _cell_text(owner), "routing_rule": rule, "routing_reason": _cell_text(why),
              "assigned_at": a.to_pydatetime(), "sla_due_at": None if pd.isna(d) else d.to_pydatetime(),
-             "first_touch_at": None, "breached_at": None, "run_id": self.run_id, "inputs": snapshot}
+             "first_touch_at": None, "breached_at": None, "run_id": self.run_id, "inputs": snapshot,
+             "written_at": None}
             for key, owner, rule, why, a, d, snapshot in zip(
                 latest["lead_key"], latest["owner_id"], latest["routing_rule"], latest["routing_reason"], assigned,
                 due, inputs, strict=True)
@@ -776,7 +788,8 @@ class RoutingSession:
             _upsert(self._conn, assignments, rows[start : start + STATE_CHUNK_ROWS], [assignments.c.lead_key],
                     lambda excluded: {c: excluded[c] for c in ("owner_id", "routing_rule", "routing_reason",
                                                                "assigned_at", "sla_due_at", "first_touch_at",
-                                                               "breached_at", "run_id", "inputs")})
+                                                               "breached_at", "run_id", "inputs",
+                                                               "written_at")})
         return len(rows)
 
 

@@ -207,6 +207,8 @@ assignments = sa.Table(
     sa.Column("run_id", sa.String(36), nullable=False),
     # the lead's routing-relevant fields when it was assigned: `leadflow routing simulate --since` re-routes these
     sa.Column("inputs", sa.JSON(), nullable=True),
+    # when the owner reached the lead's system; until then the CRM's owner is the stale one and ours wins
+    sa.Column("written_at", UTCDateTime(), nullable=True),
     sa.Index("ix_assignments_sla_due_at", "sla_due_at"),
 )
 """Each lead's current assignment and its first-touch SLA (what `leadflow sla check` watches)."""

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("breached_at", _TIME, nullable=True),
         sa.Column("run_id", sa.String(36), nullable=False),
         sa.Column("inputs", sa.JSON(), nullable=True),
+        sa.Column("written_at", _TIME, nullable=True),
         sa.PrimaryKeyConstraint("lead_key", name=op.f("pk_assignments")),
     )
     op.create_index(op.f("ix_assignments_sla_due_at"), "assignments", ["sla_due_at"])

@@ -1,0 +1,87 @@
+"""Routing meets write-back on the Salesforce sandbox: new leads after the first sync pass the export guard, and an
+owner whose write failed is written on the next run instead of being lost to the stale CRM owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadflow.connectors.base import ExportGuardError
+from leadflow.sandbox.launch import sandbox_routing
+from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
+
+pytestmark = pytest.mark.prefect
+
+QUEUE = "00G5e000000WebQAAA"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSalesforce]:
+    with running_salesforce(tmp_path / "sf", leads=120, seed=9, page_size=200) as sf:
+        yield sf
+
+
+@pytest.fixture
+def config(tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("LF_TEST_SF_SECRET", sandbox.client_secret)
+    (tmp_path / "routing.yaml").write_text(sandbox_routing(sorted(sandbox.org.objects["User"])), encoding="utf-8")
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump({
+        "systems": {"salesforce": {"login_url": sandbox.url, "client_id": sandbox.client_id,
+                                   "client_secret": {"env": "LF_TEST_SF_SECRET"},
+                                   "ca_bundle": str(sandbox.cert_path), "page_size": 200}},
+        "routing": {"rules": "routing.yaml"},
+    }), encoding="utf-8")
+    return str(path)
+
+
+def new_leads(sandbox: RunningSalesforce, n: int) -> list[str]:
+    return [sandbox.org.put("Lead", {"LastName": f"New {i}", "Company": f"Newco {i}", "Email": f"new{i}@newco{i}.com",
+                                     "LeadSource": "Web Form", "Status": "Open - Not Contacted", "OwnerId": QUEUE,
+                                     "IsConverted": False, "HasOptedOutOfEmail": False})
+            for i in range(n)]
+
+
+def settle(config: str) -> None:
+    from flows.crm_sync import crm_sync
+
+    for _ in range(3):
+        if crm_sync(config_path=config)["systems"]["salesforce"]["written"] == 0:
+            return
+    pytest.fail("the sync never settled")
+
+
+def test_new_leads_after_the_first_sync_pass_the_guard_and_get_owners(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    with pytest.raises(ExportGuardError):
+        crm_sync(config_path=config)  # the initial load still needs the override
+    crm_sync(config_path=config, override_export_guard=True)
+    settle(config)
+    ids = new_leads(sandbox, 150)  # more new leads than the 120 known ones: all of them change
+    report = crm_sync(config_path=config)["systems"]["salesforce"]
+    assert report["written"] >= 150
+    owners = [sandbox.org.objects["Lead"][i]["OwnerId"] for i in ids]
+    assert QUEUE not in owners  # every new lead went to a rep
+
+
+def test_an_owner_whose_write_failed_is_written_next_run(
+    prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
+) -> None:
+    from flows.crm_sync import crm_sync
+
+    crm_sync(config_path=config, override_export_guard=True)
+    settle(config)
+    ids = new_leads(sandbox, 20)
+    sandbox.faults.inject(r"PATCH .*/composite/sobjects", "401", times=2)  # the run dies in write-back
+    with pytest.raises(Exception):
+        crm_sync(config_path=config)
+    assert all(sandbox.org.objects["Lead"][i]["OwnerId"] == QUEUE for i in ids)
+    crm_sync(config_path=config)
+    owners = [sandbox.org.objects["Lead"][i]["OwnerId"] for i in ids]
+    assert QUEUE not in owners, "the routed owner was lost to the stale CRM owner"
