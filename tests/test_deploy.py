@@ -83,8 +83,13 @@ def test_leadflow_deploy_creates_the_pool_and_every_deployment(
         for name, spec in expected.items():
             got = deployments[name]
             assert got.work_pool_name == "leadflow-process"
-            crons = [(s.schedule.cron, s.schedule.timezone) for s in got.schedules]
-            assert crons == [(s["cron"], s["timezone"]) for s in spec.get("schedules", [])]
+            got_schedules = [(getattr(s.schedule, "cron", None), getattr(s.schedule, "timezone", None),
+                              getattr(s.schedule, "interval", None)) for s in got.schedules]
+            want = [(s.get("cron"), s.get("timezone", "UTC"), None) for s in spec.get("schedules", []) if "cron" in s]
+            got_crons = [(c, tz, None) for c, tz, _ in got_schedules if c is not None]
+            assert got_crons == want
+            intervals = [i.total_seconds() for c, _, i in got_schedules if c is None]
+            assert intervals == [float(s["interval"]) for s in spec.get("schedules", []) if "interval" in s]
         assert deployments["lead-backfill"].enforce_parameter_schema is True
         for name in ("lead-sync-hourly", "lead-fastlane", "lead-backfill"):
             got = deployments[name]

@@ -42,11 +42,12 @@ def test_every_deployment_uses_the_shared_work_pool(deployment: dict) -> None:
 
 
 def test_schedules() -> None:
-    expected = {"lead-sync-hourly": "0 * * * *", "lead-fastlane": "* * * * *", "sla-watch": "*/5 * * * *",
-                "map-crm-reconcile": "0 6 * * *"}
+    expected = {"lead-sync-hourly": "0 * * * *", "sla-watch": "*/5 * * * *", "map-crm-reconcile": "0 6 * * *"}
     for name, cron in expected.items():
         (schedule,) = BY_NAME[name]["schedules"]
         assert schedule["cron"] == cron and schedule["timezone"]
+    (fastlane,) = BY_NAME["lead-fastlane"]["schedules"]
+    assert fastlane["interval"] == 30  # speed-to-lead: a lead waits at most half a minute for the next run
     assert "schedules" not in BY_NAME["lead-backfill"] and "schedules" not in BY_NAME["lead-file-sync"]
     assert "set it to their zone" in PREFECT_YAML.read_text() or "set to your zone" in PREFECT_YAML.read_text()
 
