@@ -193,6 +193,8 @@ def crm_sync(
                 logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
                 emit_budget_exhausted(stop, run_id, getattr(getattr(connector, "budget", None), "used", None))
             report["dead_letters"] = dead_letter_counts(system)
+            budget = getattr(connector, "budget", None)
+            report["api_calls"] = getattr(budget, "used", None)
             emit_sync_errors(system, report, run_id)
             if report["dead_letters"]["permanent"]:
                 logger.warning("%s: %d write-back failures are permanent and need a person (table dead_letters)",

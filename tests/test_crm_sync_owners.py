@@ -85,3 +85,21 @@ def test_an_owner_whose_write_failed_is_written_next_run(
     crm_sync(config_path=config)
     owners = [sandbox.org.objects["Lead"][i]["OwnerId"] for i in ids]
     assert QUEUE not in owners, "the routed owner was lost to the stale CRM owner"
+
+
+def test_the_run_summary_artifacts_cover_each_system() -> None:
+    from leadflow.pipeline import summary_markdown, summary_table
+
+    summary = {
+        "run_id": "r1", "rows_in": 10, "rows_out": 9, "rows_quarantined": 1,
+        "quarantined_by_stage": {"standardize": 1}, "quarantined_by_expectation": {"standardize": {"x": 1}},
+        "systems": {"salesforce": {"pulled": 10, "written": 7, "failed": 1, "api_calls": 4,
+                                   "dead_letters": {"pending": 1, "permanent": 0}, "lifecycle": {"mql": 2, "new": 7},
+                                   "assigned_per_owner": {"005A": 5, "005B": 2}}},
+    }
+    rows = {(r["step"], r["expectation"]): r["rows"] for r in summary_table(summary)}
+    assert rows[("salesforce: written back", "")] == 7 and rows[("salesforce: API calls used", "")] == 4
+    assert rows[("salesforce: dead letters", "pending")] == 1 and rows[("salesforce: lifecycle", "mql")] == 2
+    assert rows[("salesforce: assigned", "005A")] == 5 and rows[("quarantined at standardize", "x")] == 1
+    text = summary_markdown(summary)
+    assert "written back 7" in text and "API calls 4" in text and "MQLs 2" in text

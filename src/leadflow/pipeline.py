@@ -187,6 +187,20 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"step": "lifecycle", "expectation": stage, "rows": count})
     if "lifecycle_refused" in summary:
         rows.append({"step": "lifecycle moves refused", "expectation": "", "rows": summary["lifecycle_refused"]})
+    for system, report in summary.get("systems", {}).items():
+        rows.append({"step": f"{system}: pulled", "expectation": "", "rows": report.get("pulled", 0)})
+        rows.append({"step": f"{system}: written back", "expectation": "", "rows": report.get("written", 0)})
+        rows.append({"step": f"{system}: write failures", "expectation": "", "rows": report.get("failed", 0)})
+        letters = report.get("dead_letters") or {}
+        for status in ("pending", "permanent"):
+            if status in letters:
+                rows.append({"step": f"{system}: dead letters", "expectation": status, "rows": letters[status]})
+        if report.get("api_calls") is not None:
+            rows.append({"step": f"{system}: API calls used", "expectation": "", "rows": report["api_calls"]})
+        for stage, count in report.get("lifecycle", {}).items():
+            rows.append({"step": f"{system}: lifecycle", "expectation": stage, "rows": count})
+        for owner, count in report.get("assigned_per_owner", {}).items():
+            rows.append({"step": f"{system}: assigned", "expectation": owner, "rows": count})
     for owner, count in summary.get("assigned_per_owner", {}).items():
         rows.append({"step": "assigned", "expectation": owner, "rows": count})
     if "held" in summary:
@@ -197,7 +211,7 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's markdown report."""
     lines = [
-        f"# lead_sync run `{summary['run_id']}`",
+        f"# leadflow run `{summary['run_id']}`" + (" (dry run)" if summary.get("dry_run") else ""),
         "",
         f"- rows in: **{summary['rows_in']}**, rows out: **{summary['rows_out']}**, "
         f"quarantined: **{summary['rows_quarantined']}**",
@@ -220,6 +234,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append("- grades: " + ", ".join(f"{k} {v}" for k, v in summary["grades"].items()))
         lines.append("- lifecycle: " + ", ".join(f"{k} {v}" for k, v in summary["lifecycle"].items())
                      + f"; moves refused: {summary['lifecycle_refused']}")
+    for system, report in summary.get("systems", {}).items():
+        letters = report.get("dead_letters") or {}
+        lines.append(f"- `{system}`: pulled {report.get('pulled', 0)}, written back {report.get('written', 0)}, "
+                     f"failed {report.get('failed', 0)}, dead letters {letters.get('pending', 0)} pending / "
+                     f"{letters.get('permanent', 0)} permanent, API calls {report.get('api_calls', 'n/a')}"
+                     + (f", MQLs {report.get('lifecycle', {}).get('mql', 0)}" if report.get("lifecycle") else "")
+                     + (f"; stopped: {report['stopped']}" if report.get("stopped") else ""))
     if "routed_by_rule" in summary:
         lines.append("- routed by rule: " + ", ".join(f"{k} {v}" for k, v in summary["routed_by_rule"].items())
                      + f"; held: {summary['held']}")
