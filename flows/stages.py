@@ -15,7 +15,7 @@ from leadflow.pipeline import RunLedger, audit_events
 from leadflow.stage import Pipeline
 from tasks.io import STAGE_STATE, close_run, open_run, record_stage
 from tasks.quality import gate_leads
-from tasks.report import publish_summary
+from tasks.report import publish_kpis, publish_summary
 from tasks.routing import assign_leads
 from tasks.stages import STAGE_TASKS
 
@@ -68,7 +68,8 @@ def recorded_run(flow: str, params: dict[str, Any]) -> Iterator[tuple[str, RunLe
 
 
 def complete_run(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """Publish the run's artifacts and mark it completed."""
+    """Publish the run's artifacts (summary, report, KPIs) and mark it completed."""
     publish_summary(summary)
+    publish_kpis()
     close_run(run_id, "completed", summary)
     return summary

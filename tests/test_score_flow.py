@@ -87,3 +87,19 @@ def test_a_backfill_scores_as_of_its_window_end(prefect_api: str, state_home: Pa
     summary, out = run(leads, config, tmp_path / "old.csv", datetime(2026, 11, 1, tzinfo=UTC))
     assert float(out.loc["A", "engagement_score"]) == 0  # the demo request had not happened yet
     assert out.loc["A", "lifecycle_stage"] == "new"
+
+
+def test_every_run_publishes_its_kpis(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    leads, config = write(tmp_path)
+    run(leads, config, tmp_path / "out.csv", datetime.now(UTC))
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["leadflow-kpis"])))
+    assert artifacts
+    import json
+
+    data = artifacts[0].data
+    rows = {row["kpi"]: row["value"] for row in (json.loads(data) if isinstance(data, str) else data)}
+    assert any(k.startswith("funnel") for k in rows) and any(k.startswith("sla") for k in rows)

@@ -1,0 +1,406 @@
+"""Lead-flow KPIs from the state store: speed-to-lead, SLA attainment, funnel and stage velocity, data quality,
+sync errors and owner distribution.
+
+`load_kpi_data(store, since)` reads the frames once (read-only queries); every other function here is a pure
+function of the `KpiData` it returns, so the numbers can be checked on tiny hand-made data.
+
+What each number means:
+
+- **speed-to-lead**, per lead: created (the canonical `created_at`: the standardize stage's audit event of column
+  `created_at`, whose `new_value` is the cleaned creation time, for MAP-born leads the form fill; else the
+  routing snapshot's `created_at`) → pulled (the lead's first audit event) → assigned (`assignments.assigned_at`)
+  → written back (the first `writeback:*` audit event, or `assignments.written_at`, whichever is earlier).
+  `speed_to_lead_min` is created → written back (the owner is on the lead in its system); the segments are kept too.
+- **SLA attainment**: of the assignments with an `sla_due_at`, the share touched in time (`first_touch_at` ≤ due)
+  or still open in time (no touch, no breach, not yet due at `as_of`).
+- **funnel**: leads per lifecycle stage, and how many reached MQL / SAL / SQL (a stamp is set); conversion
+  new→MQL = MQL / leads, MQL→SAL = SAL / MQL, SAL→SQL = SQL / SAL. Velocity: median days mql_at→sal_at, sal_at→sql_at.
+- **data quality**: per run, quarantined / rows in, per stage and per expectation (`runs.stats`); by day, the sum
+  over that day's runs. Sync errors: dead letters per `error_code`.
+
+Windows: leads first seen (first audit event) at or after `since`, assignments made at or after `since`, lifecycle
+rows updated at or after `since`, runs started at or after `since`, dead letters last seen at or after `since`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from leadflow.store import StateStore
+
+PERCENTILES: Final[tuple[int, ...]] = (50, 90, 95)
+SPEED_MEASURES: Final[tuple[str, ...]] = ("created_to_pulled_min", "pulled_to_assigned_min",
+                                          "assigned_to_written_min", "created_to_assigned_min", "speed_to_lead_min")
+"""Per-lead minutes; `speed_to_lead_min` = created → written back."""
+FUNNEL_STAGES: Final[tuple[str, ...]] = ("new", "mql", "sal", "sql", "recycled")
+UNKNOWN: Final[str] = "(unknown)"
+UNASSIGNED: Final[str] = "(no owner)"
+
+_LEAD_COLUMNS: Final[list[str]] = ["lead_key", "source", "lead_source", "created_at", "pulled_at", "assigned_at",
+                                   "written_at", "owner_id"]
+
+
+@dataclass
+class KpiData:
+    """The frames the KPIs are computed from (see the module docstring for the windows)."""
+
+    since: datetime
+    as_of: datetime
+    leads: pd.DataFrame
+    """One row per lead: lead_key, source (key prefix), lead_source, created_at, pulled_at, assigned_at,
+    written_at (UTC timestamps, NaT when unknown), owner_id."""
+    assignments: pd.DataFrame
+    """`StateStore.assignments` columns (times as UTC timestamps)."""
+    lead_state: pd.DataFrame
+    """lead_key, lifecycle_stage, mql_at, sal_at, sql_at, recycled_at, updated_at (UTC timestamps)."""
+    runs: pd.DataFrame
+    """run_id, flow, started_at, status, stats (dict or None)."""
+    dead_letters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """system, object, record_id, error_code, status, attempts, first_seen, last_seen."""
+
+
+# --- loading ---------------------------------------------------------------------------------------------------------
+
+
+def _utc(values: Any) -> pd.Series:
+    return pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce", format="mixed")
+
+
+def _select(store: StateStore, query: sa.Select[Any]) -> pd.DataFrame:
+    with store.engine.connect() as conn:
+        result = conn.execute(query)
+        return pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
+
+
+def load_kpi_data(store: StateStore, since: datetime, as_of: datetime | None = None) -> KpiData:
+    """Read what the KPIs need from `store` for the window starting at `since` (timezone-aware)."""
+    from leadflow.store.tables import dead_letters, lead_events, lead_state, runs
+
+    if since.tzinfo is None or since.utcoffset() is None:
+        since = since.replace(tzinfo=UTC)
+    as_of = as_of or datetime.now(UTC)
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    ev = lead_events
+
+    first = _select(store, sa.select(ev.c.lead_key, sa.func.min(ev.c.at).label("pulled_at"))
+                    .group_by(ev.c.lead_key).having(sa.func.min(ev.c.at) >= since))
+    created = _select(store, sa.select(ev.c.lead_key, ev.c.new_value, ev.c.at).where(
+        ev.c.column_name == "created_at", ev.c.at >= since).order_by(ev.c.at, ev.c.id))
+    sources = _select(store, sa.select(ev.c.lead_key, ev.c.new_value, ev.c.at).where(
+        ev.c.column_name == "lead_source", ev.c.at >= since).order_by(ev.c.at, ev.c.id))
+    written = _select(store, sa.select(ev.c.lead_key, sa.func.min(ev.c.at).label("written_at")).where(
+        ev.c.stage.like("writeback:%"), ev.c.at >= since).group_by(ev.c.lead_key))
+    assigned = store.assignments(since=since)
+
+    state = _select(store, sa.select(lead_state.c.lead_key, lead_state.c.lifecycle_stage, lead_state.c.mql_at,
+                                     lead_state.c.sal_at, lead_state.c.sql_at, lead_state.c.recycled_at,
+                                     lead_state.c.updated_at).where(lead_state.c.updated_at >= since))
+    for column in ("mql_at", "sal_at", "sql_at", "recycled_at", "updated_at"):
+        state[column] = _utc(state[column])
+    run_rows = _select(store, sa.select(runs.c.run_id, runs.c.flow, runs.c.started_at, runs.c.status, runs.c.stats)
+                       .where(runs.c.started_at >= since).order_by(runs.c.started_at))
+    run_rows["started_at"] = _utc(run_rows["started_at"])
+    dl = dead_letters
+    letters = _select(store, sa.select(dl.c.system, dl.c.object, dl.c.record_id, dl.c.error_code, dl.c.status,
+                                       dl.c.attempts, dl.c.first_seen, dl.c.last_seen).where(dl.c.last_seen >= since))
+
+    leads = build_leads(first, created, sources, written, assigned)
+    return KpiData(since=since, as_of=as_of, leads=leads, assignments=assigned, lead_state=state, runs=run_rows,
+                   dead_letters=letters)
+
+
+def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFrame, written: pd.DataFrame,
+                assigned: pd.DataFrame) -> pd.DataFrame:
+    """The per-lead timeline from the audit-trail extracts and the assignments (see `KpiData.leads`)."""
+    keys = list(dict.fromkeys([*first.get("lead_key", []), *assigned.get("lead_key", [])]))
+    leads = pd.DataFrame({"lead_key": pd.Series(keys, dtype="object")})
+    leads["source"] = [str(k).split(":", 1)[0] if ":" in str(k) else UNKNOWN for k in keys]
+
+    def by_key(frame: pd.DataFrame, column: str, keep: str = "first") -> pd.Series:
+        if frame.empty:
+            return pd.Series(dtype="object")
+        return frame.drop_duplicates("lead_key", keep=keep).set_index("lead_key")[column]  # type: ignore[arg-type]
+
+    snapshots = {k: (v if isinstance(v, dict) else {}) for k, v in zip(
+        assigned.get("lead_key", []), assigned.get("inputs", []), strict=True)}
+    # canonical creation time: the earliest created_at the audit trail recorded; else the routing snapshot's
+    created_text = leads["lead_key"].map(by_key(created, "new_value", "first"))
+    snap_created = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("created_at"))
+    leads["created_at"] = _utc(created_text).fillna(_utc(snap_created))
+    # lead source: the latest value the audit trail recorded; else the routing snapshot's
+    source_text = leads["lead_key"].map(by_key(sources, "new_value", "last"))
+    snap_source = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("lead_source"))
+    lead_source = source_text.where(source_text.notna() & (source_text.astype("string") != ""), snap_source)
+    leads["lead_source"] = lead_source.where(lead_source.notna(), UNKNOWN).astype("object")
+    leads["pulled_at"] = _utc(leads["lead_key"].map(by_key(first, "pulled_at")))
+    leads["assigned_at"] = _utc(leads["lead_key"].map(by_key(assigned, "assigned_at")))
+    wb_event = _utc(leads["lead_key"].map(by_key(written, "written_at")))
+    wb_stamp = _utc(leads["lead_key"].map(by_key(assigned, "written_at")))
+    leads["written_at"] = pd.concat([wb_event, wb_stamp], axis=1).min(axis=1)
+    owners = by_key(assigned, "owner_id")
+    leads["owner_id"] = leads["lead_key"].map(owners).astype("object")
+    return leads[_LEAD_COLUMNS]
+
+
+# --- speed-to-lead ---------------------------------------------------------------------------------------------------
+
+
+def _minutes(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    delta = (_utc(later) - _utc(earlier)).dt.total_seconds() / 60.0
+    return delta.astype("float64")
+
+
+def speed_frame(data: KpiData) -> pd.DataFrame:
+    """Per lead: the timeline plus minutes per segment (`SPEED_MEASURES`; NaN when an end is unknown)."""
+    leads = data.leads.copy()
+    leads["created_to_pulled_min"] = _minutes(leads["pulled_at"], leads["created_at"])
+    leads["pulled_to_assigned_min"] = _minutes(leads["assigned_at"], leads["pulled_at"])
+    leads["assigned_to_written_min"] = _minutes(leads["written_at"], leads["assigned_at"])
+    leads["created_to_assigned_min"] = _minutes(leads["assigned_at"], leads["created_at"])
+    leads["speed_to_lead_min"] = _minutes(leads["written_at"], leads["created_at"])
+    return leads
+
+
+def percentiles(values: pd.Series | np.ndarray | list[float]) -> dict[str, float]:
+    """p50/p90/p95 (linear interpolation) of the known values, and their count; NaN when there are none."""
+    known = pd.Series(values, dtype="float64").dropna().to_numpy()
+    out: dict[str, float] = {"n": int(known.size)}
+    for p in PERCENTILES:
+        out[f"p{p}"] = float(np.percentile(known, p)) if known.size else math.nan
+    return out
+
+
+def speed_percentiles(data: KpiData, by: str | None = "source", measure: str = "speed_to_lead_min") -> pd.DataFrame:
+    """p50/p90/p95 minutes of `measure` per `by` (`source`, `lead_source`, or None for all leads)."""
+    frame = speed_frame(data)
+    rows = []
+    if by is None:
+        rows.append({"group": "all", **percentiles(frame[measure])})
+    else:
+        for group, part in frame.groupby(by, sort=True, dropna=False):
+            rows.append({"group": str(group), **percentiles(part[measure])})
+    return pd.DataFrame(rows, columns=["group", "n", *(f"p{p}" for p in PERCENTILES)])
+
+
+def sla_attainment(data: KpiData) -> dict[str, float]:
+    """Of the assignments with an SLA: met (touched by the due time), open (untouched, unbreached, not yet due),
+    missed (the rest) and attainment = (met + open) / with SLA (NaN when none has an SLA)."""
+    a = data.assignments
+    if a.empty:
+        return {"with_sla": 0, "met": 0, "open": 0, "missed": 0, "attainment": math.nan}
+    due = _utc(a["sla_due_at"])
+    touch = _utc(a["first_touch_at"])
+    breached = _utc(a["breached_at"])
+    has = due.notna()
+    met = has & touch.notna() & (touch <= due)
+    still_open = has & touch.isna() & breached.isna() & (due > pd.Timestamp(data.as_of).tz_convert("UTC"))
+    with_sla = int(has.sum())
+    good = int(met.sum()) + int(still_open.sum())
+    return {"with_sla": with_sla, "met": int(met.sum()), "open": int(still_open.sum()),
+            "missed": with_sla - good, "attainment": good / with_sla if with_sla else math.nan}
+
+
+# --- funnel ----------------------------------------------------------------------------------------------------------
+
+
+def funnel_counts(data: KpiData) -> dict[str, int]:
+    """Leads per current lifecycle stage (every stage listed, 0 when none)."""
+    counts = data.lead_state["lifecycle_stage"].astype("string").value_counts() if len(data.lead_state) else {}
+    out = {stage: int(counts.get(stage, 0)) for stage in FUNNEL_STAGES}
+    for stage, n in dict(counts).items():
+        out.setdefault(str(stage), int(n))
+    return out
+
+
+def _reached(state: pd.DataFrame) -> dict[str, int]:
+    return {"leads": int(len(state)), "mql": int(state["mql_at"].notna().sum()),
+            "sal": int(state["sal_at"].notna().sum()), "sql": int(state["sql_at"].notna().sum())}
+
+
+def _rates(reached: dict[str, int]) -> dict[str, float]:
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else math.nan
+
+    return {"new_to_mql": ratio(reached["mql"], reached["leads"]), "mql_to_sal": ratio(reached["sal"], reached["mql"]),
+            "sal_to_sql": ratio(reached["sql"], reached["sal"])}
+
+
+def _state_with_leads(data: KpiData) -> pd.DataFrame:
+    state = data.lead_state.copy()
+    info = data.leads.set_index("lead_key")
+    created = _utc(state["lead_key"].map(info["created_at"])) if len(info) else _utc([pd.NaT] * len(state))
+    pulled = _utc(state["lead_key"].map(info["pulled_at"])) if len(info) else _utc([pd.NaT] * len(state))
+    born = created.fillna(pulled)
+    state["month"] = born.dt.strftime("%Y-%m").where(born.notna(), UNKNOWN)
+    source = state["lead_key"].map(info["lead_source"]) if len(info) else pd.Series(pd.NA, index=state.index)
+    state["lead_source"] = source.where(source.notna(), UNKNOWN)
+    return state
+
+
+def conversion(data: KpiData, by: str | None = None) -> pd.DataFrame:
+    """Leads reaching MQL / SAL / SQL and the step conversion rates, overall or per `month` (of creation; first
+    seen when the creation time is unknown) or `lead_source`."""
+    columns = ["group", "leads", "mql", "sal", "sql", "new_to_mql", "mql_to_sal", "sal_to_sql"]
+    if by is None:
+        reached = _reached(data.lead_state)
+        return pd.DataFrame([{"group": "all", **reached, **_rates(reached)}], columns=columns)
+    state = _state_with_leads(data)
+    rows = []
+    for group, part in state.groupby(by, sort=True):
+        reached = _reached(part)
+        rows.append({"group": str(group), **reached, **_rates(reached)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def stage_velocity(data: KpiData) -> dict[str, float]:
+    """Median days mql_at → sal_at and sal_at → sql_at over the leads with both stamps (NaN when none)."""
+    s = data.lead_state
+
+    def median_days(a: str, b: str) -> float:
+        if s.empty:
+            return math.nan
+        days = ((_utc(s[b]) - _utc(s[a])).dt.total_seconds() / 86400.0).dropna()
+        return float(days.median()) if len(days) else math.nan
+
+    return {"mql_to_sal_days": median_days("mql_at", "sal_at"), "sal_to_sql_days": median_days("sal_at", "sql_at")}
+
+
+def mql_by_month(data: KpiData) -> dict[str, int]:
+    """MQLs per month of their `mql_at`."""
+    stamps = _utc(data.lead_state["mql_at"]).dropna() if len(data.lead_state) else pd.Series(dtype="object")
+    if not len(stamps):
+        return {}
+    counts = stamps.dt.strftime("%Y-%m").value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+# --- data quality ----------------------------------------------------------------------------------------------------
+
+
+def quarantine_rates(data: KpiData) -> pd.DataFrame:
+    """Per run with stats: one row per stage (expectation empty) and per stage and expectation — quarantined,
+    rows_in and rate = quarantined / rows_in."""
+    rows = []
+    for run in data.runs.itertuples(index=False):
+        stats = run.stats if isinstance(run.stats, dict) else {}
+        rows_in = stats.get("rows_in")
+        if not rows_in:
+            continue
+        base = {"run_id": run.run_id, "flow": run.flow, "started_at": run.started_at, "rows_in": int(rows_in)}
+        for stage, count in (stats.get("quarantined_by_stage") or {}).items():
+            rows.append({**base, "stage": str(stage), "expectation": "", "quarantined": int(count),
+                         "rate": int(count) / int(rows_in)})
+        for stage, expectations in (stats.get("quarantined_by_expectation") or {}).items():
+            for name, count in (expectations or {}).items():
+                rows.append({**base, "stage": str(stage), "expectation": str(name), "quarantined": int(count),
+                             "rate": int(count) / int(rows_in)})
+    return pd.DataFrame(rows, columns=["run_id", "flow", "started_at", "rows_in", "stage", "expectation",
+                                       "quarantined", "rate"])
+
+
+def quarantine_trend(data: KpiData) -> pd.DataFrame:
+    """Per day (of run start): rows in, rows quarantined and the rate, over the runs with stats."""
+    rows = []
+    for run in data.runs.itertuples(index=False):
+        stats = run.stats if isinstance(run.stats, dict) else {}
+        if not stats.get("rows_in"):
+            continue
+        quarantined = stats.get("rows_quarantined")
+        if quarantined is None:
+            quarantined = sum(int(v) for v in (stats.get("quarantined_by_stage") or {}).values())
+        rows.append({"day": pd.Timestamp(run.started_at).strftime("%Y-%m-%d"), "rows_in": int(stats["rows_in"]),
+                     "quarantined": int(quarantined)})
+    frame = pd.DataFrame(rows, columns=["day", "rows_in", "quarantined"])
+    trend = frame.groupby("day", sort=True, as_index=False)[["rows_in", "quarantined"]].sum()
+    trend["rate"] = (trend["quarantined"] / trend["rows_in"]).astype("float64")
+    return trend
+
+
+def sync_errors(data: KpiData) -> pd.DataFrame:
+    """Dead letters per error_code (and how many are pending / permanent / resolved), most frequent first."""
+    columns = ["error_code", "count", "pending", "permanent", "resolved"]
+    letters = data.dead_letters
+    if letters.empty:
+        return pd.DataFrame(columns=columns)
+    table = pd.crosstab(letters["error_code"], letters["status"])
+    for status in ("pending", "permanent", "resolved"):
+        if status not in table:
+            table[status] = 0
+    table["count"] = table[["pending", "permanent", "resolved"]].sum(axis=1)
+    table = table.reset_index().sort_values(["count", "error_code"], ascending=[False, True])
+    return table[columns].reset_index(drop=True).astype({c: "int64" for c in columns[1:]})
+
+
+# --- owners ----------------------------------------------------------------------------------------------------------
+
+
+def owner_distribution(data: KpiData) -> dict[str, int]:
+    """Assignments per owner (most first; no owner as `(no owner)`)."""
+    if data.assignments.empty:
+        return {}
+    owners = data.assignments["owner_id"].astype("object").where(data.assignments["owner_id"].notna(), UNASSIGNED)
+    counts = owners.value_counts()
+    ordered = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return {str(k): int(v) for k, v in ordered}
+
+
+# --- summary ---------------------------------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else round(number, 4)
+    return value
+
+
+def kpi_summary(data: KpiData) -> dict[str, Any]:
+    """The headline numbers (JSON-safe: numbers, None for undefined) for a Prefect artifact or a log line."""
+    speed = speed_frame(data)
+    quality = quarantine_trend(data)
+    rows_in = int(quality["rows_in"].sum()) if len(quality) else 0
+    quarantined = int(quality["quarantined"].sum()) if len(quality) else 0
+    errors = sync_errors(data)
+    summary = {
+        "leads": int(len(data.leads)),
+        "assignments": int(len(data.assignments)),
+        "speed_to_lead_min": percentiles(speed["speed_to_lead_min"]),
+        "created_to_assigned_min": percentiles(speed["created_to_assigned_min"]),
+        "sla": sla_attainment(data),
+        "funnel": funnel_counts(data),
+        "conversion": {k: v for k, v in conversion(data).iloc[0].items() if k != "group"},
+        "velocity_days": stage_velocity(data),
+        "runs": int(len(data.runs)),
+        "rows_in": rows_in,
+        "rows_quarantined": quarantined,
+        "quarantine_rate": quarantined / rows_in if rows_in else math.nan,
+        "dead_letters": int(errors["count"].sum()) if len(errors) else 0,
+        "dead_letters_by_code": {str(r.error_code): int(r.count) for r in errors.itertuples(index=False)},
+        "owners": int(len(owner_distribution(data))),
+    }
+    return _clean(summary)
+
+
+def flatten_summary(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`kpi_summary` with nested keys joined by dots (`sla.attainment`), e.g. for a one-row table artifact."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_summary(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
