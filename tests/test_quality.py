@@ -139,3 +139,14 @@ def test_malformed_suite_names_the_file(tmp_path: Path) -> None:
         QualityGate(tmp_path, 0.5).check(load("leads_comply.pass.csv"), "comply")
     with pytest.raises(ConfigError, match="not found"):
         QualityGate(tmp_path, 0.5).check(load("leads_comply.pass.csv"), "standardize")
+
+
+def test_gates_in_parallel_threads_check_their_own_batches() -> None:
+    # Backfill chunks run on a threaded Dask cluster: each gate must see its own frame, never another thread's.
+    from concurrent.futures import ThreadPoolExecutor
+
+    standardize, comply = load("leads_standardize.pass.csv"), load("leads_comply.pass.csv")
+    jobs = [(standardize, "standardize"), (comply, "comply")] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda job: gate().check(*job), jobs))
+    assert all(r.success and len(r.passed) == len(job[0]) for r, job in zip(results, jobs, strict=True))

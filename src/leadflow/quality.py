@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ def _context() -> Any:
     return context
 
 
+_GX_LOCK = threading.Lock()
+"""One validation at a time per process: the GX context's batch bookkeeping is shared, and two threads validating at
+once (backfill chunks on a threaded Dask cluster) were seen checking each other's batch."""
+
+
 @cache
 def _batch_definition() -> Any:
     source = _context().data_sources.add_pandas("leadflow")
@@ -152,11 +158,12 @@ class QualityGate:
         # GX filters and copies the whole frame per expectation: hand it only the columns the suite looks at.
         columns = [c for c in suite_columns(suite) if c in frame.columns]
         checked = frame[columns].assign(**{ROW_POSITION: np.arange(len(frame))})
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": checked})
-        result = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_POSITION]},
-        )
+        with _GX_LOCK:
+            batch = _batch_definition().get_batch(batch_parameters={"dataframe": checked})
+            result = batch.validate(
+                suite,
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_POSITION]},
+            )
         expectations: list[dict[str, Any]] = []
         failed_positions: list[np.ndarray] = []
         failed_expectation: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -622,6 +623,156 @@ class StateStore:
             _upsert(conn, backfill_chunks, [values], [backfill_chunks.c.backfill_key, backfill_chunks.c.chunk_start],
                     lambda excluded: changed)
 
+    # -- trace, erasure, retention ---------------------------------------------------------------------------------------
+
+    def keys_for_email(self, email: str) -> list[str]:
+        """Every lead_key that mentions `email`: `email:<addr>` keys, keys whose audit events set or replaced the
+        `email` column with it, and keys of quarantined rows and assignments whose row/inputs carry it."""
+        values = _email_variants(email)
+        if not values:
+            return []
+        found: dict[str, None] = {}
+        by_email = [f"email:{v}" for v in values]
+        with self._engine.connect() as conn:
+            for table in (lead_events, quarantine, assignments, lead_state):
+                query = sa.select(table.c.lead_key).where(table.c.lead_key.in_(by_email)).distinct()
+                found.update((row[0], None) for row in conn.execute(query))
+            # the partial indexes of migration 0007: the predicate must be literal for SQLite's planner to use them
+            for column in ("new_value", "old_value"):
+                query = sa.select(lead_events.c.lead_key).where(
+                    sa.text(f"column_name = 'email' AND length({column}) <= 320"),
+                    lead_events.c[column].in_([v for v in values if len(v) <= 320])).distinct()
+                found.update((row[0], None) for row in conn.execute(query))
+            query = sa.select(quarantine.c.lead_key).where(
+                quarantine.c.lead_key.is_not(None), _json_text(quarantine.c.row, "email").in_(values)).distinct()
+            found.update((row[0], None) for row in conn.execute(query))
+            query = sa.select(assignments.c.lead_key).where(
+                assignments.c.inputs.is_not(None), _json_text(assignments.c.inputs, "email").in_(values))
+            found.update((row[0], None) for row in conn.execute(query))
+        return sorted(found)
+
+    def keys_for_id(self, lead_id: str) -> list[str]:
+        """Every `<source>:<lead_id>` key in the audit trail, quarantine, assignments or lead state.
+
+        Sources are enumerated with index seeks (a loose index scan over the lead_key index), so this never scans
+        the events; it relies on `:` sorting before `;` in the database's collation, and falls back to a scan if not.
+        """
+        lead_id = lead_id.strip()
+        if not lead_id:
+            return []
+        found: dict[str, None] = {}
+        with self._engine.connect() as conn:
+            for table in (lead_events, quarantine, assignments, lead_state):
+                sources = _key_prefixes(conn, table.c.lead_key)
+                if sources is None:
+                    query = sa.select(table.c.lead_key).where(table.c.lead_key.like(f"%:{_like_escape(lead_id)}",
+                                                                                    escape="\\")).distinct()
+                else:
+                    wanted = [f"{s}:{lead_id}" for s in sources if s not in ("email", "erased")]
+                    if not wanted:
+                        continue
+                    query = sa.select(table.c.lead_key).where(table.c.lead_key.in_(wanted)).distinct()
+                found.update((row[0], None) for row in conn.execute(query) if row[0] is not None)
+        return sorted(found)
+
+    def lead_journey(self, lead_keys: list[str], record_ids: list[str], email: str | None = None) -> dict[str, Any]:
+        """Everything the store holds on these leads: `events`, `quarantine` (also rows whose `email` is `email`),
+        `assignments`, `lead_state`, `dead_letters` (by record id) and the `runs` they belong to; lists of dicts."""
+        keys = list(dict.fromkeys(k for k in lead_keys if k))
+        ids = list(dict.fromkeys(r for r in record_ids if r))
+        out: dict[str, Any] = {}
+        with self._engine.connect() as conn:
+            out["events"] = _mappings(conn, sa.select(lead_events).where(lead_events.c.lead_key.in_(keys))
+                                      .order_by(lead_events.c.at, lead_events.c.id)) if keys else []
+            out["quarantine"] = _mappings(conn, sa.select(quarantine).where(_quarantine_match(keys, email))
+                                          .order_by(quarantine.c.at, quarantine.c.id))
+            out["assignments"] = _mappings(conn, sa.select(assignments).where(
+                assignments.c.lead_key.in_(keys))) if keys else []
+            out["lead_state"] = _mappings(conn, sa.select(lead_state).where(
+                lead_state.c.lead_key.in_(keys))) if keys else []
+            out["dead_letters"] = _mappings(conn, sa.select(dead_letters).where(
+                dead_letters.c.record_id.in_(ids)).order_by(dead_letters.c.first_seen)) if ids else []
+            run_ids = sorted({r["run_id"] for part in ("events", "quarantine", "assignments", "lead_state")
+                              for r in out[part]} | {r[c] for r in out["dead_letters"]
+                                                     for c in ("first_run_id", "last_run_id")})
+            out["runs"] = _mappings(conn, sa.select(runs).where(runs.c.run_id.in_(run_ids))) if run_ids else []
+        return out
+
+    def forget_lead(
+        self, subject: str, lead_keys: list[str], record_ids: list[str], email: str | None = None, *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Erase one person: their audit events, quarantine rows, dead letters, assignments and lead state.
+
+        Runs (and their stats) and the enrichment cache (company domains) are left alone. Unless `dry_run`, one
+        anonymous tombstone event records the erasure in a new `forget` run: lead_key `erased:<sha256(subject)>`,
+        stage `forget`, column `erased`, new_value the number of rows removed, old_value a JSON object of the events
+        and quarantine rows removed per run (so each run's audit counts stay explainable). One transaction.
+        Returns {"tables": {table: rows}, "per_run": {run_id: rows}, "removed": total, "tombstone": lead_key}.
+        """
+        keys = list(dict.fromkeys(k for k in lead_keys if k))
+        ids = list(dict.fromkeys(r for r in record_ids if r))
+        digest = hashlib.sha256(subject.strip().lower().encode()).hexdigest()
+        tables: dict[str, int] = {}
+        per_run: dict[str, int] = {}
+        plan: list[tuple[sa.Table, Any]] = [
+            (lead_events, lead_events.c.lead_key.in_(keys) if keys else sa.false()),
+            (quarantine, _quarantine_match(keys, email)),
+            (dead_letters, dead_letters.c.record_id.in_(ids) if ids else sa.false()),
+            (assignments, assignments.c.lead_key.in_(keys) if keys else sa.false()),
+            (lead_state, lead_state.c.lead_key.in_(keys) if keys else sa.false()),
+        ]
+        with self._writing() as conn:
+            for table, where in plan:
+                if "run_id" in table.c and table.name in ("lead_events", "quarantine"):
+                    query = sa.select(table.c.run_id, sa.func.count()).where(where).group_by(table.c.run_id)
+                    for run_id, count in conn.execute(query):
+                        per_run[run_id] = per_run.get(run_id, 0) + int(count)
+                count = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+                tables[table.name] = int(count)
+                if not dry_run and count:
+                    conn.execute(table.delete().where(where))
+            removed = sum(tables.values())
+            tombstone = f"erased:{digest}"
+            if not dry_run:
+                now = _now()
+                run_id = str(uuid.uuid4())
+                conn.execute(runs.insert().values(
+                    run_id=run_id, flow="forget", started_at=now, finished_at=now, status="completed",
+                    params={"subject": tombstone}, stats=_jsonable({"removed": removed, "tables": tables})))
+                conn.execute(lead_events.insert().values(
+                    run_id=run_id, lead_key=tombstone, stage="forget", column_name="erased",
+                    old_value=_json_dumps({"per_run": per_run, "tables": tables}), new_value=str(removed), at=now))
+        return {"tables": tables, "per_run": per_run, "removed": removed, "tombstone": tombstone}
+
+    def prune_events(self, before: datetime, *, chunk_rows: int = 50_000) -> int:
+        """Delete audit events older than `before` (timezone-aware), `chunk_rows` per transaction; returns the count."""
+        return self._prune(lead_events, before, chunk_rows)
+
+    def prune_quarantine(self, before: datetime, *, chunk_rows: int = 50_000) -> int:
+        """Delete quarantine rows older than `before`, `chunk_rows` per transaction; returns the count."""
+        return self._prune(quarantine, before, chunk_rows)
+
+    def count_older(self, before: datetime) -> dict[str, int]:
+        """How many audit events and quarantine rows are older than `before` (what a prune would delete)."""
+        _require_aware(before, "before")
+        with self._engine.connect() as conn:
+            return {t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.at < before))
+                                .scalar_one()) for t in (lead_events, quarantine)}
+
+    def _prune(self, table: sa.Table, before: datetime, chunk_rows: int) -> int:
+        _require_aware(before, "before")
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be positive")
+        deleted = 0
+        while True:
+            chunk = sa.select(table.c.id).where(table.c.at < before).limit(chunk_rows).scalar_subquery()
+            with self._writing() as conn:
+                done = conn.execute(table.delete().where(table.c.id.in_(chunk))).rowcount or 0
+            deleted += done
+            if done < chunk_rows:
+                return deleted
+
     # -- internals ---------------------------------------------------------------------------------------------------
 
     @contextmanager
@@ -891,3 +1042,57 @@ def _jsonable(value: Any) -> Any:
 
 def _json_dumps(value: Any) -> str:
     return json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False, default=str)
+
+
+# -- trace, erasure, retention helpers -------------------------------------------------------------------------------
+
+
+def _email_variants(email: str) -> list[str]:
+    raw = email.strip()
+    return list(dict.fromkeys(v for v in (raw, raw.lower()) if v))
+
+
+def _json_text(column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[Any]:
+    """`column[key]` as text on both backends (json_extract on SQLite, ->> on PostgreSQL)."""
+    return column[key].as_string()
+
+
+def _quarantine_match(keys: list[str], email: str | None) -> sa.ColumnElement[bool]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if keys:
+        clauses.append(quarantine.c.lead_key.in_(keys))
+    if email:
+        clauses.append(_json_text(quarantine.c.row, "email").in_(_email_variants(email)))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _mappings(conn: Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _key_prefixes(conn: Connection, column: sa.Column[Any], limit: int = 1_000) -> list[str] | None:
+    """The distinct `<prefix>` of `<prefix>:<rest>` keys by index seeks, or None when the collation defeats it."""
+    prefixes: list[str] = []
+    bound: str | None = None
+    for _ in range(limit):
+        query = sa.select(sa.func.min(column)).where(column.is_not(None))
+        if bound is not None:
+            query = query.where(column >= bound)
+        key = conn.execute(query).scalar_one_or_none()
+        if key is None:
+            return prefixes
+        prefix = key.split(":", 1)[0]
+        if prefix in prefixes:
+            return None
+        prefixes.append(prefix)
+        bound = prefix + ";"  # the first key after every `<prefix>:…` in a byte-order collation
+    return None
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {value!r}")

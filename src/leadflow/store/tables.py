@@ -112,6 +112,13 @@ lead_events = sa.Table(
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Index(None, "lead_key", "at"),
     sa.Index(None, "run_id"),
+    # `leadflow trace <email>`: which leads had this address (migration 0007)
+    sa.Index("ix_lead_events_email_new", "new_value", sqlite_where=sa.text(
+        "column_name = 'email' AND length(new_value) <= 320"), postgresql_where=sa.text(
+        "column_name = 'email' AND length(new_value) <= 320")),
+    sa.Index("ix_lead_events_email_old", "old_value", sqlite_where=sa.text(
+        "column_name = 'email' AND length(old_value) <= 320"), postgresql_where=sa.text(
+        "column_name = 'email' AND length(old_value) <= 320")),
 )
 
 EVENT_COLUMNS: Final[tuple[str, ...]] = (
