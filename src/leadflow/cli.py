@@ -597,6 +597,54 @@ def report(
     typer.echo(str(_guard(build)))
 
 
+audit_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                        help="Audit the lead flow end to end with a marked test lead.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("test-lead")
+def audit_test_lead(
+    profile: Annotated[str, typer.Option("--profile", help="demo-request (the fast lane), webinar or web-form "
+                                         "(the hourly incremental sync).")] = "demo-request",
+    config: ConfigOption = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the test lead in the source system and the state "
+                                       "store.")] = False,
+) -> None:
+    """Create a marked test lead in Salesforce, run the flow over it, print each hop's time since creation and the
+    speed-to-lead, then delete it and erase it from the state store. With no --config, local sandboxes (as in
+    `leadflow demo`) are started and synced once first. Exit 1 if the flow or the cleanup failed."""
+    from leadflow.audit import PROFILES, result_lines, run_test_lead
+
+    if profile not in PROFILES:
+        typer.secho(f"error: --profile must be one of {', '.join(PROFILES)}", fg="red", err=True)
+        raise typer.Exit(2)
+
+    def audit(path: Path) -> Any:
+        _checked_rules(path)
+        return run_test_lead(path, profile, _run_flow, keep=keep, echo=typer.echo)
+
+    if config is not None:
+        result = _guard(lambda: audit(config))
+    else:
+        import shutil
+
+        from leadflow.sandbox.launch import running_sandboxes
+        from leadflow.settings import Settings
+
+        folder = Settings().home / "audit-sandbox"
+        shutil.rmtree(folder, ignore_errors=True)
+        typer.secho("leadflow audit test-lead: no --config, starting local sandboxes", bold=True)
+        with running_sandboxes(folder, leads=200, systems=("salesforce", "marketo"), enrichment=True,
+                               routing=True) as boxes:
+            typer.echo("Initial sync of the sandboxes (export guard overridden, as in the demo) ...")
+            _guard(lambda: _run_crm_sync(boxes.config_path, None, override_export_guard=True))
+            result = _guard(lambda: audit(boxes.config_path))
+    for line in result_lines(result):
+        typer.echo(line)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

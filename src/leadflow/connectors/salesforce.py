@@ -505,6 +505,16 @@ class SalesforceConnector:
         return SalesforceWriteResult(written=[i for i in ids if i not in failed], failures=frame,
                                      api_calls=self.api_calls - calls_before, planned=table)
 
+    # -- single records (leadflow audit test-lead: a marked test lead created and deleted again)
+    def create_lead(self, fields: dict[str, Any]) -> str:
+        """Create one Lead from Salesforce field names (POST sobjects/Lead); returns its id."""
+        result = self._call(lambda sf: sf.Lead.create(fields))
+        return str(result["id"])
+
+    def delete_lead(self, record_id: str) -> None:
+        """Delete one Lead (DELETE sobjects/Lead/<id>)."""
+        self._call(lambda sf: sf.Lead.delete(record_id))
+
     def _write_collections(self, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         failures: list[dict[str, Any]] = []
         for start in range(0, len(planned), COLLECTION_LIMIT):
