@@ -81,6 +81,7 @@ SCORE_COLUMNS: Final[tuple[str, ...]] = (
 GRADES: Final[tuple[str, ...]] = ("A", "B", "C")
 BANDS: Final[tuple[int, ...]] = (1, 2, 3)
 _NS_PER_DAY: Final[float] = 86_400e9
+_REASON_BLOCK: Final[int] = 100_000
 
 
 # ------------------------------------------------------------------------------------------------------------ model
@@ -335,7 +336,11 @@ def _reasons(contrib: np.ndarray, counts: np.ndarray, labels: list[str], n_fit: 
     if top == 0 or r == 0 or n == 0:
         return pd.Series(pd.NA, index=index, dtype="string")
     top = min(top, r)
-    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :top]
+    # Row blocks: sorting the whole (leads × rules) matrix at once needs three full-size temporaries (~0.5 GB at 1M).
+    order = np.empty((n, top), dtype=np.int64)
+    for start in range(0, n, _REASON_BLOCK):
+        block = contrib[start : start + _REASON_BLOCK]
+        order[start : start + _REASON_BLOCK] = np.argsort(-np.abs(block), axis=1, kind="stable")[:, :top]
     rows = np.arange(n)[:, None]
     values = contrib[rows, order]
     shown = np.rint(values).astype(np.int64)
