@@ -15,12 +15,15 @@ import argparse
 import resource
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
 from leadflow.config import load_rules
 from leadflow.io import prepare_leads
-from leadflow.pipeline import RunLedger, audit_events
+from leadflow.pipeline import RunLedger
 from leadflow.quality import QualityGate
+from leadflow.schema import lead_keys
 from leadflow.settings import Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.synth import messy_leads
@@ -90,12 +93,15 @@ def main() -> None:
     frame = loaded.frame
     rows: list[tuple[str, float, int]] = [("prepare (trim, types, refuse)", prepare_s, loaded.rows_in)]
     stage_total = gate_total = audit_total = 0.0
-    audit_events_total = 0
+    audit_bytes = 0
+    plan: ChunkPlan | None = None
+    run_id = "bench"
     store = None
     if args.audit and args.audit_store:
         from leadflow.store import StateStore
 
         store = StateStore.open(args.audit_store)
+        run_id = store.start_run("bench_pipeline", {"rows": args.rows})
     sampler = RssSampler()
     peaks: dict[str, float] = {"prepare": 0.0}
     for stage in pipeline_from_names(rules.pipeline):
@@ -110,13 +116,22 @@ def main() -> None:
         peaks[f"gate {result.suite}"] = sampler.take()
         if args.audit:
             t = time.perf_counter()
-            events = audit_events(frame, changed, stage.writes, run_id="bench", stage=stage.name)
+            keys = lead_keys(changed)
+            leads = None
+            if plan is None:
+                plan = ChunkPlan.for_frame(changed.index)
+                leads = lead_run_rows(changed, keys, plan)
+            chunks = pack_changes(frame, changed, stage.writes, keys, plan)
+            pack_s = time.perf_counter() - t
             if store is not None:
-                store.add_events(events)
+                store.add_changes(run_id, stage.name, datetime.now(UTC), chunks, leads)
             audit_s = time.perf_counter() - t
-            audit_events_total += len(events)
+            packed = sum(len(c.payload) for c in chunks)
+            audit_bytes += packed
             audit_total += audit_s
-            rows.append((f"  audit diff {stage.name} ({len(events):,} events)", audit_s, len(frame)))
+            write = "" if store is None else f", write {audit_s - pack_s:.2f}s" + (" incl. lead_runs" if leads is not None else "")
+            rows.append((f"  audit {stage.name} ({packed / 1e6:,.1f} MB; pack {pack_s:.2f}s{write})", audit_s, len(frame)))
+            del chunks, leads
         rows.append((f"stage {stage.name}", stage_s, len(frame)))
         rows.append((f"  gate {result.suite} ({result.rows_quarantined:,} quarantined)", gate_s, len(changed)))
         ledger.quarantine(stage.name, result.quarantine)
@@ -128,15 +143,15 @@ def main() -> None:
     total = prepare_s + stage_total + gate_total
 
     own, children = peak_rss_mb()
-    print(f"\n{'step':<52}{'seconds':>9}{'leads/s':>12}")
+    print(f"\n{'step':<62}{'seconds':>9}{'leads/s':>12}")
     for name, seconds, n in rows:
-        print(f"{name:<52}{seconds:>9.2f}{n / seconds if seconds else float('inf'):>12,.0f}")
-    print(f"{'-' * 73}")
-    print(f"{'prepare + all stages incl. gates':<52}{total:>9.2f}{args.rows / total:>12,.0f}")
+        print(f"{name:<62}{seconds:>9.2f}{n / seconds if seconds else float('inf'):>12,.0f}")
+    print(f"{'-' * 83}")
+    print(f"{'prepare + all stages incl. gates':<62}{total:>9.2f}{args.rows / total:>12,.0f}")
     print(f"GX share of that time: {gate_total / total:.1%}   (stages {stage_total:.2f}s, gates {gate_total:.2f}s)")
     if args.audit:
-        what = "diff + write to the store" if store is not None else "diff only"
-        print(f"audit trail ({what}, not in the total): {audit_total:.2f}s for {audit_events_total:,} events; "
+        what = "pack + write to the store" if store is not None else "pack only"
+        print(f"audit trail ({what}, not in the total): {audit_total:.2f}s, {audit_bytes / 1e6:,.1f} MB of chunks; "
               f"share of the run with it: {audit_total / (total + audit_total):.1%}")
     print(f"rows in {ledger.rows_in:,} = rows out {ledger.rows_out:,} + quarantined {ledger.total_quarantined:,} "
           f"{ledger.quarantined}")

@@ -1,11 +1,12 @@
-"""Bulk audit-event inserts into the state store: rows/s on SQLite (temp dir) and PostgreSQL (if reachable).
+"""Bulk point-event inserts (`lead_events`: write-backs, SLA breaches) into the state store: rows/s on SQLite
+(temp dir) and PostgreSQL (if reachable). Stage changes are stored as chunks instead (bench_pipeline.py --audit).
 
     python benchmarks/bench_store.py                  # 1,000,000 events on both backends
     python benchmarks/bench_store.py --rows 200000 --backends sqlite
 
 PostgreSQL comes from --postgres-url, else LEADFLOW_TEST_POSTGRES_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/test;
 the benchmark writes into a throw-away schema `lf_bench_<hex>` and drops it afterwards.
-The events look like `leadflow.pipeline.audit_events` output: ~10 changed columns per lead, one `at` per stage.
+The events look like write-back events: ~10 changed columns per lead, one `at` per stage.
 """
 
 from __future__ import annotations

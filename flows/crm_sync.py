@@ -165,7 +165,7 @@ def crm_sync(
                     first_time = pd.Series(False, index=frame.index)
                     if since is not None and start is None and len(changes):
                         keys = lead_keys(frame)
-                        first_time = ~keys.isin(seen_leads(keys.loc[changes.index].tolist()))
+                        first_time = ~keys.isin(seen_leads(keys.loc[changes.index].tolist(), run_id))
                     result = write_back_guarded(connector, changes if writes else changes.iloc[:0], first_time,
                                                 dry_run, override_export_guard)
                     report["written"] += len(result.written)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger
 
+from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
 from leadflow.config import Rules
-from leadflow.pipeline import RunLedger, audit_events
+from leadflow.pipeline import RunLedger
+from leadflow.schema import lead_keys
 from leadflow.stage import Pipeline
-from tasks.io import STAGE_STATE, close_run, open_run, record_stage
+from tasks.io import STAGE_STATE, close_run, open_run, record_changes, record_stage
 from tasks.quality import gate_leads
 from tasks.report import publish_kpis, publish_summary
 from tasks.routing import assign_leads
@@ -31,6 +34,7 @@ def run_stages(
     `keep_state=False` (a dry run) leaves the stages' memory, such as the lifecycle state, as it was."""
     logger = get_run_logger()
     quarantined: list[pd.DataFrame] = []
+    plan: ChunkPlan | None = None  # the audit trail's chunks, fixed by the first stage's rows
     for stage in pipeline:
         memory = STAGE_STATE.get(stage.name)
         if memory is not None:
@@ -44,14 +48,23 @@ def run_stages(
         gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share, stage.suite)
         ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds
         ledger.quarantine(stage.name, gate.quarantine)
-        events = audit_events(frame, changed, stage.writes, run_id=run_id, stage=stage.name)
-        record_stage(run_id, stage.name, events, gate.quarantine)
+        started = time.perf_counter()
+        keys = lead_keys(changed)
+        leads = None
+        if plan is None:
+            plan = ChunkPlan.for_frame(changed.index, ledger.next_chunk)
+            ledger.next_chunk = plan.next_chunk
+            leads = lead_run_rows(changed, keys, plan)
+        chunks = pack_changes(frame, changed, stage.writes, keys, plan)
+        record_changes(run_id, stage.name, datetime.now(UTC), chunks, leads)
+        ledger.audit_seconds += time.perf_counter() - started
+        record_stage(run_id, stage.name, None, gate.quarantine)
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
         if memory is not None and memory[1] is not None and keep_state:
             memory[1](frame, run_id)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
-        del changed, gate, events  # the full stage output must not stay alive through the next stage
+        del changed, gate, chunks, leads  # the full stage output must not stay alive through the next stage
     return frame, quarantined
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import task
@@ -13,6 +14,9 @@ from sqlalchemy.exc import OperationalError
 from leadflow import io
 from leadflow.settings import Settings
 from leadflow.store import StateStore
+
+if TYPE_CHECKING:
+    from leadflow.changes import ChangeChunk
 
 TRANSIENT = (OSError, OperationalError)
 BACKOFF = [1, 4, 15]
@@ -68,6 +72,14 @@ def record_stage(
         store.add_events(events)
     if quarantine is not None and len(quarantine):
         store.add_quarantine(run_id, stage, quarantine[["lead_key", "expectation", "reason", "row"]])
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def record_changes(
+    run_id: str, stage: str, at: datetime, chunks: list[ChangeChunk], leads: pd.DataFrame | None = None
+) -> None:
+    """Persist a stage's before/after chunks and, from a page's first stage, the leads it staged (`lead_runs`)."""
+    state_store().add_changes(run_id, stage, at, chunks, leads)
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -200,6 +212,6 @@ def reassign_breaches(breaches: pd.DataFrame, routing: Any, as_of: Any, run_id: 
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def seen_leads(lead_keys: list[str]) -> list[str]:
-    """Those of these leads that an earlier run already processed (they have an audit trail)."""
-    return sorted(state_store().seen_leads(lead_keys))
+def seen_leads(lead_keys: list[str], run_id: str) -> list[str]:
+    """Those of these leads that a run other than `run_id` already processed (they have an audit trail)."""
+    return sorted(state_store().seen_leads(lead_keys, except_run=run_id))

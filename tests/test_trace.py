@@ -135,7 +135,8 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     ids = _seed(store)
     stats_before = {r["run_id"]: r["stats"] for r in store.runs()}
     dry = forget(store, EMAIL, dry_run=True)
-    assert dry["tables"] == {"lead_events": 4, "quarantine": 1, "dead_letters": 1, "assignments": 1, "lead_state": 1}
+    assert dry["tables"] == {"audit_chunks": 0, "lead_runs": 0, "lead_events": 4, "quarantine": 1,
+                             "dead_letters": 1, "assignments": 1, "lead_state": 1}
     assert trace(store, EMAIL)["found"]  # a dry run erases nothing
 
     done = forget(store, EMAIL)
@@ -165,9 +166,11 @@ def test_retention_deletes_only_old_rows(store_and_url: tuple[StateStore, str]) 
     store, _ = store_and_url
     _seed(store)
     now = T0 + timedelta(days=10)
-    assert retention(store, 365, dry_run=True, now=now)["tables"] == {"lead_events": 1, "quarantine": 1}
+    assert retention(store, 365, dry_run=True, now=now)["tables"] == {"lead_events": 1, "audit_chunks": 0,
+                                                                       "lead_runs": 0, "quarantine": 1}
     assert len(store.events()) == 7
-    assert retention(store, 365, now=now, chunk_rows=1)["tables"] == {"lead_events": 1, "quarantine": 1}
+    assert retention(store, 365, now=now, chunk_rows=1)["tables"] == {"lead_events": 1, "audit_chunks": 0,
+                                                                       "lead_runs": 0, "quarantine": 1}
     assert len(store.events()) == 6 and len(store.quarantine()) == 1
     assert store.prune_events(T0 - timedelta(days=1)) == 0
     assert store.prune_events(T0 + timedelta(hours=1, seconds=1)) == 4  # strictly older than `before`

@@ -90,7 +90,7 @@ def hops(result: dict[str, Any], created_at: datetime) -> list[dict[str, Any]]:
     Each: hop, at (UTC datetime or None), seconds since `created_at` (or None), detail."""
     out: list[dict[str, Any]] = [{"hop": "created", "at": created_at, "detail": ""}]
     timeline = result.get("timeline", [])
-    runs = [r for r in result.get("runs", []) if r.get("stages") or r.get("quarantine")]
+    runs = [r for r in result.get("runs", []) if r.get("staged") or r.get("stages") or r.get("quarantine")]
     if runs:
         first = runs[0]
         out.append({"hop": "pulled", "at": _parse(first.get("started_at") or first.get("first_at")),

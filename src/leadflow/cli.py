@@ -175,7 +175,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     from sqlalchemy.engine import make_url
 
     store = make_url(Settings().state_url()).render_as_string(hide_password=True)
-    typer.echo(f"  state store   {store}  (runs, quarantine, lead_events audit trail)")
+    typer.echo(f"  state store   {store}  (runs, quarantine, audit trail: leadflow trace EMAIL_OR_ID)")
     typer.echo("  process map   leadflow map")
 
 
@@ -227,7 +227,7 @@ def _print_changes(run_id: str) -> None:
     from leadflow.pipeline import change_summary
     from leadflow.store import StateStore
 
-    changes = change_summary(StateStore.open().events(run_id=run_id))
+    changes = change_summary(StateStore.open().events(run_id=run_id, stage_changes=False))
     if not changes:
         return
     typer.echo("")
@@ -235,7 +235,7 @@ def _print_changes(run_id: str) -> None:
     for item in changes:
         shown = "; ".join(f"{old!r} -> {new!r}" for old, new in item["examples"])
         typer.echo(f"  {item['stage'].removeprefix('writeback:'):<11}{item['column']:<18}{item['count']:>6}  e.g. {shown}")
-    typer.echo(f"\nTrace it: the audit trail (lead_events) of run {run_id} in the state store.")
+    typer.echo(f"\nTrace a lead through run {run_id}: leadflow trace EMAIL_OR_ID")
 
 
 SystemOption = Annotated[
@@ -551,7 +551,7 @@ def retention(
     days: Annotated[int, typer.Option("--days", min=0, help="Keep this many days of audit events and quarantine.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
 ) -> None:
-    """Delete audit events (lead_events) and quarantine rows older than --days, in chunks."""
+    """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than --days, in chunks."""
     from leadflow.store import StateStore
     from leadflow.trace import retention as prune
 

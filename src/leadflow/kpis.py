@@ -82,21 +82,28 @@ def _select(store: StateStore, query: sa.Select[Any]) -> pd.DataFrame:
 
 def load_kpi_data(store: StateStore, since: datetime, as_of: datetime | None = None) -> KpiData:
     """Read what the KPIs need from `store` for the window starting at `since` (timezone-aware)."""
-    from leadflow.store.tables import dead_letters, lead_events, lead_state, runs
+    from leadflow.store.tables import dead_letters, lead_events, lead_runs, lead_state, runs
 
     if since.tzinfo is None or since.utcoffset() is None:
         since = since.replace(tzinfo=UTC)
     as_of = as_of or datetime.now(UTC)
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         as_of = as_of.replace(tzinfo=UTC)
-    ev = lead_events
+    ev, lr = lead_events, lead_runs
 
-    first = _select(store, sa.select(ev.c.lead_key, sa.func.min(ev.c.at).label("pulled_at"))
-                    .group_by(ev.c.lead_key).having(sa.func.min(ev.c.at) >= since))
-    created = _select(store, sa.select(ev.c.lead_key, ev.c.new_value, ev.c.at).where(
-        ev.c.column_name == "created_at", ev.c.at >= since).order_by(ev.c.at, ev.c.id))
-    sources = _select(store, sa.select(ev.c.lead_key, ev.c.new_value, ev.c.at).where(
-        ev.c.column_name == "lead_source", ev.c.at >= since).order_by(ev.c.at, ev.c.id))
+    # first seen: the earliest run that staged the lead (lead_runs) or, in an older store, its first event
+    seen = sa.union_all(sa.select(lr.c.lead_key, lr.c.at), sa.select(ev.c.lead_key, ev.c.at)).subquery()
+    first = _select(store, sa.select(seen.c.lead_key, sa.func.min(seen.c.at).label("pulled_at"))
+                    .group_by(seen.c.lead_key).having(sa.func.min(seen.c.at) >= since))
+    created, sources = [pd.concat([
+        _select(store, sa.select(lr.c.lead_key, lr.c[column].label("new_value"), lr.c.at).where(
+            lr.c.at >= since, lr.c[column].is_not(None)).order_by(lr.c.at, lr.c.id)),
+        _select(store, sa.select(ev.c.lead_key, ev.c.new_value, ev.c.at).where(
+            ev.c.column_name == column, ev.c.at >= since).order_by(ev.c.at, ev.c.id)),
+    ], ignore_index=True) for column in ("created_at", "lead_source")]
+    for frame in (created, sources):
+        frame["at"] = _utc(frame["at"])
+        frame.sort_values("at", kind="stable", inplace=True)
     written = _select(store, sa.select(ev.c.lead_key, sa.func.min(ev.c.at).label("written_at")).where(
         ev.c.stage.like("writeback:%"), ev.c.at >= since).group_by(ev.c.lead_key))
     assigned = store.assignments(since=since)

@@ -1,15 +1,15 @@
-"""Run bookkeeping shared by the flow and the benchmarks: audit diffs and the rows-in = rows-out + quarantined ledger."""
+"""Run bookkeeping shared by the flow and the benchmarks: value text for diffs and the rows-in = rows-out + quarantined
+ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from leadflow.errors import LeadflowError
-from leadflow.schema import BOOLEAN_COLUMNS, lead_keys
+from leadflow.schema import BOOLEAN_COLUMNS
 
 EVENT_COLUMNS = ("run_id", "lead_key", "stage", "column_name", "old_value", "new_value", "at")
 
@@ -19,39 +19,6 @@ def as_text(values: pd.Series) -> pd.Series:
     if values.name in BOOLEAN_COLUMNS or values.dtype == "boolean":
         return values.map({True: "true", False: "false"}, na_action="ignore").astype("string")
     return values.astype("string")
-
-
-def audit_events(
-    before: pd.DataFrame, after: pd.DataFrame, columns: tuple[str, ...], *, run_id: str, stage: str, at: datetime | None = None
-) -> pd.DataFrame:
-    """One event per (lead, column) whose value the stage changed, old → new, for the audit trail."""
-    at = at or datetime.now(UTC)
-    keys = lead_keys(after)
-    parts: list[pd.DataFrame] = []
-    for column in columns:
-        new = as_text(after[column].rename(column))
-        old = as_text(before[column].rename(column)) if column in before else pd.Series(pd.NA, index=after.index, dtype="string")
-        same = (new == old).fillna(False).astype(bool) | (new.isna() & old.isna())
-        changed = ~same.to_numpy()
-        if not changed.any():
-            continue
-        parts.append(
-            pd.DataFrame(
-                {
-                    "lead_key": keys[changed].to_numpy(),
-                    "column_name": column,
-                    "old_value": old[changed].to_numpy(),
-                    "new_value": new[changed].to_numpy(),
-                }
-            )
-        )
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in EVENT_COLUMNS})
-    events = pd.concat(parts, ignore_index=True)
-    events.insert(0, "run_id", run_id)
-    events.insert(2, "stage", stage)
-    events["at"] = at
-    return events[list(EVENT_COLUMNS)]
 
 
 class LedgerError(LeadflowError):
@@ -68,6 +35,9 @@ class RunLedger:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     gate_seconds: dict[str, float] = field(default_factory=dict)
     rows_out: int = 0
+    next_chunk: int = 0
+    """The audit trail's next free chunk number in this run (pages of one run share the numbering)."""
+    audit_seconds: float = 0.0
 
     def quarantine(self, stage: str, records: pd.DataFrame) -> None:
         """Count a stage's quarantined rows (a row failing several expectations counts once)."""
@@ -102,6 +72,7 @@ class RunLedger:
             "quarantined_by_expectation": {k: dict(v) for k, v in self.by_expectation.items()},
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "gate_seconds": {k: round(v, 3) for k, v in self.gate_seconds.items()},
+            "audit_seconds": round(self.audit_seconds, 3),
         }
 
 

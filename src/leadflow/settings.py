@@ -18,6 +18,8 @@ DEFAULT_CONSENT_POLICY: Final[Path] = REFERENCE_DIR / "consent_policy.yaml"
 DEFAULT_PIPELINE: Final[tuple[str, ...]] = ("standardize", "enrich", "comply", "score", "lifecycle")
 DEFAULT_MAX_QUARANTINE_SHARE: Final[float] = 0.2
 INPUT_STAGE: Final[str] = "input"
+AUDIT_CHUNK_ROWS: Final[int] = 50_000
+"""Leads per stored chunk of a stage's before/after values (`leadflow.changes`): what a trace decodes."""
 """Stage name under which rows refused while reading the input are quarantined."""
 
 MAX_BACKFILL_DAYS: Final[int] = 366

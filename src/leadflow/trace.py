@@ -44,7 +44,8 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
     """The journey of the lead(s) matching `query` (e-mail or id), in time order, as JSON-able data.
 
     Keys: query, kind (`email`/`id`), lead_keys, found, runs (time order; each with flow, started_at, finished_at,
-    status, params, stages [{stage, changes [{lead_key, column, old, new, at}]}] and quarantine), quarantine,
+    status, params, staged [{lead_key, at, created_at, lead_source}] (when the run took the lead in), stages [{stage,
+    changes [{lead_key, column, old, new, at}]}] and quarantine), quarantine,
     assignments, lifecycle, writeback, dead_letters, timeline (every item with its `at`, time order).
     """
     query = query.strip()
@@ -66,10 +67,14 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
             by_run[run_id] = {
                 "run_id": run_id, "flow": info.get("flow"), "started_at": _iso(info.get("started_at")),
                 "finished_at": _iso(info.get("finished_at")), "status": info.get("status"),
-                "params": info.get("params") or {}, "first_at": at, "stages": [], "quarantine": [],
+                "params": info.get("params") or {}, "first_at": at, "staged": [], "stages": [], "quarantine": [],
             }
         return by_run[run_id]
 
+    for staged in data.get("lead_runs", []):
+        entry = run_entry(staged["run_id"], _iso(staged["at"]))
+        entry["staged"].append({"lead_key": staged["lead_key"], "at": _iso(staged["at"]),
+                                "created_at": staged["created_at"], "lead_source": staged["lead_source"]})
     for event in events:
         entry = run_entry(event["run_id"], event["at"])
         stages = entry["stages"]
@@ -84,6 +89,7 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
     for event in events:
         timeline.append({"at": event["at"], "kind": "writeback" if event["stage"].startswith("writeback:") else
                          "change", **event})
+    timeline += [{"at": _iso(r["at"]), "kind": "staged", **_iso_all(r)} for r in data.get("lead_runs", [])]
     timeline += [{"at": q["at"], "kind": "quarantine", **q} for q in quarantined]
     for a in assignments:
         timeline.append({"at": a["assigned_at"], "kind": "assigned", **a})
@@ -127,6 +133,9 @@ def trace_lines(result: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append(f"run {run['run_id']}  {run['flow'] or '?'}  started {_short(run['started_at'])}  "
                      f"{run['status'] or ''}  params {params}")
+        for staged in run.get("staged", []):
+            lines.append(f"  staged {_short(staged['at'])}  {staged['lead_key']}  created {_short(staged['created_at'])}"
+                         f"  lead source {staged['lead_source'] or '-'}")
         for stage in run["stages"]:
             lines.append(f"  {stage['stage']}")
             for change in stage["changes"]:
@@ -174,7 +183,7 @@ def forget(store: StateStore, email: str, *, dry_run: bool = False) -> dict[str,
 
 def retention(store: StateStore, days: int, *, dry_run: bool = False, now: datetime | None = None,
               chunk_rows: int = 50_000) -> dict[str, Any]:
-    """Delete audit events and quarantine rows older than `days` days (counts only when `dry_run`)."""
+    """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than `days` days (counts only when `dry_run`)."""
     if days < 0:
         raise ValueError("days must not be negative")
     before = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -182,6 +191,7 @@ def retention(store: StateStore, days: int, *, dry_run: bool = False, now: datet
         counts = store.count_older(before)
     else:
         counts = {"lead_events": store.prune_events(before, chunk_rows=chunk_rows),
+                  **store.prune_changes(before, chunk_rows=chunk_rows),
                   "quarantine": store.prune_quarantine(before, chunk_rows=chunk_rows)}
     return {"before": before.isoformat(), "dry_run": dry_run, "tables": counts}
 

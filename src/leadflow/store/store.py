@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,11 +33,15 @@ from leadflow.store.tables import (
     CACHE_STATUSES,
     EVENT_COLUMNS,
     FINAL_STATUSES,
+    LEAD_RUN_COLUMNS,
+    UTCDateTime,
     assignments,
+    audit_chunks,
     backfill_chunks,
     dead_letters,
     enrichment_cache,
     lead_events,
+    lead_runs,
     lead_state,
     quarantine,
     routing_state,
@@ -46,6 +50,7 @@ from leadflow.store.tables import (
 )
 
 if TYPE_CHECKING:
+    from leadflow.changes import ChangeChunk
     from leadflow.connectors.enrichment import ProviderResult
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,9 @@ EVENT_CHUNK_ROWS: Final[int] = 100_000
 """Events converted and sent per round trip: bounds the Python objects alive at once to one chunk, not 10M rows."""
 QUARANTINE_CHUNK_ROWS: Final[int] = 10_000
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 30_000
+SQLITE_CACHE_KIB: Final[int] = -65_536
+MAX_INDEXED_EMAIL: Final[int] = 320
+"""Longer `email` values (garbage in a form field) are not kept in `lead_runs`; an index entry must stay small."""
 
 _WRITE_OPTION: Final[str] = "leadflow_write"
 _MIGRATION_LOCK: Final[int] = 0x1EAD_F10E
@@ -316,19 +324,89 @@ class StateStore:
                 _executemany_events(conn, events, at)
         return len(events)
 
-    def events(self, lead_key: str | None = None, run_id: str | None = None) -> pd.DataFrame:
-        """Audit events, optionally for one lead and/or one run, ordered by `at` then insertion."""
+    def events(self, lead_key: str | None = None, run_id: str | None = None, *, stage_changes: bool = True
+               ) -> pd.DataFrame:
+        """Audit events, optionally for one lead and/or one run, ordered by `at`: the point events of `lead_events`
+        (write-backs, SLA breaches, erasures) and, unless not `stage_changes`, each stage's changes diffed from
+        `audit_chunks` (those have no `id`)."""
         query = sa.select(lead_events).order_by(lead_events.c.at, lead_events.c.id)
         if lead_key is not None:
             query = query.where(lead_events.c.lead_key == lead_key)
         if run_id is not None:
             query = query.where(lead_events.c.run_id == run_id)
-        frame = self._read_frame(query, [c.name for c in lead_events.columns])
+        columns = [c.name for c in lead_events.columns]
+        with self._engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            if stage_changes:
+                rows += self._chunk_events(conn, [lead_key] if lead_key is not None else None, run_id)
+        rows.sort(key=lambda r: r["at"])
+        frame = pd.DataFrame.from_records(rows, columns=columns)
         for column in EVENT_COLUMNS[:-1]:
             frame[column] = frame[column].astype("string")
+        frame["id"] = frame["id"].astype("Int64")
+        frame["at"] = pd.to_datetime(frame["at"], utc=True).astype("datetime64[us, UTC]")
         return frame
 
-    # -- dead letters ------------------------------------------------------------------------------------------------
+    def _chunk_events(self, conn: Connection, keys: list[str] | None, run_id: str | None) -> list[dict[str, Any]]:
+        """Stage changes diffed from the audit chunks holding `keys` (found through `lead_runs`) and/or of `run_id`."""
+        from leadflow.changes import change_events
+
+        query = sa.select(audit_chunks.c.run_id, audit_chunks.c.stage, audit_chunks.c.at, audit_chunks.c.payload)
+        if keys is not None:
+            if not keys:
+                return []
+            places = sa.select(lead_runs.c.run_id, lead_runs.c.chunk).where(lead_runs.c.lead_key.in_(keys))
+            if run_id is not None:
+                places = places.where(lead_runs.c.run_id == run_id)
+            pairs = sorted({(r, c) for r, c in conn.execute(places)})
+            if not pairs:
+                return []
+            query = query.where(sa.tuple_(audit_chunks.c.run_id, audit_chunks.c.chunk).in_(pairs))
+        elif run_id is not None:
+            query = query.where(audit_chunks.c.run_id == run_id)
+        out: list[dict[str, Any]] = []
+        for row in conn.execute(query.order_by(audit_chunks.c.at, audit_chunks.c.id)):
+            at = row.at
+            changes = change_events(row.payload, keys)
+            for key, column, old, new in zip(changes["lead_key"], changes["column_name"], changes["old_value"],
+                                             changes["new_value"], strict=True):
+                out.append({"id": None, "run_id": row.run_id, "lead_key": key, "stage": row.stage,
+                            "column_name": column, "old_value": old, "new_value": new, "at": at})
+        return out
+
+    def add_changes(
+        self, run_id: str, stage: str, at: datetime, chunks: list[ChangeChunk], leads: pd.DataFrame | None = None
+    ) -> int:
+        """Store a stage's before/after chunks (`leadflow.changes.pack_changes`) and, from a page's first stage, the
+        leads it staged (`leads`: lead_key, chunk, email, created_at, lead_source) in one transaction; returns the
+        lead rows the chunks hold. The lead rows take the bulk path: executemany on SQLite, COPY on PostgreSQL."""
+        _require_aware(at, "at")
+        if leads is not None:
+            _require_columns(leads, ("lead_key", "chunk", "email", "created_at", "lead_source"), "lead runs")
+            if leads["lead_key"].isna().any():
+                raise ValueError(f"lead runs: {int(leads['lead_key'].isna().sum())} row(s) have no `lead_key`")
+        if not chunks and (leads is None or not len(leads)):
+            return 0
+        with self._writing() as conn:
+            if leads is not None and len(leads):
+                _insert_lead_runs(conn, run_id, at, leads)
+            if chunks:
+                conn.execute(audit_chunks.insert(), [
+                    {"run_id": run_id, "stage": stage, "chunk": c.chunk, "rows": c.rows, "payload": c.payload,
+                     "at": at} for c in chunks])
+        return sum(c.rows for c in chunks)
+
+    def lead_runs(self, lead_keys: list[str] | None = None, *, since: datetime | None = None) -> pd.DataFrame:
+        """Rows of `lead_runs` (all, of `lead_keys`, or staged at or after `since`), `at` as UTC timestamps."""
+        columns = [c.name for c in lead_runs.columns]
+        query = sa.select(lead_runs).order_by(lead_runs.c.at, lead_runs.c.id)
+        if lead_keys is not None:
+            query = query.where(lead_runs.c.lead_key.in_(lead_keys))
+        if since is not None:
+            query = query.where(lead_runs.c.at >= since)
+        frame = self._rows(query, columns)
+        frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        return frame
 
     def add_dead_letters(
         self, run_id: str, system: str, obj: str, failures: pd.DataFrame, *, max_attempts: int = 5
@@ -452,15 +530,18 @@ class StateStore:
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
 
-    def seen_leads(self, lead_keys: list[str]) -> set[str]:
-        """Those of `lead_keys` that any earlier run recorded in the audit trail (leads leadflow has processed)."""
+    def seen_leads(self, lead_keys: list[str], *, except_run: str | None = None) -> set[str]:
+        """Those of `lead_keys` that a run (other than `except_run`) staged: leads leadflow has processed before."""
         seen: set[str] = set()
         wanted = list(dict.fromkeys(k for k in lead_keys if k))
         with self._engine.connect() as conn:
             for start in range(0, len(wanted), CACHE_CHUNK_KEYS):
-                query = sa.select(lead_events.c.lead_key).where(
-                    lead_events.c.lead_key.in_(wanted[start : start + CACHE_CHUNK_KEYS])).distinct()
-                seen.update(row[0] for row in conn.execute(query))
+                part = wanted[start : start + CACHE_CHUNK_KEYS]
+                for table in (lead_runs, lead_events):
+                    query = sa.select(table.c.lead_key).where(table.c.lead_key.in_(part))
+                    if except_run is not None:
+                        query = query.where(table.c.run_id != except_run)
+                    seen.update(row[0] for row in conn.execute(query.distinct()))
         return seen
 
     def sla_overdue(self, as_of: datetime) -> pd.DataFrame:
@@ -634,9 +715,11 @@ class StateStore:
         found: dict[str, None] = {}
         by_email = [f"email:{v}" for v in values]
         with self._engine.connect() as conn:
-            for table in (lead_events, quarantine, assignments, lead_state):
+            for table in (lead_runs, lead_events, quarantine, assignments, lead_state):
                 query = sa.select(table.c.lead_key).where(table.c.lead_key.in_(by_email)).distinct()
                 found.update((row[0], None) for row in conn.execute(query))
+            query = sa.select(lead_runs.c.lead_key).where(lead_runs.c.email.in_(values)).distinct()
+            found.update((row[0], None) for row in conn.execute(query))
             # the partial indexes of migration 0007: the predicate must be literal for SQLite's planner to use them
             for column in ("new_value", "old_value"):
                 query = sa.select(lead_events.c.lead_key).where(
@@ -662,7 +745,7 @@ class StateStore:
             return []
         found: dict[str, None] = {}
         with self._engine.connect() as conn:
-            for table in (lead_events, quarantine, assignments, lead_state):
+            for table in (lead_runs, lead_events, quarantine, assignments, lead_state):
                 sources = _key_prefixes(conn, table.c.lead_key)
                 if sources is None:
                     query = sa.select(table.c.lead_key).where(table.c.lead_key.like(f"%:{_like_escape(lead_id)}",
@@ -684,6 +767,9 @@ class StateStore:
         with self._engine.connect() as conn:
             out["events"] = _mappings(conn, sa.select(lead_events).where(lead_events.c.lead_key.in_(keys))
                                       .order_by(lead_events.c.at, lead_events.c.id)) if keys else []
+            out["events"] = sorted(out["events"] + self._chunk_events(conn, keys, None), key=lambda e: e["at"])
+            out["lead_runs"] = _mappings(conn, sa.select(lead_runs).where(lead_runs.c.lead_key.in_(keys))
+                                         .order_by(lead_runs.c.at, lead_runs.c.id)) if keys else []
             out["quarantine"] = _mappings(conn, sa.select(quarantine).where(_quarantine_match(keys, email))
                                           .order_by(quarantine.c.at, quarantine.c.id))
             out["assignments"] = _mappings(conn, sa.select(assignments).where(
@@ -692,7 +778,7 @@ class StateStore:
                 lead_state.c.lead_key.in_(keys))) if keys else []
             out["dead_letters"] = _mappings(conn, sa.select(dead_letters).where(
                 dead_letters.c.record_id.in_(ids)).order_by(dead_letters.c.first_seen)) if ids else []
-            run_ids = sorted({r["run_id"] for part in ("events", "quarantine", "assignments", "lead_state")
+            run_ids = sorted({r["run_id"] for part in ("events", "lead_runs", "quarantine", "assignments", "lead_state")
                               for r in out[part]} | {r[c] for r in out["dead_letters"]
                                                      for c in ("first_run_id", "last_run_id")})
             out["runs"] = _mappings(conn, sa.select(runs).where(runs.c.run_id.in_(run_ids))) if run_ids else []
@@ -723,6 +809,17 @@ class StateStore:
             (lead_state, lead_state.c.lead_key.in_(keys) if keys else sa.false()),
         ]
         with self._writing() as conn:
+            if keys:
+                chunk_rows = self._forget_chunks(conn, keys, dry_run=dry_run)
+                tables["audit_chunks"] = chunk_rows
+                runs_where = lead_runs.c.lead_key.in_(keys)
+                for run_id, count in conn.execute(sa.select(lead_runs.c.run_id, sa.func.count()).where(runs_where)
+                                                  .group_by(lead_runs.c.run_id)):
+                    per_run[run_id] = per_run.get(run_id, 0) + int(count)
+                tables["lead_runs"] = int(conn.execute(sa.select(sa.func.count()).select_from(lead_runs)
+                                                       .where(runs_where)).scalar_one())
+                if not dry_run:
+                    conn.execute(lead_runs.delete().where(runs_where))
             for table, where in plan:
                 if "run_id" in table.c and table.name in ("lead_events", "quarantine"):
                     query = sa.select(table.c.run_id, sa.func.count()).where(where).group_by(table.c.run_id)
@@ -745,9 +842,36 @@ class StateStore:
                     old_value=_json_dumps({"per_run": per_run, "tables": tables}), new_value=str(removed), at=now))
         return {"tables": tables, "per_run": per_run, "removed": removed, "tombstone": tombstone}
 
+    def _forget_chunks(self, conn: Connection, keys: list[str], *, dry_run: bool) -> int:
+        """Rewrite the audit chunks holding `keys` without their rows; returns the rows removed."""
+        from leadflow.changes import repack
+
+        pairs = sorted({(r, c) for r, c in conn.execute(
+            sa.select(lead_runs.c.run_id, lead_runs.c.chunk).where(lead_runs.c.lead_key.in_(keys)))})
+        removed = 0
+        for start in range(0, len(pairs), 500):
+            query = sa.select(audit_chunks.c.id, audit_chunks.c.rows, audit_chunks.c.payload).where(
+                sa.tuple_(audit_chunks.c.run_id, audit_chunks.c.chunk).in_(pairs[start : start + 500]))
+            for chunk_id, rows, payload in conn.execute(query).all():
+                kept, dropped = repack(payload, keys)
+                removed += dropped
+                if dry_run or not dropped:
+                    continue
+                if kept is None:
+                    conn.execute(audit_chunks.delete().where(audit_chunks.c.id == chunk_id))
+                else:
+                    conn.execute(audit_chunks.update().where(audit_chunks.c.id == chunk_id)
+                                 .values(payload=kept, rows=rows - dropped))
+        return removed
+
     def prune_events(self, before: datetime, *, chunk_rows: int = 50_000) -> int:
         """Delete audit events older than `before` (timezone-aware), `chunk_rows` per transaction; returns the count."""
         return self._prune(lead_events, before, chunk_rows)
+
+    def prune_changes(self, before: datetime, *, chunk_rows: int = 50_000) -> dict[str, int]:
+        """Delete audit chunks and lead runs older than `before`; returns the rows deleted per table."""
+        return {"audit_chunks": self._prune(audit_chunks, before, max(1, chunk_rows // 1_000)),
+                "lead_runs": self._prune(lead_runs, before, chunk_rows)}
 
     def prune_quarantine(self, before: datetime, *, chunk_rows: int = 50_000) -> int:
         """Delete quarantine rows older than `before`, `chunk_rows` per transaction; returns the count."""
@@ -758,7 +882,7 @@ class StateStore:
         _require_aware(before, "before")
         with self._engine.connect() as conn:
             return {t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.at < before))
-                                .scalar_one()) for t in (lead_events, quarantine)}
+                                .scalar_one()) for t in (lead_events, audit_chunks, lead_runs, quarantine)}
 
     def _prune(self, table: sa.Table, before: datetime, chunk_rows: int) -> int:
         _require_aware(before, "before")
@@ -846,6 +970,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         # durable at each checkpoint rather than each commit; with WAL a crash cannot corrupt, only lose the tail
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # 64 MB of page cache: a million-lead run's audit index otherwise re-reads its B-tree pages from disk
+        cursor.execute(f"PRAGMA cache_size = {SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
 
@@ -888,17 +1014,51 @@ def _executemany_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -
         conn.exec_driver_sql(sql, rows)
 
 
+def _insert_lead_runs(conn: Connection, run_id: str, at: datetime, leads: pd.DataFrame) -> None:
+    stamp = UTCDateTime().process_bind_param(at, conn.dialect)
+    assert stamp is not None
+    postgres = conn.dialect.name == "postgresql"
+    # the text each driver would have bound: SQLAlchemy's SQLite format (naive UTC), or ISO with offset for COPY
+    when = stamp.isoformat(sep=" ") if postgres else stamp.isoformat(sep=" ", timespec="microseconds")
+    # in key order: the lead_key index then takes a run of neighbouring entries, not a million scattered ones
+    leads = leads.iloc[_text_order(leads["lead_key"])]
+    email = leads["email"].astype("string").str.strip().str.lower()
+    email = email.where(email.str.len() <= MAX_INDEXED_EMAIL)
+    chunk = leads["chunk"].astype("int64")
+    sql = str(lead_runs.insert().compile(dialect=conn.dialect, column_keys=list(LEAD_RUN_COLUMNS)))
+    for start in range(0, len(leads), EVENT_CHUNK_ROWS):
+        stop = start + EVENT_CHUNK_ROWS
+        part = leads.iloc[start:stop]
+        numbers = chunk.iloc[start:stop]
+        rows = zip(_texts(part["lead_key"]), [run_id] * len(part),
+                   (numbers.astype(str) if postgres else numbers).tolist(), _texts(email.iloc[start:stop]),
+                   _texts(part["created_at"]), _texts(part["lead_source"]), [when] * len(part), strict=True)
+        if postgres:
+            _copy_rows(conn, lead_runs, LEAD_RUN_COLUMNS, rows)
+        else:
+            conn.exec_driver_sql(sql, list(rows))
+
+
+def _text_order(values: pd.Series) -> np.ndarray:
+    order: np.ndarray = pc.sort_indices(pa.array(values.astype("string"), type=pa.large_string())).to_numpy()
+    return order
+
+
 def _copy_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -> None:
+    for rows in _event_chunks(events, at, sqlite_times=False):
+        _copy_rows(conn, lead_events, EVENT_COLUMNS, rows)
+
+
+def _copy_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
     # COPY on the DBAPI connection SQLAlchemy already holds, so it shares the open transaction.
     preparer = conn.dialect.identifier_preparer
-    columns = ", ".join(preparer.quote(column) for column in EVENT_COLUMNS)
-    sql = f"COPY {preparer.format_table(lead_events)} ({columns}) FROM STDIN"
+    names = ", ".join(preparer.quote(column) for column in columns)
+    sql = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
     dbapi_connection = conn.connection.driver_connection
     assert dbapi_connection is not None
     with dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for rows in _event_chunks(events, at, sqlite_times=False):
-            for row in rows:
-                copy.write_row(row)
+        for row in rows:
+            copy.write_row(row)
 
 
 # -- value conversion ------------------------------------------------------------------------------------------------

@@ -121,6 +121,43 @@ lead_events = sa.Table(
         "column_name = 'email' AND length(old_value) <= 320")),
 )
 
+audit_chunks = sa.Table(
+    "audit_chunks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("stage", sa.String(100), nullable=False),
+    sa.Column("chunk", sa.Integer(), nullable=False),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    # zstd-compressed Arrow IPC: lead_key, then new:<column> and old:<column> for each column the stage writes
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "run_id", "chunk"),
+    sa.Index(None, "at"),
+)
+"""Each stage's before/after values per chunk of leads (`leadflow.changes`): the bulk of the audit trail."""
+
+lead_runs = sa.Table(
+    "lead_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("lead_key", sa.Text(), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("chunk", sa.Integer(), nullable=False),
+    sa.Column("email", sa.Text(), nullable=True),  # lower-cased; not kept when longer than an index entry may be
+    sa.Column("created_at", sa.Text(), nullable=True),
+    sa.Column("lead_source", sa.Text(), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "lead_key"),
+    sa.Index(None, "email"),
+    sa.Index(None, "at"),
+)
+"""One row per lead per run that staged it: when, in which audit chunk, and the e-mail, creation time and lead
+source it had after standardizing (what trace look-ups and speed-to-lead read)."""
+
+LEAD_RUN_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "run_id", "chunk", "email", "created_at", "lead_source", "at")
+"""Columns of `lead_runs` that `StateStore.add_changes` writes, in the order its bulk paths write them."""
+
 EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
     "lead_key",
