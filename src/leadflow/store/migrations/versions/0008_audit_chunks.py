@@ -49,8 +49,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_runs")),
     )
     op.create_index(op.f("ix_lead_runs_lead_key"), "lead_runs", ["lead_key"])
-    op.create_index(op.f("ix_lead_runs_at"), "lead_runs", ["at"])
-    op.create_index(op.f("ix_lead_runs_email"), "lead_runs", ["email"])
+    op.create_index(op.f("ix_lead_runs_at"), "lead_runs", ["at"], postgresql_using="brin")
+    op.create_index(op.f("ix_lead_runs_email"), "lead_runs", ["email"], postgresql_using="hash")
 
 
 def downgrade() -> None:
