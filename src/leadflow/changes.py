@@ -98,23 +98,20 @@ def pack_changes(
         return []
     if not before.index.equals(after.index):
         before = before.reindex(after.index)
-    names = [KEY_COLUMN]
-    arrays = [_arrow(keys.astype("string"))]
-    for column in columns:
-        names.append(NEW_PREFIX + column)
-        arrays.append(_arrow(after[column]))
-        if column in before.columns:
-            names.append(OLD_PREFIX + column)
-            arrays.append(_arrow(before[column]))
-    table = pa.Table.from_arrays(arrays, names=names)
+    keys = keys.astype("string")
+    sources = [(NEW_PREFIX + c, after[c]) for c in columns]
+    sources += [(OLD_PREFIX + c, before[c]) for c in columns if c in before.columns]
     numbers = plan.numbers(after.index)
     starts = np.concatenate(([0], np.flatnonzero(np.diff(numbers)) + 1))
     stops = np.append(starts[1:], len(numbers))
     out = []
+    # converted chunk by chunk, so only one chunk's uncompressed Arrow copy exists at a time
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        table = pa.Table.from_arrays([_arrow(keys.iloc[start:stop]), *(_arrow(v.iloc[start:stop]) for _, v in sources)],
+                                     names=[KEY_COLUMN, *(name for name, _ in sources)])
         sink = pa.BufferOutputStream()
         with ipc.new_stream(sink, table.schema, options=_WRITE_OPTIONS) as writer:
-            writer.write_table(table.slice(start, stop - start))
+            writer.write_table(table)
         out.append(ChangeChunk(int(numbers[start]), stop - start, sink.getvalue().to_pybytes()))
     return out
 
