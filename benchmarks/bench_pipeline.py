@@ -134,7 +134,7 @@ def main() -> None:
             audit_total += audit_s
             write = "" if store is None else f", write {audit_s - pack_s:.2f}s" + (" incl. lead_runs" if leads is not None else "")
             rows.append((f"  audit {stage.name} ({packed / 1e6:,.1f} MB; pack {pack_s:.2f}s{write})", audit_s, len(frame)))
-            del chunks, leads
+            del chunks, leads, keys
         rows.append((f"stage {stage.name}", stage_s, len(frame)))
         rows.append((f"  gate {result.suite} ({result.rows_quarantined:,} quarantined)", gate_s, len(changed)))
         ledger.quarantine(stage.name, result.quarantine)

@@ -64,7 +64,7 @@ def run_stages(
         if memory is not None and memory[1] is not None and keep_state:
             memory[1](frame, run_id)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
-        del changed, gate, chunks, leads  # the full stage output must not stay alive through the next stage
+        del changed, gate, chunks, leads, keys  # the full stage output must not stay alive through the next stage
     return frame, quarantined
 
 

@@ -74,12 +74,13 @@ class ChunkPlan:
 def lead_run_rows(frame: pd.DataFrame, keys: pd.Series, plan: ChunkPlan) -> pd.DataFrame:
     """What `lead_runs` records for a page's leads: key, chunk, and the e-mail, creation time and lead source."""
     missing = pd.Series(pd.NA, index=frame.index, dtype="string")
+    # Series, not `.to_numpy()`: an object array would be millions of Python strings, whose freed memory a long run
+    # keeps (~0.3 GB at 1M leads)
     return pd.DataFrame({
-        "lead_key": keys.astype("string").to_numpy(),
+        "lead_key": keys.astype("string"),
         "chunk": plan.numbers(frame.index),
-        **{c: (frame[c] if c in frame else missing).astype("string").to_numpy()
-           for c in ("email", "created_at", "lead_source")},
-    })
+        **{c: (frame[c] if c in frame else missing).astype("string") for c in ("email", "created_at", "lead_source")},
+    }, index=frame.index).reset_index(drop=True)
 
 
 def _arrow(values: pd.Series) -> pa.Array:
