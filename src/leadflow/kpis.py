@@ -150,12 +150,12 @@ def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFram
     created_text = leads["lead_key"].map(by_key(created, "new_value", "first"))
     snap_created = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("created_at"))
     leads["created_at"] = _utc(created_text).fillna(_utc(snap_created))
-    if emails is not None and len(emails):
-        own = pd.DataFrame({"lead_key": created["lead_key"], "created": _utc(created["new_value"])}).dropna()
-        person = emails.merge(own, on="lead_key").groupby("email")["created"].min()
-        earliest = emails.assign(created=emails["email"].map(person)).groupby("lead_key")["created"].min()
-        leads["created_at"] = pd.concat([leads["created_at"], _utc(leads["lead_key"].map(earliest))],
-                                        axis=1).min(axis=1)
+    own = pd.DataFrame({"lead_key": created["lead_key"], "created": _utc(created["new_value"])}).dropna()
+    if emails is not None and len(emails) and len(own):
+        person = emails.merge(own, on="lead_key").groupby("email", as_index=False)["created"].min()
+        earliest = emails.merge(person, on="email").groupby("lead_key")["created"].min()
+        linked = _utc(leads["lead_key"].map(earliest.astype("object")))
+        leads["created_at"] = pd.concat([leads["created_at"], linked], axis=1).min(axis=1)
     # lead source: the latest value the audit trail recorded; else the routing snapshot's
     source_text = leads["lead_key"].map(by_key(sources, "new_value", "last"))
     snap_source = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("lead_source"))
