@@ -270,8 +270,8 @@ def store_size(store: StateStore) -> str:
 
 
 def explain(store: StateStore) -> None:
-    """Print the plans of the look-ups a trace runs: lead_runs by key and by e-mail, the chunks by
-    (run_id, chunk), and the point events of lead_events by key and by e-mail (migration 0007's partial index)."""
+    """Print the plans of the look-ups a trace runs: lead_runs by key and by e-mail, the chunks by run (the
+    (run_id, chunk) index) and then their payloads by id, and the point events of lead_events by key and by e-mail (migration 0007's partial index)."""
     with store.engine.connect() as conn:
         run_id, chunk = conn.execute(sa.select(lead_runs.c.run_id, lead_runs.c.chunk).limit(1)).one()
         queries = {
@@ -279,8 +279,9 @@ def explain(store: StateStore) -> None:
                 lead_runs.c.lead_key.in_(["salesforce:00Q000000001"])),
             "lead_runs by email": sa.select(lead_runs.c.lead_key).where(
                 lead_runs.c.email.in_(["lead1@company1.com"])).distinct(),
-            "audit_chunks": sa.select(audit_chunks.c.payload).where(
-                sa.tuple_(audit_chunks.c.run_id, audit_chunks.c.chunk).in_([(run_id, chunk)])),
+            "audit_chunks by run": sa.select(audit_chunks.c.id, audit_chunks.c.run_id, audit_chunks.c.chunk).where(
+                audit_chunks.c.run_id.in_([run_id])),
+            "audit_chunks payload by id": sa.select(audit_chunks.c.payload).where(audit_chunks.c.id.in_([1, 2])),
             "lead_events by key": sa.select(lead_events).where(
                 lead_events.c.lead_key.in_(["salesforce:00Q000000001"])).order_by(lead_events.c.at, lead_events.c.id),
             "lead_events by email": sa.select(lead_events.c.lead_key).where(

@@ -359,10 +359,10 @@ class StateStore:
             places = sa.select(lead_runs.c.run_id, lead_runs.c.chunk).where(lead_runs.c.lead_key.in_(keys))
             if run_id is not None:
                 places = places.where(lead_runs.c.run_id == run_id)
-            pairs = sorted({(r, c) for r, c in conn.execute(places)})
-            if not pairs:
+            ids = _chunk_ids(conn, {(r, c) for r, c in conn.execute(places)})
+            if not ids:
                 return []
-            query = query.where(sa.tuple_(audit_chunks.c.run_id, audit_chunks.c.chunk).in_(pairs))
+            query = query.where(audit_chunks.c.id.in_(ids))
         elif run_id is not None:
             query = query.where(audit_chunks.c.run_id == run_id)
         out: list[dict[str, Any]] = []
@@ -847,12 +847,12 @@ class StateStore:
         """Rewrite the audit chunks holding `keys` without their rows; returns the rows removed."""
         from leadflow.changes import repack
 
-        pairs = sorted({(r, c) for r, c in conn.execute(
+        ids = _chunk_ids(conn, {(r, c) for r, c in conn.execute(
             sa.select(lead_runs.c.run_id, lead_runs.c.chunk).where(lead_runs.c.lead_key.in_(keys)))})
         removed = 0
-        for start in range(0, len(pairs), 500):
+        for start in range(0, len(ids), 500):
             query = sa.select(audit_chunks.c.id, audit_chunks.c.rows, audit_chunks.c.payload).where(
-                sa.tuple_(audit_chunks.c.run_id, audit_chunks.c.chunk).in_(pairs[start : start + 500]))
+                audit_chunks.c.id.in_(ids[start : start + 500]))
             for chunk_id, rows, payload in conn.execute(query).all():
                 kept, dropped = repack(payload, keys)
                 removed += dropped
@@ -1013,6 +1013,19 @@ def _executemany_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -
     sql = str(lead_events.insert().compile(dialect=conn.dialect, column_keys=list(EVENT_COLUMNS)))
     for rows in _event_chunks(events, at, sqlite_times=True):
         conn.exec_driver_sql(sql, rows)
+
+
+def _chunk_ids(conn: Connection, pairs: set[tuple[str, int]]) -> list[int]:
+    """Ids of the audit chunks at these (run_id, chunk) places. Looked up by run_id on the (run_id, chunk) index
+    and matched here: SQLite's planner does not take a row-value IN list to an index, and a scan of the table would
+    read past every payload."""
+    runs_wanted = sorted({run_id for run_id, _ in pairs})
+    ids: list[int] = []
+    for start in range(0, len(runs_wanted), 500):
+        query = sa.select(audit_chunks.c.id, audit_chunks.c.run_id, audit_chunks.c.chunk).where(
+            audit_chunks.c.run_id.in_(runs_wanted[start : start + 500]))
+        ids += [chunk_id for chunk_id, run_id, chunk in conn.execute(query) if (run_id, chunk) in pairs]
+    return sorted(ids)
 
 
 def _insert_lead_runs(conn: Connection, run_id: str, at: datetime, leads: pd.DataFrame) -> None:
