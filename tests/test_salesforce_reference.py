@@ -26,7 +26,8 @@ from leadflow.connectors.salesforce import (
 from leadflow.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
 from leadflow.errors import ConfigError
 from leadflow.matching import registered_domain
-from leadflow.sandbox.salesforce import INDUSTRIES, RunningSalesforce, seed_org
+from leadflow.sandbox.salesforce import RunningSalesforce
+from leadflow.sandbox.salesforce_seed import INDUSTRIES, seed_org
 from leadflow.sandbox.salesforce import Org as SandboxOrg
 from leadflow.writeback import changed_fields
 

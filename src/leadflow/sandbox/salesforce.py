@@ -19,7 +19,6 @@ import base64
 import csv
 import io
 import json
-import random
 import re
 import secrets
 import threading
@@ -102,27 +101,6 @@ PICKLISTS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
 }
 DEFAULTS: Final[dict[str, dict[str, Any]]] = {"Lead": {"IsConverted": False}}
 """Values a new record gets unless the request sets them."""
-INDUSTRIES: Final[tuple[str, ...]] = (
-    "Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction", "Consulting",
-    "Education", "Electronics", "Energy", "Engineering", "Entertainment", "Finance", "Food & Beverage", "Healthcare",
-    "Hospitality", "Insurance", "Machinery", "Manufacturing", "Media", "Recreation", "Retail", "Shipping",
-    "Technology", "Telecommunications", "Transportation", "Utilities", "Other",
-)
-"""The standard Industry picklist values seeded accounts and leads use."""
-_INDUSTRY_WORDS: Final[dict[str, str]] = {
-    "software": "Technology", "technologies": "Technology", "cloud": "Technology", "data": "Technology",
-    "analytics": "Technology", "ai": "Technology", "digital": "Technology", "networks": "Communications",
-    "telecom": "Telecommunications", "security": "Technology", "systems": "Technology", "devices": "Electronics",
-    "robotics": "Machinery", "capital": "Finance", "payments": "Banking", "finance": "Finance", "markets": "Finance",
-    "insurance": "Insurance", "health": "Healthcare", "pharma": "Biotechnology", "bio": "Biotechnology",
-    "media": "Media", "studios": "Entertainment", "foods": "Food & Beverage", "retail": "Retail",
-    "apparel": "Apparel", "manufacturing": "Manufacturing", "materials": "Chemicals", "foundry": "Manufacturing",
-    "logistics": "Transportation", "marine": "Shipping", "motors": "Transportation", "aerospace": "Engineering",
-    "engineering": "Engineering", "energy": "Energy", "consulting": "Consulting", "learning": "Education",
-    "properties": "Construction", "trading": "Other",
-}
-
-
 def sf_datetime(value: datetime) -> str:
     """Salesforce's wire format; fixed width in UTC, so string order is time order."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
@@ -565,133 +543,6 @@ def _number(value: Any, ftype: str) -> int | float | None:
             return None
         return int(value)
     return float(value)
-
-
-def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250) -> Org:
-    """Deterministic records: leads from `messy_leads`; runs of `stamp_run` leads share one exact SystemModstamp."""
-    from leadflow.schema import parse_bool
-    from leadflow.synth import messy_leads
-
-    rng = random.Random(seed)
-    frame = messy_leads(leads, seed) if leads else None
-    owners = sorted(set(frame["owner_id"].dropna())) if frame is not None else []
-    owners = owners or ["0055e0000000001AAA"]
-    for k, owner in enumerate(owners):
-        stamp = sf_datetime(SEED_BASE - timedelta(days=30, minutes=k))
-        org.objects["User"][owner] = {
-            "Id": owner, "Username": f"rep{k}@leadflow.sandbox", "Email": f"rep{k}@leadflow.sandbox",
-            "FirstName": "Rep", "LastName": f"Number {k}", "IsActive": True,
-            "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp,
-        }
-    if frame is None:
-        return org
-    # Ids are shuffled against stamp order so the (SystemModstamp, Id) tie-break really matters.
-    numbers = list(range(1, leads + 1))
-    rng.shuffle(numbers)
-    opt_in, _ = parse_bool(frame["email_opt_in"])
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    # Separate streams, so the firmographics neither move the lead ids above nor depend on each other.
-    typed = random.Random(f"{seed}:typed-by-rep")
-    for i, (row, number, consent) in enumerate(zip(records, numbers, opt_in.astype(object), strict=True)):
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=i // max(stamp_run, 1)))
-        created = sf_datetime(SEED_BASE - timedelta(days=1 + i % 60))
-        status = row["status"] if row["status"] in LEAD_STATUSES else "Open - Not Contacted"
-        record_id = f"00Q5e{number:010d}AAA"
-        # ~10% of leads carry firmographics a rep typed in: round head counts, sometimes an industry.
-        employees = industry = None
-        if typed.random() < 0.1:
-            employees = typed.choice((5, 10, 25, 50, 100, 200, 250, 500, 1000, 2500, 5000, 10000))
-            industry = typed.choice(INDUSTRIES) if typed.random() < 0.7 else None
-        org.objects["Lead"][record_id] = {name: None for name in SCHEMA["Lead"]} | {
-            "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
-            "Email": row["email"], "Company": row["company"] or "[not provided]", "Title": row["title"],
-            "Phone": row["phone"], "Country": row["country"], "State": row["state"], "City": row["city"],
-            "PostalCode": row["postal_code"], "Website": row["website"], "LeadSource": row["lead_source"],
-            "Status": status, "OwnerId": row["owner_id"] or owners[0], "IsConverted": status == "Closed - Converted",
-            "NumberOfEmployees": employees, "Industry": industry,
-            "HasOptedOutOfEmail": consent is False, "CreatedDate": created, "LastModifiedDate": stamp,
-            "SystemModstamp": stamp,
-        }
-    org.counters["Lead"] = leads
-    firmographics = random.Random(f"{seed}:accounts")
-    by_domain: dict[str, str] = {}
-    accounts = []
-    for k, (domain, source) in enumerate(_account_sources(records, max(leads // 10, 1))):
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
-        record_id = f"0015e{k + 1:010d}AAA"
-        company = source["company"] or f"Account {k}"
-        employees = revenue = industry = last_activity = None
-        if firmographics.random() < 0.8:
-            employees = max(1, int(firmographics.lognormvariate(4.5, 1.5)))
-            revenue = float(round(employees * firmographics.uniform(60_000, 350_000), -3))
-            words = [w.strip(".,").lower() for w in company.split()]
-            industry = next((_INDUSTRY_WORDS[w] for w in words if w in _INDUSTRY_WORDS), None)
-            industry = industry or firmographics.choice(INDUSTRIES)
-        if firmographics.random() < 0.85:
-            last_activity = (SEED_BASE - timedelta(days=firmographics.randint(1, 400))).date().isoformat()
-        website = None
-        if domain and firmographics.random() < 0.95:
-            website = firmographics.choice(("https://www.{}", "www.{}", "{}", "http://{}", "https://{}/")).format(
-                domain)
-        org.objects["Account"][record_id] = {name: None for name in SCHEMA["Account"]} | {
-            "Id": record_id, "Name": company, "Website": website, "BillingCountry": source["country"],
-            "Industry": industry, "OwnerId": owners[k % len(owners)], "NumberOfEmployees": employees,
-            "AnnualRevenue": revenue, "LastActivityDate": last_activity, "CreatedDate": stamp,
-            "LastModifiedDate": stamp, "SystemModstamp": stamp,
-        }
-        accounts.append(record_id)
-        if domain:
-            by_domain.setdefault(domain, record_id)
-    org.counters["Account"] = len(accounts)
-    contacts = max(leads // 4, 1)
-    for k in range(contacts):
-        row = records[-(k + 1)]
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
-        record_id = f"0035e{k + 1:010d}AAA"
-        account = by_domain.get(_email_domain(row["email"]) or "", accounts[k % len(accounts)])
-        org.objects["Contact"][record_id] = {
-            "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
-            "Email": row["email"], "Title": row["title"], "Phone": row["phone"], "AccountId": account,
-            "OwnerId": owners[k % len(owners)], "HasOptedOutOfEmail": False, "MailingCountry": row["country"],
-            "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp,
-        }
-    org.counters["Contact"] = contacts
-    return org
-
-
-def _email_domain(email: Any) -> str | None:
-    """The registered domain of a well-formed address (None for junk, typo'd suffixes and missing values)."""
-    from leadflow.matching import registered_domain
-
-    if not isinstance(email, str) or email.count("@") != 1:
-        return None
-    return registered_domain(email)
-
-
-def _account_sources(records: list[dict[str, Any]], n: int) -> list[tuple[str | None, dict[str, Any]]]:
-    """`n` (company domain, lead) pairs to seed accounts from: the corporate e-mail domains most leads use (then
-    first seen), each with its first lead that names a company; leads in order fill up when domains run short."""
-    from leadflow.domains import is_free_domain
-
-    first: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    for i, row in enumerate(records):
-        domain = _email_domain(row["email"])
-        if domain is None or is_free_domain(domain):
-            continue
-        counts[domain] = counts.get(domain, 0) + 1
-        if row["company"] and domain not in first:
-            first[domain] = i
-    ranked = sorted(first, key=lambda d: (-counts[d], first[d]))[:n]
-    chosen = sorted(ranked, key=lambda d: first[d])  # account k comes from the k-th such lead, as before
-    out: list[tuple[str | None, dict[str, Any]]] = [(d, records[first[d]]) for d in chosen]
-    used = {first[d] for d in chosen}
-    for i, row in enumerate(records):
-        if len(out) >= n:
-            break
-        if i not in used:
-            out.append((None, row))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------- HTTP app
@@ -1232,6 +1083,8 @@ def running_salesforce(
     if state_path is not None and state_path.is_file():
         org = Org.load(state_path, page_size=page_size)
     else:
+        from leadflow.sandbox.salesforce_seed import seed_org
+
         org = seed_org(Org(api_max=api_max, page_size=page_size), leads=leads, seed=seed, stamp_run=stamp_run)
     cert, key = self_signed_certificate(folder)
     server = BackgroundServer(create_app(org), port=port, certfile=cert, keyfile=key)

@@ -1,0 +1,220 @@
+"""Seeding the Salesforce sandbox org: users, leads, accounts and contacts, deterministic for a seed."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any, Final
+
+from leadflow.sandbox.salesforce import LEAD_STATUSES, SCHEMA, SEED_BASE, Org, sf_datetime
+
+INDUSTRIES: Final[tuple[str, ...]] = (
+    "Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction", "Consulting",
+    "Education", "Electronics", "Energy", "Engineering", "Entertainment", "Finance", "Food & Beverage", "Healthcare",
+    "Hospitality", "Insurance", "Machinery", "Manufacturing", "Media", "Recreation", "Retail", "Shipping",
+    "Technology", "Telecommunications", "Transportation", "Utilities", "Other",
+)
+"""The standard Industry picklist values seeded accounts and leads use."""
+_INDUSTRY_WORDS: Final[dict[str, str]] = {
+    "software": "Technology", "technologies": "Technology", "cloud": "Technology", "data": "Technology",
+    "analytics": "Technology", "ai": "Technology", "digital": "Technology", "networks": "Communications",
+    "telecom": "Telecommunications", "security": "Technology", "systems": "Technology", "devices": "Electronics",
+    "robotics": "Machinery", "capital": "Finance", "payments": "Banking", "finance": "Finance", "markets": "Finance",
+    "insurance": "Insurance", "health": "Healthcare", "pharma": "Biotechnology", "bio": "Biotechnology",
+    "media": "Media", "studios": "Entertainment", "foods": "Food & Beverage", "retail": "Retail",
+    "apparel": "Apparel", "manufacturing": "Manufacturing", "materials": "Chemicals", "foundry": "Manufacturing",
+    "logistics": "Transportation", "marine": "Shipping", "motors": "Transportation", "aerospace": "Engineering",
+    "engineering": "Engineering", "energy": "Energy", "consulting": "Consulting", "learning": "Education",
+    "properties": "Construction", "trading": "Other",
+}
+
+
+DEFAULT_LEAD_OWNER_ID: Final = "0055e0000000002AAA"
+"""The org's default lead owner (Setup > Lead Settings): web-to-lead leads no assignment rule placed land here."""
+WEB_QUEUE_ID: Final = "00G5e0000000001AAA"
+"""A lead queue web-to-lead and the lead assignment rule drop new form fills into."""
+OPEN_STATUS: Final = "Open - Not Contacted"
+REP_TYPED_SOURCES: Final = frozenset({"Trade Show", "Tradeshow", "Referral", "Partner"})
+"""Lead sources a rep types in by hand: such a lead belongs to that rep from the start."""
+INACTIVE_REP_SHARE: Final = 0.1
+"""Reps who have left the company: their users stay in the org, deactivated (users are never deleted)."""
+
+
+def seed_users(org: Org, reps: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """Reps (about one in ten deactivated), the default lead owner and a web-leads queue, as a real org has them.
+
+    Returns (active rep ids, inactive rep ids). The integration user, when the org model has one, is left alone."""
+    stamp = sf_datetime(SEED_BASE - timedelta(days=400))
+    leavers = random.Random(f"{seed}:leavers")
+    active: list[str] = []
+    inactive: list[str] = []
+    for k, owner in enumerate(reps):
+        gone = len(reps) > 3 and leavers.random() < INACTIVE_REP_SHARE
+        (inactive if gone else active).append(owner)
+        org.objects["User"][owner] = _user(owner, f"rep{k}", "Rep", f"Number {k}", not gone, stamp)
+    org.objects["User"][DEFAULT_LEAD_OWNER_ID] = _user(DEFAULT_LEAD_OWNER_ID, "marketing.ops", "Marketing", "Ops",
+                                                       True, stamp)
+    if "Group" in org.objects:
+        org.objects["Group"][WEB_QUEUE_ID] = _record("Group", {
+            "Id": WEB_QUEUE_ID, "Name": "Web Leads", "DeveloperName": "Web_Leads", "Type": "Queue"}, stamp)
+    if "QueueSobject" in org.objects:
+        queue_object = "03g5e0000000001AAA"
+        org.objects["QueueSobject"][queue_object] = _record("QueueSobject", {
+            "Id": queue_object, "QueueId": WEB_QUEUE_ID, "SobjectType": "Lead"}, stamp)
+    return active, inactive
+
+
+def _record(obj: str, values: dict[str, Any], stamp: str) -> dict[str, Any]:
+    dates = {"CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
+    return {name: None for name in SCHEMA.get(obj, {})} | {k: v for k, v in dates.items() if k in SCHEMA.get(obj, dates)} | values
+
+
+def _user(user_id: str, handle: str, first: str, last: str, active: bool, stamp: str) -> dict[str, Any]:
+    return _record("User", {"Id": user_id, "Username": f"{handle}@leadflow.sandbox", "Email": f"{handle}@leadflow.sandbox",
+                            "FirstName": first, "LastName": last, "IsActive": active}, stamp)
+
+
+def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250) -> Org:
+    """Deterministic records shaped like a real org; runs of `stamp_run` leads share one exact SystemModstamp.
+
+    Leads come from `messy_leads`. Open leads nobody has picked up (web-to-lead) sit in the web-leads queue or with
+    the default lead owner; open leads a rep typed in, and every worked, nurtured, closed or converted lead, belong to
+    a rep (some of whom have since been deactivated). Converted leads are `IsConverted`. Each worked lead has the
+    status change that field history tracking would have recorded (LeadHistory), at a time before the seed's base."""
+    from leadflow.schema import parse_bool
+    from leadflow.synth import messy_leads
+
+    rng = random.Random(seed)
+    frame = messy_leads(leads, seed) if leads else None
+    reps = sorted(set(frame["owner_id"].dropna())) if frame is not None else []
+    reps = reps or ["0055e0000000003AAA"]
+    active_reps, _ = seed_users(org, reps, seed)
+    if frame is None:
+        return org
+    # Ids are shuffled against stamp order so the (SystemModstamp, Id) tie-break really matters.
+    numbers = list(range(1, leads + 1))
+    rng.shuffle(numbers)
+    opt_in, _ = parse_bool(frame["email_opt_in"])
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    # Separate streams, so the firmographics neither move the lead ids above nor depend on each other.
+    typed = random.Random(f"{seed}:typed-by-rep")
+    owned = random.Random(f"{seed}:owners")
+    history = org.objects.get("LeadHistory")
+    for i, (row, number, consent) in enumerate(zip(records, numbers, opt_in.astype(object), strict=True)):
+        stamp = sf_datetime(SEED_BASE + timedelta(minutes=i // max(stamp_run, 1)))
+        created_at = SEED_BASE - timedelta(days=1 + i % 60)
+        created = sf_datetime(created_at)
+        status = row["status"] if row["status"] in LEAD_STATUSES else OPEN_STATUS
+        record_id = f"00Q5e{number:010d}AAA"
+        rep = row["owner_id"] or active_reps[owned.randrange(len(active_reps))]
+        if status != OPEN_STATUS:
+            owner = rep  # worked, nurtured, closed or converted: a rep's lead
+        elif row["owner_id"] and (row["lead_source"] in REP_TYPED_SOURCES or owned.random() < 0.5):
+            owner = row["owner_id"]  # an open lead a rep typed in or already took: still that rep's
+        else:
+            # Web-to-lead: the assignment rule put it in the queue, or nothing matched and the default owner has it.
+            owner = WEB_QUEUE_ID if owned.random() < 0.65 and "Group" in org.objects else DEFAULT_LEAD_OWNER_ID
+        # ~10% of leads carry firmographics a rep typed in: round head counts, sometimes an industry.
+        employees = industry = None
+        if typed.random() < 0.1:
+            employees = typed.choice((5, 10, 25, 50, 100, 200, 250, 500, 1000, 2500, 5000, 10000))
+            industry = typed.choice(INDUSTRIES) if typed.random() < 0.7 else None
+        converted = status == "Closed - Converted"
+        org.objects["Lead"][record_id] = {name: None for name in SCHEMA["Lead"]} | {
+            "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
+            "Email": row["email"], "Company": row["company"] or "[not provided]", "Title": row["title"],
+            "Phone": row["phone"], "Country": row["country"], "State": row["state"], "City": row["city"],
+            "PostalCode": row["postal_code"], "Website": row["website"], "LeadSource": row["lead_source"],
+            "Status": status, "OwnerId": owner, "IsConverted": converted,
+            "NumberOfEmployees": employees, "Industry": industry,
+            "HasOptedOutOfEmail": consent is False, "CreatedDate": created, "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        } | ({"ConvertedDate": (SEED_BASE - timedelta(days=owned.randint(0, i % 60))).date().isoformat()}
+             if converted and "ConvertedDate" in SCHEMA["Lead"] else {})
+        if history is not None and status != OPEN_STATUS:
+            # Field history tracking on Status: the rep's move away from the open status, between creation and now.
+            changed = sf_datetime(created_at + timedelta(hours=owned.randint(1, 24 * (1 + i % 60) - 1)))
+            history_id = f"0175e{number:010d}AAA"
+            history[history_id] = _record("LeadHistory", {
+                "Id": history_id, "LeadId": record_id, "Field": "Status", "OldValue": OPEN_STATUS,
+                "NewValue": status, "CreatedDate": changed, "IsDeleted": False}, changed)
+    org.counters["Lead"] = leads
+    firmographics = random.Random(f"{seed}:accounts")
+    by_domain: dict[str, str] = {}
+    accounts = []
+    for k, (domain, source) in enumerate(_account_sources(records, max(leads // 10, 1))):
+        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
+        record_id = f"0015e{k + 1:010d}AAA"
+        company = source["company"] or f"Account {k}"
+        employees = revenue = industry = last_activity = None
+        if firmographics.random() < 0.8:
+            employees = max(1, int(firmographics.lognormvariate(4.5, 1.5)))
+            revenue = float(round(employees * firmographics.uniform(60_000, 350_000), -3))
+            words = [w.strip(".,").lower() for w in company.split()]
+            industry = next((_INDUSTRY_WORDS[w] for w in words if w in _INDUSTRY_WORDS), None)
+            industry = industry or firmographics.choice(INDUSTRIES)
+        if firmographics.random() < 0.85:
+            last_activity = (SEED_BASE - timedelta(days=firmographics.randint(1, 400))).date().isoformat()
+        website = None
+        if domain and firmographics.random() < 0.95:
+            website = firmographics.choice(("https://www.{}", "www.{}", "{}", "http://{}", "https://{}/")).format(
+                domain)
+        org.objects["Account"][record_id] = {name: None for name in SCHEMA["Account"]} | {
+            "Id": record_id, "Name": company, "Website": website, "BillingCountry": source["country"],
+            "Industry": industry, "OwnerId": active_reps[k % len(active_reps)], "NumberOfEmployees": employees,
+            "AnnualRevenue": revenue, "LastActivityDate": last_activity, "CreatedDate": stamp,
+            "LastModifiedDate": stamp, "SystemModstamp": stamp,
+        }
+        accounts.append(record_id)
+        if domain:
+            by_domain.setdefault(domain, record_id)
+    org.counters["Account"] = len(accounts)
+    contacts = max(leads // 4, 1)
+    for k in range(contacts):
+        row = records[-(k + 1)]
+        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
+        record_id = f"0035e{k + 1:010d}AAA"
+        account = by_domain.get(_email_domain(row["email"]) or "", accounts[k % len(accounts)])
+        org.objects["Contact"][record_id] = {
+            "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
+            "Email": row["email"], "Title": row["title"], "Phone": row["phone"], "AccountId": account,
+            "OwnerId": active_reps[k % len(active_reps)], "HasOptedOutOfEmail": False, "MailingCountry": row["country"],
+            "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp,
+        }
+    org.counters["Contact"] = contacts
+    return org
+
+
+def _email_domain(email: Any) -> str | None:
+    """The registered domain of a well-formed address (None for junk, typo'd suffixes and missing values)."""
+    from leadflow.matching import registered_domain
+
+    if not isinstance(email, str) or email.count("@") != 1:
+        return None
+    return registered_domain(email)
+
+
+def _account_sources(records: list[dict[str, Any]], n: int) -> list[tuple[str | None, dict[str, Any]]]:
+    """`n` (company domain, lead) pairs to seed accounts from: the corporate e-mail domains most leads use (then
+    first seen), each with its first lead that names a company; leads in order fill up when domains run short."""
+    from leadflow.domains import is_free_domain
+
+    first: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for i, row in enumerate(records):
+        domain = _email_domain(row["email"])
+        if domain is None or is_free_domain(domain):
+            continue
+        counts[domain] = counts.get(domain, 0) + 1
+        if row["company"] and domain not in first:
+            first[domain] = i
+    ranked = sorted(first, key=lambda d: (-counts[d], first[d]))[:n]
+    chosen = sorted(ranked, key=lambda d: first[d])  # account k comes from the k-th such lead, as before
+    out: list[tuple[str | None, dict[str, Any]]] = [(d, records[first[d]]) for d in chosen]
+    used = {first[d] for d in chosen}
+    for i, row in enumerate(records):
+        if len(out) >= n:
+            break
+        if i not in used:
+            out.append((None, row))
+    return out
