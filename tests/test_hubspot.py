@@ -1,7 +1,7 @@
 """HubSpot connector against the HubSpot sandbox over real HTTP on 127.0.0.1.
 
-The sandbox and the connector share one fake clock: the sandbox enforces the real 4 searches/s in fake time and
-the connector's limiter and backoff sleep in fake time, so nothing here waits on the wall clock.
+The sandbox and the connector share one fake clock: the sandbox enforces the real 5 searches/s per account in fake
+time and the connector's limiter and backoff sleep in fake time, so nothing here waits on the wall clock.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def connect(hub: RunningHubspot, clock: FakeClock) -> Callable[..., HubspotConne
     def make(**options: Any) -> HubspotConnector:
         options.setdefault("max_results_per_query", CAP)
         options.setdefault("page_size", 20)
+        options.setdefault("lookback", timedelta(0))  # exact windows here; the look-back has its own tests
         token = options.pop("token", hub.token)
         return hubspot_connector(
             HubspotCredentials(base_url=hub.url, token=SecretStr(token)), clock=clock, sleep=clock.sleep, **options
@@ -120,7 +121,7 @@ def test_full_pull_reads_every_contact_exactly_once(hub: RunningHubspot, connect
     assert frame[CURSOR_COLUMN].is_monotonic_increasing
     assert connector.stats["tie_stamps"] >= 1  # SAME > page size contacts share one millisecond
     assert len(expected) > 5 * CAP and hub.portal.stats["status_400"] == 0  # never asked past the cap
-    assert hub.portal.stats["rate_limited"] == 0  # the limiter kept to 4 searches/s
+    assert hub.portal.stats["rate_limited"] == 0  # the limiter kept to 5 searches/s
     assert frame["source"].eq("hubspot").all()
 
 
@@ -241,9 +242,9 @@ def test_client_rate_limit_never_trips_the_sandbox(hub: RunningHubspot, connect:
     frame = pull_all(connector, LO, HI)
     assert len(sent) == connector.stats["calls"] > 8
     assert hub.portal.stats["rate_limited"] == 0 and hub.portal.stats["status_429"] == 0
-    # Requests take no fake time: four go at once, then the limiter waits exactly one second.
-    assert clock.sleeps == [1.0] * ((len(sent) - 1) // 4)
-    assert all(sum(1 for s in sent if t - 1.0 < s <= t) <= 4 for t in sent)
+    # Requests take no fake time: five go at once, then the limiter waits exactly one second.
+    assert clock.sleeps == [1.0] * ((len(sent) - 1) // 5)
+    assert all(sum(1 for s in sent if t - 1.0 < s <= t) <= 5 for t in sent)
     assert len(frame) == len(seeded_ids(hub, LO, HI))
 
 
@@ -253,7 +254,7 @@ def test_ten_second_limit_is_kept_too(hub: RunningHubspot, connect: Callable[...
     connector = connect(calls_per_ten_seconds=6, page_size=5)
     frame = pull_all(connector, LO, HI)
     assert connector.stats["calls"] > 6 and hub.portal.stats["rate_limited"] == 0
-    assert 9.0 in clock.sleeps  # calls 5-6 waited 1 s for the search limit; call 7 waits for call 1 to age out
+    assert 9.0 in clock.sleeps  # call 6 waited 1 s for the search limit; call 7 waits for call 1 to age out
     assert set(frame["lead_id"]) == seeded_ids(hub, LO, HI)
     # A client unaware of the rolling limit is told TEN_SECONDLY_ROLLING and waits out the whole window.
     clock.sleep(10)
@@ -264,7 +265,7 @@ def test_ten_second_limit_is_kept_too(hub: RunningHubspot, connect: Callable[...
 
 def test_sandbox_429_is_backed_off_then_succeeds(hub: RunningHubspot, connect: Callable[..., HubspotConnector],
                                                 clock: FakeClock) -> None:
-    # A client that believes in 10 searches/s meets the real 4/s: it gets 429 SECONDLY, waits, and finishes.
+    # A client that believes in 10 searches/s meets the real 5/s: it gets 429 SECONDLY, waits, and finishes.
     connector = connect(requests_per_second=10, page_size=5)
     lo, hi = LO, HI
     frame = pull_all(connector, lo, hi)

@@ -73,8 +73,12 @@ def session() -> Iterator[requests.Session]:
 
 
 def connect(mk: RunningMarketo, session: requests.Session, **options: object) -> MarketoConnector:
+    """A connector whose pacing and backoff run in fake time: one fake clock, advanced by its sleeps."""
     creds = MarketoCredentials(base_url=mk.url, client_id=mk.client_id, client_secret=SecretStr(mk.client_secret))
-    options.setdefault("sleep", Sleeps())
+    sleep = options.setdefault("sleep", Sleeps())
+    clock = options.setdefault("clock", sleep.clock if isinstance(sleep, Sleeps) and sleep.clock else FakeClock())
+    if isinstance(sleep, Sleeps) and sleep.clock is None:
+        sleep.clock = clock  # type: ignore[assignment]
     return marketo_connector(creds, session=session, **options)  # type: ignore[arg-type]
 
 

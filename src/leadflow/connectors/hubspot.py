@@ -1,21 +1,23 @@
 """HubSpot CRM v3 contacts: incremental pull by `lastmodifieddate`, and batch write-back.
 
-HubSpot's search returns at most 10,000 results per query and allows 4 search requests per second per token
-(190 calls per 10 s overall). `pull` therefore never pages with `after` offsets: each page is a fresh query whose
-time window starts at the last stamp read (keyset paging), so no query reaches the cap, and a window that cannot
-be narrowed (thousands of contacts with one identical timestamp) is paged by `hs_object_id` instead. A
-client-side sliding-window limiter keeps the request rate under the published limits.
+HubSpot's search returns at most 10,000 results per query and allows 5 search requests per second per account —
+shared by every app and token in the portal — within the account's 190 calls per 10 s. `pull` therefore never pages
+with `after` offsets: each page is a fresh query whose time window starts at the last stamp read (keyset paging), so
+no query reaches the cap, and a window that cannot be narrowed (thousands of contacts with one identical timestamp)
+is paged by `hs_object_id` instead. A client-side sliding-window limiter keeps this client under the limits; a 429
+caused by other apps in the portal is waited out (Retry-After when HubSpot sends one, else the policy's window).
+
+The search index trails writes (a change can take up to about a minute to become searchable), so an incremental
+pull starts `lookback` before the watermark it is given; see `SEARCH_INDEX_LAG`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -31,12 +33,30 @@ from leadflow.connectors.base import (
     SourceStopped,
     WriteResult,
 )
+from leadflow.connectors.hubspot_values import (
+    CURSOR_PROPERTY,
+    _collect,
+    _failure,
+    _failures_frame,
+    _id_of,
+    _iso,
+    _json,
+    _or,
+    _parse_ms,
+    _read_value,
+    _retry_after,
+    _stamp_of,
+    _to_ms,
+    _write_value,
+)
+from leadflow.connectors.ratelimit import RetryPolicy, WindowLimiter
 from leadflow.errors import LeadflowError
-from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, TRUE_WORDS, dtype_of
+from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, dtype_of
 from leadflow.settings import REFERENCE_DIR
 from leadflow.yamlio import load_yaml, parse_model
 
 __all__ = [
+    "DEFAULT_LOOKBACK",
     "DEFAULT_MAPPING",
     "ERROR_COLUMN",
     "FieldMap",
@@ -45,6 +65,7 @@ __all__ = [
     "HubspotCredentials",
     "HubspotError",
     "HubspotMapping",
+    "SEARCH_INDEX_LAG",
     "RetryPolicy",
     "WindowLimiter",
     "hubspot_connector",
@@ -55,15 +76,25 @@ SYSTEM: Final[str] = "hubspot"
 DEFAULT_MAPPING: Final[Path] = REFERENCE_DIR / "hubspot_mapping.yaml"
 ERROR_COLUMN: Final[str] = "_pull_error"
 """Why a pulled row is suspect (missing fields, wrong types, unknown options); NA for clean rows."""
-CURSOR_PROPERTY: Final[str] = "lastmodifieddate"
 ID_PROPERTY: Final[str] = "hs_object_id"
 SEARCH_PATH: Final[str] = "/crm/v3/objects/contacts/search"
 BATCH_UPDATE_PATH: Final[str] = "/crm/v3/objects/contacts/batch/update"
 MAX_PAGE_SIZE: Final[int] = 200
 MAX_BATCH: Final[int] = 100
 _CONNECTOR_COLUMNS: Final[frozenset[str]] = frozenset({"lead_id", "source", CURSOR_COLUMN, ERROR_COLUMN})
-_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS: Final[timedelta] = timedelta(milliseconds=1)
+SEARCH_INDEX_LAG: Final[timedelta] = timedelta(seconds=60)
+"""How long a created or updated contact can stay invisible to search. HubSpot developer docs, CRM API "Search",
+Limitations: "it may take a few moments for newly created or updated objects to appear in search results"
+(https://developers.hubspot.com/docs/guides/api/crm/search#limitations); observed: up to about a minute."""
+DEFAULT_LOOKBACK: Final[timedelta] = timedelta(minutes=5)
+"""The overlap an incremental pull re-reads before its watermark (as `systems.hubspot.lookback_seconds`' default)."""
+SEARCH_PER_SECOND: Final[int] = 5
+"""HubSpot developer docs, CRM API "Search", Limitations: search requests are rate limited to five per second per
+account, shared by every app in the portal (https://developers.hubspot.com/docs/guides/api/crm/search#limitations)."""
+CALLS_PER_TEN_SECONDS: Final[int] = 190
+"""HubSpot developer docs, "API usage guidelines and limits" (Professional/Enterprise private apps, per account):
+https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details and the changelog "Increasing our API
+limits" (https://developers.hubspot.com/changelog/increasing-our-api-limits)."""
 
 log = logging.getLogger(__name__)
 
@@ -157,83 +188,6 @@ class HubspotAuthError(HubspotError):
     """The private app token was refused (401/403): not retried."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Tries per request and the exponential backoff between them (no jitter: one client, deterministic tests)."""
-
-    attempts: int = 5
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * 2**attempt)
-
-
-class WindowLimiter:
-    """At most `max_calls` calls in any `period` seconds, the way HubSpot counts them (a sliding window).
-
-    `wait()` before a call sleeps just long enough; `mark()` after the response records it. Marking at the
-    response, not the send, guarantees the server saw the call no later than we count it.
-    """
-
-    def __init__(
-        self, max_calls: int, period: float, *, clock: Callable[[], float], sleep: Callable[[float], None]
-    ) -> None:
-        if max_calls < 1 or period <= 0:
-            raise ValueError("max_calls must be >= 1 and period > 0")
-        self.max_calls, self.period = max_calls, period
-        self._clock, self._sleep = clock, sleep
-        self._times: deque[float] = deque()
-
-    def _prune(self, now: float) -> None:
-        while self._times and self._times[0] <= now - self.period:
-            self._times.popleft()
-
-    def wait(self) -> float:
-        """Sleep until one more call fits; returns the seconds slept."""
-        waited = 0.0
-        now = self._clock()
-        self._prune(now)
-        while len(self._times) >= self.max_calls:
-            delay = self._times[0] + self.period - now
-            if delay > 0:
-                self._sleep(delay)
-                waited += delay
-            now = self._clock()
-            self._prune(now)
-            if delay <= 0 and len(self._times) >= self.max_calls:
-                self._times.popleft()  # float rounding left the oldest call a hair inside the window
-        return waited
-
-    def mark(self) -> None:
-        self._times.append(self._clock())
-
-
-def _to_ms(moment: datetime) -> int:
-    """Epoch milliseconds (a naive datetime is UTC); integer arithmetic so no millisecond is lost to rounding."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_MS
-
-
-def _iso(ms: int) -> str:
-    return (_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parse_ms(value: Any) -> int | None:
-    """A HubSpot datetime value (ISO-8601 or epoch ms, as a string) in epoch ms, or None."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return _to_ms(parsed)
-
-
 # -- the connector -------------------------------------------------------------------------------------------------
 class HubspotConnector:
     """HubSpot contacts as a `LeadSource` and a `CrmWriter`. Build it with `hubspot_connector(...)`."""
@@ -256,12 +210,22 @@ class HubspotConnector:
         retry: RetryPolicy,
         timeout: float,
         guard: ExportGuard,
+        lookback: timedelta = DEFAULT_LOOKBACK,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         if page_size > max_results_per_query:
             # Keyset paging reads one page per query, so the per-query cap only has to hold a page.
             raise ValueError("page_size cannot exceed max_results_per_query")
+        if lookback < timedelta(0):
+            raise ValueError("lookback cannot be negative")
+        if lookback < SEARCH_INDEX_LAG:
+            # Warn, not refuse: a one-off load or a test may want no overlap; an hourly sync must not.
+            log.warning("HubSpot lookback of %.0f s is shorter than the search index lag (up to %.0f s): a contact "
+                        "changed just before a run can be indexed after the next run's start and never be pulled",
+                        lookback.total_seconds(), SEARCH_INDEX_LAG.total_seconds())
+        self.lookback = lookback
+        """An incremental pull starts this long before its `since` (see SEARCH_INDEX_LAG)."""
         self._credentials = credentials
         self._session = session
         self.mapping = mapping
@@ -325,7 +289,9 @@ class HubspotConnector:
                         raise SourceStopped(SYSTEM, "daily API limit reached (429 DAILY); resume tomorrow")
                     retry_after = _retry_after(response)
                     # Without Retry-After, wait out the policy's whole window: one second, or ten for the rolling
-                    # limit (our own limiter cannot see calls other clients of this token made).
+                    # limit. Our own limiter cannot see the calls other apps in the portal made: the limits are
+                    # per account (HubSpot developer docs, "API usage guidelines and limits":
+                    # https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
                     window = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0}.get(policy, delay)
                     delay = retry_after if retry_after is not None else window
                     reason = f"429 {policy or 'RATE_LIMIT'}"
@@ -353,9 +319,15 @@ class HubspotConnector:
 
     # -- pull ------------------------------------------------------------------------------------------------------
     def pull(self, since: datetime | None, until: datetime | None = None) -> Iterator[pd.DataFrame]:
-        """Pages of contacts modified in [since, until), ascending by `source_modstamp`, each contact once (see
-        `_pages` for how); every contact pulled counts towards the export guard."""
-        for frame in self._pages(since, until):
+        """Pages of contacts modified in [since - lookback, until), ascending by `source_modstamp`, each contact once
+        (see `_pages` for how); every contact pulled counts towards the export guard.
+
+        The look-back re-reads the stretch before the watermark where the search index may not yet have shown a
+        change: a change stamped t becomes searchable by t + SEARCH_INDEX_LAG, and the watermark never passes the
+        run's start, so a look-back of at least the lag catches every change the previous run could not see.
+        """
+        start = since - self.lookback if since is not None else None
+        for frame in self._pages(start, until):
             self.guard.saw(frame["lead_id"])
             yield frame
 
@@ -561,19 +533,21 @@ def hubspot_connector(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     max_results_per_query: int = 10_000,
-    requests_per_second: int = 4,
-    calls_per_ten_seconds: int = 190,
+    requests_per_second: int = SEARCH_PER_SECOND,
+    calls_per_ten_seconds: int = CALLS_PER_TEN_SECONDS,
     page_size: int = 100,
     retry: RetryPolicy = RetryPolicy(),
     timeout: float = 30.0,
     max_change_share: float = 0.5,
     guard_floor: int = 100,
+    lookback: timedelta = DEFAULT_LOOKBACK,
 ) -> HubspotConnector:
     """A HubSpot contacts connector (no network I/O until it is used).
 
     `clock`/`sleep` drive the rate limiter and the backoff (inject fakes in tests). `requests_per_second` and
-    `calls_per_ten_seconds` are the token's search and overall limits; `max_results_per_query` is HubSpot's search
-    cap (pages never reach it: see `pull`); `budget` defaults to an unlimited `ApiBudget("hubspot")`.
+    `calls_per_ten_seconds` are the account's search and overall limits (lower them to leave room for other apps
+    in the portal); `max_results_per_query` is HubSpot's search cap (pages never reach it: see `pull`); `budget`
+    defaults to an unlimited `ApiBudget("hubspot")`; `lookback` below SEARCH_INDEX_LAG logs a warning.
     """
     return HubspotConnector(
         credentials,
@@ -589,115 +563,6 @@ def hubspot_connector(
         retry=retry,
         timeout=timeout,
         guard=ExportGuard(SYSTEM, max_change_share, guard_floor),
+        lookback=lookback,
     )
 
-
-# -- helpers -------------------------------------------------------------------------------------------------------
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff rather than parse clocks we do not share
-
-
-def _read_value(spec: FieldMap, value: Any) -> tuple[Any, str | None]:
-    """(canonical value or None, problem or None) for one property value as HubSpot sent it."""
-    if value is None or value == "":
-        return None, None  # unset, or cleared: HubSpot sends null or ""
-    if spec.type == "bool":
-        text = str(value).strip().lower() if isinstance(value, str | bool) else None
-        if text not in {"true", "false"}:
-            return None, f"expected true/false, got {_show(value)}"
-        return (text == "true") != spec.invert, None
-    if isinstance(value, dict | list) or not isinstance(value, str | int | float):
-        return None, f"expected a string, got {type(value).__name__}"
-    if spec.type == "datetime":
-        stamp = _parse_ms(value) if not isinstance(value, float) else None
-        return (None, f"not a datetime: {_show(value)}") if stamp is None else (_iso(stamp), None)
-    problem = None if isinstance(value, str) else f"expected a string, got {type(value).__name__}"
-    text = str(value)
-    if spec.type == "enumeration" and spec.options is not None and text not in spec.options:
-        problem = f"{_show(value)} is not one of the property's options"
-    return text, problem
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
-def _id_of(item: Any) -> str:
-    """A result's contact id as text ("" when it has none)."""
-    value = item.get("id") if isinstance(item, dict) else None
-    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
-
-
-def _stamp_of(item: Any, pick: Callable[[Iterable[int]], int]) -> int | None:
-    """A result's modification stamp for bounding a window: `lastmodifieddate` and `updatedAt` should agree; if
-    they do not, `pick` the safe one (min for a lower bound, max for an upper) so no contact falls outside."""
-    if not isinstance(item, dict):
-        return None
-    props = item.get("properties")
-    candidates = [_parse_ms(props.get(CURSOR_PROPERTY)) if isinstance(props, dict) else None,
-                  _parse_ms(item.get("updatedAt"))]
-    known = [c for c in candidates if c is not None]
-    return pick(known) if known else None
-
-
-def _write_value(spec: FieldMap, value: Any) -> str:
-    if spec.type == "bool":
-        # Dead letters come back as text: "False" must stay False, not become a truthy string.
-        flag = str(value).strip().lower() in TRUE_WORDS if isinstance(value, str) else bool(value)
-        return "true" if flag != spec.invert else "false"
-    if spec.type == "datetime" and isinstance(value, datetime):
-        return _iso(_to_ms(value))
-    return str(value)
-
-
-def _show(value: Any) -> str:
-    return repr(value)[:60]
-
-
-def _failure(record_id: str, code: str, message: str, retryable: bool, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"record_id": record_id, "error_code": code, "message": message[:500], "retryable": retryable,
-            "payload": json.dumps(payload, sort_keys=True)}
-
-
-def _failures_frame(failures: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(failures, columns=["record_id", "error_code", "message", "retryable", "payload"])
-
-
-def _collect(payload: Any, batch: list[dict[str, Any]], written: list[str], failures: list[dict[str, Any]]) -> None:
-    """Sort a batch/update response (200 or 207 multi-status) into written ids and per-record failures."""
-    sent = {item["id"]: item["properties"] for item in batch}
-    done: set[str] = set()
-    body = payload if isinstance(payload, dict) else {}
-    for item in body.get("results") or []:
-        record_id = str(item.get("id")) if isinstance(item, dict) else ""
-        if record_id in sent and record_id not in done:
-            done.add(record_id)
-            written.append(record_id)
-    for error in body.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        context = error.get("context") or {}
-        ids = [str(i) for i in (context.get("id") or []) + (context.get("ids") or [])]
-        sub = error.get("errors") or []
-        code = next((e.get("code") for e in sub if isinstance(e, dict) and e.get("code")), None)
-        code = code or error.get("category") or "ERROR"
-        message = "; ".join(str(e.get("message")) for e in sub if isinstance(e, dict)) or str(error.get("message"))
-        for record_id in ids:
-            if record_id in sent and record_id not in done:
-                done.add(record_id)
-                failures.append(_failure(record_id, code, message, False, sent[record_id]))
-    for record_id, properties in sent.items():
-        if record_id not in done:
-            failures.append(_failure(record_id, "NO_RESULT", "HubSpot reported neither success nor failure", True,
-                                     properties))

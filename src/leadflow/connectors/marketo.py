@@ -4,27 +4,44 @@
 lead-change activities (Change Data Value) and the Fill Out Form / New Lead activities since the cursor, then looks
 the changed leads up in batches of at most 300 and yields canonical pages. Marketo reports errors inside HTTP 200:
 601/602 → refresh the token once and retry; 606/615 → back off and retry; 607 → `SourceStopped`. HTTP 5xx and
-connection errors are retried with backoff. Every HTTP call, token calls included, is spent from the `ApiBudget`.
+connection errors are retried with backoff. Every HTTP call, token calls included, is spent from the `ApiBudget`,
+paced under the instance's 100 calls per 20 s, and counted in `stats`.
+
+Activity reads cost what the instance logged, not what leadflow keeps: each activities.json / leadchanges.json call
+goes through 300 activities of ALL types (Marketo KB ka-29362), so a sparse type gives empty pages with
+`moreResult: true` that must still be paged through. `leadflow.connectors.marketo_quota` does the arithmetic; a
+pull that has scanned its window once knows what the second scan will cost and stops before starting it when the
+run's budget cannot pay for it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, ExportGuard, SourceStopped, WriteResult
+from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, BudgetExhausted, ExportGuard, SourceStopped, WriteResult
+from leadflow.connectors.marketo_mapping import (
+    DEFAULT_MAPPING,
+    MarketoMapping,
+    convert,
+    load_mapping,
+    marketo_id,
+    utc_iso,
+)
+from leadflow.connectors.marketo_quota import MarketoQuota, plan_pull
+from leadflow.connectors.ratelimit import WindowLimiter
 from leadflow.errors import LeadflowError
 from leadflow.schema import INPUT_COLUMNS, dtype_of
-from leadflow.yamlio import load_yaml, parse_model
 
 __all__ = [
     "ACTIVITY_COLUMNS",
@@ -41,11 +58,12 @@ __all__ = [
 ]
 
 SYSTEM = "marketo"
-DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "reference" / "marketo_mapping.yaml"
 PULL_ERROR = "_pull_error"
 MAX_BATCH = 300
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FORM_FILL, NEW_LEAD = 2, 12
+LEAD_CHANGES = "/rest/v1/activities/leadchanges.json"
+ACTIVITIES = "/rest/v1/activities.json"
 DEFAULT_ACTIVITY_TYPES: tuple[str, ...] = (
     "Visit Webpage", "Fill Out Form", "Open Email", "Click Email", "Request Demo", "Attend Webinar",
 )
@@ -56,10 +74,6 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
 TOKEN_ERRORS = frozenset({"601", "602"})
 THROTTLE_ERRORS = frozenset({"606", "615"})
 QUOTA_ERROR = "607"
-MappedColumn = Literal[
-    "email", "first_name", "last_name", "company", "title", "phone", "country", "state", "city", "postal_code",
-    "website", "lead_source", "email_opt_in", "created_at", "updated_at", "owner_id", "status",
-]
 
 
 class MarketoError(LeadflowError):
@@ -88,44 +102,6 @@ class MarketoCredentials(BaseModel):
         return value
 
 
-class FieldRule(BaseModel):
-    """One canonical column: the Marketo field it comes `from` and how its value is checked."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    source: str = Field(alias="from", min_length=1)
-    type: Literal["string", "bool", "datetime"] = "string"
-    when_true: bool | None = True
-    when_false: bool | None = False
-
-
-class MarketoMapping(BaseModel):
-    """The mapping YAML: canonical column → Marketo field rule."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = "1"
-    id_prefix: str = "mkto-"
-    fields: dict[MappedColumn, FieldRule]
-
-    @field_validator("fields")
-    @classmethod
-    def _needs_cursor(cls, value: dict[str, FieldRule]) -> dict[str, FieldRule]:
-        if "updated_at" not in value or value["updated_at"].type != "datetime":
-            raise ValueError("updated_at must be mapped, with type datetime: it is the pull cursor")
-        return value
-
-    def marketo_fields(self) -> list[str]:
-        """Marketo fields to request: the mapped ones plus id, createdAt and updatedAt."""
-        names = ["id", *(rule.source for rule in self.fields.values()), "createdAt", "updatedAt"]
-        return list(dict.fromkeys(names))
-
-
-def load_mapping(path: Path = DEFAULT_MAPPING) -> MarketoMapping:
-    """Load and validate a Marketo mapping YAML; errors name the file and YAML path."""
-    return parse_model(MarketoMapping, load_yaml(path), path)
-
-
 @dataclass(frozen=True)
 class Backoff:
     """Exponential backoff: wait `base * factor**n` (at most `max_delay`) before retry n+1; `attempts` tries in all."""
@@ -147,29 +123,6 @@ class _Retry(Exception):
         super().__init__(reason)
 
 
-def _utc_iso(value: Any) -> str | None:
-    """ISO-8601 UTC with `Z`, or None when `value` is not a datetime string."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _marketo_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 class MarketoConnector:
     """Pull leads and activities from one Marketo instance, and write lead fields back."""
 
@@ -189,6 +142,7 @@ class MarketoConnector:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         guard: ExportGuard | None = None,
+        quota: MarketoQuota = MarketoQuota(),
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH or not 1 <= page_size <= MAX_BATCH:
             raise ValueError(f"batch_size and page_size must be between 1 and {MAX_BATCH}")
@@ -201,6 +155,13 @@ class MarketoConnector:
         self.batch_size = batch_size
         self.page_size = page_size
         self.backoff = backoff
+        self.quota = quota
+        # Paced on our side so we rarely meet 606; other integrations share the window, so 606 is still handled.
+        self._limiter = WindowLimiter(quota.calls_per_window, quota.window_seconds, clock=clock, sleep=sleep)
+        self.stats: Counter[str] = Counter()
+        """calls (every HTTP call), `calls <path>` per endpoint, activity_pages, empty_activity_pages (a scan of
+        300 activities with none of the asked types), retries, rate_wait_s, and per pull: scan_calls (calls one
+        pass over the window took) and planned_calls (what `plan_pull` says the whole pull costs)."""
         self.timeout = timeout
         self.clock = clock
         self._token: str | None = None
@@ -212,13 +173,18 @@ class MarketoConnector:
 
     # -- HTTP ----------------------------------------------------------------------------------------------------
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One HTTP request, spent from the budget; I/O failures become `_Retry`, without the URL (it may hold
-        secrets)."""
+        """One HTTP request, spent from the budget, paced and counted; I/O failures become `_Retry`, without the URL
+        (it may hold secrets)."""
         self.budget.spend()
+        self.stats["rate_wait_s"] += self._limiter.wait()  # type: ignore[assignment]
+        self.stats["calls"] += 1
+        self.stats[f"calls {path}"] += 1
         try:
             response = self.session.request(method, self.credentials.base_url + path, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(f"{type(exc).__name__} on {method} {path}") from None
+        finally:
+            self._limiter.mark()
         if response.status_code >= 500 or response.status_code == 429:
             raise _Retry(f"HTTP {response.status_code} on {method} {path}")
         return response
@@ -227,6 +193,7 @@ class MarketoConnector:
         last = ""
         for retry in range(self.backoff.attempts):
             if retry:
+                self.stats["retries"] += 1
                 self.sleep(self.backoff.delay(retry - 1))
             try:
                 return attempt()
@@ -316,24 +283,36 @@ class MarketoConnector:
 
     def _activity_pages(self, path: str, params: dict[str, Any], token: str,
                         until: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Pages of activity records (dicts) from `token` on, cut at `until` (activities come in date order)."""
+        """Pages of activity records (dicts) from `token` on, cut at `until` (activities come in date order).
+
+        Every call goes through the next 300 activities of all types and returns those of the asked types, so pages
+        are often short or empty while `moreResult` is true: keep calling until it is false (Marketo REST docs,
+        "Activities": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/activities;
+        KB ka-29362: https://experienceleague.adobe.com/en/docs/experience-cloud-kcs/kbarticles/ka-29362).
+        """
         while True:
             payload = self._call("GET", path, params={**params, "nextPageToken": token, "batchSize": self.page_size})
+            self.stats["activity_pages"] += 1
             records = payload.get("result") or []
             if not isinstance(records, list):
                 records = []
             kept = [r for r in records if isinstance(r, dict)]
+            if not kept:
+                self.stats["empty_activity_pages"] += 1
             done = False
             if until is not None:
                 dated = [r for r in kept if not isinstance(r.get("activityDate"), str)
-                         or (_utc_iso(r["activityDate"]) or "") < until]
+                         or (utc_iso(r["activityDate"]) or "") < until]
                 done = len(dated) < len(kept)
                 kept = dated
             if kept:
                 yield kept
-            next_token = payload.get("nextPageToken")
-            if done or not payload.get("moreResult") or not isinstance(next_token, str):
+            if done or not payload.get("moreResult"):
                 return
+            next_token = payload.get("nextPageToken")
+            if not isinstance(next_token, str) or not next_token:
+                # Stopping here would silently skip the rest of the window.
+                raise MarketoError(f"{path} said moreResult but gave no nextPageToken")
             token = next_token
 
     def activity_types(self) -> dict[int, str]:
@@ -342,7 +321,7 @@ class MarketoConnector:
             payload = self._call("GET", "/rest/v1/activities/types.json")
             self._types = {
                 int(t["id"]): str(t.get("name", t["id"]))
-                for t in payload.get("result") or [] if isinstance(t, dict) and _marketo_id(t.get("id")) is not None
+                for t in payload.get("result") or [] if isinstance(t, dict) and marketo_id(t.get("id")) is not None
             }
         return self._types
 
@@ -353,14 +332,19 @@ class MarketoConnector:
         Lazy: nothing is called before the first page is asked for. Changed lead ids are collected from the
         activities first, then looked up in batches ordered by each lead's last change, so a pull stopped part-way
         (SourceStopped) never leaves an unseen change older than the newest `source_modstamp` already yielded.
+
+        Both activity passes scan every activity in the window (300 of all types per call), so the first pass's
+        call count is what the second will cost: with a run budget too small for the second pass and the lookups,
+        the pull stops (BudgetExhausted) before spending calls that could not finish the window.
         """
-        until_iso = _utc_iso(until.isoformat()) if until is not None else None
+        until_iso = utc_iso(until.isoformat()) if until is not None else None
+        calls_before = self.stats["calls"]
         token = self._paging_token(since)
         last_change: dict[int, str] = {}
         first_fill: dict[int, str] = {}
 
         def seen(record: dict[str, Any]) -> tuple[int, str] | None:
-            lead, stamp = _marketo_id(record.get("leadId")), _utc_iso(record.get("activityDate"))
+            lead, stamp = marketo_id(record.get("leadId")), utc_iso(record.get("activityDate"))
             if lead is None or stamp is None:
                 return None  # an activity we cannot place is no evidence of a change
             if stamp > last_change.get(lead, ""):
@@ -368,18 +352,20 @@ class MarketoConnector:
             return lead, stamp
 
         fields = ",".join(f for f in self.mapping.marketo_fields() if f != "id")
-        for page in self._activity_pages("/rest/v1/activities/leadchanges.json", {"fields": fields}, token, until_iso):
+        scanned_before = self.stats[f"calls {LEAD_CHANGES}"]
+        for page in self._activity_pages(LEAD_CHANGES, {"fields": fields}, token, until_iso):
             for record in page:
                 seen(record)
-        for page in self._activity_pages("/rest/v1/activities.json",
-                                         {"activityTypeIds": f"{FORM_FILL},{NEW_LEAD}"}, token, until_iso):
+        self._plan_rest(self.stats[f"calls {LEAD_CHANGES}"] - scanned_before, len(last_change), calls_before)
+        for page in self._activity_pages(ACTIVITIES, {"activityTypeIds": f"{FORM_FILL},{NEW_LEAD}"}, token,
+                                         until_iso):
             for record in page:
                 if record.get("activityTypeId") != FORM_FILL:
                     seen(record)
                     continue
                 # A form fill alone is no evidence of a change (data changes log Change Data Value); it dates
                 # the lead's true creation.
-                lead, stamp = _marketo_id(record.get("leadId")), _utc_iso(record.get("activityDate"))
+                lead, stamp = marketo_id(record.get("leadId")), utc_iso(record.get("activityDate"))
                 if lead is not None and stamp is not None and stamp < first_fill.get(lead, "~"):
                     first_fill[lead] = stamp
         ordered = sorted(last_change, key=lambda lead: (last_change[lead], lead))
@@ -399,6 +385,21 @@ class MarketoConnector:
                 self.guard.saw(frame["lead_id"])
                 yield frame
 
+    def _plan_rest(self, scans: int, changed: int, calls_before: int) -> None:
+        """After the first pass over a window took `scans` calls: record the pull's plan, and stop now if the run's
+        budget cannot pay for the second pass (as many scans) and the lookups (one per 300 changed leads)."""
+        plan = plan_pull(scans * self.page_size, changed, per_call=self.page_size, leads_per_call=self.batch_size,
+                         with_token=False)
+        rest = plan.scan_calls + plan.lookup_calls  # the second pass and the lookups: what is still to come
+        self.stats["scan_calls"] = plan.scan_calls
+        self.stats["planned_calls"] = self.stats["calls"] - calls_before + rest
+        remaining = self.budget.remaining
+        if remaining is not None and rest > remaining:
+            raise BudgetExhausted(SYSTEM, f"this window needs about {rest} more calls ({plan.scan_calls} to scan its "
+                                  f"activities for form fills and new leads, {plan.lookup_calls} to look up "
+                                  f"{changed} changed leads) but {remaining} are left of the run's budget; "
+                                  "stopped before spending them")
+
     def _lead_frame(self, records: Sequence[Any], first_fill: dict[int, str]) -> pd.DataFrame:
         rows = [self._lead_row(record, first_fill) for record in records]
         columns = [*INPUT_COLUMNS, CURSOR_COLUMN, PULL_ERROR]
@@ -412,7 +413,7 @@ class MarketoConnector:
         errors: list[str] = []
         if not isinstance(record, dict):
             return {**row, PULL_ERROR: f"lead record is {type(record).__name__}, not an object"}
-        lead = _marketo_id(record.get("id"))
+        lead = marketo_id(record.get("id"))
         if lead is None:
             errors.append("missing or invalid id")
         else:
@@ -421,11 +422,11 @@ class MarketoConnector:
             value = record.get(rule.source)
             if value is None:
                 continue
-            converted, ok = _convert(value, rule)
+            converted, ok = convert(value, rule)
             if not ok:
                 errors.append(f"{rule.source}: expected {rule.type}, got {type(value).__name__} {str(value)[:40]!r}")
             row[column] = converted
-        stamp = _utc_iso(record.get("updatedAt"))
+        stamp = utc_iso(record.get("updatedAt"))
         if stamp is None:
             errors.append("updatedAt missing or not a datetime")
         row[CURSOR_COLUMN] = stamp
@@ -439,7 +440,9 @@ class MarketoConnector:
     # -- activities ----------------------------------------------------------------------------------------------
     def activities(self, since: datetime | None, until: datetime | None = None,
                    types: Iterable[int | str] = DEFAULT_ACTIVITY_TYPES) -> Iterator[pd.DataFrame]:
-        """Pages of engagement activities in [since, until): ACTIVITY_COLUMNS, `attributes` as a JSON object string."""
+        """Pages of engagement activities in [since, until): ACTIVITY_COLUMNS, `attributes` as a JSON object string.
+
+        Costs one scan of the whole window per 10 types (`marketo_quota.plan_activities`), however rare the types."""
         known = self.activity_types()
         by_name = {name.lower(): tid for tid, name in known.items()}
         wanted: list[int] = []
@@ -448,19 +451,19 @@ class MarketoConnector:
             if tid is None or tid not in known:
                 raise MarketoError(f"unknown activity type {kind!r}")
             wanted.append(tid)
-        until_iso = _utc_iso(until.isoformat()) if until is not None else None
+        until_iso = utc_iso(until.isoformat()) if until is not None else None
         token = self._paging_token(since)
         for start in range(0, len(wanted), 10):  # Marketo takes at most 10 type ids per call
             ids = ",".join(map(str, wanted[start:start + 10]))
-            for page in self._activity_pages("/rest/v1/activities.json", {"activityTypeIds": ids}, token, until_iso):
+            for page in self._activity_pages(ACTIVITIES, {"activityTypeIds": ids}, token, until_iso):
                 yield self._activity_frame(page, known)
 
     def _activity_frame(self, records: list[dict[str, Any]], known: dict[int, str]) -> pd.DataFrame:
         rows = []
         for record in records:
             errors = []
-            lead, type_id = _marketo_id(record.get("leadId")), _marketo_id(record.get("activityTypeId"))
-            stamp = _utc_iso(record.get("activityDate"))
+            lead, type_id = marketo_id(record.get("leadId")), marketo_id(record.get("activityTypeId"))
+            stamp = utc_iso(record.get("activityDate"))
             if lead is None:
                 errors.append("missing or invalid leadId")
             if type_id is None:
@@ -503,7 +506,7 @@ class MarketoConnector:
             record_id = row.get("record_id")
             fields = self._marketo_fields(row)
             raw = None if pd.isna(record_id) else str(record_id)
-            lead = _marketo_id(raw.removeprefix(self.mapping.id_prefix)) if raw else None
+            lead = marketo_id(raw.removeprefix(self.mapping.id_prefix)) if raw else None
             if lead is not None:
                 by_id.append((raw or str(lead), {"id": lead, **fields}))
             elif isinstance(fields.get("email"), str):
@@ -561,22 +564,6 @@ class MarketoConnector:
         return out
 
 
-def _convert(value: Any, rule: FieldRule) -> tuple[Any, bool]:
-    """(converted value or None, whether the value had the type the rule expects)."""
-    if rule.type == "string":
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            return None, False
-        return str(value), True
-    if rule.type == "bool":
-        flag: bool | None = value if isinstance(value, bool) else {"true": True, "false": False}.get(
-            str(value).strip().lower()) if isinstance(value, str) else None
-        if flag is None:
-            return None, False
-        return (rule.when_true if flag else rule.when_false), True
-    stamp = _utc_iso(value)
-    return stamp, stamp is not None
-
-
 def marketo_connector(
     credentials: MarketoCredentials,
     *,
@@ -590,8 +577,11 @@ def marketo_connector(
     clock: Callable[[], float] = time.monotonic,
     max_change_share: float = 0.5,
     guard_floor: int = 100,
+    quota: MarketoQuota = MarketoQuota(),
 ) -> MarketoConnector:
-    """A Marketo connector; `mapping` is a MarketoMapping or the path of a mapping YAML (default: the bundled one)."""
+    """A Marketo connector; `mapping` is a MarketoMapping or the path of a mapping YAML (default: the bundled one).
+
+    `clock`/`sleep` drive the pacing (`quota`: 100 calls per 20 s) and the backoff; inject fakes in tests."""
     if isinstance(mapping, Path):
         mapping = load_mapping(mapping)
     return MarketoConnector(
@@ -605,4 +595,5 @@ def marketo_connector(
         backoff=backoff,
         clock=clock,
         guard=ExportGuard(SYSTEM, max_change_share, guard_floor),
+        quota=quota,
     )

@@ -59,6 +59,7 @@ def connect(system: str, connections: Connections, *, origin: str, session: Any 
             session=session,
             budget=ApiBudget("hubspot", hub.max_calls_per_run),
             max_change_share=hub.max_change_share,
+            lookback=timedelta(seconds=hub.lookback_seconds),  # the connector warns below the search index lag
         )
     configured = connections.names
     raise ConfigError(

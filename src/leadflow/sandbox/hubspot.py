@@ -1,9 +1,11 @@
 """A local HubSpot portal speaking the CRM v3 contacts API (search, get, update, batch update, create) on 127.0.0.1.
 
-Shapes, caps and errors follow the real API: a private-app bearer token, search pages of at most 200 with an
-`after` offset, no paging past 10,000 results of one query (400 VALIDATION_ERROR), 4 search requests per second
-and 190 calls per 10 s per token (429 RATE_LIMIT), per-record errors of batch updates in a 207 multi-status.
-Every cap is configurable (`HubspotLimits`) so tests stay small and fast; the rate-limit clock is injectable.
+Shapes, caps and errors follow the real API, strict by default: private-app bearer tokens (several apps may share
+the portal), search pages of at most 200 with an `after` offset, no paging past 10,000 results of one query (400
+VALIDATION_ERROR), 5 search requests per second and 190 calls per 10 s per ACCOUNT, shared by every app (429 with
+HubSpot's RATE_LIMIT body), a search index that shows a change only up to a minute after it was made, and
+per-record errors of batch updates in a 207 multi-status. Every cap is configurable (`HubspotLimits`) so tests
+stay small and fast; both clocks (rate windows, write stamps / index) are injectable.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,12 +30,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from leadflow.sandbox.faults import FaultPlan
+from leadflow.sandbox.hubspot_limits import (
+    HubspotLimits,
+    PortalRateLimiter,
+    RateLimited,
+    rate_limit_body,
+    retry_after_seconds,
+    spread_index_delay,
+)
+from leadflow.sandbox.hubspot_model import (
+    LEAD_STATUS_OPTIONS,
+    LIFECYCLE_OPTIONS,
+    PROPERTIES,
+    iso_ms,
+    property_definitions,
+    property_errors,
+    search_records,
+    shape,
+    validation_message,
+)
 from leadflow.sandbox.server import BackgroundServer
 from leadflow.schema import parse_bool
 from leadflow.synth import DEFAULT_START, messy_leads
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "LEAD_STATUS_OPTIONS",
+    "LIFECYCLE_OPTIONS",
+    "PROPERTIES",
     "HubspotLimits",
     "Portal",
     "RunningHubspot",
@@ -45,40 +69,6 @@ __all__ = [
 DEFAULT_TOKEN: Final[str] = "pat-na1-00000000-sandbox-0000-0000-000000000000"
 """The private-app token the sandbox accepts unless told otherwise (a test value, not a secret)."""
 
-LEAD_STATUS_OPTIONS: Final[tuple[str, ...]] = (
-    "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED", "BAD_TIMING",
-)
-LIFECYCLE_OPTIONS: Final[tuple[str, ...]] = (
-    "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist",
-    "other",
-)
-_STRING_PROPERTIES: Final[tuple[str, ...]] = (
-    "email", "firstname", "lastname", "company", "jobtitle", "phone", "country", "state", "city", "zip", "website",
-)
-
-
-@dataclass(frozen=True)
-class PropertyDef:
-    """A contact property: its type, the options of an enumeration, and whether the API may write it."""
-
-    type: str = "string"
-    options: tuple[str, ...] = ()
-    read_only: bool = False
-
-
-PROPERTIES: Final[dict[str, PropertyDef]] = {
-    **{name: PropertyDef() for name in _STRING_PROPERTIES},
-    "hs_lead_status": PropertyDef("enumeration", LEAD_STATUS_OPTIONS),
-    "lifecyclestage": PropertyDef("enumeration", LIFECYCLE_OPTIONS),
-    "hs_email_optout": PropertyDef("bool", ("true", "false")),
-    "hs_object_id": PropertyDef("number", read_only=True),
-    "createdate": PropertyDef("datetime", read_only=True),
-    "lastmodifieddate": PropertyDef("datetime", read_only=True),
-}
-_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
-_OPERATORS: Final[frozenset[str]] = frozenset(
-    {"EQ", "NEQ", "GT", "GTE", "LT", "LTE", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"}
-)
 _STATUS_MAP: Final[dict[str, str]] = {
     "Open - Not Contacted": "NEW",
     "Working - Contacted": "IN_PROGRESS",
@@ -86,37 +76,7 @@ _STATUS_MAP: Final[dict[str, str]] = {
     "Closed - Not Converted": "UNQUALIFIED",
     "Closed - Converted": "OPEN_DEAL",
 }
-
-
-@dataclass
-class HubspotLimits:
-    """The caps the sandbox enforces; the defaults are HubSpot's published figures (Pro/Enterprise)."""
-
-    search_per_second: int = 4
-    calls_per_ten_seconds: int = 190
-    max_results_per_query: int = 10_000
-    max_page_size: int = 200
-    max_batch_inputs: int = 100
-
-
-def iso_ms(ms: int) -> str:
-    """Epoch milliseconds as HubSpot writes datetimes: `2026-10-15T12:00:00.123Z`."""
-    # Integer arithmetic: a float round trip can turn .123 into .122999 and lose a millisecond.
-    return (_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parse_stamp(value: Any) -> int | None:
-    """A filter value for a datetime property: epoch ms (as HubSpot's docs use) or an ISO string."""
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)
+_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _error(status: int, message: str, category: str, **extra: Any) -> JSONResponse:
@@ -124,34 +84,12 @@ def _error(status: int, message: str, category: str, **extra: Any) -> JSONRespon
     return JSONResponse(body, status_code=status)
 
 
-def _property_errors(properties: Any) -> list[dict[str, Any]]:
-    """HubSpot's per-property validation errors for a write (empty when every value is acceptable)."""
-    if not isinstance(properties, dict):
-        return [{"isValid": False, "message": "properties must be an object", "error": "INVALID_INPUT", "name": ""}]
-    errors: list[dict[str, Any]] = []
-    for name, value in properties.items():
-        spec = PROPERTIES.get(name)
-        if spec is None:
-            message, code = f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST"
-        elif spec.read_only:
-            message, code = f'"{name}" is a read only property; its value cannot be set.', "READ_ONLY_VALUE"
-        elif value is None or value == "":
-            continue  # clearing a property is allowed
-        elif spec.options and str(value) not in spec.options:
-            allowed = ", ".join(spec.options)
-            message, code = f"{value} was not one of the allowed options: [{allowed}]", "INVALID_OPTION"
-        else:
-            continue
-        errors.append({"isValid": False, "message": message, "error": code, "name": name})
-    return errors
-
-
-def _validation_message(errors: list[dict[str, Any]]) -> str:
-    return f"Property values were not valid: {json.dumps(errors)}"
-
-
 class Portal:
-    """In-memory contacts of one HubSpot portal (optionally persisted to a JSON file), its token and its limits."""
+    """In-memory contacts of one HubSpot portal (optionally persisted to a JSON file), its apps' tokens and limits.
+
+    Two clocks, both injectable: `clock` (monotonic seconds) drives the rate windows, `now_ms` (epoch ms) stamps
+    writes and decides what the search index already shows. Nothing sleeps.
+    """
 
     def __init__(
         self,
@@ -161,26 +99,45 @@ class Portal:
         clock: Callable[[], float] = time.monotonic,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         state_file: Path | None = None,
+        index_delay: Callable[[int, int], int] | None = None,
     ) -> None:
         self.token = token
         self.limits = limits or HubspotLimits()
-        self.clock = self.default_clock = clock
-        """Rate-limit clock (seconds); share a fake one with the connector to test its limiter without sleeping."""
         self.now_ms = now_ms
         self.state_file = state_file
         self.stats: Counter[str] = Counter()
+        self.apps: dict[str, str] = {token: "default"}
+        """Token → app name. HubSpot's limits are per account: every app here shares one `rate_limiter`."""
+        self.rate_limiter = PortalRateLimiter(self.limits, clock)
+        self.default_clock = clock
+        self.index_delay = index_delay or spread_index_delay(self.limits.search_index_lag_ms)
+        """(contact id, change stamp ms) → ms until search shows the change; replace it to script a test."""
         self._lock = threading.RLock()
         self._contacts: dict[int, dict[str, Any]] = {}
         self._next_id = 101
-        self._search_times: deque[float] = deque()
-        self._call_times: deque[float] = deque()
         if state_file is not None and state_file.is_file():
             saved = json.loads(state_file.read_text(encoding="utf-8"))
             self._contacts = {int(c["id"]): c for c in saved["contacts"]}
             self._next_id = int(saved["next_id"])
 
-    def __repr__(self) -> str:  # the token stays out of reprs, even a sandbox one
-        return f"Portal(contacts={len(self._contacts)}, state_file={self.state_file})"
+    def __repr__(self) -> str:  # tokens stay out of reprs, even sandbox ones
+        return f"Portal(contacts={len(self._contacts)}, apps={len(self.apps)}, state_file={self.state_file})"
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Rate-limit clock (seconds); share a fake one with the connector to test its limiter without sleeping."""
+        return self.rate_limiter.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], float]) -> None:
+        self.rate_limiter.clock = value
+
+    def install_app(self, name: str) -> str:
+        """Another private app in this portal: returns its token. Its calls count against the same limits."""
+        token = f"pat-na1-{uuid.uuid5(uuid.NAMESPACE_URL, name + ':' + self.token)}"
+        with self._lock:
+            self.apps[token] = name
+        return token
 
     # -- storage -----------------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -192,12 +149,16 @@ class Portal:
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(self.state_file)
 
-    def add(self, properties: dict[str, Any], *, created_ms: int, modified_ms: int, save: bool = True) -> str:
-        """Store a contact with the given stamps; returns its id."""
+    def add(self, properties: dict[str, Any], *, created_ms: int, modified_ms: int, save: bool = True,
+            indexed: bool = False) -> str:
+        """Store a contact with the given stamps; returns its id. Search shows it once its change is indexed
+        (`modified_ms` + its index delay), or at once with `indexed` (history that predates the sandbox)."""
         with self._lock:
             cid = self._next_id
             self._next_id += 1
-            self._contacts[cid] = {"id": cid, "properties": dict(properties), "cd": created_ms, "lm": modified_ms}
+            record = {"id": cid, "properties": dict(properties), "cd": created_ms, "lm": modified_ms}
+            record["ix"] = modified_ms if indexed else modified_ms + self.index_delay(cid, modified_ms)
+            self._contacts[cid] = record
             if save:
                 self.save()
             return str(cid)
@@ -205,7 +166,8 @@ class Portal:
     def put_raw(self, properties: dict[str, Any], *, modified_ms: int, created_ms: int | None = None) -> str:
         """Store a contact whose returned properties are exactly `properties` (no stamps added): bad payloads."""
         with self._lock:
-            cid = self.add({}, created_ms=created_ms or modified_ms, modified_ms=modified_ms, save=False)
+            cid = self.add({}, created_ms=created_ms or modified_ms, modified_ms=modified_ms, save=False,
+                           indexed=True)
             self._contacts[int(cid)]["raw"] = dict(properties)
             self.save()
             return cid
@@ -215,184 +177,50 @@ class Portal:
             return [str(c) for c in self._contacts]
 
     def contact(self, contact_id: str, properties: list[str] | None = None) -> dict[str, Any] | None:
-        """The API shape of one contact, or None."""
+        """The API shape of one contact (as GET by id reads it: the record, not the search index), or None."""
         with self._lock:
             record = self._contacts.get(int(contact_id)) if str(contact_id).isdigit() else None
-            return None if record is None else self._shape(record, properties)
+            return None if record is None else shape(record, properties)
 
     def modified_ms(self, contact_id: str) -> int:
         with self._lock:
             return int(self._contacts[int(contact_id)]["lm"])
 
-    def _shape(self, record: dict[str, Any], properties: list[str] | None) -> dict[str, Any]:
-        if "raw" in record:
-            props = dict(record["raw"])
-        else:
-            stored = record["properties"]
-            wanted = properties if properties is not None else list(_STRING_PROPERTIES)
-            props = {name: stored.get(name) for name in wanted if name in PROPERTIES}
-            props.update(createdate=iso_ms(record["cd"]), lastmodifieddate=iso_ms(record["lm"]))
-            props["hs_object_id"] = str(record["id"])
-        return {
-            "id": str(record["id"]),
-            "properties": props,
-            "createdAt": iso_ms(record["cd"]),
-            "updatedAt": iso_ms(record["lm"]),
-            "archived": False,
-        }
+    def searchable_from_ms(self, contact_id: str) -> int:
+        """When search shows the contact's current version (epoch ms)."""
+        with self._lock:
+            record = self._contacts[int(contact_id)]
+            return int(record.get("ix", record["lm"]))
 
     def update(self, contact_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-        """Apply validated properties and bump lastmodifieddate, as HubSpot does."""
+        """Apply validated properties and bump lastmodifieddate, as HubSpot does; search loses sight of the
+        contact until the change is indexed."""
         with self._lock:
             record = self._contacts[int(contact_id)]
             record["properties"].update(properties)
             record.pop("raw", None)
             record["lm"] = max(self.now_ms(), record["lm"] + 1)
+            record["ix"] = record["lm"] + self.index_delay(record["id"], record["lm"])
             self.save()
-            return self._shape(record, list(properties) or None)
-
-    # -- rate limits -------------------------------------------------------------------------------------------
-    def admit(self, search: bool) -> str | None:
-        """Record a call, or return the policy it would break ("SECONDLY" / "TEN_SECONDLY_ROLLING")."""
-        with self._lock:
-            now = self.clock()
-            # Sliding windows: a call is in the window while it happened less than `period` seconds ago.
-            for times, period in ((self._call_times, 10.0), (self._search_times, 1.0)):
-                while times and times[0] <= now - period:
-                    times.popleft()
-            if len(self._call_times) >= self.limits.calls_per_ten_seconds:
-                return "TEN_SECONDLY_ROLLING"
-            if search and len(self._search_times) >= self.limits.search_per_second:
-                return "SECONDLY"
-            self._call_times.append(now)
-            if search:
-                self._search_times.append(now)
-            return None
+            return shape(record, list(properties) or None)
 
     def reset_rate_limits(self) -> None:
-        with self._lock:
-            self._call_times.clear()
-            self._search_times.clear()
+        self.rate_limiter.reset()
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _value(self, record: dict[str, Any], name: str) -> Any:
-        if name == "lastmodifieddate":
-            return record["lm"]
-        if name == "createdate":
-            return record["cd"]
-        if name == "hs_object_id":
-            return record["id"]
-        source = record.get("raw", record["properties"])
-        return source.get(name)
-
     def search(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) of a CRM search request."""
-        limits = self.limits
-        limit = body.get("limit", 10)
-        if not isinstance(limit, int) or not 1 <= limit <= limits.max_page_size:
-            message = f"limit must be between 1 and {limits.max_page_size}"
-            return 400, {"message": message, "category": "VALIDATION_ERROR"}
-        after_text = str(body.get("after") or "0")
-        if not after_text.isdigit():
-            return 400, {"message": f"after must be a non-negative integer, got {after_text!r}",
-                         "category": "VALIDATION_ERROR"}
-        after = int(after_text)
-        if after >= limits.max_results_per_query:
-            return 400, {
-                "message": f"Paging beyond {limits.max_results_per_query} results is not supported; "
-                f"narrow the query (after={after}).",
-                "category": "VALIDATION_ERROR",
-            }
-        groups = body.get("filterGroups") or []
-        if not isinstance(groups, list) or len(groups) > 5:
-            return 400, {"message": "at most 5 filterGroups are allowed", "category": "VALIDATION_ERROR"}
-        predicates: list[list[Callable[[dict[str, Any]], bool]]] = []
-        for group in groups:
-            filters = group.get("filters", []) if isinstance(group, dict) else None
-            if not isinstance(filters, list) or len(filters) > 6:
-                return 400, {"message": "each filterGroup holds at most 6 filters", "category": "VALIDATION_ERROR"}
-            compiled = []
-            for spec in filters:
-                made = self._predicate(spec)
-                if isinstance(made, str):
-                    return 400, {"message": made, "category": "VALIDATION_ERROR"}
-                compiled.append(made)
-            predicates.append(compiled)
-        sorts = body.get("sorts") or []
-        if len(sorts) > 1:
-            return 400, {"message": "only one sort is supported", "category": "VALIDATION_ERROR"}
-        sort_name, descending = "hs_object_id", False
-        if sorts:
-            sort = sorts[0] if isinstance(sorts[0], dict) else {"propertyName": str(sorts[0])}
-            sort_name = str(sort.get("propertyName", "hs_object_id"))
-            descending = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
-            if sort_name not in PROPERTIES:
-                return 400, {"message": f'Property "{sort_name}" does not exist', "category": "VALIDATION_ERROR"}
-        requested = body.get("properties")
-        wanted = [p for p in requested if isinstance(p, str)] if isinstance(requested, list) else None
+        """(HTTP status, JSON body) of a CRM search request, over what the search index shows now.
+
+        HubSpot developer docs, CRM API "Search", Limitations: "it may take a few moments for newly created or
+        updated objects to appear in search results" (https://developers.hubspot.com/docs/guides/api/crm/search).
+        A contact created or updated is invisible to search (its `lastmodifieddate` filter included) until its
+        change is indexed; GET by id reads the record itself and sees it at once.
+        """
+        now = self.now_ms()
         with self._lock:
-            matched = [
-                r for r in self._contacts.values()
-                if not predicates or any(all(p(r) for p in group) for group in predicates)
-            ]
-
-            def key(record: dict[str, Any]) -> tuple[Any, ...]:
-                value = self._value(record, sort_name)
-                return (value is None, value if isinstance(value, int) else str(value or ""))
-
-            matched.sort(key=lambda r: r["id"])  # ties come back in id order (stable sorts)
-            matched.sort(key=key, reverse=descending)
-            end = min(after + limit, limits.max_results_per_query)
-            page = [self._shape(r, wanted) for r in matched[after:end]]
-        out: dict[str, Any] = {"total": len(matched), "results": page}
-        if after + len(page) < len(matched):
-            out["paging"] = {"next": {"after": str(after + len(page))}}
-        return 200, out
-
-    def _predicate(self, spec: Any) -> Callable[[dict[str, Any]], bool] | str:
-        if not isinstance(spec, dict):
-            return "a filter must be an object"
-        name, operator = spec.get("propertyName"), str(spec.get("operator", "")).upper()
-        if name not in PROPERTIES:
-            return f'Property "{name}" does not exist'
-        if operator not in _OPERATORS:
-            return f"unknown operator {operator!r}"
-        kind = PROPERTIES[name].type
-
-        def convert(raw: Any) -> Any:
-            if kind == "datetime":
-                return _parse_stamp(raw)
-            if kind == "number":
-                return int(raw) if str(raw).lstrip("-").isdigit() else None
-            return str(raw).lower()
-
-        if operator in {"HAS_PROPERTY", "NOT_HAS_PROPERTY"}:
-            want = operator == "HAS_PROPERTY"
-            return lambda r: (self._value(r, name) not in (None, "")) == want
-        if operator in {"IN", "NOT_IN"}:
-            values = {convert(v) for v in spec.get("values") or []}
-            want = operator == "IN"
-            return lambda r: (convert(self._value(r, name)) in values) == want
-        target = convert(spec.get("value"))
-        if target is None:
-            return f"invalid value {spec.get('value')!r} for {name}"
-        compare: dict[str, Callable[[Any, Any], bool]] = {
-            "EQ": lambda a, b: a == b, "NEQ": lambda a, b: a != b, "GT": lambda a, b: a > b,
-            "GTE": lambda a, b: a >= b, "LT": lambda a, b: a < b, "LTE": lambda a, b: a <= b,
-        }
-        op = compare[operator]
-
-        def predicate(record: dict[str, Any]) -> bool:
-            value = self._value(record, name)
-            if value is None:
-                return operator == "NEQ"
-            value = value if kind in {"datetime", "number"} else str(value).lower()
-            try:
-                return bool(op(value, target))
-            except TypeError:
-                return False
-
-        return predicate
+            visible = [r for r in self._contacts.values() if r.get("ix", r["lm"]) <= now]
+            self.stats["search_hidden"] += len(self._contacts) - len(visible)
+            return search_records(visible, body, self.limits)
 
 
 def seed_portal(
@@ -439,7 +267,8 @@ def seed_portal(
         props["lifecyclestage"] = str(lifecycle[i])
         flag = opt_in.iloc[i]
         props["hs_email_optout"] = None if pd.isna(flag) else ("false" if flag else "true")
-        portal.add(props, created_ms=int(created[i]), modified_ms=int(modified[i]), save=False)
+        # Seeded history predates the sandbox: already indexed.
+        portal.add(props, created_ms=int(created[i]), modified_ms=int(modified[i]), save=False, indexed=True)
     portal.save()  # once, not once per contact
 
 
@@ -472,14 +301,7 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             if fault.kind == "slow":
                 delay = float(detail.get("seconds", 1.0))
             elif fault.kind == "429":
-                policy = str(detail.get("policy", "SECONDLY"))
-                message = "You have reached your daily limit." if policy == "DAILY" else (
-                    "You have reached your secondly limit.")
-                response = JSONResponse(
-                    {"status": "error", "message": message, "errorType": "RATE_LIMIT",
-                     "correlationId": str(uuid.uuid4()), "policyName": policy},
-                    status_code=429,
-                )
+                response = JSONResponse(rate_limit_body(str(detail.get("policy", "SECONDLY"))), status_code=429)
                 if "retry_after" in detail:
                     response.headers["Retry-After"] = str(detail["retry_after"])
             elif fault.kind == "401":
@@ -491,25 +313,33 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
                 response = _error(status, "internal error", "INTERNAL_ERROR")
             else:
                 response = _error(500, f"sandbox: unknown fault kind {fault.kind!r}", "INTERNAL_ERROR")
+        app_name: str | None = None
         if response is None:
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), portal.token.encode()):
+            if scheme.lower() == "bearer":
+                app_name = next((name for known, name in portal.apps.items()
+                                 if hmac.compare_digest(token.encode(), known.encode())), None)
+            if app_name is None:
                 response = unauthorized()
         if response is None:
             search = request.method == "POST" and path.endswith("/search")
-            broken = portal.admit(search)
-            if broken is not None:
+            portal.stats[f"app_{app_name}_calls"] += 1
+            try:
+                # HubSpot developer docs, "API usage guidelines and limits": limits are per account, shared by
+                # every app in it (https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details); CRM
+                # API "Search", Limitations: five search requests per second per account.
+                portal.rate_limiter.admit(search)
+            except RateLimited as refused:
                 portal.stats["rate_limited"] += 1
-                response = JSONResponse(
-                    {"status": "error",
-                     "message": "You have reached your secondly limit." if broken == "SECONDLY"
-                     else "You have reached your ten_secondly_rolling limit.",
-                     "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": broken},
-                    status_code=429,
-                )
-            elif search:
-                portal.stats["search"] += 1
+                portal.stats[f"app_{app_name}_rate_limited"] += 1
+                response = JSONResponse(rate_limit_body(refused.policy), status_code=429)
+                if portal.limits.retry_after:
+                    response.headers["Retry-After"] = retry_after_seconds(refused.retry_in)
+            else:
+                if search:
+                    portal.stats["search"] += 1
+                    portal.stats[f"app_{app_name}_search"] += 1
         if response is None:
             response = await call_next(request)
         portal.stats[f"status_{response.status_code}"] += 1
@@ -553,10 +383,10 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             if portal.contact(cid) is None:
                 missing.append(cid)
                 continue
-            problems = _property_errors(item.get("properties"))
+            problems = property_errors(item.get("properties"))
             if problems:
                 errors.append({
-                    "status": "error", "category": "VALIDATION_ERROR", "message": _validation_message(problems),
+                    "status": "error", "category": "VALIDATION_ERROR", "message": validation_message(problems),
                     "context": {"id": [cid]},
                     "errors": [{"message": p["message"], "code": p["error"], "context": {"propertyName": [p["name"]]}}
                                for p in problems],
@@ -580,9 +410,9 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
     async def create(request: Request) -> JSONResponse:
         body = await json_body(request)
         properties = body.get("properties") if isinstance(body, dict) else None
-        problems = _property_errors(properties)
+        problems = property_errors(properties)
         if problems:
-            return _error(400, _validation_message(problems), "VALIDATION_ERROR")
+            return _error(400, validation_message(problems), "VALIDATION_ERROR")
         assert isinstance(properties, dict)
         email = str(properties.get("email") or "").lower()
         if email:
@@ -593,6 +423,10 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
         now = portal.now_ms()
         cid = portal.add(properties, created_ms=now, modified_ms=now)
         return JSONResponse(portal.contact(cid, list(properties)), status_code=201)
+
+    @app.get("/crm/v3/properties/contacts")
+    async def properties() -> JSONResponse:
+        return JSONResponse({"results": property_definitions()})
 
     @app.get("/crm/v3/objects/contacts/{contact_id}")
     async def get_contact(contact_id: str, request: Request) -> JSONResponse:
@@ -608,9 +442,9 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
         properties = body.get("properties") if isinstance(body, dict) else None
         if portal.contact(contact_id) is None:
             return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
-        problems = _property_errors(properties)
+        problems = property_errors(properties)
         if problems:
-            return _error(400, _validation_message(problems), "VALIDATION_ERROR")
+            return _error(400, validation_message(problems), "VALIDATION_ERROR")
         assert isinstance(properties, dict)
         return JSONResponse(portal.update(contact_id, properties))
 
@@ -661,14 +495,16 @@ def running_hubspot(
     clock: Callable[[], float] = time.monotonic,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     state_file: Path | None = None,
+    index_delay: Callable[[int, int], int] | None = None,
     **seed_opts: Any,
 ) -> Iterator[RunningHubspot]:
     """Serve a seeded portal on 127.0.0.1 (http) for the duration of the `with` block.
 
     `seed_opts` go to `seed_portal` (n, seed, burst, same_stamp, ...); a `state_file` that already holds contacts
-    is served as it is, without seeding. `clock` drives the rate limits, `now_ms` the stamps writes set.
+    is served as it is, without seeding. `clock` drives the rate limits, `now_ms` the stamps writes set and what the
+    search index shows (`limits.search_index_lag_ms`, or a scripted `index_delay`).
     """
-    portal = Portal(token, limits=limits, clock=clock, now_ms=now_ms, state_file=state_file)
+    portal = Portal(token, limits=limits, clock=clock, now_ms=now_ms, state_file=state_file, index_delay=index_delay)
     if not portal.ids():
         seed_portal(portal, **seed_opts)
     plan = FaultPlan()

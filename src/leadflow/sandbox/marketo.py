@@ -3,8 +3,11 @@
 Speaks `/identity/oauth/token`, `/rest/v1/activities/pagingtoken.json`, `/rest/v1/activities/leadchanges.json`,
 `/rest/v1/activities.json`, `/rest/v1/activities/types.json` and `/rest/v1/leads.json` (GET by filter, POST
 createOrUpdate). Like Marketo, API errors come inside HTTP 200 (`success: false`, codes 601/602/606/607/615/1003…).
-The rate limit (calls per window), daily quota and concurrency limit are enforced for real; `FaultPlan` (or
-`POST /__sandbox/faults`) makes the next N matching calls fail. Seeded deterministically from `synth.messy_leads`.
+The rate limit (100 calls per 20 s), daily quota (50,000) and concurrency limit (10) are enforced for real, and the
+stock-instance rules with them: access tokens only in the Authorization header (a query-string token is refused
+with 600), and activity paging that goes through 300 activities of ALL types per call, so a sparse type gives
+empty pages with `moreResult: true`. `FaultPlan` (or `POST /__sandbox/faults`) makes the next N matching calls
+fail. Seeded deterministically from `synth.messy_leads` (`leadflow.sandbox.marketo_seed`).
 """
 
 from __future__ import annotations
@@ -20,19 +23,17 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from leadflow.sandbox.faults import FaultPlan
+from leadflow.sandbox.marketo_describe import lead_describe, usage
 from leadflow.sandbox.server import BackgroundServer
-from leadflow.synth import DEFAULT_START, messy_leads
 
 ACTIVITY_TYPES: dict[int, str] = {
     1: "Visit Webpage",
@@ -57,8 +58,6 @@ LEAD_FIELDS: dict[str, str] = {
 SYSTEM_FIELDS: tuple[str, ...] = ("id", "unsubscribed", "createdAt", "updatedAt")
 ALL_FIELDS: tuple[str, ...] = (*SYSTEM_FIELDS[:1], *LEAD_FIELDS.values(), *SYSTEM_FIELDS[1:])
 DEFAULT_LEAD_FIELDS: tuple[str, ...] = ("id", "email", "firstName", "lastName", "updatedAt", "createdAt")
-FORM_TYPES: tuple[str, ...] = ("Contact Us", "Content Download", "Webinar Registration", "Demo Request", "Newsletter")
-PAGES: tuple[str, ...] = ("/", "/product", "/pricing", "/blog/lead-routing", "/customers", "/docs/getting-started")
 MAX_BATCH = 300
 ERROR_MESSAGES: dict[str, str] = {
     "600": "Access token missing",
@@ -119,6 +118,10 @@ class MarketoInstance:
     # Observations.
     calls: list[str] = field(default_factory=list)
     lookup_sizes: list[int] = field(default_factory=list)
+    activity_pages: list[tuple[str, int, int]] = field(default_factory=list)
+    """(path, activities scanned, activities returned) of every activities.json / leadchanges.json page served."""
+    query_token_refusals: int = 0
+    """Calls that carried `access_token` in the query string and no Authorization header (refused with 600)."""
     calls_today: int = 0
     _tokens: dict[str, float] = field(default_factory=dict, repr=False)
     _window: deque[float] = field(default_factory=deque, repr=False)
@@ -155,6 +158,8 @@ class MarketoInstance:
             self.faults.clear()
             self.calls.clear()
             self.lookup_sizes.clear()
+            self.activity_pages.clear()
+            self.query_token_refusals = 0
             self._tokens.clear()
             self._window.clear()
             self.calls_today = 0
@@ -244,17 +249,20 @@ class MarketoInstance:
         stamps = [a["activityDate"] for a in self.activities]
         return bisect.bisect_left(stamps, iso(since))
 
-    def page(self, after: int, accept: Callable[[dict[str, Any]], bool], size: int) -> tuple[list[dict], int, bool]:
-        """Up to `size` accepted activities after position `after`: (records, new position, more to come)."""
-        out: list[dict[str, Any]] = []
-        pos = after
+    def page(self, after: int, accept: Callable[[dict[str, Any]], bool], scan: int) -> tuple[list[dict], int, bool]:
+        """The accepted activities among the next `scan` activities of ALL types after position `after`:
+        (records, new position, more to come). Sparse types give short or empty pages that still move on.
+
+        Marketo KB "Get Lead Activities REST API Is Not Returning Any Activities"
+        (https://experienceleague.adobe.com/en/docs/experience-cloud-kcs/kbarticles/ka-29362): "Each Get Lead
+        Activity call will go through 300 activities of ALL types from the timestamp placed on the nextPageToken";
+        a page without activities of the requested types comes back empty with `moreResult: true`. Marketo REST
+        docs, "Activities" (https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/activities):
+        "Continue to call the endpoint until the moreResult attribute returns false".
+        """
         with self._lock:
-            while pos < len(self.activities) and len(out) < size:
-                record = self.activities[pos]
-                pos += 1
-                if accept(record):
-                    out.append(record)
-            return out, pos, pos < len(self.activities)
+            end = min(after + max(1, scan), len(self.activities))
+            return [r for r in self.activities[after:end] if accept(r)], end, end < len(self.activities)
 
     def save(self, path: Path | None = None) -> None:
         """Write leads and activities as JSON (to `path` or `persist_to`)."""
@@ -275,83 +283,6 @@ class MarketoInstance:
         instance.leads = {int(lead["id"]): lead for lead in data["leads"]}
         instance.activities = list(data["activities"])
         return instance
-
-
-def _parse_created(values: pd.Series, start: datetime, rng: np.random.Generator) -> list[datetime]:
-    # The synth's dates are export mess; Marketo stores clean datetimes, so unparseable ones get a plausible date.
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    out = []
-    for value in parsed:
-        moment = None if pd.isna(value) else value.to_pydatetime()
-        if moment is None or moment.year < 2000 or moment >= start:
-            moment = start - timedelta(days=float(rng.uniform(1, 90)))
-        out.append(moment.replace(microsecond=0))
-    return out
-
-
-def seed_instance(n: int = 200, seed: int = 7, *, start: datetime | None = None, **options: Any) -> MarketoInstance:
-    """An instance with `n` Marketo leads from `messy_leads(n, seed)` and their activities; deterministic."""
-    start = start or DEFAULT_START
-    frame = messy_leads(n, seed, start=start)
-    rng = np.random.default_rng([seed, 0x4D4B544F])
-    true_created = _parse_created(frame["created_at"], start, rng)
-    opt_in = frame["email_opt_in"].str.strip().str.lower()
-    order = sorted(range(n), key=lambda i: true_created[i])
-    instance = MarketoInstance(**options)
-    pending: list[tuple[datetime, int, int, str, dict[str, Any], list[dict[str, Any]] | None]] = []
-    lead_id = 1000
-    for i in order:
-        # Ids grow with creation, with gaps (other records share the counter).
-        lead_id += int(rng.integers(1, 4))
-        first_fill = true_created[i]
-        # A third were created in Marketo later (list import, CRM sync): createdAt is then not the true creation.
-        imported = rng.random() < 0.33
-        created = min(first_fill + timedelta(days=float(rng.uniform(1, 20))), start - timedelta(hours=1)) \
-            if imported else first_fill
-        record: dict[str, Any] = {"id": lead_id}
-        for column, name in LEAD_FIELDS.items():
-            value = frame.at[i, column]
-            record[name] = None if pd.isna(value) else str(value)
-        record["unsubscribed"] = bool(opt_in.iloc[i] in {"false", "no", "n", "0", "opt-out", "unsubscribed"})
-        record["createdAt"] = iso(created)
-        form = FORM_TYPES[int(rng.integers(0, len(FORM_TYPES)))]
-        pending.append((first_fill, lead_id, 2, f"{form} Form", {"Form Type": form, "Webpage URL": "/contact"}, None))
-        source = "List import" if imported else "Web form fill"
-        pending.append((created, lead_id, 12, str(lead_id), {"Source Type": source}, None))
-        span = max((start - created).total_seconds(), 3600.0)
-        updated = created
-        for _ in range(int(rng.integers(0, 9))):
-            when = created + timedelta(seconds=float(rng.uniform(0, span)))
-            kind = int(rng.choice([1, 1, 1, 10, 10, 11, 2, 100001, 100002]))
-            if kind == 1:
-                page = PAGES[int(rng.integers(0, len(PAGES)))]
-                visit = {"Webpage URL": page, "Client IP Address": "203.0.113.7"}
-                pending.append((when, lead_id, 1, page, visit, None))
-            elif kind in (10, 11):
-                mail = f"Newsletter {when:%Y-%m}"
-                pending.append((when, lead_id, kind, mail, {"Campaign Run ID": int(rng.integers(1, 99))}, None))
-            elif kind == 2:
-                form = FORM_TYPES[int(rng.integers(0, len(FORM_TYPES)))]
-                pending.append((when, lead_id, 2, f"{form} Form", {"Form Type": form, "Webpage URL": "/contact"}, None))
-            elif kind == 100001:
-                pending.append((when, lead_id, 2, "Demo Request Form", {"Form Type": "Demo Request"}, None))
-                pending.append((when, lead_id, 100001, "Leadflow Platform", {"Requested Via": "Website"}, None))
-            else:
-                pending.append((when, lead_id, 100002, f"Webinar {when:%b %Y}", {"Attended": True}, None))
-        for _ in range(int(rng.integers(1, 4))):
-            when = created + timedelta(seconds=float(rng.uniform(0, span)))
-            name = ("title", "phone", "company", "leadSource")[int(rng.integers(0, 4))]
-            value = record.get(name)
-            change = [{"id": ALL_FIELDS.index(name), "name": name, "newValue": value, "oldValue": None}]
-            attrs = {"New Value": value, "Old Value": None, "Reason": "Form fill", "Source": "Web form fill"}
-            pending.append((when, lead_id, 13, name, attrs, change))
-            updated = max(updated, when)
-        record["updatedAt"] = iso(updated)
-        instance.leads[lead_id] = record
-    pending.sort(key=lambda p: (p[0], p[1]))
-    for when, lid, type_id, primary, attrs, fields in pending:
-        instance.add_activity(lid, type_id, when, primary, attrs, fields)
-    return instance
 
 
 def _ok(**body: Any) -> dict[str, Any]:
@@ -395,8 +326,16 @@ def create_app(instance: MarketoInstance) -> FastAPI:
             return _failure(MarketoApiError(code, message))
         if path.startswith("/identity"):
             return await call_next(request)
+        # Marketo REST docs, "Authentication" (https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/authentication):
+        # "The access token must be sent as an HTTP header" (Authorization: Bearer); support for the access_token
+        # query parameter is removed (announced for January 31, 2026). A token only in the query string is no
+        # token at all: 600 "Access token missing" (REST "Error Codes", 600: "An Access Token parameter was not
+        # included in the request": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/error-codes).
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else request.query_params.get("access_token")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        if token is None and "access_token" in request.query_params:
+            with instance._lock:
+                instance.query_token_refusals += 1
         try:
             instance.check_token(token)
             instance.admit()
@@ -431,6 +370,14 @@ def create_app(instance: MarketoInstance) -> FastAPI:
             for i, name in ACTIVITY_TYPES.items()
         ])
 
+    @app.get("/rest/v1/leads/describe.json")
+    def describe() -> dict[str, Any]:
+        return _ok(result=lead_describe())
+
+    @app.get("/rest/v1/stats/usage.json")
+    def daily_usage() -> dict[str, Any]:
+        return _ok(result=usage(instance.calls_today, instance.client_id, instance.clock()))
+
     @app.get("/rest/v1/activities/pagingtoken.json")
     def paging_token(sinceDatetime: str | None = None) -> dict[str, Any]:  # Marketo's parameter names
         if not sinceDatetime:
@@ -449,9 +396,21 @@ def create_app(instance: MarketoInstance) -> FastAPI:
         except ValueError:
             raise MarketoApiError("1003", "Invalid value for 'nextPageToken'") from None
 
-    def _size(batch: str | None) -> int:
-        size = instance.page_size if batch is None else int(batch)
+    def _scan(batch: str | None) -> int:
+        # How many activities (of all types) one call goes through: 300, or fewer with a smaller batchSize
+        # ("batchSize: maximum number of records to return; maximum and default is 300"). `page_size` lowers the
+        # cap so tests page with few activities.
+        try:
+            size = instance.page_size if batch is None else int(batch)
+        except ValueError:
+            raise MarketoApiError("1003", "Invalid value for 'batchSize'") from None
         return max(1, min(size, instance.page_size, MAX_BATCH))
+
+    def _served(path: str, after: int, found: tuple[list[dict[str, Any]], int, bool]) -> tuple[list, int, bool]:
+        records, pos, more = found
+        with instance._lock:
+            instance.activity_pages.append((path, pos - after, len(records)))
+        return records, pos, more
 
     def _paged(records: list[dict[str, Any]], pos: int, more: bool) -> dict[str, Any]:
         body = _ok(nextPageToken=_encode_token(pos), moreResult=more)
@@ -471,7 +430,8 @@ def create_app(instance: MarketoInstance) -> FastAPI:
             return (a["activityTypeId"] == 13 and (not leads or a["leadId"] in leads)
                     and any(f["name"].lower() in wanted for f in a.get("fields", [])))
 
-        return _paged(*instance.page(_position(nextPageToken), accept, _size(batchSize)))
+        after = _position(nextPageToken)
+        return _paged(*_served("leadchanges.json", after, instance.page(after, accept, _scan(batchSize))))
 
     @app.get("/rest/v1/activities.json")
     def activities(nextPageToken: str | None = None, activityTypeIds: str | None = None,
@@ -486,7 +446,8 @@ def create_app(instance: MarketoInstance) -> FastAPI:
         def accept(a: dict[str, Any]) -> bool:
             return a["activityTypeId"] in type_ids and (not leads or a["leadId"] in leads)
 
-        records, pos, more = instance.page(_position(nextPageToken), accept, _size(batchSize))
+        after = _position(nextPageToken)
+        records, pos, more = _served("activities.json", after, instance.page(after, accept, _scan(batchSize)))
         return _paged([{k: v for k, v in r.items() if k != "fields"} for r in records], pos, more)
 
     @app.get("/rest/v1/leads.json")
@@ -612,6 +573,8 @@ class RunningMarketo:
 def running_marketo(*, persist_to: Path | None = None, **seed_opts: Any) -> Iterator[RunningMarketo]:
     """Serve an instance on 127.0.0.1 over plain HTTP: `seed_instance(**seed_opts)`, or with `persist_to` the JSON
     file's contents when it exists (seeded and written there first when it does not); writes persist to it."""
+    from leadflow.sandbox.marketo_seed import seed_instance  # it builds on this module
+
     if persist_to is not None and persist_to.is_file():
         instance = MarketoInstance.load(persist_to)
     else:
@@ -633,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", default="leadflow-sandbox")
     parser.add_argument("--client-secret", required=True, help="the secret clients must present")
     args = parser.parse_args(argv)
+    from leadflow.sandbox.marketo_seed import seed_instance
     options = {"client_id": args.client_id, "client_secret": args.client_secret}
     if args.state is not None and args.state.is_file():
         instance = MarketoInstance.load(args.state, **options)
@@ -651,3 +615,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def __getattr__(name: str) -> Any:
+    """`seed_instance` moved to `leadflow.sandbox.marketo_seed`; it stays importable from here."""
+    if name == "seed_instance":
+        from leadflow.sandbox.marketo_seed import seed_instance
+
+        return seed_instance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
