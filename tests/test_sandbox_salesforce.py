@@ -176,7 +176,7 @@ def test_faults_by_admin_endpoint(sf: Salesforce, sandbox: RunningSalesforce) ->
 def test_state_persists_between_restarts(tmp_path: Path) -> None:
     state = tmp_path / "org.json"
     with running_salesforce(tmp_path, leads=20, state_path=state) as first:
-        lead_id = next(iter(first.org.objects["Lead"]))
+        lead_id = next(i for i, r in first.org.objects["Lead"].items() if not r["IsConverted"])
         Salesforce(instance_url=first.url, session_id=first.token(), session=first.session(),
                    version="59.0").Lead.update(lead_id, {"Title": "Persisted"})
     with running_salesforce(tmp_path, leads=0, state_path=state) as second:

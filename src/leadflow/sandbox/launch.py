@@ -19,6 +19,8 @@ class Sandboxes:
     config_path: Path
     urls: dict[str, str] = field(default_factory=dict)
     handles: dict[str, Any] = field(default_factory=dict, repr=False)
+    setup: Any = None
+    """What `leadflow setup salesforce` did to the sandbox org on start (a SetupResult), if it ran."""
 
 
 def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
@@ -40,10 +42,14 @@ def running_sandboxes(
     systems: tuple[str, ...] = ALL_SYSTEMS,
     enrichment: bool = False,
     routing: bool = False,
+    stock_org: bool = True,
+    setup: bool = True,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
-    `enrichment=True` also serves the firmographics provider emulator and adds a top-level `enrichment:` section
+    Salesforce starts as a stock org (`stock_org`: only standard fields) and, with `setup`, leadflow's own setup
+    then creates its custom fields and permission set over the API; `setup=False` leaves that to the user
+    (`leadflow doctor` fails until `leadflow setup salesforce` ran). `enrichment=True` also serves the firmographics provider emulator and adds a top-level `enrichment:` section
     (beside `systems:`) pointing at it. `routing=True` (with Salesforce) writes `folder/routing.yaml` for the
     sandbox org's users and a `routing:` section, so the sync assigns leads too.
     """
@@ -60,7 +66,8 @@ def running_sandboxes(
     with ExitStack() as stack:
         if "salesforce" in systems:
             sf = stack.enter_context(
-                running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json")
+                running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json",
+                                   stock_org=stock_org)
             )
             config["salesforce"] = {
                 "login_url": sf.url,
@@ -98,12 +105,38 @@ def running_sandboxes(
             }
             boxes.urls["enrichment"], boxes.handles["enrichment"] = provider.url, provider
         if routing and "salesforce" in systems:
-            users = sorted(boxes.handles["salesforce"].org.objects["User"])
-            (folder / "routing.yaml").write_text(sandbox_routing(users), encoding="utf-8")
-            document["routing"] = {"rules": "routing.yaml"}
+            org = boxes.handles["salesforce"].org
+            unassigned = sandbox_unassigned_owners(org)
+            # Routing hands leads to the reps: people who are active, not the default owner or the integration user.
+            reps = sorted(uid for uid, user in org.objects["User"].items()
+                          if user.get("IsActive") and uid not in unassigned)
+            (folder / "routing.yaml").write_text(sandbox_routing(reps), encoding="utf-8")
+            document["routing"] = {"rules": "routing.yaml", "unassigned_owners": unassigned}
         header = "# Written by `leadflow sandbox`: points leadflow at the local sandboxes. Secrets are in *.secret.\n"
         boxes.config_path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        if setup and "salesforce" in systems:
+            boxes.setup = setup_salesforce_sandbox(boxes.config_path)
         yield boxes
+
+
+def setup_salesforce_sandbox(config_path: Path) -> Any:
+    """`leadflow setup salesforce` against the sandbox org, as a user would run it: the custom fields leadflow's
+    mapping needs, created through the Tooling API, and a permission set for the integration user (idempotent)."""
+    from leadflow.config import load_rules
+    from leadflow.connectors.registry import connect
+    from leadflow.connectors.salesforce_setup import setup_salesforce
+
+    rules = load_rules(config_path)
+    with connect("salesforce", rules.systems, origin=rules.source) as connector:
+        return setup_salesforce(connector, package_dir=config_path.parent / "salesforce-package")
+
+
+def sandbox_unassigned_owners(org: Any) -> list[str]:
+    """The sandbox org's users whose leads are nobody's yet: the default lead owner and the integration user."""
+    from leadflow.sandbox.salesforce_seed import DEFAULT_LEAD_OWNER_ID
+
+    owners = [DEFAULT_LEAD_OWNER_ID, getattr(org, "integration_user_id", None)]
+    return [uid for uid in dict.fromkeys(owners) if uid and uid in org.objects["User"]]
 
 
 def sandbox_routing(users: list[str]) -> str:

@@ -36,6 +36,8 @@ WEB_QUEUE_ID: Final = "00G5e0000000001AAA"
 OPEN_STATUS: Final = "Open - Not Contacted"
 REP_TYPED_SOURCES: Final = frozenset({"Trade Show", "Tradeshow", "Referral", "Partner"})
 """Lead sources a rep types in by hand: such a lead belongs to that rep from the start."""
+CONTACT_ALSO_LEAD_SHARE: Final = 0.05
+"""Contacts who are also in the org as a lead (the same address): duplicates for the enrich stage to flag."""
 INACTIVE_REP_SHARE: Final = 0.1
 """Reps who have left the company: their users stay in the org, deactivated (users are never deleted)."""
 
@@ -170,8 +172,14 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
             by_domain.setdefault(domain, record_id)
     org.counters["Account"] = len(accounts)
     contacts = max(leads // 4, 1)
+    # Contacts are mostly other people; about one in twenty is someone who also came in again as a lead (the
+    # duplicate a rep would want flagged). A Contact copied from every fourth lead made a quarter of the org's leads
+    # duplicates, which no real org looks like.
+    people = messy_leads(contacts, seed + 1_000).astype(object)
+    people = people.where(people.notna(), None).to_dict("records")
+    again = random.Random(f"{seed}:contact-leads")
     for k in range(contacts):
-        row = records[-(k + 1)]
+        row = records[-(k + 1)] if again.random() < CONTACT_ALSO_LEAD_SHARE else people[k]
         stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
         record_id = f"0035e{k + 1:010d}AAA"
         account = by_domain.get(_email_domain(row["email"]) or "", accounts[k % len(accounts)])
