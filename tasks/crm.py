@@ -33,4 +33,6 @@ def write_back_guarded(
         failures=pd.concat([known.failures, new.failures], ignore_index=True),
         api_calls=known.api_calls + new.api_calls,
         dry_run=dry_run,
+        refused=pd.concat([known.refused, new.refused], ignore_index=True),
+        truncated=known.truncated + new.truncated,
     )

@@ -181,11 +181,12 @@ def test_partial_failure_then_retry_succeeds(
                             "email": [pd.NA, pd.NA, "not-an-email", pd.NA]})
     result = connector.write(changes)
     assert result.written == ids[:1]
+    # A value outside the restricted Status picklist is never sent: the describe says the org would refuse it.
+    assert result.refused[["record_id", "field", "reason"]].values.tolist() == [[ids[1], "Status", "NOT_IN_PICKLIST"]]
     failures = result.failures.set_index("record_id")
-    assert failures.loc[ids[1], "error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     assert failures.loc[ids[2], "error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
     assert failures.loc[ids[3], "error_code"] == "UNABLE_TO_LOCK_ROW"
-    assert failures["retryable"].tolist() == [False, False, True]
+    assert failures["retryable"].tolist() == [False, True]
     retry = changes[changes["record_id"].isin(failures.index[failures["retryable"]])]
     again = connector.write(retry)
     assert again.written == [ids[3]] and again.failures.empty and sf.Lead.get(ids[3])["Status"] == "Nurture"
@@ -195,13 +196,16 @@ def test_bulk_ingest_above_threshold(
     connect: Callable[..., SalesforceConnector], sandbox: RunningSalesforce, sf: Salesforce
 ) -> None:
     connector = connect(bulk_write_threshold=5)
-    ids = next(connector.pull(None))["lead_id"].iloc[:8].tolist()
+    leads = sandbox.org.objects["Lead"]  # converted leads cannot be updated (CANNOT_UPDATE_CONVERTED_LEAD)
+    ids = [i for i in next(connector.pull(None))["lead_id"] if not leads[i].get("IsConverted")][:8]
     sandbox.faults.inject(r"PATCH .*/jobs/ingest/\w+$", "lock_row", ids=[ids[7]])
     statuses = ["Nurture"] * 6 + ["Bogus", "Nurture"]
     result = connector.write(pd.DataFrame({"record_id": ids, "status": statuses, "department": ["it"] * 8}))
-    assert result.written == ids[:6] and sf.Lead.get(ids[5])["Department__c"] == "it"
+    # "Bogus" is left out (restricted picklist), the rest of that record is written.
+    assert result.written == ids[:7] and sf.Lead.get(ids[5])["Department__c"] == "it"
+    assert result.refused["record_id"].tolist() == [ids[6]] and sf.Lead.get(ids[6])["Department__c"] == "it"
     codes = dict(zip(result.failures["record_id"], result.failures["error_code"], strict=True))
-    assert codes == {ids[6]: "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", ids[7]: "UNABLE_TO_LOCK_ROW"}
+    assert codes == {ids[7]: "UNABLE_TO_LOCK_ROW"}
     assert result.failures.set_index("record_id").loc[ids[7], "retryable"]
 
 

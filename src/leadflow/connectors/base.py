@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -90,6 +90,10 @@ class LeadSource(Protocol):
         ...
 
 
+REFUSED_COLUMNS: Final = ("record_id", "field", "value", "reason", "message")
+"""A write result's `refused` rows: one per value left out of the request."""
+
+
 @dataclass
 class WriteResult:
     """What a write-back did: ids written, per-record failures, and calls spent."""
@@ -100,6 +104,10 @@ class WriteResult:
     )
     api_calls: int = 0
     dry_run: bool = False
+    refused: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFUSED_COLUMNS)))
+    """Values left out because the target would not take them (record_id, field, value, reason, message)."""
+    truncated: int = 0
+    """Text values cut (at a word boundary, with a marker) to fit their field."""
 
 
 @runtime_checkable

@@ -72,6 +72,10 @@ class SalesforceAuthError(LeadflowError):
     """The token endpoint refused the credentials (the message never carries a secret)."""
 
 
+class OrgNotReady(LeadflowError):
+    """The org lacks (or hides from the integration user) a field the mapping needs."""
+
+
 class WriteError(LeadflowError):
     """A write-back request that cannot be sent as given (no `record_id`, columns that are not writable)."""
 
@@ -112,7 +116,11 @@ class SalesforceCredentials(BaseModel):
 
 
 class FieldSpec(BaseModel):
-    """One Salesforce field ↔ one canonical column."""
+    """One Salesforce field ↔ one canonical column, plus what `leadflow setup salesforce` creates a custom field with.
+
+    Field metadata defaults follow the type: string → Text(255) (a `length` above 255 makes a LongTextArea),
+    number → Number(18, 0) for whole-number columns and Number(18, 2) otherwise, picklist → a restricted picklist of
+    `values`. `length` is also the longest value leadflow writes: `doctor` warns when the org's field is shorter."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -122,6 +130,12 @@ class FieldSpec(BaseModel):
     write: bool = True
     invert: bool = False
     values: list[str] | None = None
+    label: str | None = Field(default=None, min_length=1, max_length=40,
+                              description="Custom field label; default: the API name without __c, _ as spaces.")
+    length: int | None = Field(default=None, ge=1, le=131_072, description="string/picklist: characters.")
+    precision: int | None = Field(default=None, ge=1, le=18, description="number: total digits.")
+    scale: int | None = Field(default=None, ge=0, le=17, description="number: digits after the decimal point.")
+    restricted: bool = Field(default=True, description="picklist: values outside `values` are refused by the org.")
 
     @model_validator(mode="after")
     def _check(self) -> FieldSpec:
@@ -134,6 +148,21 @@ class FieldSpec(BaseModel):
         if self.type == "number" and self.column not in NUMERIC_COLUMNS:
             raise ValueError(f"type 'number' needs a numeric column ({', '.join(NUMERIC_COLUMNS)}), "
                              f"not {self.column!r}")
+        if self.length is not None and self.type not in ("string", "picklist"):
+            raise ValueError("length applies to string and picklist fields only")
+        if (self.precision is not None or self.scale is not None) and self.type != "number":
+            raise ValueError("precision and scale apply to number fields only")
+        # Defaults go straight into __dict__: `model_fields_set` keeps telling what the mapping itself declared.
+        if self.type == "string" and self.length is None:
+            self.__dict__["length"] = 255
+        if self.type == "number":
+            whole = NUMERIC_COLUMNS[self.column] == "Int64"
+            if self.precision is None:
+                self.__dict__["precision"] = 18
+            if self.scale is None:
+                self.__dict__["scale"] = 0 if whole else 2
+            if self.scale is not None and self.precision is not None and self.scale > self.precision:
+                raise ValueError(f"scale {self.scale} is larger than precision {self.precision}")
         return self
 
 
@@ -184,9 +213,19 @@ def load_mapping(path: Path = DEFAULT_MAPPING_PATH) -> SalesforceMapping:
 
 @dataclass
 class SalesforceWriteResult(WriteResult):
-    """WriteResult plus `planned`: one row per record, `record_id` + Salesforce fields that were (to be) sent."""
+    """WriteResult plus `planned`: one row per record, `record_id` + Salesforce fields that were (to be) sent;
+    `refused`: one row per value the org's describe would not take, left out of the request (record_id, field, value,
+    reason, message); `truncated`: text values cut at a word boundary to fit their field."""
 
     planned: pd.DataFrame = field(default_factory=pd.DataFrame)
+    refused: pd.DataFrame = field(default_factory=lambda: _empty_refused())
+    truncated: int = 0
+
+
+def _empty_refused() -> pd.DataFrame:
+    from leadflow.connectors.salesforce_fit import empty_refused
+
+    return empty_refused()
 
 
 class _GuardedAdapter(HTTPAdapter):
@@ -259,6 +298,8 @@ class SalesforceConnector:
         self.session.mount("https://", _GuardedAdapter(self, retry, timeout))
         self._sf: Salesforce | None = None
         self._started = False
+        self.user_id: str | None = None
+        """The connecting (integration) user's id, from the token response once logged in."""
 
     @property
     def writable_columns(self) -> tuple[str, ...]:
@@ -308,12 +349,22 @@ class SalesforceConnector:
             reply = self.session.post(f"{creds.login_url.rstrip('/')}/services/oauth2/token", data=form)
             if reply.status_code != 200:
                 try:
-                    reason = reply.json().get("error", "")
-                except ValueError:
-                    reason = ""
+                    refusal = reply.json()
+                    reason, detail = str(refusal.get("error", "")), str(refusal.get("error_description", ""))
+                except (ValueError, AttributeError):
+                    reason = detail = ""
+                if form["grant_type"] == "client_credentials" and "not supported on this domain" in detail:
+                    # Client credentials work only on the org's My Domain URL (Salesforce Help, "OAuth 2.0 Client
+                    # Credentials Flow"); login.salesforce.com / test.salesforce.com refuse them.
+                    raise SalesforceAuthError(
+                        f"salesforce: login refused at {creds.login_url} (client credentials need the org's My Domain "
+                        "URL, e.g. https://yourcompany.my.salesforce.com, as login_url)")
                 raise SalesforceAuthError(f"salesforce: login refused (HTTP {reply.status_code} {reason})")
             body = reply.json()
             instance, token = body["instance_url"], body["access_token"]
+            # The identity URL ends with the connecting user's id (OAuth 2.0 token response, `id`: "Identity URL
+            # that can be used to identify the user"): https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
+            self.user_id = str(body.get("id") or "").rstrip("/").rsplit("/", 1)[-1] or None
         else:
             assert creds.instance_url and creds.session_token  # guaranteed by the model validator
             instance, token = creds.instance_url, creds.session_token.get_secret_value()
@@ -349,6 +400,14 @@ class SalesforceConnector:
                 if _error_code(exc) == "REQUEST_LIMIT_EXCEEDED":
                     raise SourceStopped(SYSTEM, "REQUEST_LIMIT_EXCEEDED: the org's daily API limit is spent") from None
                 raise
+            except SalesforceMalformedRequest as exc:
+                if _error_code(exc) == "INVALID_FIELD":
+                    # A mapped field the org lacks or hides from this user (field-level security): say which, and
+                    # what fixes it, instead of a traceback mid-run.
+                    raise OrgNotReady(f"salesforce: {_error_message(exc)} — run `leadflow doctor --config …` to "
+                                      "list what the org lacks and `leadflow setup salesforce --config …` to create "
+                                      "it") from None
+                raise
         raise AssertionError("unreachable")
 
     # -- pulls
@@ -371,8 +430,13 @@ class SalesforceConnector:
             pages: Iterator[list[dict[str, Any]]] = self._rest_pages(
                 "Lead", lead.select(), lead.modstamp_field, lead.id_field, start, end)
         else:
-            soql = _soql("Lead", lead.select(), lead.modstamp_field, start, end, lead.id_field)
-            pages = (_csv_records(text, lead) for text in self._bulk_pages("Lead", soql))
+            # No ORDER BY for Bulk API 2.0: results come in chunks whose order is not the query's ("Understanding
+            # Bulk API 2.0 Query", SOQL considerations: ORDER BY disables PK chunking and may time out), so the
+            # records are ordered by (SystemModstamp, Id) and de-duplicated here.
+            soql = f"SELECT {', '.join(lead.select())} FROM Lead{_where(lead.modstamp_field, start, end)}"
+            texts = self._bulk_pages("Lead", soql)
+            pages = _ordered_pages((r for text in texts for r in _csv_records(text, lead)), lead.id_field,
+                                   lead.modstamp_field, self.bulk_page_size)
         for records in _dedup(pages, lead.id_field, lead.modstamp_field):
             yield self._lead_frame(records, lead)
 
@@ -483,14 +547,34 @@ class SalesforceConnector:
 
     # -- writes
     def write(self, changes: pd.DataFrame, *, dry_run: bool = False, override: bool = False) -> SalesforceWriteResult:
-        """Write changed fields (`record_id` + canonical columns, NA = unchanged) back to Leads."""
+        """Write changed fields (`record_id` + canonical columns, NA = unchanged) back to Leads.
+
+        The planned values are first fitted to the org's Lead describe (fetched once per connector) and, when an
+        OwnerId is written, to its active users and Lead queues (fetched once): long text is cut at a word
+        boundary, and what the org would refuse is left out and returned in `refused` (see salesforce_fit). A dry
+        run fits only with what this connector already fetched (it makes no API call). `api_calls` counts the
+        write requests; the describe and owner reads count in the connector's `api_calls` and budget."""
+        from leadflow.connectors.salesforce_fit import OWNER_FIELD, fit_planned
+        from leadflow.connectors.salesforce_org import (cached_lead_rules, cached_valid_owners, lead_rules,
+                                                        valid_owners)
+
         lead = self.mapping.objects["Lead"]
         planned = _plan(changes, lead)
         self.guard.check(len(planned), override=override)
+        owner_written = any(OWNER_FIELD in values for _, values in planned)
+        rules = cached_lead_rules(self) if dry_run or not planned else lead_rules(self)
+        owners = (cached_valid_owners(self) if dry_run else valid_owners(self)) if owner_written else None
+        fitted = fit_planned(planned, rules, owners) if rules is not None else None
+        if fitted is not None:
+            planned = fitted.planned
+            if len(fitted.refused) or fitted.truncated:
+                log.warning("salesforce: %d values left out (the org would refuse them), %d cut to fit",
+                            len(fitted.refused), fitted.truncated)
+        extra: dict[str, Any] = {} if fitted is None else {"refused": fitted.refused, "truncated": fitted.truncated}
         ids = [record_id for record_id, _ in planned]
         table = pd.DataFrame([{"record_id": rid, **values} for rid, values in planned])
         if dry_run or not planned:
-            return SalesforceWriteResult(written=ids if dry_run else [], dry_run=dry_run, planned=table)
+            return SalesforceWriteResult(written=ids if dry_run else [], dry_run=dry_run, planned=table, **extra)
         calls_before = self.api_calls
         log.info("salesforce: writing %d leads via %s", len(planned),
                  "Bulk API 2.0" if len(planned) >= self.bulk_write_threshold else "sObject Collections")
@@ -503,7 +587,7 @@ class SalesforceConnector:
         if len(frame):
             frame["retryable"] = frame["retryable"].astype("boolean")
         return SalesforceWriteResult(written=[i for i in ids if i not in failed], failures=frame,
-                                     api_calls=self.api_calls - calls_before, planned=table)
+                                     api_calls=self.api_calls - calls_before, planned=table, **extra)
 
     # -- single records (leadflow audit test-lead: a marked test lead created and deleted again)
     def create_lead(self, fields: dict[str, Any]) -> str:
@@ -568,6 +652,15 @@ def salesforce_connector(
 # ------------------------------------------------------------------------------------------------- helpers
 
 
+def _error_message(exc: Exception) -> str:
+    """The first error's message of a Salesforce error response, cut at its first sentence."""
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        text = str(content[0].get("message", "")).strip()
+        return text.split("\n")[-1].split(". ")[0] if text else _error_code(exc)
+    return type(exc).__name__
+
+
 def _error_code(exc: Exception) -> str:
     content = getattr(exc, "content", None)
     if isinstance(content, list) and content and isinstance(content[0], dict):
@@ -616,6 +709,21 @@ def _dedup(pages: Iterator[list[dict[str, Any]]], id_field: str, stamp: str) -> 
             out.append(record)
         if out:
             yield out
+
+
+def _ordered_pages(records: Iterator[dict[str, Any]], id_field: str, stamp: str,
+                   size: int) -> Iterator[list[dict[str, Any]]]:
+    """Bulk query records in (stamp, id) order, each id once (its latest stamp), in pages of `size`. Records whose
+    stamp is not a datetime come first (the frame flags them)."""
+    latest: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        key = record.get(id_field)
+        kept = latest.get(key)
+        if kept is None or (_iso(record.get(stamp)) or "") >= (_iso(kept.get(stamp)) or ""):
+            latest[key] = record
+    ordered = sorted(latest.values(), key=lambda r: (_iso(r.get(stamp)) or "", str(r.get(id_field) or "")))
+    for start in range(0, len(ordered), max(size, 1)):
+        yield ordered[start: start + size]
 
 
 def _parse(value: Any) -> datetime | None:

@@ -1,0 +1,107 @@
+"""`leadflow setup salesforce` and `leadflow doctor`, registered on the main app by `register(app)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadflow.errors import ConfigError, LeadflowError
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with a `systems:` section.")]
+
+
+def _fail(exc: LeadflowError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _table(title: str, columns: list[str], rows: list[tuple[str, ...]], styles: dict[str, str] | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for i, column in enumerate(columns):
+        last = i == len(columns) - 1
+        table.add_column(column, overflow="fold", no_wrap=not last)
+    for row in rows:
+        table.add_row(*row, style=(styles or {}).get(row[2] if len(row) > 2 else "", None))
+    Console(width=max(150, Console().width)).print(table)
+
+
+def setup_salesforce_command(
+    config: ConfigOption,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be created; change nothing.")] = False,
+    package_dir: Annotated[Path, typer.Option(
+        "--package-dir", help="Where to write the Metadata API package when the integration user may not "
+        "customize the org.")] = Path(".leadflow/salesforce-package"),
+) -> None:
+    """Create the custom fields the Salesforce mapping needs (Tooling API) and a permission set that lets the
+    integration user read and write them; idempotent. Without the permission, write a Metadata API package for an
+    admin to deploy, and exit 1."""
+    from leadflow.config import load_rules
+    from leadflow.connectors.registry import connect
+    from leadflow.connectors.salesforce_setup import setup_salesforce
+
+    def run() -> Any:
+        rules = load_rules(config)
+        if rules.systems.salesforce is None:
+            raise ConfigError(str(config), "no Salesforce org configured", yaml_path="systems.salesforce")
+        with connect("salesforce", rules.systems, origin=rules.source) as connector:
+            return setup_salesforce(connector, dry_run=dry_run, package_dir=package_dir)
+
+    try:
+        result = run()
+    except LeadflowError as exc:
+        _fail(exc)
+        return
+    plan = result.plan
+    title = "leadflow setup salesforce" + (" (dry run: nothing changed)" if dry_run else "")
+    _table(title, ["Component", "Type", "Access", "Action"], [tuple(r) for r in result.rows()])
+    if plan.nothing_to_do:
+        typer.secho("Nothing to create: every field, the permission set and its assignment are already in place.",
+                    fg=typer.colors.GREEN)
+    elif dry_run:
+        typer.echo(f"Would create {len(plan.missing)} fields and grant access to {len(plan.grants)}; run without "
+                   "--dry-run to do it.")
+    else:
+        typer.secho(f"Created {len(result.created)} fields, granted access to {len(result.granted)}"
+                    + (", assigned the permission set to the integration user" if result.assigned_now else "")
+                    + f". Check with: leadflow doctor --config {config}", fg=typer.colors.GREEN)
+
+
+_STYLES = {"fail": "red", "warn": "yellow", "skip": "dim"}
+
+
+def doctor_command(config: ConfigOption) -> None:
+    """Check every configured system: login, API version, remaining API budget, mapped fields (present, writable,
+    values that fit) and, for Salesforce, routing users and queues. Exit 1 naming each problem and its fix."""
+    from leadflow.config import load_rules
+    from leadflow.doctor import preflight
+
+    try:
+        rules = load_rules(config)
+        if not rules.systems.names:
+            raise ConfigError(str(config), "no systems configured", yaml_path="systems")
+        report = preflight(rules)
+    except LeadflowError as exc:
+        _fail(exc)
+        return
+    rows = [(c.system, c.item, c.status, c.detail) for c in report.checks]
+    _table(f"leadflow doctor --config {config}", ["System", "Check", "Status", "Detail"], rows, _STYLES)
+    if report.ok:
+        warned = f" ({len(report.warnings)} warnings)" if report.warnings else ""
+        typer.secho(f"All checks passed{warned}.", fg=typer.colors.GREEN)
+        return
+    typer.secho(report.message(), fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `setup salesforce` and `doctor` to the main app."""
+    setup_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                            help="Prepare a system for leadflow (custom fields, permissions).")
+    setup_app.command("salesforce")(setup_salesforce_command)
+    app.add_typer(setup_app, name="setup")
+    app.command("doctor")(doctor_command)
