@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from leadflow.config import Rules
 from leadflow.connectors.enrichment import HttpFirmographicsProvider, lookup_firmographics, make_provider
 from leadflow.enrichment import PROVIDER_COLUMNS
+from leadflow.ownership import OwnerDirectory
 from tasks.io import BACKOFF, _transient, state_store
 
 _providers: dict[str, HttpFirmographicsProvider] = {}
@@ -89,18 +90,40 @@ def with_activities(rules: Rules, activities: pd.DataFrame) -> Rules:
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def pull_inactive_users(connector: Any) -> list[str]:
-    """Ids of CRM users who are no longer active: routing skips them even if the routing config still lists them."""
-    frames = list(connector.pull_objects("User", fields=["Id", "IsActive"]))
-    users = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["Id", "IsActive"])
-    inactive = users.loc[users["IsActive"].astype("string").str.lower().eq("false").fillna(False), "Id"]
-    return sorted(inactive.astype(str))
+def pull_owner_directory(connector: Any) -> OwnerDirectory:
+    """The CRM's active users, inactive users and queues: routing knows "queue" and "inactive" from the org, and
+    skips inactive users even if the routing config still lists them."""
+    from leadflow.connectors.salesforce_history import owner_directory
+
+    directory = owner_directory(connector)
+    get_run_logger().info("CRM owners: %d active users, %d inactive, %d queues", len(directory.active),
+                          len(directory.inactive), len(directory.queues))
+    return directory
 
 
-def with_inactive_users(rules: Rules, inactive: list[str]) -> Rules:
-    """`rules` whose routing treats these users as inactive."""
+def with_owner_directory(rules: Rules, directory: OwnerDirectory) -> Rules:
+    """`rules` whose ownership knows the CRM's users and queues, and whose routing treats inactive users as such."""
     from leadflow.routing import with_availability
 
-    if rules.routing is None or not inactive:
+    rules = replace(rules, ownership=rules.ownership.with_directory(directory))
+    if rules.routing is None or not directory.inactive:
         return rules
-    return replace(rules, routing=with_availability(rules.routing, inactive=set(inactive), origin=rules.source))
+    return replace(rules, routing=with_availability(rules.routing, inactive=set(directory.inactive),
+                                                    origin=rules.source))
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def pull_status_history(connector: Any, lead_ids: list[str]) -> pd.DataFrame:
+    """Status changes of these leads from the CRM (Salesforce LeadHistory), for stamping first-seen lifecycle
+    stages; empty when the org keeps no such history."""
+    from leadflow.connectors.salesforce_history import status_history
+
+    history = status_history(connector, lead_ids)
+    get_run_logger().info("CRM status history: %d changes for %d leads seen the first time", len(history),
+                          len(lead_ids))
+    return history
+
+
+def with_status_history(rules: Rules, history: pd.DataFrame | None) -> Rules:
+    """`rules` carrying this page's status history (None: none)."""
+    return replace(rules, status_history=history)

@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.config import Rules
+from leadflow.ownership import kept_mask
 from leadflow.routing import RoutingState
 from leadflow.schema import lead_keys
 from leadflow.stages.assign import ASSIGN, STATE_ATTR
@@ -36,7 +37,9 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: boo
     touched = _touched(out, rules, fresh)
     if touched:
         store.mark_assignments(touched, "first_touch_at", rules.as_of or datetime.now(UTC))
-    get_run_logger().info("assigned %d leads (%d first touches seen)", recorded, len(touched))
+    kept = int(kept_mask(out["routing_reason"]).sum())
+    get_run_logger().info("assigned %d leads, %d kept with their owner (%d first touches seen)", recorded, kept,
+                          len(touched))
     return out
 
 

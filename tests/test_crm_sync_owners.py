@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -103,3 +104,84 @@ def test_the_run_summary_artifacts_cover_each_system() -> None:
     assert rows[("salesforce: assigned", "005A")] == 5 and rows[("quarantined at standardize", "x")] == 1
     text = summary_markdown(summary)
     assert "written back 7" in text and "API calls 4" in text and "MQLs 2" in text
+
+
+# --------------------------------------------------------------------------- an org seeded the way real ones look
+
+OPEN = "Open - Not Contacted"
+
+
+@pytest.fixture
+def real_org(tmp_path: Path) -> Iterator[RunningSalesforce]:
+    with running_salesforce(tmp_path / "sf-real", leads=200, seed=11, page_size=200) as sf:
+        yield sf
+
+
+def real_org_config(tmp_path: Path, sf: RunningSalesforce, monkeypatch: pytest.MonkeyPatch) -> tuple[str, set[str]]:
+    """Routing for the org's active reps (not the integration user, not the default lead owner); the default lead
+    owner's leads are leadflow's to route."""
+    from leadflow.sandbox.salesforce_seed import DEFAULT_LEAD_OWNER_ID
+
+    monkeypatch.setenv("LF_TEST_SF_SECRET", sf.client_secret)
+    reps = {uid for uid, user in sf.org.objects["User"].items()
+            if user["IsActive"] and user["Username"].startswith("rep")}
+    routing = {
+        "version": "real-1", "timezone": "UTC",
+        "users": {uid: {"name": f"Rep {uid[-6:]}"} for uid in sorted(reps)},
+        "pools": {"reps": {"members": [{"user": uid} for uid in sorted(reps)]}},
+        # No duplicate hold: this test is about ownership (the seed's messy leads hold many duplicates).
+        "rules": [{"name": "everyone", "pool": "reps", "sla_minutes": 1440}],
+    }
+    (tmp_path / "real_routing.yaml").write_text(yaml.safe_dump(routing), encoding="utf-8")
+    path = tmp_path / "real.yaml"
+    path.write_text(yaml.safe_dump({
+        "systems": {"salesforce": {"login_url": sf.url, "client_id": sf.client_id,
+                                   "client_secret": {"env": "LF_TEST_SF_SECRET"},
+                                   "ca_bundle": str(sf.cert_path), "page_size": 200}},
+        "routing": {"rules": "real_routing.yaml", "unassigned_owners": [DEFAULT_LEAD_OWNER_ID]},
+    }), encoding="utf-8")
+    return str(path), reps
+
+
+def test_a_sync_leaves_worked_person_owned_and_converted_leads_alone_and_routes_the_queue(
+    prefect_api: str, state_home: Path, tmp_path: Path, real_org: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crm_sync import crm_sync
+    from leadflow.sandbox.salesforce_seed import DEFAULT_LEAD_OWNER_ID, WEB_QUEUE_ID
+
+    config, reps = real_org_config(tmp_path, real_org, monkeypatch)
+    org = real_org.org
+    users = org.objects["User"]
+    before = {i: dict(r) for i, r in org.objects["Lead"].items()}
+    worked = {i for i, r in before.items() if r["Status"] != OPEN}
+    converted = {i for i, r in before.items() if r["IsConverted"]}
+    persons = {i for i, r in before.items() if r["Status"] == OPEN and r["OwnerId"] in reps}
+    queued = {i for i, r in before.items() if r["Status"] == OPEN and r["OwnerId"] == WEB_QUEUE_ID}
+    waiting = queued | {i for i, r in before.items() if r["Status"] == OPEN and (
+        r["OwnerId"] == DEFAULT_LEAD_OWNER_ID or not users.get(r["OwnerId"], {"IsActive": True})["IsActive"])}
+    assert worked and converted and persons and len(queued) >= 20  # the seed has every kind
+
+    summary = crm_sync(config_path=config, override_export_guard=True)
+    report = summary["systems"]["salesforce"]
+    after = org.objects["Lead"]
+    written = {rid: fields for obj, rid, fields in org.field_writes if obj == "Lead"}
+    owner_writes = {rid for obj, rid, fields in org.field_writes if obj == "Lead" and "OwnerId" in fields}
+    assert not owner_writes & (worked | converted | persons), "a lead someone owns or works got a new owner"
+    assert all(after[i]["OwnerId"] == before[i]["OwnerId"] for i in worked | converted | persons)
+    assert not set(written) & converted, "a converted lead was written"
+    assert 0 < report["skipped_converted"] <= len(converted) and report["failed"] == 0
+    moved = {i for i in queued if after[i]["OwnerId"] in reps}
+    assert len(moved) >= 0.9 * len(queued), f"routed {len(moved)} of {len(queued)} queue-owned leads"
+    assert owner_writes <= waiting  # only leads nobody worked got an owner
+    assert report["kept_with_owner"] >= len(persons | worked) * 0.8  # (some rows are quarantined by the gates)
+    assert set(report["kept_by_reason"]) >= {"owned by active user", "worked status Working - Contacted"}
+
+    # First sight: stages the CRM status means, dated by the Status history (never the run's time), or undated.
+    history = {r["LeadId"]: r["CreatedDate"] for r in org.objects["LeadHistory"].values() if r["Field"] == "Status"}
+    dated = [i for i in worked if before[i]["Status"] == "Working - Contacted" and after[i]["SAL_Date__c"]]
+    assert dated and all(pd.Timestamp(after[i]["SAL_Date__c"]) == pd.Timestamp(history[i]) for i in dated)
+    # A second run changes no owner at all, and writes nothing to converted leads.
+    org.field_writes.clear()
+    crm_sync(config_path=config)
+    assert not {rid for obj, rid, fields in org.field_writes if obj == "Lead" and "OwnerId" in fields}
+    assert not {rid for obj, rid, _ in org.field_writes if obj == "Lead"} & converted

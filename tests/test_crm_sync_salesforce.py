@@ -61,7 +61,8 @@ def test_sync_writes_back_what_simple_salesforce_reads_back(
     assert first["pulled"] == 600 and first["written"] > 0 and first["failed"] == 0
     leads = sandbox.lead_frame()
     assert leads["Country_Code__c"].notna().sum() > 400  # the standardized country, written by leadflow
-    germans = leads[leads["Country"].isin(["Deutschland", "Germany", "DE", "DEU"])]
+    # (converted leads are never written)
+    germans = leads[leads["Country"].isin(["Deutschland", "Germany", "DE", "DEU"]) & ~leads["IsConverted"]]
     assert len(germans) and (germans["Country_Code__c"] == "DE").all()
     again = crm_sync(config_path=config)["systems"]["salesforce"]
     assert again["written"] == 0  # the echo of our own writes needs nothing more
@@ -129,7 +130,9 @@ def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
     writes = writeback_events()
     assert writes and len(writes) == len(set(writes)), "a field of a lead was written back twice"
     leads = sandbox.lead_frame()
-    assert leads["Mailable_Reason__c"].notna().all()  # every lead got processed and written in the end
+    converted = leads["IsConverted"].astype(bool)  # converted leads are never written (CANNOT_UPDATE_CONVERTED_LEAD)
+    assert leads.loc[~converted, "Mailable_Reason__c"].notna().all()  # every lead got processed and written in the end
+    assert converted.any() and leads.loc[converted, "Mailable_Reason__c"].isna().all()
 
 
 def test_a_stop_while_pulling_accounts_syncs_nothing_and_moves_no_watermark(
@@ -193,7 +196,8 @@ def test_a_run_killed_in_the_middle_of_write_back_re_runs_writing_each_field_onc
         assert result["pulled"] < 600  # only our own echo comes back, and it settles
     per_field = Counter((rid, name) for _, rid, names in sandbox.org.field_writes for name in names)
     assert per_field and max(per_field.values()) == 1, "a field of a lead was written twice"
-    assert sandbox.lead_frame()["Mailable_Reason__c"].notna().all()
+    leads = sandbox.lead_frame()
+    assert leads.loc[~leads["IsConverted"].astype(bool), "Mailable_Reason__c"].notna().all()  # converted: never written
 
 
 def test_malformed_records_are_quarantined_with_a_reason_not_a_crash(

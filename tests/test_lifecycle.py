@@ -14,6 +14,7 @@ from leadflow.errors import ConfigError
 from leadflow.lifecycle import advance_lifecycle, load_lifecycle_policy, refused_count
 from leadflow.schema import conform
 from leadflow.stages import LIFECYCLE
+from leadflow.stages.lifecycle import status_since
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 STAMP = "2026-11-20T12:00:00Z"
@@ -36,8 +37,9 @@ def advance(frame: pd.DataFrame, last_activity: list[str | None] | None = None) 
     [
         ({"score": "120"}, "mql", "score 120.0 ≥ 100", "mql_at"),
         ({"score": "80"}, "new", None, None),
-        ({"score": "80", "status": "Working - Contacted"}, "sal", "first seen with crm status Working - Contacted",
-         "sal_at"),
+        # First sight without CRM history: the stage its status means, no stamp (never the run's time).
+        ({"score": "80", "status": "Working - Contacted"}, "sal",
+         "first seen with crm status Working - Contacted (date unknown)", None),
         ({"score": "80", "status": "Working - Contacted", "lifecycle_stage": "new"}, "new",
          "refused new → sal (crm status Working - Contacted)", None),
         ({"score": "80", "status": "Working - Contacted", "lifecycle_stage": "mql"}, "sal",
@@ -80,6 +82,68 @@ def test_recycled_returns_to_mql_only_on_fresh_engagement(activity: str | None, 
     assert out["lifecycle_stage"] == stage
     assert out["recycled_at"] == "2026-11-10T00:00:00Z"
     assert out["mql_at"] == (STAMP if stage == "mql" else "2026-10-01T00:00:00Z")
+
+
+HISTORY = pd.DataFrame({
+    "lead_key": ["file:1", "file:1", "file:1", "file:2", "file:3"],
+    "status": ["Working - Contacted", "Nurture", "Working - Contacted", "Open - Not Contacted", "Closed - Converted"],
+    "changed_at": ["2026-09-01T08:00:00Z", "2026-09-10T08:00:00Z", "2026-10-02T09:30:00.000+0000",
+                   "2026-08-01T00:00:00Z", "2026-12-01T00:00:00Z"],
+}, dtype="string")
+
+
+@pytest.mark.parametrize(
+    ("status", "history", "stage", "stamp", "reason"),
+    [
+        # The latest change to the current status dates it (the lead went back to Working on 2 October).
+        ("Working - Contacted", HISTORY, "sal", ("sal_at", "2026-10-02T09:30:00Z"),
+         "first seen with crm status Working - Contacted (since 2026-10-02T09:30:00Z, crm history)"),
+        ("Nurture", HISTORY, "recycled", ("recycled_at", "2026-09-10T08:00:00Z"),
+         "first seen with crm status Nurture (since 2026-09-10T08:00:00Z, crm history)"),
+        # History of other leads, of other statuses, or after as_of does not date it.
+        ("Closed - Converted", HISTORY, "sql", ("sql_at", None), "first seen with crm status Closed - Converted "
+         "(date unknown)"),
+        ("Working - Contacted", None, "sal", ("sal_at", None),
+         "first seen with crm status Working - Contacted (date unknown)"),
+        ("Working - Contacted", HISTORY.iloc[:0], "sal", ("sal_at", None),
+         "first seen with crm status Working - Contacted (date unknown)"),
+    ],
+)
+def test_first_sight_is_dated_by_crm_history_or_not_at_all(
+    status: str, history: pd.DataFrame | None, stage: str, stamp: tuple[str, str | None], reason: str
+) -> None:
+    rules = replace(load_rules(), as_of=NOW, status_history=history)
+    frame = leads({"lead_id": "1", "score": "10", "status": status},
+                  {"lead_id": "3", "score": "10", "status": "Closed - Converted"})
+    out = LIFECYCLE.apply(frame, rules).iloc[0]
+    assert (out["lifecycle_stage"], out["lifecycle_reason"]) == (stage, reason)
+    column, value = stamp
+    assert (None if pd.isna(out[column]) else out[column]) == value
+    assert all(pd.isna(out[c]) for c in ("mql_at", "sal_at", "sql_at", "recycled_at") if c != column)
+    assert not any(isinstance(v, str) and v == STAMP for v in out.tolist())  # never the run's time
+
+
+def test_status_since_takes_the_latest_change_to_the_current_status() -> None:
+    frame = leads({"lead_id": "1", "score": "0", "status": "Working - Contacted"},
+                  {"lead_id": "2", "score": "0", "status": "Working - Contacted"},
+                  {"lead_id": "3", "score": "0", "status": "Closed - Converted"})
+    assert status_since(frame, HISTORY, NOW).tolist() == ["2026-10-02T09:30:00Z", pd.NA, pd.NA]
+    later = datetime(2026, 12, 2, tzinfo=UTC)
+    assert status_since(frame, HISTORY, later).tolist()[2] == "2026-12-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "activity", "stage"),
+    [("2026-11-01T00:00:00Z", "2026-11-15T09:00:00Z", "mql"),  # engaged after the record last changed
+     ("2026-11-16T00:00:00Z", "2026-11-15T09:00:00Z", "recycled"),  # maybe before the recycling: not fresh
+     (None, "2026-11-15T09:00:00Z", "mql")],  # nothing known: recent engagement counts
+)
+def test_recycled_with_unknown_date_needs_engagement_after_the_last_change(
+    updated_at: str | None, activity: str, stage: str
+) -> None:
+    frame = leads({"lead_id": "1", "score": "150", "lifecycle_stage": "recycled", "updated_at": updated_at,
+                   "lifecycle_reason": "first seen with crm status Nurture (date unknown)"})
+    assert advance(frame, [activity]).iloc[0]["lifecycle_stage"] == stage
 
 
 def test_refusals_are_counted_and_nothing_else_changes() -> None:

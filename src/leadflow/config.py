@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import pycountry
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from leadflow.alerts import AlertsConfig
 from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
 from leadflow.lifecycle import DEFAULT_LIFECYCLE, LifecyclePolicy, load_lifecycle_policy
+from leadflow.ownership import DEFAULT_OPEN_STATUSES, Ownership, RouteWhen, reassign_statuses_error
 from leadflow.routing import (
     RoutingConfig,
     RoutingState,
@@ -85,18 +86,42 @@ class ScoringConfig(BaseModel):
 
 
 class RoutingSection(BaseModel):
-    """The `routing:` section: the routing rules file, and which CRM statuses mean "not touched yet"."""
+    """The `routing:` section: the routing rules file, which CRM statuses mean "not touched yet", and which leads
+    are leadflow's to route (`leadflow.ownership`): a lead an active person owns is never re-owned by default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     rules: Path = Field(description="Routing rules YAML (see src/leadflow/reference/routing.yaml).")
     availability: Path | None = Field(
         default=None, description="CSV of out-of-office ranges: user_id, from, to (ISO dates, inclusive)."
     )
-    untouched_statuses: list[str] = Field(
-        default_factory=lambda: ["Open - Not Contacted", "NEW", "OPEN", "New", "Open"],
-        description="A lead pulled with any other status has had its first touch (ends its SLA clock).",
+    open_statuses: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OPEN_STATUSES), min_length=1,
+        validation_alias=AliasChoices("open_statuses", "untouched_statuses"),
+        description="Statuses of a lead nobody has worked yet. Any other status is worked: never routed again "
+        "(not even by `reassign`), and on a lead leadflow assigned it is the first touch (ends its SLA clock). "
+        "`untouched_statuses` is the earlier name.",
     )
+    unassigned_owners: list[str] = Field(
+        default_factory=list, description="Owner ids meaning nobody owns the lead yet (the default lead owner, the "
+        "integration user): leads they own are routed.",
+    )
+    route_when: RouteWhen = Field(default_factory=RouteWhen,
+                                  description="Which owners leave a lead to leadflow (a lead with no owner always).")
+
+    @field_validator("unassigned_owners", "open_statuses", mode="before")
+    @classmethod
+    def _texts(cls, values: Any) -> Any:
+        if isinstance(values, list):
+            for value in values:
+                if not isinstance(value, str):
+                    raise ValueError(f'YAML read {value!r} as {type(value).__name__}: quote it ("{value}")')
+        return values
+
+    def ownership(self) -> Ownership:
+        return Ownership(open_statuses=frozenset(self.open_statuses),
+                         unassigned_owners=frozenset(v.strip() for v in self.unassigned_owners),
+                         route_when=self.route_when)
 
 
 class RunConfig(BaseModel):
@@ -149,8 +174,14 @@ class Rules:
     routing: RoutingConfig | None = None
     """Routing rules, pools and territories; None: leads are not assigned."""
     untouched_statuses: frozenset[str] = frozenset()
+    """The open statuses (routing.open_statuses); empty without a routing section."""
     routing_state: RoutingState | None = None
     """The round-robin state this run starts from (read under the state store's routing lock)."""
+    ownership: Ownership = field(default_factory=Ownership)
+    """Which leads are leadflow's to route: the routing section's policy and the CRM's users and queues."""
+    status_history: pd.DataFrame | None = None
+    """This run's CRM status changes (lead_key, status, changed_at ISO UTC), for leads seen the first time: the
+    lifecycle stamps their stage from it. None: no history (stamps of a first sight stay empty)."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -218,12 +249,18 @@ def load_rules(config_path: Path | None = None) -> Rules:
         lifecycle=default_lifecycle_policy() if config.scoring.lifecycle is None else load_lifecycle_policy(
             _relative(config.scoring.lifecycle, config_path)),
         routing=None if config.routing is None else _routing(config.routing, config_path),
-        untouched_statuses=frozenset(config.routing.untouched_statuses) if config.routing else frozenset(),
+        untouched_statuses=frozenset(config.routing.open_statuses) if config.routing else frozenset(),
+        ownership=config.routing.ownership() if config.routing else Ownership(),
     )
 
 
 def _routing(section: RoutingSection, config_path: Path) -> RoutingConfig:
-    routing = load_routing_config(_relative(section.rules, config_path))
+    path = _relative(section.rules, config_path)
+    routing = load_routing_config(path)
+    for i, rule in enumerate(routing.rules):
+        problem = reassign_statuses_error(rule.reassign, frozenset(section.open_statuses))
+        if problem:
+            raise ConfigError(str(path), problem, yaml_path=f"rules[{i}].reassign.statuses")
     if section.availability is None:
         return routing
     path = _relative(section.availability, config_path)

@@ -2,10 +2,13 @@
 
 Where a lead may go next is data (`reference/lifecycle.yaml`): the score moves a lead into MQL (a recycled lead only
 on fresh engagement), the CRM's status moves it further (sales accepted, converted, nurture) through `status_map`.
-A lead seen for the first time takes the stage its CRM status means (an initial load is not a move). After that, a
-move the `transitions` table does not allow is refused: the lead stays where it was, and `lifecycle_reason`
-says what was refused and why, so nothing silently jumps backwards (SQL → new) or skips a step ops did not allow.
-Every applied move is stamped (`mql_at`, `sal_at`, `sql_at`, `recycled_at`) with the run's as-of time.
+A lead seen for the first time takes the stage its CRM status means (an initial load is not a move). Its stamp is
+when the CRM changed the status to that value (the status-change history, e.g. Salesforce LeadHistory) where the
+org has it; else it stays empty and `lifecycle_reason` says the date is unknown — never the run's time, which would
+make years-old SQLs look like today's. After that, a move the `transitions` table does not allow is refused: the
+lead stays where it was, and `lifecycle_reason` says what was refused and why, so nothing silently jumps backwards
+(SQL → new) or skips a step ops did not allow. Every applied move is stamped (`mql_at`, `sal_at`, `sql_at`,
+`recycled_at`) with the run's as-of time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ STAGES: Final[tuple[str, ...]] = ("new", "mql", "sal", "sql", "recycled")
 STAMPS: Final[dict[str, str]] = {"mql": "mql_at", "sal": "sal_at", "sql": "sql_at", "recycled": "recycled_at"}
 LIFECYCLE_COLUMNS: Final[tuple[str, ...]] = ("lifecycle_stage", "lifecycle_reason", *STAMPS.values())
 DEFAULT_LIFECYCLE: Final[Path] = REFERENCE_DIR / "lifecycle.yaml"
+HISTORY_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "status", "changed_at")
+"""A CRM status-change history frame (`Rules.status_history`): lead key, the status it changed to, when (ISO UTC)."""
 
 
 class LifecyclePolicy(BaseModel):
@@ -79,11 +84,15 @@ def advance_lifecycle(
     mql_threshold: float,
     last_activity: pd.Series,
     as_of: datetime,
+    first_seen: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Move each lead along the lifecycle; returns LIFECYCLE_COLUMNS on `frame.index`.
 
     `frame` needs `score`, `status` and the previous LIFECYCLE_COLUMNS (empty for a new lead); `last_activity` is
-    each lead's latest engagement time (UTC datetimes, NaT when none) aligned with `frame`.
+    each lead's latest engagement time (UTC datetimes, NaT when none) aligned with `frame`. `first_seen`: per lead,
+    when the CRM changed its status to the current value (canonical ISO UTC text, NA when unknown), the stamp of a
+    first sight. A recycled lead whose recycled_at is unknown counts engagement after its `updated_at` (if known) as
+    fresh.
     """
     now = pd.Timestamp(as_of).tz_convert("UTC")
     stamp = _iso(as_of)
@@ -104,13 +113,22 @@ def advance_lifecycle(
         reason = reason.mask(mask, why)
         stamps[STAMPS[target]] = stamps[STAMPS[target]].mask(mask, stamp)
 
-    # 0. A lead leadflow has never tracked takes the stage its CRM status means (an initial load is no transition).
+    # 0. A lead leadflow has never tracked takes the stage its CRM status means (an initial load is no transition),
+    #    stamped when the CRM says the status changed, or not at all: never with the run's time.
     status = frame["status"].astype("string")
     mapped = status.map(policy.status_map).astype("string")
     untracked = (frame["lifecycle_stage"].isna() & mapped.notna()).to_numpy(dtype=bool)
+    since = (pd.Series(pd.NA, index=frame.index, dtype="string") if first_seen is None
+             else first_seen.reindex(frame.index).astype("string"))
+    why_first = ("first seen with crm status " + status + since.map(lambda t: f" (since {t}, crm history)",
+                                                                      na_action="ignore").astype("string")
+                 .fillna(" (date unknown)"))
     for target in ("mql", "sal", "sql", "recycled"):
         adopt = untracked & (mapped == target).fillna(False).to_numpy(dtype=bool)
-        move(adopt, target, "first seen with crm status " + status)
+        if adopt.any():
+            stage = stage.mask(adopt, target)
+            reason = reason.mask(adopt, why_first)
+            stamps[STAMPS[target]] = stamps[STAMPS[target]].mask(adopt, since)
 
     # 1. The score: new → MQL; recycled → MQL only on engagement newer than the recycling and recent.
     score_text = pd.Series(frame["score"].astype("Float64").round(1).astype("string"), index=frame.index)
@@ -118,6 +136,8 @@ def advance_lifecycle(
     is_new = (stage == "new").to_numpy(dtype=bool)
     move(is_new & crossed & policy.allows("new", "mql"), "mql", why_mql)
     recycled_at = pd.to_datetime(stamps["recycled_at"], utc=True, errors="coerce")
+    if "updated_at" in frame:  # recycled at an unknown time: no later than the record's last change
+        recycled_at = recycled_at.fillna(pd.to_datetime(frame["updated_at"], utc=True, errors="coerce"))
     activity = pd.to_datetime(last_activity, utc=True, errors="coerce").reindex(frame.index)
     fresh = (
         (activity > recycled_at.fillna(pd.Timestamp.min.tz_localize("UTC")))

@@ -121,14 +121,23 @@ def scoring_counts(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def routing_counts(frame: pd.DataFrame) -> dict[str, Any]:
-    """Outcomes of routing: leads per rule, per owner, and held."""
-    if "routing_rule" not in frame or not len(frame) or frame["routing_rule"].isna().all():
+    """Outcomes of routing: leads per rule, per owner, held, and kept with their owner (`leadflow.ownership`).
+
+    `routed`: leads with an owner from a routing rule (this run's or leadflow's earlier assignment kept);
+    `kept_with_owner`: leads left with the owner they had, and `kept_by_reason` why (the reason without `kept: `)."""
+    if "routing_reason" not in frame or not len(frame) or frame["routing_reason"].isna().all():
         return {}
-    held = frame["routing_reason"].astype("string").str.startswith("hold:").fillna(False)
+    reason = frame["routing_reason"].astype("string")
+    held = reason.str.startswith("hold:").fillna(False).astype(bool)
+    kept = reason.str.startswith("kept: ").fillna(False).astype(bool)
+    routed = frame["routing_rule"].notna() & ~held & ~kept
     return {
         "routed_by_rule": {str(k): int(v) for k, v in frame["routing_rule"].value_counts().items()},
-        "assigned_per_owner": {str(k): int(v) for k, v in frame.loc[~held, "owner_id"].value_counts().items()},
+        "assigned_per_owner": {str(k): int(v) for k, v in frame.loc[routed, "owner_id"].value_counts().items()},
+        "routed": int(routed.sum()),
         "held": int(held.sum()),
+        "kept_with_owner": int(kept.sum()),
+        "kept_by_reason": {str(k).removeprefix("kept: "): int(v) for k, v in reason[kept].value_counts().items()},
     }
 
 
@@ -172,10 +181,17 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"step": f"{system}: lifecycle", "expectation": stage, "rows": count})
         for owner, count in report.get("assigned_per_owner", {}).items():
             rows.append({"step": f"{system}: assigned", "expectation": owner, "rows": count})
+        for reason, count in report.get("kept_by_reason", {}).items():
+            rows.append({"step": f"{system}: kept with its owner", "expectation": reason, "rows": count})
+        if report.get("skipped_converted"):
+            rows.append({"step": f"{system}: converted leads not written", "expectation": "",
+                         "rows": report["skipped_converted"]})
     for owner, count in summary.get("assigned_per_owner", {}).items():
         rows.append({"step": "assigned", "expectation": owner, "rows": count})
     if "held" in summary:
         rows.append({"step": "held by routing", "expectation": "", "rows": summary["held"]})
+    for reason, count in summary.get("kept_by_reason", {}).items():
+        rows.append({"step": "kept with its owner", "expectation": reason, "rows": count})
     return rows
 
 
@@ -214,7 +230,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                      + (f"; stopped: {report['stopped']}" if report.get("stopped") else ""))
     if "routed_by_rule" in summary:
         lines.append("- routed by rule: " + ", ".join(f"{k} {v}" for k, v in summary["routed_by_rule"].items())
-                     + f"; held: {summary['held']}")
+                     + f"; held: {summary['held']}"
+                     + (f"; kept with their owner: {summary['kept_with_owner']}" if "kept_with_owner" in summary
+                        else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -24,7 +24,8 @@ Daily caps count round-robin assignments per user and local day (across pools).
 Output (`route_leads`): ROUTING_COLUMNS, all strings. `routing_reason` says what happened, with the path in
 brackets, e.g. `pool emea_ae round robin (territory EMEA)` or `hold: possible duplicate`. Holds have no owner and no
 `assigned_at`, so the next run routes them again; an assigned lead (previous `routing_rule` and `assigned_at`
-present in the frame) keeps its routing unless the rule matching it now has `reassign: true`.
+present in the frame) keeps its routing unless the rule matching it now has `reassign: true`. Which leads are
+leadflow's to route at all (not a person's, not worked, not converted): `leadflow.ownership`.
 `sla_due_at = assigned_at + sla_minutes`, counting only the owner's working hours when `sla_working_hours`
 (queues and users without working hours: plain minutes).
 
@@ -54,6 +55,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leadflow.conditions import Condition, describe, evaluate
 from leadflow.errors import ConfigError
+from leadflow.ownership import Ownership, Reassign, decide_ownership
 from leadflow.settings import REFERENCE_DIR
 from leadflow.yamlio import load_yaml, parse_model
 
@@ -333,11 +335,30 @@ class Rule(Action):
     when: Condition | None = Field(default=None, description="None: every lead.")
     sla_minutes: int | None = Field(default=None, ge=1)
     sla_working_hours: bool = True
-    reassign: bool = False
+    reassign: bool | Reassign = Field(
+        default=False, description="true: leads leadflow assigned earlier are routed again; an object "
+        "(`leadflow.ownership.Reassign`): re-own matching leads, even a person's, when its conditions hold.")
     on_sla_breach: Literal["alert", "reassign"] = Field(
         default="alert", description="reassign: a lead past this rule's SLA with no first touch is routed again, "
         "to anyone but its current owner (the breach is alerted either way)."
     )
+
+    @field_validator("reassign", mode="before")
+    @classmethod
+    def _reassign(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # validated here, so an error names the condition, not the union's members
+            try:
+                return Reassign.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                message = first["msg"].removeprefix("Value error, ")
+                raise ValueError(f"{where}: {message}" if where else message) from None
+        if value is None:
+            return False
+        if isinstance(value, bool | Reassign):
+            return value
+        raise ValueError("reassign is true, false or conditions {statuses, min_age_hours, age_from, owners}")
 
 
 def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
@@ -493,7 +514,9 @@ def explain(config: RoutingConfig) -> str:
         extra = []
         if rule.sla_minutes:
             extra.append(f"SLA {rule.sla_minutes} min" + (" of working time" if rule.sla_working_hours else ""))
-        if rule.reassign:
+        if isinstance(rule.reassign, Reassign):
+            extra.append(rule.reassign.text())
+        elif rule.reassign:
             extra.append("re-routes assigned leads")
         lines.append(f"{i}. {rule.name}: if {when} → {rule.text()}" + (f" [{'; '.join(extra)}]" if extra else ""))
     for name, pool in config.pools.items():
@@ -808,11 +831,15 @@ def route_leads(
     *,
     as_of: datetime,
     timings: dict[str, float] | None = None,
+    ownership: Ownership | None = None,
 ) -> tuple[pd.DataFrame, RoutingState]:
     """Route every lead as of `as_of` (a naive datetime is UTC): (ROUTING_COLUMNS on `frame.index`, the new state).
 
-    `state` is not changed. Leads are handled in frame order; the same leads, order and state give the same
-    result. `timings`, if given, receives seconds per part (`conditions`, `round_robin`, `output`)."""
+    With `ownership` (the assign stage always passes one), only leads that are leadflow's to route are routed
+    (`leadflow.ownership`); the others keep owner_id as given, with a `kept: …` routing_reason and no
+    routing_rule, assigned_at or sla_due_at. Without it every lead is routed (simulations of leadflow's own
+    assignments). `state` is not changed. Leads are handled in frame order; the same leads, order and state give
+    the same result. `timings`, if given, receives seconds per part (`conditions`, `round_robin`, `output`)."""
     clock = time.perf_counter()
     as_of = _utc(as_of).replace(microsecond=0)
     n = len(frame)
@@ -830,9 +857,14 @@ def route_leads(
     # 2. Leads already assigned keep their routing unless their rule re-routes.
     previous = {c: _previous(frame, c) for c in ROUTING_COLUMNS}
     assigned = _present(previous["routing_rule"]) & _present(previous["assigned_at"])
-    reassign = np.array([rule.reassign for rule in config.rules], dtype=bool)
-    keep = assigned & ~reassign[rule_of]
-    route = ~keep
+    left = np.zeros(n, dtype=bool)
+    if ownership is None:
+        reassign = np.array([rule.reassign is True for rule in config.rules], dtype=bool)
+        keep = assigned & ~reassign[rule_of]
+    else:
+        decision = decide_ownership(frame, config, ownership, rule_of, assigned, as_of)
+        keep, left = decision.keep_previous, decision.left
+    route = ~keep & ~left
 
     out = _Out.empty(n)
     for r, rule in enumerate(config.rules):
@@ -896,6 +928,9 @@ def route_leads(
     if keep.any():
         for column in ROUTING_COLUMNS:
             result[column] = result[column].mask(keep, previous[column])
+    if left.any():  # left with its owner: the owner exactly as given, and why
+        result["owner_id"] = result["owner_id"].mask(left, previous["owner_id"])
+        result["routing_reason"] = result["routing_reason"].mask(left, decision.reason)
     if timings is not None:
         timings["output"] = time.perf_counter() - clock
     return result, new_state

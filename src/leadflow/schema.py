@@ -33,7 +33,12 @@ CORE_INPUT_COLUMNS: Final[tuple[str, ...]] = (
 FIRMOGRAPHIC_COLUMNS: Final[tuple[str, ...]] = ("employees", "annual_revenue", "industry")
 """Company facts; on input they are what the CRM holds (possibly set by a person), after `enrich` the best known."""
 
-INPUT_COLUMNS: Final[tuple[str, ...]] = CORE_INPUT_COLUMNS + FIRMOGRAPHIC_COLUMNS
+CRM_STATE_COLUMNS: Final[tuple[str, ...]] = ("is_converted",)
+"""What the CRM says about the record itself, read-only for leadflow: `is_converted` (Salesforce `IsConverted`): a
+converted lead is never routed and never written (Salesforce refuses it: CANNOT_UPDATE_CONVERTED_LEAD). Unknown
+(a file, a MAP) counts as not converted."""
+
+INPUT_COLUMNS: Final[tuple[str, ...]] = CORE_INPUT_COLUMNS + FIRMOGRAPHIC_COLUMNS + CRM_STATE_COLUMNS
 """Columns a lead file may carry; all optional except that one of `email`/`lead_id` must be present."""
 
 IDENTITY_COLUMNS: Final[tuple[str, ...]] = ("lead_id", "email")
@@ -85,7 +90,7 @@ CANONICAL_COLUMNS: Final[tuple[str, ...]] = INPUT_COLUMNS + DERIVED_COLUMNS
 
 BOOLEAN_COLUMNS: Final[frozenset[str]] = frozenset(
     {"email_opt_in", "email_valid", "is_free_email", "consent_required", "mailable", "is_role_email",
-     "is_disposable_email"}
+     "is_disposable_email", "is_converted"}
 )
 NUMERIC_COLUMNS: Final[dict[str, str]] = {
     "employees": "Int64",

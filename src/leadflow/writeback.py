@@ -105,3 +105,55 @@ def owners_in_place(changes: pd.DataFrame, processed: pd.DataFrame, written: lis
         not_written = ~changes[RECORD_ID].isin([str(w) for w in written])
         pending.loc[changes.index[(needed & not_written).to_numpy()]] = True
     return decided & ~pending
+
+
+def drop_converted(changes: pd.DataFrame, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """`changes` without the rows of converted leads (`is_converted`), and how many were dropped. Salesforce
+    refuses any update of a converted lead (CANNOT_UPDATE_CONVERTED_LEAD; SOAP API Developer Guide, StatusCode:
+    https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm)."""
+    if not len(changes) or "is_converted" not in frame.columns:
+        return changes, 0
+    converted = frame["is_converted"].reindex(changes.index).astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return changes[~converted], int(converted.sum())
+
+
+def without_refused(changes: pd.DataFrame, refused: pd.DataFrame, column_of: dict[str, str]) -> pd.DataFrame:
+    """`changes` with every refused (record, field) cleared: what the connector actually sent. `refused` has
+    `record_id` and `field` (the system's field name); `column_of` maps field names to canonical columns."""
+    if refused is None or refused.empty or changes.empty:
+        return changes
+    out = changes.copy()
+    ids = out[RECORD_ID].astype("string")
+    for field_name, group in refused.groupby("field", sort=False):
+        column = column_of.get(str(field_name), str(field_name))
+        if column not in out.columns:
+            continue
+        hit = ids.isin([str(r) for r in group["record_id"]]).to_numpy(dtype=bool)
+        out[column] = out[column].mask(hit)
+    return out
+
+
+def refused_events(
+    refused: pd.DataFrame, changes: pd.DataFrame, pulled: pd.DataFrame, keys: pd.Series, column_of: dict[str, str],
+    *, run_id: str, stage: str, at: datetime | None = None,
+) -> pd.DataFrame:
+    """Audit events for values a write left out because the target would refuse them: old = as pulled, new = the
+    value not written, column `<column> (refused: <reason>)`, so `trace` shows why a field did not change."""
+    if refused is None or refused.empty or changes.empty:
+        return pd.DataFrame(columns=list(EVENT_COLUMNS))
+    at = at or datetime.now(UTC)
+    position = pd.Series(changes.index, index=changes[RECORD_ID].astype("string").to_numpy())
+    position = position[~position.index.duplicated()]
+    rows = []
+    for record_id, field_name, value, reason in zip(refused["record_id"], refused["field"], refused["value"],
+                                                     refused["reason"], strict=True):
+        index = position.get(str(record_id))
+        if index is None:
+            continue
+        column = column_of.get(str(field_name), str(field_name))
+        old = as_text(pulled[column].rename(column)).loc[index] if column in pulled.columns else pd.NA
+        rows.append({"run_id": run_id, "lead_key": keys.loc[index], "stage": stage,
+                     "column_name": f"{column} (refused: {reason})", "old_value": old,
+                     "new_value": None if value is None else str(value), "at": at})
+    return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+

@@ -31,12 +31,14 @@ READS: Final[tuple[str, ...]] = tuple(
 
 def assign(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """owner_id, routing_rule, routing_reason, assigned_at and sla_due_at for every lead; the new round-robin state
-    in `attrs["routing_state"]`."""
+    in `attrs["routing_state"]`. Only leads that are leadflow's to route are routed (`rules.ownership`, see
+    `leadflow.ownership`); the others keep their owner with a `kept: …` reason."""
     if rules.routing is None:
         raise ConfigError(rules.source, "the pipeline assigns leads but no routing rules are configured",
                           yaml_path="routing")
     state = rules.routing_state or RoutingState()
-    out, new_state = route_leads(frame, rules.routing, state, as_of=rules.as_of or datetime.now(UTC))
+    out, new_state = route_leads(frame, rules.routing, state, as_of=rules.as_of or datetime.now(UTC),
+                                 ownership=rules.ownership)
     out.attrs[STATE_ATTR] = new_state
     return out
 
@@ -46,6 +48,7 @@ ASSIGN = Stage(
     reads=READS,
     writes=ROUTING_COLUMNS,
     fn=assign,
-    description="Routing rules: a user, the account owner, a territory's pool (weighted round robin), a queue or a hold.",
+    description="Routing rules for leads that are leadflow's (no owner, a queue, inactive or default owner): a user, "
+    "the account owner, a territory's pool (weighted round robin), a queue or a hold; others keep their owner.",
     gate="leads_assigned",
 )
