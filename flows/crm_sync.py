@@ -24,21 +24,32 @@ from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
-from leadflow.writeback import changed_fields, merge_diff, owners_in_place, writeback_events
+from leadflow.writeback import (
+    changed_fields,
+    drop_converted,
+    merge_diff,
+    owners_in_place,
+    refused_events,
+    without_refused,
+    writeback_events,
+)
 from tasks.crm import write_back, write_back_guarded
 from tasks.enrichment import (
     pull_activities,
     pull_crm_reference,
-    pull_inactive_users,
+    pull_owner_directory,
+    pull_status_history,
     with_activities,
     with_crm_reference,
-    with_inactive_users,
+    with_owner_directory,
+    with_status_history,
 )
 from tasks.events import emit_budget_exhausted, emit_sync_errors
 from tasks.io import (
     commit_watermark,
     confirm_owners_written,
     dead_letter_counts,
+    load_lifecycle_state,
     load_watermark,
     pending_dead_letters,
     record_stage,
@@ -94,9 +105,11 @@ def crm_sync(
                 logger.warning("salesforce stopped while pulling accounts and records (%s): nothing synced", stop.reason)
         if not unmatched and "assign" in pipeline.names and "salesforce" in connectors:
             try:
-                rules = with_inactive_users(rules, pull_inactive_users(connectors["salesforce"]))
+                # Who is a person, who left, which ids are queues: only leads nobody works are routed.
+                rules = with_owner_directory(rules, pull_owner_directory(connectors["salesforce"]))
             except SourceStopped as stop:
-                logger.warning("salesforce stopped while pulling users (%s): routing with the config's", stop.reason)
+                logger.warning("salesforce stopped while pulling users and queues (%s): routing with the config's",
+                               stop.reason)
         if not unmatched and "score" in pipeline.names and "marketo" in connectors:
             assert rules.as_of is not None
             lookback = timedelta(days=rules.scoring_model.lookback_days)
@@ -151,14 +164,23 @@ def crm_sync(
                     ledger.quarantine(INPUT_STAGE, loaded.refused)
                     record_stage(run_id, PULL_STAGE, None, unreadable)
                     record_stage(run_id, INPUT_STAGE, None, loaded.refused)
+                    page_rules = rules
+                    if system == "salesforce" and "lifecycle" in pipeline.names:
+                        # Leads seen the first time take their stage from the CRM status, dated by its history.
+                        first = first_sight_ids(loaded.frame, rules)
+                        page_rules = with_status_history(rules, pull_status_history(connector, first) if first
+                                                         else None)
                     frame, _ = run_stages(
-                        loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger,
+                        loaded.frame, page_rules, pipeline, run_id=run_id, ledger=ledger,
                         suites_dir=str(Settings().suites_dir()), keep_state=not dry_run,
                     )
                     ledger.rows_out += len(frame)
                     # Diff against the values as pulled (prepare_leads already trimmed them), aligned by position.
                     as_pulled = conform(readable.reset_index(drop=True))
                     changes = changed_fields(as_pulled, frame, connector.writable_columns)
+                    # A converted lead is never written (Salesforce refuses it: CANNOT_UPDATE_CONVERTED_LEAD).
+                    changes, converted = drop_converted(changes, frame)
+                    report["skipped_converted"] = report.get("skipped_converted", 0) + converted
                     merge_diff(report["changes"], changes, as_pulled)
                     # After the first sync, new leads' first write is expected: only changes to leads processed
                     # before count against the export guard (an initial load still needs the override).
@@ -170,15 +192,24 @@ def crm_sync(
                                                 dry_run, override_export_guard)
                     report["written"] += len(result.written)
                     report["failed"] += len(result.failures)
+                    # Values the target would refuse were left out of the request (never a dead letter): counted
+                    # per reason, and kept out of the write-back events, which record only what was sent.
+                    column_of = field_columns(connector)
+                    add_counts(report, {"refused": result.refused["reason"].astype(str).value_counts().to_dict(),
+                                        "truncated": result.truncated})
+                    sent = without_refused(changes, result.refused, column_of)
                     if not dry_run:
                         record_write_outcome(
                             run_id, system, LEAD_OBJECT, result.written, dead_letter_failures(changes, result.failures)
                         )
-                        written = writeback_events(changes, as_pulled, lead_keys(frame), result.written,
+                        written = writeback_events(sent, as_pulled, lead_keys(frame), result.written,
                                                    run_id=run_id, stage=f"writeback:{system}")
-                        record_stage(run_id, f"writeback:{system}", written, None)
+                        refused = refused_events(result.refused, changes, as_pulled, lead_keys(frame), column_of,
+                                                 run_id=run_id, stage=f"writeback:{system}")
+                        record_stage(run_id, f"writeback:{system}", pd.concat([written, refused], ignore_index=True)
+                                     if len(refused) else written, None)
                         if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
-                            placed = owners_in_place(changes, frame, result.written) & frame["assigned_at"].notna()
+                            placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
                             confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)
                         mark = page_mark
                         if start is None and mark is not None:
@@ -206,6 +237,17 @@ def crm_sync(
 
 
 
+def first_sight_ids(frame: pd.DataFrame, rules: Any) -> list[str]:
+    """Ids of leads the lifecycle has never tracked (no stage from the CRM or the state store) whose status means a
+    stage: the leads whose status-change history dates their first stage."""
+    mapped = frame["status"].astype("string").isin(list(rules.lifecycle.status_map)).to_numpy(dtype=bool)
+    candidates = frame[mapped & frame["lifecycle_stage"].isna().to_numpy(dtype=bool)]
+    if candidates.empty:
+        return []
+    tracked = load_lifecycle_state(candidates)["lifecycle_stage"].notna().to_numpy(dtype=bool)
+    return candidates.loc[~tracked, "lead_id"].dropna().astype(str).tolist()
+
+
 def only_sources(page: Any, lead_sources: list[str]) -> tuple[Any, int]:
     """The leads of `page` whose lead source is one of `lead_sources` (case and spaces ignored), and how many
     others the page held."""
@@ -215,3 +257,11 @@ def only_sources(page: Any, lead_sources: list[str]) -> tuple[Any, int]:
     column = page["lead_source"] if "lead_source" in page.columns else pd.Series(pd.NA, index=page.index)
     keep = column.astype("string").str.strip().str.casefold().isin(wanted).fillna(False).to_numpy(dtype=bool)
     return page[keep], int((~keep).sum())
+
+
+def field_columns(connector: Any) -> dict[str, str]:
+    """The connector's Lead field name → canonical column (empty for connectors without a Salesforce-style mapping)."""
+    mapping = getattr(connector, "mapping", None)
+    lead = getattr(mapping, "objects", {}).get(LEAD_OBJECT) if mapping is not None else None
+    return {} if lead is None else {name: spec.column for name, spec in lead.fields.items()}
+

@@ -13,6 +13,7 @@ from leadflow.config import load_rules
 from leadflow.connectors.registry import connect
 from leadflow.sla import breach_summary, owner_changes
 from tasks.crm import write_back
+from tasks.enrichment import pull_owner_directory, with_owner_directory
 from tasks.events import emit_sla_breached
 from tasks.io import check_sla, close_run, open_run, reassign_breaches
 
@@ -28,6 +29,12 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
     summary = {"run_id": run_id, "as_of": moment.isoformat(), **breach_summary(breaches)}
     rules = load_rules(Path(config_path)) if config_path else None
     if rules is not None and rules.routing is not None and len(breaches):
+        if rules.systems.salesforce is not None:
+            # The CRM's users decide who may take a lead: an inactive user is never handed one (the org would refuse
+            # the OwnerId), whatever the routing config still lists.
+            with connect("salesforce", rules.systems, origin=rules.source) as crm:
+                rules = with_owner_directory(rules, pull_owner_directory(crm))
+        assert rules.routing is not None
         made = reassign_breaches(breaches, rules.routing, moment, run_id)
         summary["reassigned"] = len(made)
         for system, changes in owner_changes(made).items():

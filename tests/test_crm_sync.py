@@ -131,6 +131,7 @@ def test_dry_run_writes_nothing_and_keeps_the_watermark(
 def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) -> None:
     """`leadflow sandbox` in one process, `leadflow sync --config …` in another, as the README says."""
     import os
+    import re
     import signal
     import subprocess
     import sys
@@ -163,7 +164,8 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "marketo      pulled 150, written back" in proc.stdout
         assert "hubspot      pulled" in proc.stdout
-        assert "salesforce   pulled 150, written back 150" in proc.stdout
+        written = re.search(r"salesforce   pulled 150, written back (\d+)", proc.stdout)
+        assert written and 0 < int(written.group(1)) < 150, proc.stdout  # converted leads are never written
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,7 +156,12 @@ def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "salesforce   pulled 300, written back 300" in proc.stdout
+    written = re.search(r"salesforce   pulled 300, written back (\d+)", proc.stdout)
+    assert written and 0 < int(written.group(1)) < 300, proc.stdout  # converted leads are never written
+    routed = re.search(r"salesforce   pulled.*?routed (\d+) to .*?kept with their owner (\d+)", proc.stdout, re.S)
+    assert routed and int(routed.group(1)) > 0 and int(routed.group(2)) > 0, proc.stdout
+    assert "kept: owned by active user" in proc.stdout and "kept: converted" in proc.stdout
+    assert "Rows quarantined" in proc.stdout
     assert "marketo      pulled 300, written back" in proc.stdout
     assert "What changed in the systems (written back)" in proc.stdout
     assert "salesforce country_code" in proc.stdout

@@ -89,7 +89,8 @@ def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -
     )
 
 
-def _run_crm_sync(config: Path | None, systems: list[str] | None, **params: Any) -> dict[str, Any]:
+def _run_crm_sync(config: Path | None, systems: list[str] | None, *, preflight: bool = False,
+                  **params: Any) -> dict[str, Any]:
     rules = _checked_rules(config)
     from leadflow.errors import ConfigError
 
@@ -99,6 +100,13 @@ def _run_crm_sync(config: Path | None, systems: list[str] | None, **params: Any)
     for name in wanted:
         if name not in rules.systems.names:
             raise ConfigError(rules.source, f"system {name!r} is not configured", yaml_path=f"systems.{name}")
+    if preflight:  # stop with the doctor's message rather than fail mid-run
+        from leadflow.doctor import PreflightFailed
+        from leadflow.doctor import preflight as run_preflight
+
+        report = run_preflight(rules, systems=wanted)
+        if not report.ok:
+            raise PreflightFailed(report)
     return _run_flow(CRM_SYNC_ENTRYPOINT, systems=wanted, config_path=str(config) if config else None, **params)
 
 
@@ -125,10 +133,20 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
             matches = ", ".join(f"{k} {v}" for k, v in report["account_match"].items())
             known = ", ".join(f"{k} {v}" for k, v in report.get("firmographics_known", {}).items())
             typer.echo(f"      account match: {matches}; duplicates {report.get('duplicates', 0)}; known: {known}")
-        if report.get("routed_by_rule"):
-            rules = ", ".join(f"{k} {v}" for k, v in report["routed_by_rule"].items())
-            typer.echo(f"      routed: {rules}; held {report.get('held', 0)}; "
-                       f"{len(report.get('assigned_per_owner', {}))} owners")
+        if "routed" in report or report.get("routed_by_rule"):
+            rules = ", ".join(f"{k} {v}" for k, v in report.get("routed_by_rule", {}).items()) or "none"
+            typer.echo(f"      routed {report.get('routed', 0)} to {len(report.get('assigned_per_owner', {}))} "
+                       f"owners; held {report.get('held', 0)}; kept with their owner "
+                       f"{report.get('kept_with_owner', 0)}  (by rule: {rules})")
+            for reason, n in sorted(report.get("kept_by_reason", {}).items(), key=lambda kv: -kv[1]):
+                typer.echo(f"      {'':<8}{n:>6}  kept: {reason}")
+        if report.get("skipped_converted"):
+            typer.echo(f"      converted leads never written: {report['skipped_converted']}")
+        if report.get("refused"):
+            refused = ", ".join(f"{k} {v}" for k, v in report["refused"].items())
+            typer.echo(f"      values the org would refuse, not written: {refused}")
+        if report.get("truncated"):
+            typer.echo(f"      text values cut to fit their field: {report['truncated']}")
         if summary["dry_run"]:
             for column, entry in sorted(report.get("changes", {}).items(), key=lambda kv: -kv[1]["count"]):
                 shown = "; ".join(f"{rid}: {old!r} -> {new!r}" for rid, old, new in entry["examples"])
@@ -217,10 +235,42 @@ def demo(
                            routing=True) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
+        _print_sandbox_setup(boxes.setup)
         typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
         summary = _guard(lambda: _run_crm_sync(boxes.config_path, None, override_export_guard=True))
     _print_crm_summary(summary)
+    _print_quarantined(summary["run_id"])
     _print_changes(summary["run_id"])
+
+
+def _print_sandbox_setup(result: Any) -> None:
+    if result is None:
+        return
+    typer.echo(f"  leadflow setup salesforce: {len(result.created)} custom fields created in the stock org, "
+               "access granted to the integration user through a permission set" if result.created else
+               "  leadflow setup salesforce: the org already has leadflow's fields")
+
+
+def _print_quarantined(run_id: str, per_reason: int = 2, most: int = 12) -> None:
+    """A few of the run's quarantined rows, grouped by stage and expectation, with the reason each was refused."""
+    from leadflow.store import StateStore
+
+    rows = StateStore.open().quarantine(run_id)
+    typer.echo("")
+    if rows.empty:
+        typer.secho("Rows quarantined: none (every row passed every stage's gate)", bold=True)
+        return
+    typer.secho(f"Rows quarantined ({len(rows)}; every one is in the state store's quarantine table with the whole "
+                "row)", bold=True)
+    shown = 0
+    for (stage, expectation), group in rows.groupby(["stage", "expectation"], sort=False):
+        typer.echo(f"  {stage} · {expectation}: {len(group)}")
+        for _, row in group.head(per_reason).iterrows():
+            who = row["lead_key"] if isinstance(row["lead_key"], str) else "(no id)"
+            typer.echo(f"      {who}: {row['reason']}")
+        shown += 1
+        if shown >= most:
+            break
 
 
 def _print_changes(run_id: str) -> None:
@@ -255,10 +305,12 @@ OverrideOption = Annotated[
 def sync(
     config: ConfigOption = None, system: SystemOption = None, dry_run: DryRunOption = False,
     override_export_guard: OverrideOption = False,
+    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Skip the doctor's checks before the "
+                                                 "sync (login, fields, routing users).")] = False,
 ) -> None:
     """One incremental sync of the configured CRM/MAP systems: pull, every stage, write back changed fields."""
     _print_crm_summary(_guard(lambda: _run_crm_sync(
-        config, system, dry_run=dry_run, override_export_guard=override_export_guard
+        config, system, preflight=not skip_preflight, dry_run=dry_run, override_export_guard=override_export_guard
     )))
 
 
@@ -286,15 +338,22 @@ def sandbox(
         ".leadflow/sandbox"
     ),
     leads: Annotated[int, typer.Option(help="Leads to seed on first start.")] = 500,
+    stock_org: Annotated[bool, typer.Option(
+        "--stock-org", help="Serve Salesforce as a stock org: only standard fields until you run `leadflow setup "
+        "salesforce` (by default the sandbox runs it for you).")] = False,
 ) -> None:
     """Serve the local CRM/MAP sandboxes on 127.0.0.1 until Ctrl-C, with a config that points leadflow at them."""
     import threading
 
     from leadflow.sandbox.launch import running_sandboxes
 
-    with running_sandboxes(folder, leads=leads, enrichment=True, routing=True) as boxes:
+    with running_sandboxes(folder, leads=leads, enrichment=True, routing=True, setup=not stock_org) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
+        _print_sandbox_setup(boxes.setup)
+        if stock_org:
+            typer.echo("Salesforce is a stock org: `leadflow doctor --config CONFIG` names the fields it lacks, "
+                       "`leadflow setup salesforce --config CONFIG` creates them.")
         typer.secho(f"\nConfig: {boxes.config_path}", bold=True)
         typer.echo(f"Try:    leadflow sync --config {boxes.config_path}\nStop with Ctrl-C.")
         try:
@@ -651,6 +710,11 @@ def version() -> None:
     from leadflow import __version__
 
     typer.echo(__version__)
+
+
+from leadflow.cli_setup import register as _register_setup  # noqa: E402  (`setup salesforce`, `doctor`)
+
+_register_setup(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
