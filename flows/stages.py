@@ -38,7 +38,7 @@ def run_stages(
     for stage in pipeline:
         memory = STAGE_STATE.get(stage.name)
         if memory is not None:
-            frame = memory[0](frame)
+            frame = memory[0](frame, rules)
         started = time.perf_counter()
         if stage.name in STATEFUL_TASKS:
             changed = STATEFUL_TASKS[stage.name](frame, rules, run_id, keep_state)

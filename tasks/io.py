@@ -128,8 +128,9 @@ LIFECYCLE_COLUMNS = ("lifecycle_stage", "lifecycle_reason", "mql_at", "sal_at", 
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def load_lifecycle_state(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with each known lead's last lifecycle state from the store (it wins over what the source carried)."""
+def load_lifecycle_state(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
+    """`frame` with each known lead's last lifecycle state from the store (it wins over what the source carried);
+    `rules` is unused (every stage-state loader takes the run's rules)."""
     from leadflow.schema import lead_keys
 
     keys = lead_keys(frame)
@@ -156,10 +157,12 @@ def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def load_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+def load_assignments(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
     """`frame` with each lead's recorded assignment (rule, reason, times), so assigned leads stay assigned. Once the
     owner was written back, the owner the source carries wins (a person may have reassigned the lead in the CRM);
-    before that (a refused or failed write, or file mode) the source's owner is the stale one and the recorded wins."""
+    before that (a refused or failed write, or file mode) the source's owner is the stale one and the recorded wins —
+    unless the lead is converted or someone works it now (a status outside `rules.ownership.open_statuses`): then the
+    source's owner is the person working it, and leadflow never takes a worked lead away."""
     from leadflow.schema import lead_keys
 
     keys = lead_keys(frame)
@@ -175,7 +178,14 @@ def load_assignments(frame: pd.DataFrame) -> pd.DataFrame:
         stamps = known[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         out[column] = out[column].astype("string").mask(has, keys.map(stamps).astype("string"))
     recorded_owner = keys.map(known["owner_id"]).astype("string")
-    unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy()
+    unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy().copy()
+    ownership = getattr(rules, "ownership", None)
+    if ownership is not None:
+        status = out["status"].astype("string") if "status" in out else pd.Series(pd.NA, index=out.index, dtype="string")
+        worked = (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
+        converted = (out["is_converted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+                     if "is_converted" in out else False)
+        unwritten &= ~(worked | converted)
     owner = out["owner_id"].astype("string")
     out["owner_id"] = owner.mask(has & unwritten & recorded_owner.notna().to_numpy(), recorded_owner).fillna(
         recorded_owner)

@@ -365,3 +365,35 @@ def test_an_org_without_lead_history_access_gives_no_history() -> None:
 
     with pytest.raises(SalesforceMalformedRequest):
         status_history(Broken(), ids)
+
+
+@pytest.mark.parametrize(
+    ("status", "converted", "owner"),
+    [
+        ("Open - Not Contacted", False, "005OURS"),  # our write failed: our owner still wins (it is not written yet)
+        ("Working - Contacted", False, "005PERSON"),  # a person took it and works it: theirs, never ours again
+        ("Open - Not Contacted", True, "005PERSON"),  # converted: left as the CRM has it
+    ],
+)
+def test_an_unwritten_assignment_never_takes_a_worked_or_converted_lead_back(
+    state_home: Path, status: str, converted: bool, owner: str
+) -> None:
+    from leadflow.config import Rules, default_consent_policy
+    from leadflow.ownership import Ownership
+    from leadflow.store import StateStore
+    from tasks.io import load_assignments
+
+    with StateStore.open().routing_session("run-1") as session:
+        session.record(pd.DataFrame({
+            "lead_key": ["salesforce:00QA"], "owner_id": ["005OURS"], "routing_rule": ["everyone_else"],
+            "routing_reason": ["pool reps"], "assigned_at": ["2026-11-20T12:00:00Z"], "sla_due_at": [None],
+        }))
+    frame = pd.DataFrame({
+        "lead_id": ["00QA"], "source": ["salesforce"], "email": ["a@acme.com"], "owner_id": ["005PERSON"],
+        "status": [status], "is_converted": [converted], "routing_rule": [None], "routing_reason": [None],
+        "assigned_at": [None], "sla_due_at": [None],
+    })
+    rules = Rules(consent=default_consent_policy(), ownership=Ownership())
+    out = load_assignments.fn(frame, rules)
+    assert out.loc[0, "owner_id"] == owner
+    assert out.loc[0, "routing_rule"] == "everyone_else"  # the recorded routing stays known either way

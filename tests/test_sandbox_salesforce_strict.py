@@ -21,7 +21,12 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from leadflow.connectors.salesforce import SalesforceAuthError, SalesforceCredentials, salesforce_connector
+from leadflow.connectors.salesforce import (
+    OrgNotReady,
+    SalesforceAuthError,
+    SalesforceCredentials,
+    salesforce_connector,
+)
 from leadflow.sandbox.salesforce import (
     INTEGRATION_USER_ID,
     SEED_BASE,
@@ -413,11 +418,14 @@ def backfill_in_order(full: RunningSalesforce) -> None:
 def test_connector_on_a_stock_org_needs_the_custom_fields(stock: RunningSalesforce) -> None:
     creds = SalesforceCredentials(login_url=stock.url, client_id=stock.client_id, client_secret=stock.client_secret)
     connector = salesforce_connector(creds, session=stock.session(), backoff=0.0, lookback=timedelta(0))
-    with pytest.raises(SalesforceMalformedRequest) as missing:
+    # The org's INVALID_FIELD becomes one line naming the field and the commands that fix it.
+    with pytest.raises(OrgNotReady, match=r"No such column '\w+__c' on entity 'Lead' — run `leadflow doctor"):
         next(connector.pull(None))
+    with pytest.raises(SalesforceMalformedRequest) as missing:  # what the org itself answered
+        client(stock).query("SELECT Id, Grade__c FROM Lead")
     assert error(missing)["errorCode"] == "INVALID_FIELD" and "__c' on entity 'Lead'" in error(missing)["message"]
     stock.org.install_leadflow_fields(grant=False)
-    with pytest.raises(SalesforceMalformedRequest):  # created, but nobody granted the integration user access
+    with pytest.raises(OrgNotReady):  # created, but nobody granted the integration user access
         next(connector.pull(None))
     stock.org.install_leadflow_fields()
     frame = next(connector.pull(None))
