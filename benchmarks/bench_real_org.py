@@ -91,12 +91,16 @@ def main() -> None:
             unassigned = set(sandbox_unassigned_owners(org))
             before = snapshot(org)
             writes_before = len(org.field_writes)
-            crm_sync(config_path=str(config), systems=["salesforce"], dry_run=True)  # warm: Prefect server up
+            crm_sync(config_path=str(config), systems=["salesforce"], dry_run=True,  # warm: Prefect server up
+                     override_export_guard=True)
             clock = time.perf_counter()
             summary = crm_sync(config_path=str(config), systems=["salesforce"], override_export_guard=True)
             seconds = time.perf_counter() - clock
             after = snapshot(org)
             written = org.field_writes[writes_before:]
+            from leadflow.store import StateStore
+
+            letters = StateStore.open().dead_letters("salesforce")
 
         report = summary["systems"]["salesforce"]
         counts: dict[str, list[int]] = {}
@@ -131,7 +135,10 @@ def main() -> None:
             print(f"      {n:>7,}  kept: {reason}")
         if report.get("refused") or report.get("truncated"):
             print(f"  values refused (not written): {report.get('refused', {})}; cut to fit: {report.get('truncated', 0)}")
-        print(f"  quarantined: {summary['quarantined_by_stage']}")
+        print(f"  quarantined: {summary['rows_quarantined']}")
+        if len(letters):
+            codes = letters.groupby(["error_code"]).size().to_dict()
+            print(f"  write failures (dead letters) by error: {codes}; e.g. {letters['message'].iloc[0]!r}")
         print()
         print(f"  {'leads before the sync':<44}{'leads':>8}{'owner changed':>15}{'to an active rep':>18}")
         for group, (n, moved, to_rep) in sorted(counts.items()):

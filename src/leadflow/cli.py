@@ -294,6 +294,10 @@ SystemOption = Annotated[
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Write nothing back; show what would be written.")]
 
 
+SkipPreflightOption = Annotated[
+    bool, typer.Option("--skip-preflight", help="Skip the doctor's checks before the run (login, API budget, mapped "
+                       "fields, routing users and queues).")
+]
 OverrideOption = Annotated[
     bool,
     typer.Option("--override-export-guard", help="Allow a write that changes more records than the export guard "
@@ -305,8 +309,7 @@ OverrideOption = Annotated[
 def sync(
     config: ConfigOption = None, system: SystemOption = None, dry_run: DryRunOption = False,
     override_export_guard: OverrideOption = False,
-    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Skip the doctor's checks before the "
-                                                 "sync (login, fields, routing users).")] = False,
+    skip_preflight: SkipPreflightOption = False,
 ) -> None:
     """One incremental sync of the configured CRM/MAP systems: pull, every stage, write back changed fields."""
     _print_crm_summary(_guard(lambda: _run_crm_sync(
@@ -322,13 +325,15 @@ def backfill(
     system: SystemOption = None,
     dry_run: DryRunOption = False,
     override_export_guard: OverrideOption = False,
+    skip_preflight: SkipPreflightOption = False,
 ) -> None:
     """Re-run the flow over leads modified in [start, end); the incremental watermark is left alone."""
     start, end = _utc(start), _utc(end)
     if end <= start:
         _fail(LeadflowError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})"))
     _print_crm_summary(_guard(lambda: _run_crm_sync(
-        config, system, start=start, end=end, dry_run=dry_run, override_export_guard=override_export_guard
+        config, system, preflight=not skip_preflight, start=start, end=end, dry_run=dry_run,
+        override_export_guard=override_export_guard,
     )))
 
 

@@ -116,6 +116,7 @@ def routing_checks(users: Mapping[str, Any], queues: Mapping[str, Any], found: M
     """Routing users (id → routing User) and queues (name → routing Queue) against what the org has (15-character
     id → OrgOwner)."""
     checks = []
+    fine_users: list[str] = []
     where = f"the routing rules of {config}"
     for user_id, user in users.items():
         owner = found.get(str(user_id)[:15])
@@ -128,7 +129,10 @@ def routing_checks(users: Mapping[str, Any], queues: Mapping[str, Any], found: M
                                 "refused (INACTIVE_OWNER_OR_USER)",
                                 f"reactivate the user, or set `active: false` for {user_id} in {where}"))
         else:
-            checks.append(Check("salesforce", label, "ok", "active" if owner.active else "inactive (as configured)"))
+            fine_users.append(user_id)
+    if fine_users:  # one line for the users that are fine, so the problems stand out
+        checks.append(Check("salesforce", "routing users", "ok", f"{len(fine_users)} of {len(users)} exist with the "
+                            "activity the routing config expects"))
     for name, queue in queues.items():
         owner = found.get(str(queue.owner_id)[:15])
         label = f"routing queue {name} ({queue.owner_id})"
