@@ -80,6 +80,9 @@ def test_cut_at_word(text: str, limit: int, expected: str) -> None:
     ({"OwnerId": QUEUE}, {"OwnerId": QUEUE}, None),
     ({"OwnerId": "0055e00000000ZZAAA"}, {}, "INVALID_OWNER"),
     ({"Email": "a" * 75 + "@example.com"}, {}, "TOO_LONG"),                # an e-mail is never cut
+    ({"Email": "ann@acme.com"}, {"Email": "ann@acme.com"}, None),
+    ({"Email": "ann at acme dot com"}, {}, "INVALID_EMAIL_ADDRESS"),        # never sent: the org would refuse it
+    ({"Email": "ann@acme"}, {}, "INVALID_EMAIL_ADDRESS"),
     ({"Account_Match_Confidence__c": 0.9167}, {"Account_Match_Confidence__c": 0.9167}, None),
     ({"Account_Match_Confidence__c": 12.5}, {}, "NUMBER_OUTSIDE_VALID_RANGE"),
     ({"Mailable__c": True, "Grade__c": "B"}, {"Mailable__c": True}, "FIELD_MISSING"),  # the rest is still sent

@@ -22,6 +22,7 @@ precision — each is left out of the request and reported in `refused`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -64,6 +65,9 @@ class FieldRule:
     """Active picklist values."""
     precision: int = 0
     scale: int = 0
+
+
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def rules_from_describe(describe: Mapping[str, Any]) -> dict[str, FieldRule]:
@@ -174,6 +178,12 @@ def _fit_value(name: str, value: Any, rule: FieldRule | None, owners: frozenset[
         # https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_picklist.htm)
         return ("refuse", "NOT_IN_PICKLIST", f"{str(value)[:80]!r} is not an active value of the org's restricted "
                 f"picklist {name}")
+    if rule.type == "email" and isinstance(value, str) and value and not _EMAIL.fullmatch(value):
+        # An email field takes only an address (SOAP API Developer Guide, "Field Types", email: "the API validates
+        # the format"; an invalid one fails INVALID_EMAIL_ADDRESS):
+        # https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/field_types.htm
+        # leadflow does not send what it could not make into an address: the person's value stays as it is.
+        return ("refuse", "INVALID_EMAIL_ADDRESS", f"{value[:80]!r} is not an e-mail address for {name}")
     if isinstance(value, str) and rule.length and len(value) > rule.length:
         # Longer text is refused with STRING_TOO_LONG (SOAP API Developer Guide, "Core Data Types Used in API
         # Calls", StatusCode: https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/
