@@ -430,8 +430,12 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
 
     @app.get("/crm/v3/objects/contacts/{contact_id}")
     async def get_contact(contact_id: str, request: Request) -> JSONResponse:
-        wanted = request.query_params.get("properties")
-        found = portal.contact(contact_id, wanted.split(",") if wanted else None)
+        # HubSpot API reference, CRM Contacts "Retrieve a contact"
+        # (https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/basic/get-crm-v3-objects-contacts-contactId):
+        # `properties` is an array query parameter, sent repeated (`?properties=a&properties=b`, as the official
+        # hubspot-api-client does) or comma separated; unknown names are ignored.
+        wanted = [name for value in request.query_params.getlist("properties") for name in value.split(",") if name]
+        found = portal.contact(contact_id, wanted or None)
         if found is None:
             return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
         return JSONResponse(found)

@@ -94,18 +94,22 @@ def property_definitions() -> list[dict[str, Any]]:
 
     HubSpot developer docs, CRM API "Properties" (https://developers.hubspot.com/docs/guides/api/crm/properties):
     each property has name, label, type, fieldType, groupName, options [{label, value, displayOrder, hidden}] and
-    modificationMetadata {archivable, readOnlyDefinition, readOnlyValue}.
+    modificationMetadata {archivable, readOnlyDefinition, readOnlyValue}. The API reference, CRM Properties "Read all
+    properties" (https://developers.hubspot.com/docs/api-reference/crm-properties-v3/core/get-crm-v3-properties-objectType),
+    marks `description` required too (HubSpot-defined properties carry help text, possibly empty), and the official
+    client's `Property` model rejects a definition without it.
     """
     out = []
     for name, spec in PROPERTIES.items():
         options = [{"label": "Yes" if v == "true" else "No", "value": v} for v in spec.options] \
             if spec.type == "bool" else [{"label": v.replace("_", " ").title(), "value": v} for v in spec.options]
         out.append({
-            "name": name, "label": name.replace("_", " ").title(), "type": spec.type,
+            "name": name, "label": name.replace("_", " ").title(), "description": "", "type": spec.type,
             "fieldType": _FIELD_TYPES[spec.type], "groupName": "contactinformation",
             "options": [{**o, "displayOrder": i, "hidden": False} for i, o in enumerate(options)],
             "modificationMetadata": {"archivable": False, "readOnlyDefinition": True,
                                      "readOnlyValue": spec.read_only},
+            "hubspotDefined": True,
         })
     return out
 
