@@ -33,7 +33,7 @@ from leadflow.writeback import (
     without_refused,
     writeback_events,
 )
-from tasks.crm import write_back, write_back_guarded
+from tasks.crm import check_dead_letter_replay, write_back, write_back_guarded
 from tasks.enrichment import (
     pull_activities,
     pull_crm_reference,
@@ -141,12 +141,15 @@ def crm_sync(
                 if writes and not dry_run and only_lead_sources is None:
                     letters = pending_dead_letters(system)
                     if len(letters):
-                        replay = changes_from_dead_letters(letters)
+                        checked = check_dead_letter_replay(connector, changes_from_dead_letters(letters), rules)
+                        replay = checked.replay
                         retry = write_back(connector, replay, False, False)
-                        record_write_outcome(
-                            run_id, system, LEAD_OBJECT, retry.written, dead_letter_failures(replay, retry.failures)
-                        )
+                        record_write_outcome(run_id, system, LEAD_OBJECT, [*retry.written, *checked.settled],
+                                             dead_letter_failures(replay, retry.failures))
                         report["retried"] = len(retry.written)
+                        if checked.settled or checked.owners_dropped:
+                            report["retry_settled"] = len(checked.settled)
+                            report["retry_owners_dropped"] = checked.owners_dropped
                 for page in pages:
                     page_mark = high_water(page)
                     if only_lead_sources is not None:

@@ -36,3 +36,19 @@ def write_back_guarded(
         refused=pd.concat([known.refused, new.refused], ignore_index=True),
         truncated=known.truncated + new.truncated,
     )
+
+
+@task(cache_policy=NO_CACHE)
+def check_dead_letter_replay(connector: Any, replay: pd.DataFrame, rules: Any) -> Any:
+    """Dead-letter changes checked against the leads as the CRM has them now (`leadflow.ownership.check_replay`):
+    converted or deleted leads are not written, owner changes a person has overtaken are dropped. Salesforce only
+    (one query per 200 leads); other systems' replays pass unchanged."""
+    from leadflow.ownership import ReplayCheck, check_replay
+
+    if getattr(connector, "system", None) != "salesforce" or replay.empty:
+        return ReplayCheck(replay, [], 0)
+    from leadflow.connectors.salesforce_history import current_leads
+
+    current = current_leads(connector, replay["record_id"].astype(str).tolist())
+    return check_replay(replay, current, rules.ownership, rules.routing)
+

@@ -185,3 +185,39 @@ def test_a_sync_leaves_worked_person_owned_and_converted_leads_alone_and_routes_
     crm_sync(config_path=config)
     assert not {rid for obj, rid, fields in org.field_writes if obj == "Lead" and "OwnerId" in fields}
     assert not {rid for obj, rid, _ in org.field_writes if obj == "Lead"} & converted
+
+
+def test_a_dead_letter_replay_never_takes_a_lead_someone_took_since_nor_writes_a_converted_one(
+    prefect_api: str, state_home: Path, tmp_path: Path, real_org: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A routed owner whose write failed is replayed on the next run — unless, meanwhile, a rep took the lead and
+    works it (the owner change is dropped) or it was converted (nothing is written; the letter is settled)."""
+    from flows.crm_sync import crm_sync
+    from leadflow.sandbox.salesforce_seed import WEB_QUEUE_ID
+    from leadflow.store import StateStore
+
+    config, reps = real_org_config(tmp_path, real_org, monkeypatch)
+    org = real_org.org
+    crm_sync(config_path=config, override_export_guard=True)
+    settle(config)
+    taken, converted, waiting = [org.put("Lead", {
+        "LastName": f"Late {i}", "Company": f"Lateco {i}", "Email": f"late{i}@lateco{i}.com", "LeadSource": "Web Form",
+        "Status": OPEN, "OwnerId": WEB_QUEUE_ID, "IsConverted": False, "HasOptedOutOfEmail": False})
+        for i in range(3)]
+    real_org.faults.inject(r"PATCH .*/composite/sobjects", "lock_row", times=1, ids=[taken, converted, waiting])
+    crm_sync(config_path=config)
+    store = StateStore.open()
+    assert set(store.dead_letters("salesforce", status="pending")["record_id"]) == {taken, converted, waiting}
+    assert {org.objects["Lead"][i]["OwnerId"] for i in (taken, converted, waiting)} == {WEB_QUEUE_ID}
+
+    rep = sorted(reps)[0]
+    org.put("Lead", {"OwnerId": rep, "Status": "Working - Contacted"}, taken)  # a rep picks it up and calls
+    org.put("Lead", {"IsConverted": True, "Status": "Closed - Converted"}, converted)
+    org.field_writes.clear()
+    report = crm_sync(config_path=config)["systems"]["salesforce"]
+    lead = org.objects["Lead"]
+    assert lead[taken]["OwnerId"] == rep, "the replay took the lead back from the rep working it"
+    assert not [w for w in org.field_writes if w[1] == converted], "a converted lead was written"
+    assert lead[waiting]["OwnerId"] in reps  # nobody touched it: the routed owner is finally written
+    assert report["retry_owners_dropped"] >= 1 and report["retry_settled"] >= 1
+    assert store.dead_letters("salesforce", status="pending").empty

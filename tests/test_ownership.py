@@ -397,3 +397,46 @@ def test_an_unwritten_assignment_never_takes_a_worked_or_converted_lead_back(
     out = load_assignments.fn(frame, rules)
     assert out.loc[0, "owner_id"] == owner
     assert out.loc[0, "routing_rule"] == "everyone_else"  # the recorded routing stays known either way
+
+
+@pytest.mark.parametrize(
+    ("now_owner", "now_status", "now_converted", "owner_sent", "settled"),
+    [
+        (WEB_QUEUE, OPEN, False, "u1", False),           # still nobody's: our routed owner is written
+        ("005ACTIVE", OPEN, False, None, False),         # a rep took it: the owner change is dropped, the rest goes
+        ("u1", OPEN, False, "u1", False),                # the owner we chose is already there: harmless
+        (WEB_QUEUE, WORKED, False, None, False),         # someone works it (status moved): never re-owned
+        ("005GONE", OPEN, False, "u1", False),           # its owner left: still leadflow's to route
+        ("005SOMEONE", OPEN, False, None, False),        # an owner we do not know: treated as a person
+        ("005ACTIVE", OPEN, True, None, True),           # converted: nothing is written, the letter ends
+        (None, None, None, None, True),                  # deleted since: nothing to write
+    ],
+)
+def test_a_dead_letter_replay_is_checked_against_the_lead_as_it_is_now(
+    now_owner: str | None, now_status: str | None, now_converted: bool | None, owner_sent: str | None, settled: bool
+) -> None:
+    from leadflow.ownership import check_replay
+
+    replay = pd.DataFrame({"record_id": ["00QA"], "owner_id": ["u1"], "country_code": ["DE"]})
+    rows = [] if now_converted is None else [
+        {"record_id": "00QA", "owner_id": now_owner, "status": now_status, "is_converted": now_converted}]
+    current = pd.DataFrame(rows, columns=["record_id", "owner_id", "status", "is_converted"])
+    checked = check_replay(replay, current, POLICY, config())
+    assert checked.settled == (["00QA"] if settled else [])
+    if settled:
+        assert checked.replay.empty
+        return
+    sent = checked.replay.iloc[0]
+    assert (None if pd.isna(sent["owner_id"]) else sent["owner_id"]) == owner_sent
+    assert sent["country_code"] == "DE"  # other fields are still written
+    assert checked.owners_dropped == (0 if owner_sent else 1)
+
+
+def test_a_replay_left_with_nothing_to_write_is_settled() -> None:
+    from leadflow.ownership import check_replay
+
+    replay = pd.DataFrame({"record_id": ["00QA", "00QB"], "owner_id": ["u1", "u2"]})
+    current = pd.DataFrame({"record_id": ["00QA", "00QB"], "owner_id": ["005ACTIVE", WEB_QUEUE],
+                            "status": [OPEN, OPEN], "is_converted": [False, False]})
+    checked = check_replay(replay, current, POLICY, config())
+    assert checked.settled == ["00QA"] and checked.replay["record_id"].tolist() == ["00QB"]

@@ -54,7 +54,9 @@ __all__ = [
     "Ownership",
     "OwnershipDecision",
     "Reassign",
+    "ReplayCheck",
     "RouteWhen",
+    "check_replay",
     "decide_ownership",
     "kept_mask",
     "owner_kinds",
@@ -270,3 +272,45 @@ def reassign_statuses_error(reassign: Any, open_statuses: frozenset[str]) -> str
         return (f"reassign.statuses names {worked}, not open statuses (routing.open_statuses: "
                 f"{sorted(open_statuses)}): a worked lead is never re-routed")
     return None
+
+
+@dataclass(frozen=True)
+class ReplayCheck:
+    """Dead-letter changes checked against the lead as the CRM has it now: `replay` to send; `settled` record ids
+    whose letters end without a write (converted, deleted, or nothing left to write); `owners_dropped` owner changes
+    left out because someone took or works the lead since."""
+
+    replay: pd.DataFrame
+    settled: list[str]
+    owners_dropped: int
+
+
+def check_replay(replay: pd.DataFrame, current: pd.DataFrame, ownership: Ownership,
+                 config: RoutingConfig | None) -> ReplayCheck:
+    """A failed write is replayed later, maybe hours after it was decided: a converted or deleted lead is never
+    written, and an owner change is dropped when the lead is now worked (status not open) or a person (an active
+    or unknown user other than the one we chose) owns it — leadflow never takes a lead from someone working it.
+    `replay`: record_id + canonical columns (NA = unchanged); `current`: record_id, owner_id, status, is_converted."""
+    if replay.empty:
+        return ReplayCheck(replay, [], 0)
+    now = current.drop_duplicates("record_id").set_index("record_id")
+    ids = replay["record_id"].astype("string")
+    known = ids.isin(now.index).to_numpy(dtype=bool)
+    converted = ids.map(now["is_converted"]).astype("boolean").fillna(False).to_numpy(dtype=bool)
+    out = replay[known & ~converted].copy()
+    dropped = 0
+    if "owner_id" in out.columns and config is not None and len(out):
+        rid = out["record_id"].astype("string")
+        current_owner = rid.map(now["owner_id"]).astype("string")
+        status = rid.map(now["status"]).astype("string")
+        worked = (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
+        kinds = owner_kinds(current_owner, ownership, config)
+        person = np.isin(kinds, (ACTIVE, UNKNOWN)) & (current_owner != out["owner_id"].astype("string")).to_numpy(
+            dtype=bool, na_value=True)
+        stale = out["owner_id"].notna().to_numpy(dtype=bool) & (worked | person)
+        dropped = int(stale.sum())
+        out["owner_id"] = out["owner_id"].mask(stale)
+    changes = [c for c in out.columns if c != "record_id"]
+    empty = out[changes].isna().all(axis=1).to_numpy(dtype=bool) if changes else np.ones(len(out), dtype=bool)
+    settled = [*ids[~known | converted].tolist(), *out.loc[empty, "record_id"].astype(str).tolist()]
+    return ReplayCheck(out[~empty], [str(s) for s in settled], dropped)

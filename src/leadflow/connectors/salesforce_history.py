@@ -102,3 +102,26 @@ def status_history(connector: Any, lead_ids: Iterable[str], *, chunk: int = HIST
             if isinstance(status, str) and when is not None and record.get("LeadId"):
                 rows.append({"lead_key": f"{source}:{record['LeadId']}", "status": status, "changed_at": when})
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS), dtype="string")
+
+
+CURRENT_COLUMNS: Final = ("record_id", "owner_id", "status", "is_converted")
+
+
+def current_leads(connector: Any, lead_ids: Iterable[str], *, chunk: int = HISTORY_CHUNK) -> pd.DataFrame:
+    """The leads as the org has them now (CURRENT_COLUMNS; `is_converted` boolean): `SELECT Id, OwnerId, Status,
+    IsConverted FROM Lead WHERE Id IN (…)`, ≤ `chunk` ids per query, one call each. A lead deleted since is absent."""
+    ids = sorted({str(i) for i in lead_ids if isinstance(i, str) and _ID.match(i)})
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(ids), chunk):
+        quoted = ", ".join(f"'{i}'" for i in ids[start:start + chunk])
+        soql = f"SELECT Id, OwnerId, Status, IsConverted FROM Lead WHERE Id IN ({quoted})"
+        result = connector._call(lambda sf, q=soql: sf.query(q))
+        records = list(result.get("records", []))
+        while not result.get("done", True):
+            more = result["nextRecordsUrl"]
+            result = connector._call(lambda sf, u=more: sf.query_more(u, identifier_is_url=True))
+            records += result.get("records", [])
+        rows += [{"record_id": r.get("Id"), "owner_id": r.get("OwnerId"), "status": r.get("Status"),
+                  "is_converted": bool(r.get("IsConverted"))} for r in records]
+    frame = pd.DataFrame(rows, columns=list(CURRENT_COLUMNS))
+    return frame.astype({"record_id": "string", "owner_id": "string", "status": "string", "is_converted": "boolean"})
