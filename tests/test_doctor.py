@@ -158,3 +158,24 @@ def test_doctor_on_marketo_and_hubspot_sandboxes(tmp_path: Path, monkeypatch: py
             assert "field check skipped" in fields.detail
     assert bad.exit_code == 1
     assert "marketo: login:" in bad.output and "hubspot: login:" in bad.output
+
+
+@pytest.mark.parametrize(("url", "refused"), [
+    ("https://login.salesforce.com", True),
+    ("https://TEST.salesforce.com/", True),
+    ("https://acme.my.salesforce.com", False),
+    ("https://acme--uat.sandbox.my.salesforce.com", False),
+])
+def test_client_credentials_need_the_my_domain_url(tmp_path: Path, url: str, refused: bool) -> None:
+    from leadflow.config import load_rules
+    from leadflow.errors import ConfigError
+
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump({"systems": {"salesforce": {
+        "login_url": url, "client_id": "abc", "client_secret": {"env": "X"}}}}), encoding="utf-8")
+    if not refused:
+        assert load_rules(path).systems.salesforce is not None
+        return
+    with pytest.raises(ConfigError, match=r"systems\.salesforce\.login_url: .*My Domain URL") as info:
+        load_rules(path)
+    assert str(path) in str(info.value)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from leadflow.secrets import SecretRef
+
+GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+"""Salesforce's shared login hosts (production, sandboxes): they refuse the client credentials flow."""
 
 LOOKBACK_SECONDS = Field(
     default=300, ge=0,
@@ -26,10 +29,22 @@ class SalesforceConnection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    login_url: HttpUrl = Field(default=HttpUrl("https://login.salesforce.com"), description="Or your My Domain URL.")
+    login_url: HttpUrl = Field(description="Your org's My Domain URL, e.g. https://acme.my.salesforce.com.")
     client_id: str = Field(min_length=1)
     client_secret: SecretRef
     ca_bundle: Path | None = Field(default=None, description="CA certificate to trust instead of the system's.")
+
+    @field_validator("login_url")
+    @classmethod
+    def _my_domain(cls, url: HttpUrl) -> HttpUrl:
+        # The OAuth 2.0 client credentials flow is refused on the generic login hosts ("invalid_grant: request not
+        # supported on this domain"); it needs the org's My Domain login URL. Salesforce Help, "OAuth 2.0 Client
+        # Credentials Flow for Server-to-Server Integration":
+        # https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
+        if (url.host or "").lower() in GENERIC_LOGIN_HOSTS:
+            raise ValueError(f"{url.host} does not take the client credentials flow: use your org's My Domain URL "
+                             "(Setup > My Domain), e.g. https://acme.my.salesforce.com")
+        return url
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
     lookback_seconds: int = LOOKBACK_SECONDS
     max_org_usage_share: float = Field(default=0.8, gt=0, le=1, description="Stop above this share of the org's "
