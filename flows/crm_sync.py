@@ -207,10 +207,11 @@ def crm_sync(
                         )
                         written = writeback_events(sent, as_pulled, lead_keys(frame), result.written,
                                                    run_id=run_id, stage=f"writeback:{system}")
-                        refused = refused_events(result.refused, changes, as_pulled, lead_keys(frame), column_of,
-                                                 run_id=run_id, stage=f"writeback:{system}")
-                        record_stage(run_id, f"writeback:{system}", pd.concat([written, refused], ignore_index=True)
-                                     if len(refused) else written, None)
+                        record_stage(run_id, f"writeback:{system}", written, None)
+                        if len(result.refused):  # its own stage: never counted as written by KPIs or trace
+                            refused = refused_events(result.refused, changes, as_pulled, lead_keys(frame), column_of,
+                                                     run_id=run_id, stage=f"refused:{system}")
+                            record_stage(run_id, f"refused:{system}", refused, None)
                         if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
                             placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
                             confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)

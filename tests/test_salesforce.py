@@ -177,14 +177,17 @@ def test_partial_failure_then_retry_succeeds(
     connector = connect()
     ids = next(connector.pull(None))["lead_id"].iloc[:4].tolist()
     sandbox.faults.inject("PATCH .*/composite/sobjects", "lock_row", ids=[ids[3]])
+    sandbox.org.put("Lead", {"IsConverted": True, "Status": "Closed - Converted"}, ids[2])  # converted since the pull
     changes = pd.DataFrame({"record_id": ids, "status": ["Nurture", "Qualified", "Nurture", "Nurture"],
-                            "email": [pd.NA, pd.NA, "not-an-email", pd.NA]})
+                            "email": [pd.NA, "not-an-email", pd.NA, pd.NA]})
     result = connector.write(changes)
     assert result.written == ids[:1]
-    # A value outside the restricted Status picklist is never sent: the describe says the org would refuse it.
-    assert result.refused[["record_id", "field", "reason"]].values.tolist() == [[ids[1], "Status", "NOT_IN_PICKLIST"]]
+    # Values the describe says the org would refuse are never sent: a status outside the restricted picklist, an
+    # e-mail field value that is not an address.
+    assert sorted(result.refused[["record_id", "field", "reason"]].values.tolist()) == sorted(
+        [[ids[1], "Status", "NOT_IN_PICKLIST"], [ids[1], "Email", "INVALID_EMAIL_ADDRESS"]])
     failures = result.failures.set_index("record_id")
-    assert failures.loc[ids[2], "error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    assert failures.loc[ids[2], "error_code"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     assert failures.loc[ids[3], "error_code"] == "UNABLE_TO_LOCK_ROW"
     assert failures["retryable"].tolist() == [False, True]
     retry = changes[changes["record_id"].isin(failures.index[failures["retryable"]])]
