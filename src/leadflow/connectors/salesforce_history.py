@@ -86,12 +86,7 @@ def status_history(connector: Any, lead_ids: Iterable[str], *, chunk: int = HIST
         quoted = ", ".join(f"'{i}'" for i in ids[start:start + chunk])
         soql = f"SELECT LeadId, NewValue, CreatedDate FROM LeadHistory WHERE Field = 'Status' AND LeadId IN ({quoted})"
         try:
-            result = connector._call(lambda sf, q=soql: sf.query(q))
-            records = list(result.get("records", []))
-            while not result.get("done", True):
-                more = result["nextRecordsUrl"]
-                result = connector._call(lambda sf, u=more: sf.query_more(u, identifier_is_url=True))
-                records += result.get("records", [])
+            records = _records(connector, soql)
         except SalesforceMalformedRequest as exc:
             if _error_code(exc) in NO_HISTORY_CODES:
                 log.info("salesforce: no lead history (%s): first-seen stages stay undated", _error_code(exc))
@@ -115,13 +110,20 @@ def current_leads(connector: Any, lead_ids: Iterable[str], *, chunk: int = HISTO
     for start in range(0, len(ids), chunk):
         quoted = ", ".join(f"'{i}'" for i in ids[start:start + chunk])
         soql = f"SELECT Id, OwnerId, Status, IsConverted FROM Lead WHERE Id IN ({quoted})"
-        result = connector._call(lambda sf, q=soql: sf.query(q))
-        records = list(result.get("records", []))
-        while not result.get("done", True):
-            more = result["nextRecordsUrl"]
-            result = connector._call(lambda sf, u=more: sf.query_more(u, identifier_is_url=True))
-            records += result.get("records", [])
+        records = _records(connector, soql)
         rows += [{"record_id": r.get("Id"), "owner_id": r.get("OwnerId"), "status": r.get("Status"),
                   "is_converted": bool(r.get("IsConverted"))} for r in records]
     frame = pd.DataFrame(rows, columns=list(CURRENT_COLUMNS))
     return frame.astype({"record_id": "string", "owner_id": "string", "status": "string", "is_converted": "boolean"})
+
+
+def _records(connector: Any, soql: str) -> list[dict[str, Any]]:
+    """Every record of one SOQL query (query, then query_more while not done), each call through the connector."""
+    result = connector._call(lambda sf: sf.query(soql))
+    records = list(result.get("records", []))
+    while not result.get("done", True):
+        more = result["nextRecordsUrl"]
+        result = connector._call(lambda sf, u=more: sf.query_more(u, identifier_is_url=True))
+        records += result.get("records", [])
+    return records
+
