@@ -49,17 +49,24 @@ def _all(frames: Iterable[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def owner_directory(connector: Any) -> OwnerDirectory:
-    """Active users, inactive users and queues of the org: `User (Id, IsActive)` and `Group (Id) WHERE Type =
-    'Queue'`, REST pages through `pull_objects` (each call counted against the run's API budget)."""
+    """Active users, inactive users and the queues that take Leads: `User (Id, IsActive)` and `QueueSobject (QueueId)
+    WHERE SobjectType = 'Lead'` (a Lead's queue owner is always one of these: Object Reference "QueueSobject"), REST
+    pages through `pull_objects` (each call counted against the run's API budget). The connector's write fitting
+    takes its valid owners from the same answer, so a run reads users and queues once."""
+    from leadflow.connectors.salesforce_org import remember_valid_owners
+
     users = _all(connector.pull_objects("User", fields=["Id", "IsActive"]), ["Id", "IsActive"])
     active = users["IsActive"].astype("string").str.lower()
-    groups = _all(connector.pull_objects("Group", fields=["Id", "Type"], where="Type = 'Queue'"), ["Id", "Type"])
-    return OwnerDirectory(
+    queues = _all(connector.pull_objects("QueueSobject", fields=["QueueId", "SobjectType"],
+                                         where="SobjectType = 'Lead'"), ["QueueId", "SobjectType"])
+    directory = OwnerDirectory(
         active=frozenset(users.loc[active.eq("true").fillna(False).to_numpy(dtype=bool), "Id"].dropna().astype(str)),
         inactive=frozenset(users.loc[active.eq("false").fillna(False).to_numpy(dtype=bool), "Id"].dropna().astype(str)),
-        queues=frozenset(groups["Id"].dropna().astype(str)),
+        queues=frozenset(queues["QueueId"].dropna().astype(str)),
         integration_users=frozenset({connector.user_id} if getattr(connector, "user_id", None) else set()),
     )
+    remember_valid_owners(connector, directory.active | directory.queues)
+    return directory
 
 
 def _error_code(exc: Exception) -> str:

@@ -58,6 +58,11 @@ def valid_owners(connector: SalesforceConnector) -> frozenset[str]:
     return frozenset(cached)
 
 
+def remember_valid_owners(connector: Any, owners: frozenset[str]) -> None:
+    """Give the connector the valid owners a caller already read (active users and Lead queues), saving the calls."""
+    setattr(connector, _OWNERS_ATTR, frozenset(owners))
+
+
 def cached_valid_owners(connector: SalesforceConnector) -> frozenset[str] | None:
     """The valid owners if this connector already fetched them (no API call), else None."""
     cached = getattr(connector, _OWNERS_ATTR, None)
