@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
@@ -44,3 +45,24 @@ def test_bad_config_names_yaml_path(tmp_path: Path) -> None:
     assert "leadflow.yaml: pipeline:" in result.output and "before 'comply'" in result.output
     result = runner.invoke(app, ["map", "-c", str(config)])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("content", ["", "   \n\n", "# leadflow config\n# (nothing yet)\n", "null\n", "~\n", "---\n"])
+@pytest.mark.parametrize("command", [["run", "-i", "{leads}", "-o", "{out}"], ["map"]])
+def test_empty_config_is_refused_in_one_line(tmp_path: Path, content: str, command: list[str]) -> None:
+    leads, out = tmp_path / "leads.csv", tmp_path / "o.csv"
+    leads.write_text("email\na@b.com\n")
+    config = tmp_path / "leadflow.yaml"
+    config.write_text(content)
+    args = [a.format(leads=leads, out=out) for a in command] + ["--config", str(config)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # handled: no traceback
+    assert result.output.strip() == f"error: {config}: is empty (no YAML document: write `{{}}` to use every default)"
+    assert not out.exists()
+
+
+def test_config_of_empty_mapping_means_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "leadflow.yaml"
+    config.write_text("{}\n")
+    assert runner.invoke(app, ["map", "--config", str(config)]).exit_code == 0

@@ -198,3 +198,41 @@ def test_cli_trace_forget_retention(store_and_url: tuple[StateStore, str], monke
     assert out.exit_code == 0 and "Would delete" in out.output
     out = runner.invoke(app, ["retention", "--days", "365"])
     assert out.exit_code == 0 and "lead_events" in out.output
+
+
+@pytest.mark.parametrize("command", [["forget", EMAIL], ["forget", EMAIL, "--dry-run"], ["trace", EMAIL],
+                                     ["trace", "00Q1", "--json"]])
+def test_cli_trace_forget_on_a_store_with_no_runs_say_so(
+    store_and_url: tuple[StateStore, str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """A fresh or wrong store (LEADFLOW_HOME / LEADFLOW_DATABASE_URL pointing elsewhere): a clear error, rc != 0,
+    the URL shown with its password masked, and nothing written (no tombstone)."""
+    from sqlalchemy.engine import make_url
+
+    store, url = store_and_url
+    secret = "s3cret-Pa55word"  # SQLite ignores it; the PostgreSQL test server's trust auth too
+    with_password = make_url(url).set(password=secret) if url.startswith("postgresql") else make_url(url)
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", with_password.render_as_string(hide_password=False))
+    out = runner.invoke(app, command)
+    assert out.exit_code == 2, out.output
+    assert isinstance(out.exception, SystemExit)  # handled: no traceback
+    shown = with_password.render_as_string(hide_password=True)
+    assert out.output.strip() == (
+        f"error: the state store at {shown} has no runs: is LEADFLOW_HOME / LEADFLOW_DATABASE_URL right?"
+    )
+    assert secret not in out.output
+    assert store.events().empty and store.runs() == []
+
+
+def test_cli_trace_forget_unknown_lead_on_a_store_with_runs(
+    store_and_url: tuple[StateStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is right, the person is not in it: today's answers (not found / 0 rows), rc 0."""
+    store, url = store_and_url
+    _seed(store)
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", url)
+    out = runner.invoke(app, ["trace", "nobody@example.com", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["found"] is False
+    out = runner.invoke(app, ["forget", "nobody@example.com"])
+    assert out.exit_code == 0 and "Removed 0 rows for 0 lead key(s)" in out.output

@@ -558,6 +558,17 @@ def deploy() -> None:
                f"  {done.worker_command}")
 
 
+def _require_runs(store: Any) -> None:
+    """`trace`/`forget` on a store that has never recorded a run is almost always the wrong store (LEADFLOW_HOME or
+    LEADFLOW_DATABASE_URL not set as for the runs): say so, rather than "not found" / "Removed 0 rows"."""
+    from leadflow.store import StoreError
+
+    if not store.runs(limit=1):
+        raise StoreError(
+            f"the state store at {store.url} has no runs: is LEADFLOW_HOME / LEADFLOW_DATABASE_URL right?"
+        )
+
+
 @app.command("trace")
 def trace_command(
     query: Annotated[str, typer.Argument(help="The lead's e-mail address or lead id.")],
@@ -572,6 +583,7 @@ def trace_command(
 
     def work() -> dict[str, Any]:
         with StateStore.open() as store:
+            _require_runs(store)
             return trace(store, query)
 
     result = _guard(work)
@@ -599,6 +611,7 @@ def forget(
 
     def work() -> dict[str, Any]:
         with StateStore.open() as store:
+            _require_runs(store)
             return forget_person(store, email, dry_run=dry_run)
 
     result = _guard(work)

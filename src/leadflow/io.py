@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leadflow.csvsafe import defuse
 from leadflow.errors import InputError
 from leadflow.schema import (
     BOOLEAN_COLUMNS,
@@ -19,6 +20,7 @@ from leadflow.schema import (
     NUMERIC_COLUMNS,
     conform,
     lead_keys,
+    number_problem,
     parse_bool,
     parse_number,
 )
@@ -125,8 +127,11 @@ def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int 
     for column in sorted(set(NUMERIC_COLUMNS) & set(raw.columns)):
         parsed, bad = parse_number(raw[column], NUMERIC_COLUMNS[column])
         if bad.any():
-            shown = raw[column].where(bad).str.slice(0, 40).map(repr, na_action="ignore").astype("string")
-            reasons = reasons.fillna((column + ": not a number " + shown).where(bad))
+            dtype = NUMERIC_COLUMNS[column]
+            shown = raw[column].where(bad).map(
+                lambda v, d=dtype: f"{number_problem(v, d)} {str(v).strip()[:40]!r}", na_action="ignore"
+            )
+            reasons = reasons.fillna((column + ": " + shown.astype("string")).where(bad))
             columns = columns.fillna(pd.Series(column, index=raw.index, dtype="string").where(bad))
         raw[column] = parsed
     has_identity = pd.Series(False, index=raw.index)
@@ -182,7 +187,9 @@ def write_leads(frame: pd.DataFrame, path: Path | str) -> Path:
     if path.suffix.lower() in (".parquet", ".pq"):
         _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
     else:
-        _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
+        # OWASP CSV injection: no cell may start a formula in a spreadsheet (Parquet is not evaluated, left as is)
+        safe = defuse(out)
+        _atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
     return path
 
 
@@ -211,5 +218,6 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path | str) -> Path:
         )
     else:
         out = pd.DataFrame(columns=["stage", "expectation", "reason", "lead_key", *CANONICAL_COLUMNS])
-    _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
+    safe = defuse(out)  # OWASP CSV injection: see leadflow.csvsafe
+    _atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False))
     return path

@@ -20,20 +20,30 @@ def _yaml_path(loc: tuple[int | str, ...]) -> str:
     return out or "(document)"
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file; syntax errors name the file, line and column."""
+def load_yaml(path: Path, *, allow_empty: bool = False) -> Any:
+    """Parse a YAML file; syntax errors name the file, line and column.
+
+    A file with no document (0 bytes, only comments or whitespace, or a bare `null`/`~`) is refused with
+    "... is empty" unless `allow_empty`: an empty config is almost always a mistake (a truncated copy, the wrong
+    file), and silently running on defaults would hide it. Write `{}` for "all defaults" on purpose.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "is a directory, not a YAML file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(str(path), f"{where}invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None and not allow_empty:
+        raise ConfigError(str(path), "is empty (no YAML document: write `{}` to use every default)")
+    return data
 
 
 def parse_model(model: type[ModelT], data: Any, path: Path) -> ModelT:
