@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+import numpy as np
 import pandas as pd
 
 CORE_INPUT_COLUMNS: Final[tuple[str, ...]] = (
@@ -166,18 +167,59 @@ def _number(text: str) -> float | None:
     return float(match["num"]) * _UNITS.get(match["unit"] or "", 1.0)
 
 
+# The timestamps leadflow accepts: whole years inside pandas' datetime64[ns] span (1677-09-21..2262-04-11), which
+# later stages use; expectations/leads_standardize.json's created_at/updated_at regex allows the same years.
+TIMESTAMP_MIN: Final[pd.Timestamp] = pd.Timestamp("1678-01-01T00:00:00Z")
+TIMESTAMP_MAX: Final[pd.Timestamp] = pd.Timestamp("2261-12-31T23:59:59Z")
+_INT64_LIMIT: Final[float] = 2.0**63  # the first magnitude an Int64 cannot hold (floats below it are exact integers)
+
+
+def _fits(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Which parsed floats fit `dtype`: finite, and for Int64 inside the signed 64-bit range after rounding."""
+    fits = np.isfinite(values)
+    if dtype == "Int64":
+        with np.errstate(invalid="ignore"):
+            fits &= np.abs(np.round(values)) < _INT64_LIMIT
+    return fits
+
+
+def number_fits(number: float, dtype: str = "Float64") -> bool:
+    """Whether one parsed number fits a column of `dtype` (finite; inside the Int64 range for Int64)."""
+    return bool(_fits(np.array([number], dtype=float), dtype)[0])
+
+
 def parse_number(values: pd.Series, dtype: str = "Float64") -> tuple[pd.Series, pd.Series]:
     """Parse numbers as CRMs and forms write them (`1,200`, `$5M`, `2.5k`, `51-200` → 51); returns (parsed as
-    `dtype`, mask of values that are not empty and not a number; ranges are for GX suites to judge)."""
-    if values.dtype in ("Int64", "Float64", "int64", "float64"):
+    `dtype`, mask of values that are not empty and not a number, or a number that does not fit `dtype`: infinite,
+    `1e309`, beyond the Int64 range; those parse to NA; ranges are for GX suites to judge)."""
+    if values.dtype in ("Int64", "int64"):
         return values.astype(dtype), pd.Series(False, index=values.index)
-    text = values.astype("string").str.strip()
-    mapping = {value: _number(value) for value in text.dropna().unique()}
-    parsed = pd.to_numeric(text.map(mapping), errors="coerce")
-    bad = (text.notna() & (text != "") & parsed.isna()).fillna(False).astype(bool)
+    if values.dtype in ("Float64", "float64"):
+        floats = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        present = values.notna().to_numpy(dtype=bool)
+    else:
+        text = values.astype("string").str.strip()
+        mapping = {value: _number(value) for value in text.dropna().unique()}
+        numbers = pd.to_numeric(text.map(mapping), errors="coerce").astype("Float64")
+        floats = numbers.to_numpy(dtype=float, na_value=np.nan)
+        present = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
+    fits = _fits(floats, dtype)
+    bad = pd.Series(present & ~fits, index=values.index)
+    kept = np.where(fits, floats, np.nan)
     if dtype == "Int64":
-        parsed = parsed.round()
+        kept = np.round(kept)
+    parsed = pd.Series(pd.array(kept, dtype="Float64"), index=values.index)  # NaN → NA
     return parsed.astype(dtype), bad
+
+
+def number_problem(value: object, dtype: str = "Float64") -> str:
+    """Why `parse_number` refused one value: "not a number" or "out of range for <dtype>" (inf, NaN, overflow)."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"out of range for {dtype}"
+    text = str(value).strip()
+    if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return f"out of range for {dtype}"
+    return "not a number" if _number(text) is None else f"out of range for {dtype}"
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 import requests
 
-from leadflow.schema import TRUE_WORDS
+from leadflow.schema import TIMESTAMP_MAX, TIMESTAMP_MIN, TRUE_WORDS
 
 if TYPE_CHECKING:
     from leadflow.connectors.hubspot import FieldMap
@@ -28,6 +28,10 @@ def _to_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _ONE_MS
+
+
+_MIN_MS: Final[int] = int(TIMESTAMP_MIN.timestamp()) * 1000
+_MAX_MS: Final[int] = int(TIMESTAMP_MAX.timestamp()) * 1000 + 999
 
 
 def _iso(ms: int) -> str:
@@ -76,7 +80,11 @@ def _read_value(spec: FieldMap, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a string, got {type(value).__name__}"
     if spec.type == "datetime":
         stamp = _parse_ms(value) if not isinstance(value, float) else None
-        return (None, f"not a datetime: {_show(value)}") if stamp is None else (_iso(stamp), None)
+        if stamp is None:
+            return None, f"not a datetime: {_show(value)}"
+        if not _MIN_MS <= stamp <= _MAX_MS:  # beyond what the stages hold (and datetime's year 9999: OverflowError)
+            return None, f"datetime outside {TIMESTAMP_MIN.year}-{TIMESTAMP_MAX.year}: {_show(value)}"
+        return _iso(stamp), None
     problem = None if isinstance(value, str) else f"expected a string, got {type(value).__name__}"
     text = str(value)
     if spec.type == "enumeration" and spec.options is not None and text not in spec.options:

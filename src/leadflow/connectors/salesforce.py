@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,9 +44,13 @@ from leadflow.schema import (
     CANONICAL_COLUMNS,
     FALSE_WORDS,
     NUMERIC_COLUMNS,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     TRUE_WORDS,
     conform,
     dtype_of,
+    number_fits,
+    number_problem,
     parse_number,
 )
 from leadflow.yamlio import load_yaml, parse_model
@@ -794,10 +797,15 @@ def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataF
                 row[spec.column] = _canonical_datetime(value)
                 if row[spec.column] is None:
                     problems.append(f"{name}: not a datetime ({str(value)[:40]!r})")
+                elif not TIMESTAMP_MIN.year <= int(row[spec.column][:4]) <= TIMESTAMP_MAX.year:
+                    row[spec.column] = None
+                    problems.append(f"{name}: datetime outside {TIMESTAMP_MIN.year}-{TIMESTAMP_MAX.year} "
+                                    f"({str(value)[:40]!r})")
             elif spec.type == "number":
-                row[spec.column] = _pulled_number(value)
+                dtype = NUMERIC_COLUMNS[spec.column]
+                row[spec.column] = _pulled_number(value, dtype)
                 if row[spec.column] is None:
-                    problems.append(f"{name}: not a number ({str(value)[:40]!r})")
+                    problems.append(f"{name}: {number_problem(value, dtype)} ({_shown(value)})")
             else:
                 if not isinstance(value, str):
                     problems.append(f"{name}: not text ({type(value).__name__})")
@@ -818,18 +826,25 @@ def _to_frame(records: list[dict[str, Any]], mapping: ObjectMapping) -> pd.DataF
     return conform(frame)
 
 
-def _pulled_number(value: Any) -> float | None:
-    """A number field's value (JSON number, or text from Bulk API CSV) as a float; None when it is not one."""
+def _pulled_number(value: Any, dtype: str = "Float64") -> float | None:
+    """A number field's value (JSON number, or text from Bulk API CSV) as a float; None when it is not one or does
+    not fit `dtype` (inf, NaN, beyond float range, or beyond the Int64 range for Int64 columns)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            return None
-    return number if math.isfinite(number) else None
+    try:
+        number = float(value) if isinstance(value, (int, float)) else float(str(value).strip())
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
+        return None
+    return number if number_fits(number, dtype) else None
+
+
+def _shown(value: Any) -> str:
+    """A value for a `_pull_error` message, at most 40 characters (str() of a 4,300+ digit int raises ValueError)."""
+    try:
+        text = str(value)
+    except ValueError:
+        text = "an integer of over 4300 digits"
+    return repr(text[:40])
 
 
 def _concat(frames: Iterator[pd.DataFrame], fields: tuple[str, ...] | list[str]) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from leadflow.config import Rules
 from leadflow.domains import free_email_matcher, is_free_domain
-from leadflow.schema import DEPARTMENTS, SENIORITIES
+from leadflow.schema import DEPARTMENTS, SENIORITIES, TIMESTAMP_MAX, TIMESTAMP_MIN
 from leadflow.settings import REFERENCE_DIR
 from leadflow.stage import Stage
 from leadflow.uniques import map_unique, map_unique_multi
@@ -529,7 +529,9 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
         if not missing.any():
             break
         parsed[missing] = pd.to_datetime(values[missing], format=fmt, utc=True, errors="coerce")
-    return parsed
+    # Outside the years later stages can hold (schema.TIMESTAMP_MIN..TIMESTAMP_MAX, inside datetime64[ns]) a
+    # timestamp is refused like unparseable text, so the quality gate quarantines the row, not a later stage crash.
+    return parsed.where((parsed >= TIMESTAMP_MIN) & (parsed <= TIMESTAMP_MAX))
 
 
 def normalize_timestamps(series: pd.Series) -> pd.Series:
