@@ -32,6 +32,7 @@ from leadflow.connectors.hubspot import (
 )
 from leadflow.errors import ConfigError
 from leadflow.sandbox.hubspot import HubspotLimits, Portal, RunningHubspot, running_hubspot, seed_portal
+from tests.fakes import FakeClock
 
 CAP = 50  # results per query, small so that window splitting happens with a few hundred contacts
 N, BURST, SAME = 400, 140, 70
@@ -40,21 +41,6 @@ BAD_AT = datetime(2026, 5, 1, tzinfo=UTC)  # bad payloads live in their own wind
 LO, HI = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 9, 1, tzinfo=UTC)  # 40-odd contacts: one query's worth
 SEP, OCT = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)  # written to while being pulled
 WRITE_NOW = datetime(2026, 11, 20, tzinfo=UTC)  # the sandbox's clock for writes starts here, 1 ms per tick
-
-
-class FakeClock:
-    """Monotonic seconds that move only when something sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -33,27 +33,15 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import NotFoundException
 
 from leadflow.sandbox.hubspot import LEAD_STATUS_OPTIONS, PROPERTIES, RunningHubspot, running_hubspot
+from tests.fakes import FakeClock
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=UTC)  # after every seeded stamp
 LAG_S = 30  # scripted search-index delay of every change in these tests
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test advances them."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def ms(self) -> int:
-        return int(round(self.now * 1000))
-
-
 @pytest.fixture
 def hub() -> Iterator[tuple[RunningHubspot, FakeClock]]:
-    clock = FakeClock()
+    clock = FakeClock(T0.timestamp())
     with running_hubspot(n=23, seed=5, clock=clock, now_ms=clock.ms,
                          index_delay=lambda cid, ms: LAG_S * 1000) as running:
         yield running, clock

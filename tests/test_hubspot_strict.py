@@ -33,28 +33,11 @@ from leadflow.connectors.hubspot import (
 )
 from leadflow.connectors.registry import connect as connect_system
 from leadflow.sandbox.hubspot import HubspotLimits, RunningHubspot, running_hubspot
+from tests.fakes import FakeClock
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=UTC)  # after every seeded stamp
 LO, HI = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 9, 1, tzinfo=UTC)
 SEARCH = "/crm/v3/objects/contacts/search"
-
-
-class FakeClock:
-    """Epoch seconds that move only when something sleeps or a test advances them; records every sleep."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start.timestamp()
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def ms(self) -> int:
-        return int(round(self.now * 1000))
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def make_connector(hub: RunningHubspot, clock: FakeClock, token: str | None = None, **options: Any) -> HubspotConnector:
@@ -79,7 +62,7 @@ def find_by_id(hub: RunningHubspot, cid: str) -> list[dict[str, Any]]:
 # -- the index lag -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def lagging() -> Iterator[tuple[RunningHubspot, FakeClock]]:
-    clock = FakeClock()
+    clock = FakeClock(T0.timestamp())
     with running_hubspot(n=40, seed=3, clock=clock, now_ms=clock.ms) as hub:
         assert hub.portal.limits.search_index_lag_ms == 60_000  # strict by default: the documented worst case
         yield hub, clock
@@ -174,7 +157,7 @@ def test_lookback_shorter_than_the_lag_skips_changes(lagging: tuple[RunningHubsp
 def test_without_an_index_lag_no_lookback_is_needed() -> None:
     # The control: the same syncs against a portal whose search is current miss nothing even with no overlap, so
     # the misses above are the lag's doing.
-    clock = FakeClock()
+    clock = FakeClock(T0.timestamp())
     with running_hubspot(n=40, seed=3, clock=clock, now_ms=clock.ms,
                          limits=HubspotLimits(search_index_lag_ms=0)) as hub:
         made, missed = simulate_syncs(hub, clock, timedelta(0))
@@ -207,7 +190,7 @@ def portal_hub() -> Iterator[RunningHubspot]:
 
 @pytest.fixture
 def shared(portal_hub: RunningHubspot) -> Iterator[tuple[RunningHubspot, FakeClock]]:
-    clock = FakeClock()
+    clock = FakeClock(T0.timestamp())
     portal_hub.reset()
     portal_hub.portal.clock = clock
     yield portal_hub, clock

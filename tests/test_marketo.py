@@ -28,8 +28,11 @@ from leadflow.errors import ConfigError
 from leadflow.sandbox.marketo import RunningMarketo, running_marketo
 from leadflow.sandbox.server import free_port
 from leadflow.schema import INPUT_COLUMNS
+from tests.fakes import FakeClock
 
 N_LEADS = 650
+MARKETO_NOW = 1_800_000_000.0
+"""Where the fake clock starts: epoch seconds in 2027."""
 
 
 class Sleeps:
@@ -43,14 +46,6 @@ class Sleeps:
         self.waits.append(seconds)
         if self.clock is not None:
             self.clock.now += seconds
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +71,8 @@ def connect(mk: RunningMarketo, session: requests.Session, **options: object) ->
     """A connector whose pacing and backoff run in fake time: one fake clock, advanced by its sleeps."""
     creds = MarketoCredentials(base_url=mk.url, client_id=mk.client_id, client_secret=SecretStr(mk.client_secret))
     sleep = options.setdefault("sleep", Sleeps())
-    clock = options.setdefault("clock", sleep.clock if isinstance(sleep, Sleeps) and sleep.clock else FakeClock())
+    fallback = sleep.clock if isinstance(sleep, Sleeps) and sleep.clock else FakeClock(MARKETO_NOW)
+    clock = options.setdefault("clock", fallback)
     if isinstance(sleep, Sleeps) and sleep.clock is None:
         sleep.clock = clock  # type: ignore[assignment]
     return marketo_connector(creds, session=session, **options)  # type: ignore[arg-type]
@@ -122,7 +118,7 @@ def test_expired_token_602_refreshed(mk: RunningMarketo, session: requests.Sessi
     assert list(connector.pull(datetime(2026, 10, 25, tzinfo=UTC)))
     assert calls(mk, "/identity/oauth/token") == 2
     # With the connector's clock past the token's lifetime it refreshes before Marketo has to say 602.
-    clock = FakeClock()
+    clock = FakeClock(MARKETO_NOW)
     connector = connect(mk, session, clock=clock)
     connector.activity_types()
     clock.now += 3600
@@ -227,7 +223,7 @@ def test_daily_quota_607_stops_cleanly_after_earlier_pages(mk: RunningMarketo, s
 
 
 def test_rate_limit_enforced_by_sandbox(mk: RunningMarketo, session: requests.Session) -> None:
-    clock = FakeClock()
+    clock = FakeClock(MARKETO_NOW)
     mk.instance.configure(rate_limit=5, rate_window=20.0, clock=clock, page_size=100)
     token = session.get(f"{mk.url}/identity/oauth/token", params={
         "grant_type": "client_credentials", "client_id": mk.client_id, "client_secret": mk.client_secret}).json()

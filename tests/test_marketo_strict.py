@@ -22,6 +22,7 @@ from leadflow.connectors.base import ApiBudget, BudgetExhausted
 from leadflow.connectors.marketo import MarketoConnector, MarketoCredentials, marketo_connector
 from leadflow.connectors.marketo_quota import MarketoQuota, plan_activities, plan_pull, scan_calls
 from leadflow.sandbox.marketo import ALL_FIELDS, MarketoInstance, RunningMarketo, iso, running_marketo
+from tests.fakes import FakeClock
 
 SINCE = datetime(2026, 11, 10, tzinfo=UTC)  # after every seeded activity
 NOISE = 3000  # page visits in the window
@@ -30,18 +31,8 @@ DEMO_AT = (700, 2600)  # two Request Demo activities: a sparse engagement type
 NEW_LEAD_AT = 2500
 FORM_AT = 100  # a form fill alone is no change
 
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+MARKETO_NOW = 1_800_000_000.0
+"""Where the fake clock starts: epoch seconds in 2027."""
 
 
 def add_window(instance: MarketoInstance) -> tuple[set[int], int]:
@@ -93,7 +84,7 @@ def session_recording(seen: list[requests.PreparedRequest]) -> requests.Session:
 
 
 def connect(running: RunningMarketo, session: requests.Session | None = None, **options: Any) -> MarketoConnector:
-    clock = options.pop("clock", None) or FakeClock()
+    clock = options.pop("clock", None) or FakeClock(MARKETO_NOW)
     creds = MarketoCredentials(base_url=running.url, client_id=running.client_id,
                                client_secret=SecretStr(running.client_secret))
     return marketo_connector(creds, session=session or session_recording([]), clock=clock, sleep=clock.sleep,
@@ -187,7 +178,7 @@ def test_budget_too_small_for_the_second_scan_stops_before_spending_it(
 
 def test_pacing_keeps_a_long_pull_under_100_calls_per_20_seconds(mk: tuple[RunningMarketo, set[int], int]) -> None:
     running, changed, in_window = mk
-    clock = FakeClock()
+    clock = FakeClock(MARKETO_NOW)
     running.instance.reset()
     running.instance.configure(page_size=30, clock=clock)  # 30 activities per call: > 200 calls for the window
     connector = connect(running, clock=clock)
