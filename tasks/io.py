@@ -181,11 +181,10 @@ def load_assignments(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
     unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy().copy()
     ownership = getattr(rules, "ownership", None)
     if ownership is not None:
+        from leadflow.ownership import converted_mask, worked_mask
+
         status = out["status"].astype("string") if "status" in out else pd.Series(pd.NA, index=out.index, dtype="string")
-        worked = (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
-        converted = (out["is_converted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-                     if "is_converted" in out else False)
-        unwritten &= ~(worked | converted)
+        unwritten &= ~(worked_mask(status, ownership) | converted_mask(out))
     owner = out["owner_id"].astype("string")
     out["owner_id"] = owner.mask(has & unwritten & recorded_owner.notna().to_numpy(), recorded_owner).fillna(
         recorded_owner)

@@ -57,9 +57,11 @@ __all__ = [
     "ReplayCheck",
     "RouteWhen",
     "check_replay",
+    "converted_mask",
     "decide_ownership",
     "kept_mask",
     "owner_kinds",
+    "worked_mask",
 ]
 
 DEFAULT_OPEN_STATUSES: Final[tuple[str, ...]] = ("Open - Not Contacted", "New", "Open", "NEW", "OPEN")
@@ -160,6 +162,18 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column].astype("string").str.strip().replace("", pd.NA)
 
 
+def worked_mask(status: pd.Series, ownership: Ownership) -> np.ndarray:
+    """Per lead: someone works it (a status outside `open_statuses`; no status is not worked)."""
+    return (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
+
+
+def converted_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Per lead: converted (`is_converted`; a frame without the column has none)."""
+    if "is_converted" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame["is_converted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
 def owner_kinds(owner: pd.Series, ownership: Ownership, config: RoutingConfig) -> np.ndarray:
     """Per lead: NONE, QUEUE, INACTIVE, UNASSIGNED, ACTIVE or UNKNOWN (codes of this module), decided once per
     distinct owner id."""
@@ -219,9 +233,8 @@ def decide_ownership(
     owner = _text(frame, "owner_id")
     status = _text(frame, "status")
     kinds = owner_kinds(owner, ownership, config)
-    converted = (frame["is_converted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-                 if "is_converted" in frame else np.zeros(n, dtype=bool))
-    worked = (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
+    converted = converted_mask(frame)
+    worked = worked_mask(status, ownership)
     frozen = converted | worked  # never (re-)routed
 
     legacy = np.array([rule.reassign is True for rule in config.rules], dtype=bool)[rule_of]
@@ -303,7 +316,7 @@ def check_replay(replay: pd.DataFrame, current: pd.DataFrame, ownership: Ownersh
         rid = out["record_id"].astype("string")
         current_owner = rid.map(now["owner_id"]).astype("string")
         status = rid.map(now["status"]).astype("string")
-        worked = (status.notna() & ~status.isin(list(ownership.open_statuses))).to_numpy(dtype=bool, na_value=False)
+        worked = worked_mask(status, ownership)
         kinds = owner_kinds(current_owner, ownership, config)
         person = np.isin(kinds, (ACTIVE, UNKNOWN)) & (current_owner != out["owner_id"].astype("string")).to_numpy(
             dtype=bool, na_value=True)
