@@ -29,8 +29,9 @@ from typing import Any, Final
 import pandas as pd
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from leadflow.ownership import OwnerDirectory
+from leadflow.connectors.salesforce_org import query_records, remember_valid_owners, soql_ids
 from leadflow.lifecycle import HISTORY_COLUMNS
+from leadflow.ownership import OwnerDirectory
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ def owner_directory(connector: Any) -> OwnerDirectory:
     WHERE SobjectType = 'Lead'` (a Lead's queue owner is always one of these: Object Reference "QueueSobject"), REST
     pages through `pull_objects` (each call counted against the run's API budget). The connector's write fitting
     takes its valid owners from the same answer, so a run reads users and queues once."""
-    from leadflow.connectors.salesforce_org import remember_valid_owners
-
     users = _all(connector.pull_objects("User", fields=["Id", "IsActive"]), ["Id", "IsActive"])
     active = users["IsActive"].astype("string").str.lower()
     queues = _all(connector.pull_objects("QueueSobject", fields=["QueueId", "SobjectType"],
@@ -90,10 +89,10 @@ def status_history(connector: Any, lead_ids: Iterable[str], *, chunk: int = HIST
     ids = sorted({str(i) for i in lead_ids if isinstance(i, str) and _ID.match(i)})
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), chunk):
-        quoted = ", ".join(f"'{i}'" for i in ids[start:start + chunk])
+        quoted = soql_ids(ids[start:start + chunk])
         soql = f"SELECT LeadId, NewValue, CreatedDate FROM LeadHistory WHERE Field = 'Status' AND LeadId IN ({quoted})"
         try:
-            records = _records(connector, soql)
+            records = query_records(connector, soql)
         except SalesforceMalformedRequest as exc:
             if _error_code(exc) in NO_HISTORY_CODES:
                 log.info("salesforce: no lead history (%s): first-seen stages stay undated", _error_code(exc))
@@ -115,22 +114,10 @@ def current_leads(connector: Any, lead_ids: Iterable[str], *, chunk: int = HISTO
     ids = sorted({str(i) for i in lead_ids if isinstance(i, str) and _ID.match(i)})
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), chunk):
-        quoted = ", ".join(f"'{i}'" for i in ids[start:start + chunk])
+        quoted = soql_ids(ids[start:start + chunk])
         soql = f"SELECT Id, OwnerId, Status, IsConverted FROM Lead WHERE Id IN ({quoted})"
-        records = _records(connector, soql)
+        records = query_records(connector, soql)
         rows += [{"record_id": r.get("Id"), "owner_id": r.get("OwnerId"), "status": r.get("Status"),
                   "is_converted": bool(r.get("IsConverted"))} for r in records]
     frame = pd.DataFrame(rows, columns=list(CURRENT_COLUMNS))
     return frame.astype({"record_id": "string", "owner_id": "string", "status": "string", "is_converted": "boolean"})
-
-
-def _records(connector: Any, soql: str) -> list[dict[str, Any]]:
-    """Every record of one SOQL query (query, then query_more while not done), each call through the connector."""
-    result = connector._call(lambda sf: sf.query(soql))
-    records = list(result.get("records", []))
-    while not result.get("done", True):
-        more = result["nextRecordsUrl"]
-        result = connector._call(lambda sf, u=more: sf.query_more(u, identifier_is_url=True))
-        records += result.get("records", [])
-    return records
-

@@ -43,7 +43,8 @@ def cached_lead_rules(connector: SalesforceConnector) -> dict[str, FieldRule] | 
     return None if cached is None else dict(cached)
 
 
-def _records(connector: SalesforceConnector, soql: str) -> list[dict[str, Any]]:
+def query_records(connector: Any, soql: str) -> list[dict[str, Any]]:
+    """Every record of one SOQL query (all result pages), through the connector: each call counted, one re-login."""
     return list(connector._call(lambda sf: sf.query_all(soql))["records"])
 
 
@@ -51,8 +52,8 @@ def valid_owners(connector: SalesforceConnector) -> frozenset[str]:
     """Ids a Lead may be owned by: every active user and every queue that takes Leads; fetched once per connector."""
     cached = getattr(connector, _OWNERS_ATTR, None)
     if cached is None:
-        users = _records(connector, "SELECT Id FROM User WHERE IsActive = true")
-        queues = _records(connector, "SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Lead'")
+        users = query_records(connector, "SELECT Id FROM User WHERE IsActive = true")
+        queues = query_records(connector, "SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Lead'")
         cached = frozenset([str(r["Id"]) for r in users] + [str(r["QueueId"]) for r in queues])
         setattr(connector, _OWNERS_ATTR, cached)
     return frozenset(cached)
@@ -81,7 +82,8 @@ def api_versions(connector: SalesforceConnector) -> list[str] | None:
     return [str(v.get("version")) for v in body if isinstance(v, dict) and v.get("version")]
 
 
-def _quoted(ids: Iterable[str]) -> str:
+def soql_ids(ids: Iterable[str]) -> str:
+    """Ids as the inside of a SOQL `IN (…)` list (quotes stripped from the ids themselves)."""
     return ", ".join("'" + i.replace("'", "") + "'" for i in ids)
 
 
@@ -102,13 +104,13 @@ def routing_owners(connector: SalesforceConnector, user_ids: list[str], queue_id
     found: dict[str, OrgOwner] = {}
     for start in range(0, len(user_ids), IN_CHUNK):
         chunk = user_ids[start:start + IN_CHUNK]
-        for r in _records(connector, f"SELECT Id, Name, IsActive FROM User WHERE Id IN ({_quoted(chunk)})"):
+        for r in query_records(connector, f"SELECT Id, Name, IsActive FROM User WHERE Id IN ({soql_ids(chunk)})"):
             found[str(r["Id"])[:15]] = OrgOwner(str(r["Id"]), str(r.get("Name") or ""), "user", bool(r["IsActive"]))
     for start in range(0, len(queue_ids), IN_CHUNK):
         chunk = queue_ids[start:start + IN_CHUNK]
-        groups = _records(connector, f"SELECT Id, Name, Type FROM Group WHERE Id IN ({_quoted(chunk)})")
-        soql = f"SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Lead' AND QueueId IN ({_quoted(chunk)})"
-        lead_queues = {str(r["QueueId"])[:15] for r in _records(connector, soql)}
+        groups = query_records(connector, f"SELECT Id, Name, Type FROM Group WHERE Id IN ({soql_ids(chunk)})")
+        soql = f"SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Lead' AND QueueId IN ({soql_ids(chunk)})"
+        lead_queues = {str(r["QueueId"])[:15] for r in query_records(connector, soql)}
         for r in groups:
             kind = "queue" if r.get("Type") == "Queue" else str(r.get("Type") or "group")
             key = str(r["Id"])[:15]

@@ -40,6 +40,7 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 
 from leadflow.connectors.salesforce import FieldSpec, SalesforceConnector, SalesforceMapping
 from leadflow.connectors.salesforce_fit import same_id
+from leadflow.connectors.salesforce_org import query_records
 from leadflow.errors import LeadflowError
 
 PERMISSION_SET: Final = "Leadflow_Integration"
@@ -278,7 +279,7 @@ class OrgSetup:
         self.connector = connector
 
     def _records(self, soql: str) -> list[dict[str, Any]]:
-        return list(self.connector._call(lambda sf: sf.query_all(soql))["records"])
+        return query_records(self.connector, soql)
 
     def existing_fields(self, sobjects: set[str]) -> set[str]:
         """Full names (`Lead.Grade__c`) of custom fields on `sobjects`, visible or not (Tooling API query)."""
