@@ -6,7 +6,8 @@ crash anywhere re-pulls that page, and because only changed fields are written, 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -19,10 +20,11 @@ from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.io import prepare_leads
-from leadflow.pipeline import add_counts, enrichment_counts, mailable_counts, routing_counts, scoring_counts
+from leadflow.pipeline import RunLedger, add_counts, enrichment_counts, mailable_counts, routing_counts, scoring_counts
 from leadflow.schema import conform, lead_keys
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
+from leadflow.store.leases import LeaseLost
 from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
 from leadflow.writeback import (
     changed_fields,
@@ -55,6 +57,7 @@ from tasks.io import (
     record_stage,
     record_write_outcome,
     seen_leads,
+    writer_lease,
 )
 
 System = Literal["salesforce", "marketo", "hubspot"]
@@ -71,12 +74,17 @@ def crm_sync(
     override_export_guard: bool = False,
     watermark_key: str | None = None,
     only_lead_sources: list[str] | None = None,
+    writer_leases: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One sync of every configured system (or `systems`); with `start`, a backfill of [start, end) that leaves the
     incremental watermark alone. `dry_run` writes nothing back and moves no watermark. `override_export_guard` lets
     a write change more records than the connector's export guard allows. `watermark_key` gives an incremental sync
     its own watermark per system (`<system>:<watermark_key>`), so it never moves the plain one; `only_lead_sources`
-    processes and writes only leads with one of those lead sources (the rest are left to the other syncs)."""
+    processes and writes only leads with one of those lead sources (the rest are left to the other syncs).
+
+    Each system is written by one run at a time: its writer lease is taken before the pull and held through the last
+    write-back (a run waits for another writer, then stops naming it). `writer_leases` hands down leases a parent
+    run already holds (system → token), as a parallel backfill does for its chunks."""
     logger = get_run_logger()
     # A backfill scores "as of" its window end; an incremental sync as of now.
     rules = replace(load_rules(Path(config_path) if config_path else None),
@@ -119,126 +127,179 @@ def crm_sync(
             except SourceStopped as stop:
                 logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
         for system in names:
-            connector = connectors[system]
-            # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
-            writes = bool(getattr(rules.systems, system).write_back)
-            report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
-                                      "write_back": writes, "changes": {}}
-            per_system[system] = report
-            if unmatched:
-                report["stopped"] = unmatched
-                continue
-            mark_key = f"{system}:{watermark_key}" if watermark_key else system
-            since = start or load_watermark(mark_key)
-            if start is None and since is not None and not hasattr(connector, "lookback"):
-                # Connectors without their own look-back overlap get the configured one here.
-                since -= timedelta(seconds=getattr(rules.systems, system).lookback_seconds)
-            if start is not None and hasattr(connector, "backfill"):
-                pages = connector.backfill(start, end or datetime.now(UTC))  # the bulk path (Salesforce Bulk API 2.0)
-            else:
-                pages = connector.pull(since, end)
-            try:
-                if writes and not dry_run and only_lead_sources is None:
-                    letters = pending_dead_letters(system)
-                    if len(letters):
-                        checked = check_dead_letter_replay(connector, changes_from_dead_letters(letters), rules)
-                        replay = checked.replay
-                        retry = write_back(connector, replay, False, False)
-                        record_write_outcome(run_id, system, LEAD_OBJECT, [*retry.written, *checked.settled],
-                                             dead_letter_failures(replay, retry.failures))
-                        report["retried"] = len(retry.written)
-                        if checked.settled or checked.owners_dropped:
-                            report["retry_settled"] = len(checked.settled)
-                            report["retry_owners_dropped"] = checked.owners_dropped
-                for page in pages:
-                    page_mark = high_water(page)
-                    if only_lead_sources is not None:
-                        page, others = only_sources(page, only_lead_sources)
-                        report["skipped"] = report.get("skipped", 0) + others
-                        if page.empty:
-                            if start is None and not dry_run and page_mark is not None:
-                                commit_watermark(mark_key, page_mark, run_id)
-                            continue
-                    report["pulled"] += len(page)
-                    ledger.rows_in += len(page)
-                    readable, unreadable = split_pull_errors(page)
-                    ledger.quarantine(PULL_STAGE, unreadable)
-                    loaded = prepare_leads(readable, f"{system} page")
-                    ledger.quarantine(INPUT_STAGE, loaded.refused)
-                    record_stage(run_id, PULL_STAGE, None, unreadable)
-                    record_stage(run_id, INPUT_STAGE, None, loaded.refused)
-                    page_rules = rules
-                    if system == "salesforce" and "lifecycle" in pipeline.names:
-                        # Leads seen the first time take their stage from the CRM status, dated by its history.
-                        first = first_sight_ids(loaded.frame, rules)
-                        page_rules = with_status_history(rules, pull_status_history(connector, first) if first
-                                                         else None)
-                    frame, _ = run_stages(
-                        loaded.frame, page_rules, pipeline, run_id=run_id, ledger=ledger,
-                        suites_dir=str(Settings().suites_dir()), keep_state=not dry_run,
-                    )
-                    ledger.rows_out += len(frame)
-                    # Diff against the values as pulled (prepare_leads already trimmed them), aligned by position.
-                    as_pulled = conform(readable.reset_index(drop=True))
-                    changes = changed_fields(as_pulled, frame, connector.writable_columns)
-                    # A converted lead is never written (Salesforce refuses it: CANNOT_UPDATE_CONVERTED_LEAD).
-                    changes, converted = drop_converted(changes, frame)
-                    report["skipped_converted"] = report.get("skipped_converted", 0) + converted
-                    merge_diff(report["changes"], changes, as_pulled)
-                    # After the first sync, new leads' first write is expected: only changes to leads processed
-                    # before count against the export guard (an initial load still needs the override).
-                    first_time = pd.Series(False, index=frame.index)
-                    if since is not None and start is None and len(changes):
-                        keys = lead_keys(frame)
-                        first_time = ~keys.isin(seen_leads(keys.loc[changes.index].tolist(), run_id))
-                    result = write_back_guarded(connector, changes if writes else changes.iloc[:0], first_time,
-                                                dry_run, override_export_guard)
-                    report["written"] += len(result.written)
-                    report["failed"] += len(result.failures)
-                    # Values the target would refuse were left out of the request (never a dead letter): counted
-                    # per reason, and kept out of the write-back events, which record only what was sent.
-                    column_of = field_columns(connector)
-                    add_counts(report, {"refused": result.refused["reason"].astype(str).value_counts().to_dict(),
-                                        "truncated": result.truncated})
-                    sent = without_refused(changes, result.refused, column_of)
-                    if not dry_run:
-                        record_write_outcome(
-                            run_id, system, LEAD_OBJECT, result.written, dead_letter_failures(changes, result.failures)
-                        )
-                        written = writeback_events(sent, as_pulled, lead_keys(frame), result.written,
-                                                   run_id=run_id, stage=f"writeback:{system}")
-                        record_stage(run_id, f"writeback:{system}", written, None)
-                        if len(result.refused):  # its own stage: never counted as written by KPIs or trace
-                            refused = refused_events(result.refused, changes, as_pulled, lead_keys(frame), column_of,
-                                                     run_id=run_id, stage=f"refused:{system}")
-                            record_stage(run_id, f"refused:{system}", refused, None)
-                        if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
-                            placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
-                            confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)
-                        mark = page_mark
-                        if start is None and mark is not None:
-                            commit_watermark(mark_key, mark, run_id)
-                            report["watermark"] = mark.isoformat()
-                    add_counts(report, mailable_counts(frame))
-                    add_counts(report, enrichment_counts(frame))
-                    add_counts(report, scoring_counts(frame))
-                    add_counts(report, routing_counts(frame))
-            except SourceStopped as stop:
-                report["stopped"] = stop.reason
-                logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
-                emit_budget_exhausted(stop, run_id, getattr(getattr(connector, "budget", None), "used", None))
-            report["dead_letters"] = dead_letter_counts(system)
-            budget = getattr(connector, "budget", None)
-            report["api_calls"] = getattr(budget, "used", None)
-            emit_sync_errors(system, report, run_id)
-            if report["dead_letters"]["permanent"]:
-                logger.warning("%s: %d write-back failures are permanent and need a person (table dead_letters)",
-                               system, report["dead_letters"]["permanent"])
-            logger.info("%s: pulled %d, written %d, failed %d", system, report["pulled"], report["written"],
-                        report["failed"])
+            per_system[system] = sync_system(
+                SyncRun(run_id, ledger, rules, pipeline, start, end, dry_run, override_export_guard,
+                        f"{system}:{watermark_key}" if watermark_key else system, only_lead_sources),
+                system, connectors[system], unmatched, (writer_leases or {}).get(system))
         ledger.close(ledger.rows_out)
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})
 
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """What every step of one system's sync needs from its run."""
+
+    run_id: str
+    ledger: RunLedger
+    rules: Any
+    pipeline: Any
+    start: datetime | None
+    end: datetime | None
+    dry_run: bool
+    override_export_guard: bool
+    mark_key: str
+    only_lead_sources: list[str] | None
+
+
+def sync_system(run: SyncRun, system: str, connector: Any, unmatched: str | None,
+                lease_token: str | None) -> dict[str, Any]:
+    """One system: under its writer lease, replay dead letters, then pull → process_page for each page; the
+    system's report."""
+    logger = get_run_logger()
+    # write_back: false in the config makes a system pull-only: processed and recorded, never written to.
+    writes = bool(getattr(run.rules.systems, system).write_back)
+    report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
+                              "write_back": writes, "changes": {}}
+    if unmatched:
+        report["stopped"] = unmatched
+        return report
+    # A dry run writes nothing and keeps no state: it needs no lease and waits for nobody.
+    lease_held = nullcontext() if run.dry_run else writer_lease(system, run.run_id, "crm_sync", run.rules,
+                                                                join=lease_token)
+    try:
+        with lease_held as lease:
+            # Read under the lease: the watermark and dead letters are as the previous writer left them.
+            since = run.start or load_watermark(run.mark_key)
+            if run.start is None and since is not None and not hasattr(connector, "lookback"):
+                # Connectors without their own look-back overlap get the configured one here.
+                since -= timedelta(seconds=getattr(run.rules.systems, system).lookback_seconds)
+            if writes and not run.dry_run and run.only_lead_sources is None:
+                replay_dead_letters(run, system, connector, report)
+            if run.start is not None and hasattr(connector, "backfill"):
+                pages = connector.backfill(run.start, run.end or datetime.now(UTC))  # Bulk API 2.0
+            else:
+                pages = connector.pull(since, run.end)
+            for page in pages:
+                process_page(run, system, connector, page, since, writes, lease, report)
+    except SourceStopped as stop:
+        report["stopped"] = stop.reason
+        logger.warning("%s stopped cleanly: %s (watermark kept at the last committed page)", system, stop.reason)
+        emit_budget_exhausted(stop, run.run_id, getattr(getattr(connector, "budget", None), "used", None))
+    report["dead_letters"] = dead_letter_counts(system)
+    budget = getattr(connector, "budget", None)
+    report["api_calls"] = getattr(budget, "used", None)
+    emit_sync_errors(system, report, run.run_id)
+    if report["dead_letters"]["permanent"]:
+        logger.warning("%s: %d write-back failures are permanent and need a person (table dead_letters)",
+                       system, report["dead_letters"]["permanent"])
+    logger.info("%s: pulled %d, written %d, failed %d", system, report["pulled"], report["written"],
+                report["failed"])
+    return report
+
+
+def replay_dead_letters(run: SyncRun, system: str, connector: Any, report: dict[str, Any]) -> None:
+    """Write again, before the pull, the oldest pending write-back failures (up to the system's
+    `dead_letter_retries`). They are changes approved once already: outside the export guard's count. A replay that
+    fails again stays a dead letter (permanent after its attempts) and never stops the sync."""
+    letters = pending_dead_letters(system, getattr(run.rules.systems, system).dead_letter_retries)
+    if not len(letters):
+        return
+    try:
+        checked = check_dead_letter_replay(connector, changes_from_dead_letters(letters), run.rules)
+        replay = checked.replay
+        retry = write_back(connector, replay, False, True)
+    except (SourceStopped, LeaseLost):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the letters stay pending for the next run; the sync goes on
+        report["retry_error"] = f"{type(exc).__name__}: {exc}"
+        get_run_logger().warning("%s: replaying %d dead letters failed (%s); they stay pending, the sync goes on",
+                                 system, len(letters), report["retry_error"])
+        return
+    record_write_outcome(run.run_id, system, LEAD_OBJECT, [*retry.written, *checked.settled],
+                         dead_letter_failures(replay, retry.failures))
+    report["retried"] = len(retry.written)
+    report["retry_failed"] = len(retry.failures)
+    if checked.settled or checked.owners_dropped:
+        report["retry_settled"] = len(checked.settled)
+        report["retry_owners_dropped"] = checked.owners_dropped
+
+
+def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, since: datetime | None,
+                 writes: bool, lease: Any, report: dict[str, Any]) -> None:
+    """One page: prepare → stages → diff → guard → write → record → watermark."""
+    rules, pipeline, ledger, run_id = run.rules, run.pipeline, run.ledger, run.run_id
+    page_mark = high_water(page)
+    if run.only_lead_sources is not None:
+        page, others = only_sources(page, run.only_lead_sources)
+        report["skipped"] = report.get("skipped", 0) + others
+        if page.empty:
+            if run.start is None and not run.dry_run and page_mark is not None:
+                commit_watermark(run.mark_key, page_mark, run_id)
+            return
+    report["pulled"] += len(page)
+    ledger.rows_in += len(page)
+    readable, unreadable = split_pull_errors(page)
+    ledger.quarantine(PULL_STAGE, unreadable)
+    loaded = prepare_leads(readable, f"{system} page")
+    ledger.quarantine(INPUT_STAGE, loaded.refused)
+    record_stage(run_id, PULL_STAGE, None, unreadable)
+    record_stage(run_id, INPUT_STAGE, None, loaded.refused)
+    page_rules = rules
+    if system == "salesforce" and "lifecycle" in pipeline.names:
+        # Leads seen the first time take their stage from the CRM status, dated by its history.
+        first = first_sight_ids(loaded.frame, rules)
+        page_rules = with_status_history(rules, pull_status_history(connector, first) if first else None)
+    frame, _ = run_stages(
+        loaded.frame, page_rules, pipeline, run_id=run_id, ledger=ledger,
+        suites_dir=str(Settings().suites_dir()), keep_state=not run.dry_run,
+    )
+    ledger.rows_out += len(frame)
+    # Diff against the values as pulled (prepare_leads already trimmed them), aligned by position.
+    as_pulled = conform(readable.reset_index(drop=True))
+    changes = changed_fields(as_pulled, frame, connector.writable_columns)
+    # A converted lead is never written (Salesforce refuses it: CANNOT_UPDATE_CONVERTED_LEAD).
+    changes, converted = drop_converted(changes, frame)
+    report["skipped_converted"] = report.get("skipped_converted", 0) + converted
+    merge_diff(report["changes"], changes, as_pulled)
+    # After the first sync, new leads' first write is expected: only changes to leads processed before count
+    # against the export guard (an initial load still needs the override).
+    first_time = pd.Series(False, index=frame.index)
+    if since is not None and run.start is None and len(changes):
+        keys = lead_keys(frame)
+        first_time = ~keys.isin(seen_leads(keys.loc[changes.index].tolist(), run_id))
+    if lease is not None:
+        lease.ensure()  # taken over while this run stalled: stop before writing beside the new writer
+    result = write_back_guarded(connector, changes if writes else changes.iloc[:0], first_time, run.dry_run,
+                                run.override_export_guard)
+    report["written"] += len(result.written)
+    report["failed"] += len(result.failures)
+    # Values the target would refuse were left out of the request (never a dead letter): counted per reason, and
+    # kept out of the write-back events, which record only what was sent.
+    column_of = field_columns(connector)
+    add_counts(report, {"refused": result.refused["reason"].astype(str).value_counts().to_dict(),
+                        "truncated": result.truncated})
+    sent = without_refused(changes, result.refused, column_of)
+    if not run.dry_run:
+        record_write_outcome(run_id, system, LEAD_OBJECT, result.written,
+                             dead_letter_failures(changes, result.failures))
+        written = writeback_events(sent, as_pulled, lead_keys(frame), result.written, run_id=run_id,
+                                   stage=f"writeback:{system}")
+        record_stage(run_id, f"writeback:{system}", written, None)
+        if len(result.refused):  # its own stage: never counted as written by KPIs or trace
+            refused = refused_events(result.refused, changes, as_pulled, lead_keys(frame), column_of,
+                                     run_id=run_id, stage=f"refused:{system}")
+            record_stage(run_id, f"refused:{system}", refused, None)
+        if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
+            placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
+            confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)
+        if run.start is None and page_mark is not None:
+            commit_watermark(run.mark_key, page_mark, run_id)
+            report["watermark"] = page_mark.isoformat()
+    add_counts(report, mailable_counts(frame))
+    add_counts(report, enrichment_counts(frame))
+    add_counts(report, scoring_counts(frame))
+    add_counts(report, routing_counts(frame))
 
 
 def first_sight_ids(frame: pd.DataFrame, rules: Any) -> list[str]:

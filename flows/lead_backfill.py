@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,9 +26,10 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from flows.crm_sync import crm_sync
+from leadflow.config import load_rules
 from leadflow.errors import LeadflowError
 from leadflow.settings import MAX_BACKFILL_DAYS
-from tasks.io import BACKOFF, _transient, state_store
+from tasks.io import BACKOFF, _transient, state_store, writer_lease
 
 BackfillSystem = Literal["salesforce", "marketo", "hubspot"]
 DASK_ADDRESS_ENV = "LEADFLOW_DASK_ADDRESS"
@@ -37,8 +38,6 @@ DASK_WORKERS_ENV = "LEADFLOW_DASK_WORKERS"
 """Threads of the local cluster (default 2)."""
 DASK_PROCESSES_ENV = "LEADFLOW_DASK_PROCESSES"
 """`1`: the local cluster runs worker processes instead of threads (the caller then needs a `__main__` guard)."""
-CRM_WRITE_WAIT_SECONDS = 30 * 60
-"""How long a backfill chunk waits for a running hourly/fast-lane sync to finish before refusing."""
 
 
 class BackfillParameterError(LeadflowError):
@@ -117,76 +116,16 @@ def chunk_counts(summary: dict[str, Any]) -> dict[str, Any]:
     return counts
 
 
-def wait_for_crm_writers(me: str | None, timeout: float = CRM_WRITE_WAIT_SECONDS, poll: float = 10.0) -> None:
-    """Wait while another `crm_sync` run (the hourly sync, the fast lane) is running outside this backfill; refuse
-    with a clear message after `timeout`. The routing lock already guarantees no slot is given twice; this keeps two
-    bulk writers from racing on the same records."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            running = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["crm_sync"])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-                    any_=[StateType.RUNNING]))),
-            )
-            others = [r for r in running if r.parent_task_run_id is None or not _inside(client, r, me)]
-        if not others:
-            return
-        if time.monotonic() >= deadline:
-            names = ", ".join(sorted(r.name for r in others))
-            raise LeadflowError(f"lead_backfill refused: crm_sync run(s) {names} still running after {timeout:.0f} s; "
-                                "start the backfill again when the hourly sync is done")
-        _logger().info("waiting for %d running crm_sync run(s) before the next chunk", len(others))
-        time.sleep(poll)
-
-
-def _logger() -> Any:
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return get_logger("leadflow.backfill")
-
-
-def _inside(client: Any, flow_run: Any, me: str | None) -> bool:
-    """Whether `flow_run` is a subflow (at any depth) of the flow run `me`."""
-    seen = 0
-    while flow_run.parent_task_run_id is not None and seen < 10:
-        parent = client.read_task_run(flow_run.parent_task_run_id)
-        if parent.flow_run_id is None:
-            return False
-        if str(parent.flow_run_id) == me:
-            return True
-        flow_run = client.read_flow_run(parent.flow_run_id)
-        seen += 1
-    return False
-
-
 def run_chunk(key: str, chunk_start: datetime, chunk_end: datetime, sources: list[str], dry_run: bool,
-              config_path: str) -> dict[str, Any]:
-    """One chunk: the `crm_sync` subflow over [chunk_start, chunk_end), recorded unless a dry run."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    me = str(context.flow_run.id) if context and context.flow_run else None
-    wait_for_crm_writers(me)
+              config_path: str, writer_leases: dict[str, str] | None = None) -> dict[str, Any]:
+    """One chunk: the `crm_sync` subflow over [chunk_start, chunk_end), recorded unless a dry run. The subflow takes
+    each system's writer lease (waiting for the hourly sync or the fast lane), or joins `writer_leases` that the
+    parallel backfill holds for all its chunks."""
     if not dry_run:
         record_chunk(key, chunk_start, chunk_end, "running", None, None)
     try:
         summary = crm_sync(systems=list(sources), start=chunk_start, end=chunk_end, dry_run=dry_run,
-                           config_path=config_path, override_export_guard=True)
+                           config_path=config_path, override_export_guard=True, writer_leases=writer_leases)
     except BaseException as exc:
         if not dry_run:
             record_chunk(key, chunk_start, chunk_end, "failed", None, {"error": f"{type(exc).__name__}: {exc}"})
@@ -199,16 +138,17 @@ def run_chunk(key: str, chunk_start: datetime, chunk_end: datetime, sources: lis
 
 @task(cache_policy=NO_CACHE)
 def backfill_chunk(key: str, chunk_start: datetime, chunk_end: datetime, sources: list[str], dry_run: bool,
-                   config_path: str) -> dict[str, Any]:
+                   config_path: str, writer_leases: dict[str, str] | None = None) -> dict[str, Any]:
     """A chunk as a task, for the Dask task runner: the same work as the sequential path."""
-    return run_chunk(key, chunk_start, chunk_end, sources, dry_run, config_path)
+    return run_chunk(key, chunk_start, chunk_end, sources, dry_run, config_path, writer_leases)
 
 
 @flow(name="lead_backfill_chunks", log_prints=False)
 def lead_backfill_chunks(key: str, windows: list[tuple[datetime, datetime]], sources: list[str], dry_run: bool,
-                         config_path: str) -> list[dict[str, Any]]:
-    """The chunks as tasks on this flow's task runner (a `DaskTaskRunner`, chosen by `lead_backfill`)."""
-    futures = [backfill_chunk.submit(key, a, b, sources, dry_run, config_path) for a, b in windows]
+                         config_path: str, writer_leases: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The chunks as tasks on this flow's task runner (a `DaskTaskRunner`, chosen by `lead_backfill`), all under the
+    writer leases the backfill holds (`writer_leases`: system → token)."""
+    futures = [backfill_chunk.submit(key, a, b, sources, dry_run, config_path, writer_leases) for a, b in windows]
     return [future.result() for future in futures]
 
 
@@ -258,8 +198,14 @@ def lead_backfill(
         a.isoformat(): {"chunk_end": b.isoformat(), "status": "skipped (committed)", **(done[a.isoformat()].get(
             "counts") or {})} for a, b in windows if a.isoformat() in done}
     if parallel and todo:
-        ran = lead_backfill_chunks.with_options(task_runner=dask_task_runner())(
-            key, todo, list(sources), dry_run, config_path)
+        # Chunks run side by side: the backfill takes each system's writer lease once for all of them (chunks are
+        # disjoint windows; the routing lock serialises the round robin) and hands it down.
+        with ExitStack() as held:
+            rules = load_rules(Path(config_path))
+            leases = {} if dry_run else {
+                s: held.enter_context(writer_lease(s, None, "lead_backfill", rules)).token for s in sources}
+            ran = lead_backfill_chunks.with_options(task_runner=dask_task_runner())(
+                key, todo, list(sources), dry_run, config_path, leases or None)
         for (a, b), result in zip(todo, ran, strict=True):
             results[a.isoformat()] = {"chunk_end": b.isoformat(), "status": "done", **result}
         update_progress_artifact(progress, 100.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from leadflow.sla import breach_summary, owner_changes
 from tasks.crm import write_back
 from tasks.enrichment import pull_owner_directory, with_owner_directory
 from tasks.events import emit_sla_breached
-from tasks.io import check_sla, close_run, open_run, reassign_breaches
+from tasks.io import check_sla, close_run, open_run, reassign_breaches, writer_lease
 
 
 @flow(name="sla_watch", log_prints=False)
@@ -29,20 +30,16 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
     summary = {"run_id": run_id, "as_of": moment.isoformat(), **breach_summary(breaches)}
     rules = load_rules(Path(config_path)) if config_path else None
     if rules is not None and rules.routing is not None and len(breaches):
-        if rules.systems.salesforce is not None:
-            # The CRM's users decide who may take a lead: an inactive user is never handed one (the org would refuse
-            # the OwnerId), whatever the routing config still lists.
-            with connect("salesforce", rules.systems, origin=rules.source) as crm:
-                rules = with_owner_directory(rules, pull_owner_directory(crm))
-        assert rules.routing is not None
-        made = reassign_breaches(breaches, rules.routing, moment, run_id)
-        summary["reassigned"] = len(made)
-        for system, changes in owner_changes(made).items():
-            settings = getattr(rules.systems, system, None)
-            if settings is None or not settings.write_back:
-                continue
-            result = write_back(connect(system, rules.systems, origin=rules.source), changes, False, True)
-            summary.setdefault("reassigned_written", {})[system] = len(result.written)
+        # Reassigning writes owners: one writer per system at a time, so hold the writer lease of every system
+        # written back to (waiting for a running sync, as any writer does) from the routing to the write.
+        written = [s for s in rules.systems.names if getattr(rules.systems, s).write_back]
+        try:
+            with ExitStack() as held:
+                leases = {s: held.enter_context(writer_lease(s, run_id, "sla_watch", rules)) for s in written}
+                summary |= reassign_and_write(rules, breaches, moment, run_id, leases)
+        except Exception as exc:
+            close_run(run_id, "failed", summary, f"{type(exc).__name__}: {exc}")
+            raise
     if len(breaches):
         create_table_artifact(key="sla-breaches", table=breaches.astype(str).to_dict("records"),
                               description=f"{len(breaches)} leads past their first-touch SLA")
@@ -50,4 +47,26 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
         get_run_logger().warning("%d leads past their first-touch SLA (worst %.0f minutes late)",
                                  len(breaches), summary["max_minutes_late"])
     close_run(run_id, "completed", summary)
+    return summary
+
+
+def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str, leases: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """Route the breached leads whose rule says so to someone else and write the new owners back (each system under
+    its writer lease, checked before the write)."""
+    summary: dict[str, Any] = {}
+    if rules.systems.salesforce is not None:
+        # The CRM's users decide who may take a lead: an inactive user is never handed one (the org would refuse
+        # the OwnerId), whatever the routing config still lists.
+        with connect("salesforce", rules.systems, origin=rules.source) as crm:
+            rules = with_owner_directory(rules, pull_owner_directory(crm))
+    assert rules.routing is not None
+    made = reassign_breaches(breaches, rules.routing, moment, run_id)
+    summary["reassigned"] = len(made)
+    for system, changes in owner_changes(made).items():
+        if system not in leases:
+            continue
+        leases[system].ensure()
+        result = write_back(connect(system, rules.systems, origin=rules.source), changes, False, True)
+        summary.setdefault("reassigned_written", {})[system] = len(result.written)
     return summary

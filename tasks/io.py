@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from leadflow.store import StateStore
 
 if TYPE_CHECKING:
     from leadflow.changes import ChangeChunk
+    from leadflow.store.leases import Lease
 
 TRANSIENT = (OSError, OperationalError)
 BACKOFF = [1, 4, 15]
@@ -40,6 +43,26 @@ def _open_store(url: str) -> StateStore:
 def state_store() -> StateStore:
     """The configured store, opened (and migrated) once per process; its URL never travels as a task argument."""
     return _open_store(Settings().state_url())
+
+
+@contextmanager
+def writer_lease(system: str, run_id: str, flow: str, rules: Any, *, join: str | None = None) -> Iterator[Lease]:
+    """Hold `system`'s writer lease (`leadflow.store.leases`) for the block: wait for another writer up to
+    `concurrency.writer_wait_seconds`, then LeaseBusy naming it; a dead writer is taken over and its run marked
+    crashed. `join`: the lease token a parent run (a parallel backfill) holds and hands down."""
+    from prefect import get_run_logger
+
+    from leadflow.store.leases import hold, writer_lease_name
+
+    logger = get_run_logger()
+    concurrency = rules.concurrency
+    with hold(state_store().leases(), writer_lease_name(system), run_id=run_id, flow=flow, join=join,
+              wait_seconds=concurrency.writer_wait_seconds, lease_seconds=concurrency.lease_seconds,
+              on_wait=lambda holder: logger.info("%s: waiting while %s writes to it", system, holder.describe()),
+              on_takeover=lambda holder: logger.warning(
+                  "%s: took over the writer lease of %s: it is gone; its run is marked crashed", system,
+                  holder.describe())) as lease:
+        yield lease
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -101,9 +124,10 @@ def commit_watermark(system: str, value: Any, run_id: str) -> None:
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def pending_dead_letters(system: str) -> pd.DataFrame:
-    """Write-backs that failed on earlier runs and may be retried."""
-    return state_store().dead_letters(system, "pending")
+def pending_dead_letters(system: str, limit: int | None = None) -> pd.DataFrame:
+    """Write-backs that failed on earlier runs and may be retried, oldest first (at most `limit`)."""
+    letters = state_store().dead_letters(system, "pending")
+    return letters if limit is None else letters.head(limit)
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -158,37 +182,12 @@ def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def load_assignments(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
-    """`frame` with each lead's recorded assignment (rule, reason, times), so assigned leads stay assigned. Once the
-    owner was written back, the owner the source carries wins (a person may have reassigned the lead in the CRM);
-    before that (a refused or failed write, or file mode) the source's owner is the stale one and the recorded wins —
-    unless the lead is converted or someone works it now (a status outside `rules.ownership.open_statuses`): then the
-    source's owner is the person working it, and leadflow never takes a worked lead away."""
+    """`frame` with each lead's recorded assignment (`leadflow.ownership.with_assignments`: assigned leads stay
+    assigned; a worked or converted lead keeps the owner the source carries)."""
+    from leadflow.ownership import with_assignments
     from leadflow.schema import lead_keys
 
-    keys = lead_keys(frame)
-    known = state_store().assignments(keys.dropna().unique().tolist())
-    if known.empty:
-        return frame
-    known = known.set_index("lead_key")
-    has = keys.isin(known.index).to_numpy(dtype=bool)
-    out = frame.copy(deep=False)
-    for column in ("routing_rule", "routing_reason"):
-        out[column] = out[column].astype("string").mask(has, keys.map(known[column]).astype("string"))
-    for column in ("assigned_at", "sla_due_at"):
-        stamps = known[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        out[column] = out[column].astype("string").mask(has, keys.map(stamps).astype("string"))
-    recorded_owner = keys.map(known["owner_id"]).astype("string")
-    unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy().copy()
-    ownership = getattr(rules, "ownership", None)
-    if ownership is not None:
-        from leadflow.ownership import converted_mask, worked_mask
-
-        status = out["status"].astype("string") if "status" in out else pd.Series(pd.NA, index=out.index, dtype="string")
-        unwritten &= ~(worked_mask(status, ownership) | converted_mask(out))
-    owner = out["owner_id"].astype("string")
-    out["owner_id"] = owner.mask(has & unwritten & recorded_owner.notna().to_numpy(), recorded_owner).fillna(
-        recorded_owner)
-    return out
+    return with_assignments(frame, state_store().assignments(lead_keys(frame).dropna().unique().tolist()), rules)
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.config import Rules
-from leadflow.ownership import kept_mask
+from leadflow.ownership import kept_mask, with_assignments
 from leadflow.routing import RoutingState
 from leadflow.schema import lead_keys
 from leadflow.stages.assign import ASSIGN, STATE_ATTR
@@ -24,6 +24,9 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: boo
     status shows they were worked get their first touch recorded, which stops their SLA clock."""
     store = state_store()
     with store.routing_session(run_id) as session:
+        # Another run may have routed some of these leads since they were read: re-read their assignments under the
+        # lock, so a lead is never routed twice (it keeps the other run's assignment, as it would on a later run).
+        frame = with_assignments(frame, session.assignments(lead_keys(frame).dropna().unique().tolist()), rules)
         out = ASSIGN.apply(frame, replace(rules, routing_state=RoutingState.from_json(session.payload or None)))
         if not keep_state:
             return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -98,23 +97,3 @@ def test_parallel_on_dask_gives_the_same_leads_as_sequential(
             results[mode] = leads.sort_values("Id").reset_index(drop=True)
     assert results["sequential"]["Country_Code__c"].notna().sum() > 100  # leadflow did write
     assert results["sequential"].astype(str).equals(results["parallel"].astype(str))
-
-
-def test_a_backfill_chunk_waits_for_a_running_sync_then_refuses_with_a_clear_message(prefect_api: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.states import Completed, Running
-
-    from flows.crm_sync import crm_sync
-    from flows.lead_backfill import wait_for_crm_writers
-    from leadflow.errors import LeadflowError
-
-    with get_client(sync_client=True) as client:
-        hourly = client.create_flow_run(crm_sync, name="hourly-sync-running", state=Running())
-        try:
-            started = time.monotonic()
-            with pytest.raises(LeadflowError, match=r"refused: crm_sync run\(s\) hourly-sync-running still running"):
-                wait_for_crm_writers(None, timeout=1.0, poll=0.2)
-            assert time.monotonic() - started >= 1.0  # it waited first
-        finally:
-            client.set_flow_run_state(hourly.id, Completed(), force=True)
-    wait_for_crm_writers(None, timeout=1.0, poll=0.2)  # nothing running: goes ahead at once

@@ -158,7 +158,7 @@ def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) 
         refused = subprocess.run([exe, "sync", "--config", config], cwd=REPO, env=env, capture_output=True,
                                  text=True, timeout=300)
         assert refused.returncode != 0  # an initial load changes every lead: the export guard wants it said
-        assert "refusing to write" in refused.stderr and "--override-export-guard" in refused.stderr
+        assert "export guard refused the write" in refused.stderr and "--override-export-guard" in refused.stderr
         proc = subprocess.run([exe, "sync", "--config", config, "--override-export-guard"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr

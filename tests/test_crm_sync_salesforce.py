@@ -54,7 +54,7 @@ def test_sync_writes_back_what_simple_salesforce_reads_back(
     # The initial load changes every lead: the export guard refuses it unless told this is intended.
     from leadflow.connectors.base import ExportGuardError
 
-    with pytest.raises(ExportGuardError, match=r"refusing to write \d+ records"):
+    with pytest.raises(ExportGuardError, match=r"export guard refused the write at page \d+: \d+ records changed"):
         crm_sync(config_path=config)
     assert StateStore.open().get_watermark("salesforce") is None
     first = crm_sync(config_path=config, override_export_guard=True)["systems"]["salesforce"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from leadflow.writeback import changed_fields
 
@@ -44,20 +45,42 @@ def test_unchanged_columns_are_na() -> None:
     assert pd.isna(changes.loc["00Q2", "country_code"])
 
 
-def test_export_guard_counts_pulled_records_and_has_a_floor() -> None:
+def test_export_guard_counts_the_whole_run_and_applies_its_floor_once() -> None:
     import pytest
 
     from leadflow.connectors.base import ExportGuard, ExportGuardError
 
     guard = ExportGuard("marketo", max_change_share=0.5, floor=2)
-    guard.check(2)  # at the floor: nothing pulled yet, small writes (dead-letter retries) pass
-    with pytest.raises(ExportGuardError, match="marketo: refusing to write 3 records: more than 50% of the 0"):
-        guard.check(3)
+    guard.check(["x", "y"])  # at the floor: nothing pulled yet, a tiny write passes
+    with pytest.raises(ExportGuardError, match="marketo: export guard refused the write: 3 records changed"):
+        guard.check(["z"])  # the floor is the run's, not each write's
     guard.saw(["a", "b", "c", "d", "e", "f", pd.NA, None])
-    guard.check(3)
-    with pytest.raises(ExportGuardError, match="--override-export-guard"):
-        guard.check(4)
-    guard.check(4, override=True)
+    guard.check(["a"])  # 3 changed of 6 pulled
+    guard.check(["a", "x"])  # the same records again count once
+    with pytest.raises(ExportGuardError, match="at page 1: 4 records changed in this run .this write: 1. against 6"):
+        guard.check(["b"])
+    assert guard.changed == {"x", "y", "a"}  # a refused write is not counted
+    guard.check(["b", "c", "d"], override=True)  # overridden writes are neither checked nor counted
+    assert guard.changed == {"x", "y", "a"}
+
+
+@pytest.mark.parametrize(("first", "rest", "refused_at"), [(0.4, 0.9, 2), (0.1, 0.3, None), (0.5, 0.5, None)])
+def test_export_guard_decides_on_the_run_not_the_page(first: float, rest: float, refused_at: int | None) -> None:
+    """Ten pages of 1,000: the first changes `first` of its records, the others `rest`."""
+    from leadflow.connectors.base import ExportGuard, ExportGuardError
+
+    guard = ExportGuard("salesforce", max_change_share=0.5, floor=100)
+    tripped = None
+    for page in range(1, 11):
+        ids = [f"{page}-{i}" for i in range(1000)]
+        guard.saw(ids)
+        share = first if page == 1 else rest
+        try:
+            guard.check(ids[: int(share * 1000)])
+        except ExportGuardError as exc:
+            tripped = exc.page
+            break
+    assert tripped == refused_at
 
 
 def test_counts_add_up_across_pages() -> None:

@@ -26,7 +26,13 @@ from leadflow.routing import (
     with_availability,
 )
 from leadflow.scoring import DEFAULT_SCORING_MODEL, ScoringModel, conform_activities, load_scoring_model
-from leadflow.settings import DEFAULT_CONSENT_POLICY, DEFAULT_MAX_QUARANTINE_SHARE, DEFAULT_PIPELINE
+from leadflow.settings import (
+    DEFAULT_CONSENT_POLICY,
+    DEFAULT_MAX_QUARANTINE_SHARE,
+    DEFAULT_PIPELINE,
+    WRITER_LEASE_SECONDS,
+    WRITER_WAIT_SECONDS,
+)
 from leadflow.yamlio import load_yaml, parse_model
 
 
@@ -124,6 +130,21 @@ class RoutingSection(BaseModel):
                          route_when=self.route_when)
 
 
+class ConcurrencyConfig(BaseModel):
+    """One writer per system at a time (`leadflow.store.leases`): how long to wait for another run, how long a
+    lease lives without a heartbeat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    writer_wait_seconds: float = Field(
+        default=WRITER_WAIT_SECONDS, ge=0,
+        description="How long a run waits while another run writes to the same system, then stops naming it.")
+    lease_seconds: float = Field(
+        default=WRITER_LEASE_SECONDS, ge=1,
+        description="A writer whose heartbeat stops for this long (a hung host) is taken over; a writer whose "
+        "process is gone is taken over at once.")
+
+
 class RunConfig(BaseModel):
     """The run config (`leadflow.yaml`)."""
 
@@ -140,6 +161,7 @@ class RunConfig(BaseModel):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     routing: RoutingSection | None = None
     alerts: AlertsConfig | None = Field(default=None, description="Alerts: `leadflow alerts install` makes them.")
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
 
 
 @cache
@@ -179,6 +201,8 @@ class Rules:
     """The round-robin state this run starts from (read under the state store's routing lock)."""
     ownership: Ownership = field(default_factory=Ownership)
     """Which leads are leadflow's to route: the routing section's policy and the CRM's users and queues."""
+    concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
+    """Writer leases: how long to wait for another writer, a lease's lifetime."""
     status_history: pd.DataFrame | None = None
     """This run's CRM status changes (lead_key, status, changed_at ISO UTC), for leads seen the first time: the
     lifecycle stamps their stage from it. None: no history (stamps of a first sight stay empty)."""
@@ -251,6 +275,7 @@ def load_rules(config_path: Path | None = None) -> Rules:
         routing=None if config.routing is None else _routing(config.routing, config_path),
         untouched_statuses=frozenset(config.routing.open_statuses) if config.routing else frozenset(),
         ownership=config.routing.ownership() if config.routing else Ownership(),
+        concurrency=config.concurrency,
     )
 
 

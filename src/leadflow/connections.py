@@ -24,6 +24,13 @@ MAX_CHANGE_SHARE = Field(
 )
 
 
+DEAD_LETTER_RETRIES = Field(
+    default=1000, ge=0,
+    description="Failed write-backs retried per run, oldest first, before the run's pull; they are changes approved "
+    "once already, so the export guard does not count them. The rest wait for the next run.",
+)
+
+
 class SalesforceConnection(BaseModel):
     """A Salesforce org reached through an OAuth2 connected app (client-credentials flow)."""
 
@@ -51,6 +58,7 @@ class SalesforceConnection(BaseModel):
                                        "daily API allocation (all integrations together).")
     page_size: int = Field(default=2000, ge=200, le=2000, description="SOQL batchSize: records per query page.")
     max_change_share: float = MAX_CHANGE_SHARE
+    dead_letter_retries: int = DEAD_LETTER_RETRIES
     write_back: bool = True
 
 
@@ -65,6 +73,7 @@ class MarketoConnection(BaseModel):
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
     lookback_seconds: int = LOOKBACK_SECONDS
     max_change_share: float = MAX_CHANGE_SHARE
+    dead_letter_retries: int = DEAD_LETTER_RETRIES
     write_back: bool = True
 
 
@@ -78,6 +87,7 @@ class HubspotConnection(BaseModel):
     max_calls_per_run: int | None = Field(default=None, ge=1, description="leadflow's own API budget per run.")
     lookback_seconds: int = LOOKBACK_SECONDS
     max_change_share: float = MAX_CHANGE_SHARE
+    dead_letter_retries: int = DEAD_LETTER_RETRIES
     write_back: bool = True
 
 

@@ -327,3 +327,36 @@ def check_replay(replay: pd.DataFrame, current: pd.DataFrame, ownership: Ownersh
     empty = out[changes].isna().all(axis=1).to_numpy(dtype=bool) if changes else np.ones(len(out), dtype=bool)
     settled = [*ids[~known | converted].tolist(), *out.loc[empty, "record_id"].astype(str).tolist()]
     return ReplayCheck(out[~empty], [str(s) for s in settled], dropped)
+
+
+def with_assignments(frame: pd.DataFrame, known: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
+    """`frame` with each lead's recorded assignment (`known`: the store's assignments rows) applied, so assigned
+    leads stay assigned. Once the owner was written back, the owner the source carries wins (a person may have
+    reassigned the lead in the CRM); before that (a refused or failed write, another run's write still under way, or
+    file mode) the source's owner is the stale one and the recorded wins — unless the lead is converted or someone
+    works it now (a status outside `rules.ownership.open_statuses`): then the source's owner is the person working
+    it, and leadflow never takes a worked lead away."""
+    from leadflow.schema import lead_keys
+
+    if known.empty:
+        return frame
+    keys = lead_keys(frame)
+    known = known.set_index("lead_key")
+    has = keys.isin(known.index).to_numpy(dtype=bool)
+    out = frame.copy(deep=False)
+    for column in ("routing_rule", "routing_reason"):
+        out[column] = out[column].astype("string").mask(has, keys.map(known[column]).astype("string"))
+    for column in ("assigned_at", "sla_due_at"):
+        stamps = pd.to_datetime(known[column], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out[column] = out[column].astype("string").mask(has, keys.map(stamps).astype("string"))
+    recorded_owner = keys.map(known["owner_id"]).astype("string")
+    unwritten = keys.map(known["written_at"].isna()).fillna(False).astype(bool).to_numpy().copy()
+    ownership = getattr(rules, "ownership", None)
+    if ownership is not None:
+        status = out["status"].astype("string") if "status" in out else pd.Series(pd.NA, index=out.index,
+                                                                                   dtype="string")
+        unwritten &= ~(worked_mask(status, ownership) | converted_mask(out))
+    owner = out["owner_id"].astype("string")
+    out["owner_id"] = owner.mask(has & unwritten & recorded_owner.notna().to_numpy(), recorded_owner).fillna(
+        recorded_owner)
+    return out

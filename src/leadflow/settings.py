@@ -56,3 +56,8 @@ class Settings(BaseSettings):
             if candidate.is_dir():
                 return candidate
         return local
+
+WRITER_WAIT_SECONDS = 15 * 60.0
+"""How long a run waits for another run's writer lease before giving up (`concurrency.writer_wait_seconds`)."""
+WRITER_LEASE_SECONDS = 120.0
+"""A writer lease not renewed for this long is expired and may be taken over (`concurrency.lease_seconds`)."""

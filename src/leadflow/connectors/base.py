@@ -46,37 +46,55 @@ class ApiBudget:
 
 
 class ExportGuardError(LeadflowError):
-    """A write would change a larger share of the run's pulled records than allowed."""
+    """A write would bring the records this run changes above the allowed share of the records it pulled."""
 
-    def __init__(self, system: str, records: int, pulled: int, share: float) -> None:
-        self.system, self.records, self.pulled, self.share = system, records, pulled, share
+    def __init__(self, system: str, records: int, pulled: int, share: float, *, page: int | None = None,
+                 writing: int | None = None) -> None:
+        self.system, self.records, self.pulled, self.share, self.page = system, records, pulled, share, page
+        where = f" at page {page}" if page else ""
+        this = f" (this write: {writing})" if writing is not None else ""
         super().__init__(
-            f"{system}: refusing to write {records} records: more than {share:.0%} of the {pulled} pulled in this "
-            "run and above the guard floor; if intended (e.g. an initial load), pass --override-export-guard "
-            "(override_export_guard=True)"
+            f"{system}: export guard refused the write{where}: {records} records changed in this run{this} against "
+            f"{pulled} pulled so far, more than {share:.0%} and above the guard floor; if intended (e.g. an initial "
+            "load), pass --override-export-guard (override_export_guard=True)"
         )
 
 
 @dataclass
 class ExportGuard:
-    """Refuses a write that would change more than `max_change_share` of the records pulled in this run.
+    """Refuses a write that would bring the records changed in this run above `max_change_share` of the records
+    pulled so far in it.
 
-    The `floor` lets small writes through (dead-letter retries before anything is pulled, tiny systems).
+    The guard decides on the whole run, not page by page: before every write it adds that write's records to those
+    already changed and compares the total with everything pulled so far, so a run whose first page changes 40% and
+    the rest 90% is stopped at the page that takes it over the limit. The `floor` is a one-time allowance for the
+    run (a tiny system, a first small page). Writes made with `override` (the CLI's override, leads written the
+    first time, dead-letter replays: changes approved once already) are neither checked nor counted.
     """
 
     system: str
     max_change_share: float = 0.5
     floor: int = 100
     pulled: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    pages: int = 0
 
     def saw(self, record_ids: Iterable[object]) -> None:
-        """Count records pulled in this run."""
+        """Count a page of records pulled in this run."""
+        self.pages += 1
         self.pulled.update(str(r) for r in record_ids if not pd.isna(r))
 
-    def check(self, records: int, *, override: bool = False) -> None:
-        """Raise ExportGuardError unless a write of `records` records is within the guard (or overridden)."""
-        if not override and records > max(self.max_change_share * len(self.pulled), self.floor):
-            raise ExportGuardError(self.system, records, len(self.pulled), self.max_change_share)
+    def check(self, record_ids: Iterable[object], *, override: bool = False) -> None:
+        """Raise ExportGuardError unless writing `record_ids` keeps the run within the guard (or is overridden);
+        on success they count as changed."""
+        if override:
+            return
+        ids = {str(r) for r in record_ids if not pd.isna(r)}
+        total = self.changed | ids
+        if len(total) > max(self.max_change_share * len(self.pulled), self.floor):
+            raise ExportGuardError(self.system, len(total), len(self.pulled), self.max_change_share,
+                                   page=self.pages or None, writing=len(ids))
+        self.changed = total
 
 
 @runtime_checkable

@@ -493,7 +493,7 @@ class HubspotConnector:
                 continue
             seen.add(record_id)
             inputs.append({"id": record_id, "properties": properties})
-        self.guard.check(len(inputs), override=override)
+        self.guard.check([item["id"] for item in inputs], override=override)
         result = WriteResult(dry_run=dry_run)
         if dry_run:
             result.written = [item["id"] for item in inputs]

@@ -515,7 +515,7 @@ class MarketoConnector:
                 failures.append({"record_id": raw, "error_code": "invalid_id", "retryable": False,
                                  "message": "record_id is not a Marketo lead id and there is no email",
                                  "payload": json.dumps(fields, default=str)})
-        self.guard.check(len(by_id) + len(by_email), override=override)
+        self.guard.check([key for key, _ in (*by_id, *by_email)], override=override)
         for action, lookup, items in (("updateOnly", "id", by_id), ("createOrUpdate", "email", by_email)):
             for start in range(0, len(items), MAX_BATCH):
                 chunk = items[start:start + MAX_BATCH]

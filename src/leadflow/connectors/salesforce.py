@@ -563,7 +563,7 @@ class SalesforceConnector:
 
         lead = self.mapping.objects["Lead"]
         planned = _plan(changes, lead)
-        self.guard.check(len(planned), override=override)
+        self.guard.check([record_id for record_id, _ in planned], override=override)
         owner_written = any(OWNER_FIELD in values for _, values in planned)
         rules = cached_lead_rules(self) if dry_run or not planned else lead_rules(self)
         owners = (cached_valid_owners(self) if dry_run else valid_owners(self)) if owner_written else None

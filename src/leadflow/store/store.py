@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from leadflow.errors import LeadflowError
 from leadflow.settings import Settings
+from leadflow.store.leases import Leases, sweep_crashed_runs, this_process
 from leadflow.store.tables import (
     CACHE_STATUSES,
     EVENT_COLUMNS,
@@ -197,10 +198,13 @@ class StateStore:
         if not flow:
             raise ValueError("flow must be a non-empty name")
         run_id = str(uuid.uuid4())
+        host, pid = this_process()
         with self._writing() as conn:
+            sweep_crashed_runs(conn)  # earlier runs on this host whose process died are not `running` any more
             conn.execute(
                 runs.insert().values(
-                    run_id=run_id, flow=flow, started_at=_now(), status="running", params=_jsonable(dict(params))
+                    run_id=run_id, flow=flow, started_at=_now(), status="running", params=_jsonable(dict(params)),
+                    holder=f"{host}:{pid}",
                 )
             )
         return run_id
@@ -217,6 +221,10 @@ class StateStore:
             )
             if result.rowcount == 0:
                 raise KeyError(f"no run {run_id!r} in the state store")
+
+    def leases(self) -> Leases:
+        """The writer leases (`leadflow.store.leases`): one writer per system at a time."""
+        return Leases(self._engine, self._writing)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run as a dict (run_id, flow, started_at, finished_at, status, params, stats, error), or None."""
@@ -1101,6 +1109,19 @@ class RoutingSession:
 
     def __init__(self, conn: Connection, run_id: str, payload: dict[str, Any]) -> None:
         self._conn, self.run_id, self.payload = conn, run_id, payload
+
+    def assignments(self, lead_keys: list[str]) -> pd.DataFrame:
+        """The recorded assignments of `lead_keys`, read inside the routing transaction (after any run that held the
+        lock before), times as UTC timestamps."""
+        columns = [c.name for c in assignments.columns]
+        rows: list[Any] = []
+        for start in range(0, len(lead_keys), CACHE_CHUNK_KEYS):
+            part = lead_keys[start : start + CACHE_CHUNK_KEYS]
+            rows.extend(self._conn.execute(sa.select(assignments).where(assignments.c.lead_key.in_(part))).all())
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at", "written_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
 
     def save(self, payload: dict[str, Any]) -> None:
         """Replace the round-robin state."""

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Dialect
 VERSION_TABLE: Final[str] = "leadflow_schema_version"
 """Alembic's version table; not `alembic_version`, so the store can share a database with Prefect or another app."""
 
-RUN_STATUSES: Final[tuple[str, ...]] = ("running", "completed", "failed")
+RUN_STATUSES: Final[tuple[str, ...]] = ("running", "completed", "failed", "crashed")
 FINAL_STATUSES: Final[tuple[str, ...]] = ("completed", "failed")
+"""What a run sets itself when it ends; `crashed` is set by another run that found its process dead."""
 
 NAMING_CONVENTION: Final[dict[str, str]] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,7 +71,9 @@ runs = sa.Table(
     sa.Column("params", sa.JSON(), nullable=False),
     sa.Column("stats", sa.JSON(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
-    sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+    # host:pid of the process running it, so a later run can tell a dead run from a live one (migration 0009)
+    sa.Column("holder", sa.String(200), nullable=True),
+    sa.CheckConstraint("status IN ('running', 'completed', 'failed', 'crashed')", name="status"),
     sa.Index(None, "started_at"),
 )
 
@@ -273,3 +276,19 @@ backfill_chunks = sa.Table(
 )
 """One row per chunk of a backfill (key: a hash of its range, sources and chunk size); `completed` chunks are
 skipped when the same backfill runs again."""
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("token", sa.String(36), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=True),
+    sa.Column("flow", sa.String(200), nullable=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+"""Who writes to a system right now (`writer:<system>`): one row per held lease, renewed by a heartbeat, taken over
+once expired or once its process is gone (`leadflow.store.leases`)."""
