@@ -40,6 +40,23 @@ def _prefect_env() -> None:
     # No internet here or on most ops boxes: telemetry only fills the log with name-resolution errors.
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    import logging
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _HandledErrorFilter) for f in target.filters):
+            target.addFilter(_HandledErrorFilter())
+
+
+class _HandledErrorFilter:
+    """Prefect logs a failed flow or task run with its traceback; for leadflow's own errors (a refused write, a
+    busy writer, a bad config) the one-line message is the whole story, and the CLI prints it once more at the end."""
+
+    def filter(self, record: Any) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, LeadflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _load_flow(entrypoint: str) -> Any:
@@ -346,15 +363,36 @@ def sandbox(
     stock_org: Annotated[bool, typer.Option(
         "--stock-org", help="Serve Salesforce as a stock org: only standard fields until you run `leadflow setup "
         "salesforce` (by default the sandbox runs it for you).")] = False,
+    fault_rate: Annotated[float | None, typer.Option(
+        "--fault-rate", help="Fail this share of the API calls (0 to 1, e.g. 0.1) the way the real services fail "
+        "now and then: 429s, 5xx, Marketo 606/615/604, Salesforce row locks.")] = None,
+    fault_kinds: Annotated[str | None, typer.Option(
+        "--fault-kinds", help="With --fault-rate: the fault kinds to serve, comma-separated (e.g. 503,429); each "
+        "sandbox serves the ones it knows. Default: each sandbox's transient kinds.")] = None,
+    fault_seed: Annotated[int | None, typer.Option(
+        "--fault-seed", help="With --fault-rate: seed of the fault draws, to replay a run's faults (default: "
+        "random, printed).")] = None,
 ) -> None:
     """Serve the local CRM/MAP sandboxes on 127.0.0.1 until Ctrl-C, with a config that points leadflow at them."""
     import threading
 
-    from leadflow.sandbox.launch import running_sandboxes
+    from leadflow.sandbox.launch import ALL_SYSTEMS, plan_fault_rates, running_sandboxes
 
-    with running_sandboxes(folder, leads=leads, enrichment=True, routing=True, setup=not stock_org) as boxes:
+    faults: dict[str, Any] | None = None
+    if fault_rate is not None:
+        wanted: dict[str, Any] = {"rate": fault_rate, "kinds": fault_kinds, "seed": fault_seed}
+        planned = _guard(lambda: plan_fault_rates(wanted, ALL_SYSTEMS))  # one line and exit 2 if unusable
+        faults = wanted | {"seed": next(iter(planned.values()))["seed"]}  # the drawn seed, printed for replays
+    elif fault_kinds is not None or fault_seed is not None:
+        _fail(LeadflowError("--fault-kinds and --fault-seed need --fault-rate"))
+
+    with running_sandboxes(folder, leads=leads, enrichment=True, routing=True, setup=not stock_org,
+                           faults=faults) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
+        for name, rate in boxes.faults.items():
+            typer.echo(f"  faults       {name}: {rate['rate']:.0%} of calls fail ({', '.join(rate['kinds'])}), "
+                       f"seed {rate['seed']}")
         _print_sandbox_setup(boxes.setup)
         if stock_org:
             typer.echo("Salesforce is a stock org: `leadflow doctor --config CONFIG` names the fields it lacks, "
