@@ -398,8 +398,8 @@ def sandbox(
             typer.echo("Salesforce is a stock org: `leadflow doctor --config CONFIG` names the fields it lacks, "
                        "`leadflow setup salesforce --config CONFIG` creates them.")
         typer.secho(f"\nConfig: {boxes.config_path}", bold=True)
-        typer.echo(f"Try:    leadflow sync --config {boxes.config_path}\nStop with Ctrl-C.")
-        try:
+        try:  # from the moment Ctrl-C is offered, it stops the sandboxes cleanly
+            typer.echo(f"Try:    leadflow sync --config {boxes.config_path}\nStop with Ctrl-C.")
             threading.Event().wait()
         except KeyboardInterrupt:
             typer.echo("stopping sandboxes")

@@ -72,7 +72,10 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
     "attributes", PULL_ERROR,
 )
 TOKEN_ERRORS = frozenset({"601", "602"})
-THROTTLE_ERRORS = frozenset({"606", "615"})
+THROTTLE_ERRORS = frozenset({"604", "606", "615"})
+"""Retried with backoff: 606 rate limit, 615 concurrent access limit, 604 request time-out ("The request was running
+for too long, or exceeded the time-out period specified in the header"; the call was not carried out). Marketo REST
+"Error Codes": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/error-codes."""
 QUOTA_ERROR = "607"
 
 

@@ -231,6 +231,17 @@ def _empty_refused() -> pd.DataFrame:
     return empty_refused()
 
 
+class _CappedRetry(Retry):
+    """urllib3's Retry with a Retry-After of at most MAX_RETRY_AFTER seconds."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
+
+
+MAX_RETRY_AFTER = 60.0
+"""The longest Retry-After a Salesforce answer may make the connector wait before its next attempt."""
+
+
 class _GuardedAdapter(HTTPAdapter):
     """Default timeout, budget checks before each call, org usage read from every response."""
 
@@ -294,10 +305,15 @@ class SalesforceConnector:
         """(used, max) of the org's daily API requests, as last reported by Salesforce."""
         self._owns_session = session is None
         self.session = session or requests.Session()
-        # Retries on every verb: a 503 means the request was not processed, and every call we make is an idempotent
-        # read or update (bulk job creation at worst leaves an empty job behind).
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries, status_forcelist=(503,),
-                      allowed_methods=None, backoff_factor=backoff, raise_on_status=False)
+        # Retries on every verb: a 503 or 429 means the request was not processed, and every call we make is an
+        # idempotent read or update (bulk job creation at worst leaves an empty job behind). The REST API's status
+        # codes list 503 ("the server is unavailable to handle the request ... often occurs if the server is
+        # overloaded"); 429 comes from rate limiting in front of the API (Salesforce's edge; Marketing Cloud
+        # documents it with Retry-After: https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/
+        # rate-limiting-errors.html). A Retry-After is honoured, capped so one answer cannot stall a run.
+        retry = _CappedRetry(total=retries, connect=retries, read=retries, status=retries,
+                             status_forcelist=(429, 503), allowed_methods=None, backoff_factor=backoff,
+                             raise_on_status=False)
         self.session.mount("https://", _GuardedAdapter(self, retry, timeout))
         self._sf: Salesforce | None = None
         self._started = False

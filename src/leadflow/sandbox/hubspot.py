@@ -5,7 +5,9 @@ the portal), search pages of at most 200 with an `after` offset, no paging past 
 VALIDATION_ERROR), 5 search requests per second and 190 calls per 10 s per ACCOUNT, shared by every app (429 with
 HubSpot's RATE_LIMIT body), a search index that shows a change only up to a minute after it was made, and
 per-record errors of batch updates in a 207 multi-status. Every cap is configurable (`HubspotLimits`) so tests
-stay small and fast; both clocks (rate windows, write stamps / index) are injectable.
+stay small and fast; both clocks (rate windows, write stamps / index) are injectable. Faults: counted
+(`faults.inject`) or at a rate (`faults.set_rate(0.1, ["429", "502", "503", "504"], seed=7)`, or
+`POST /__sandbox/faults {rate, kinds, seed, route}`), see `leadflow.sandbox.faults`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from leadflow.sandbox.faults import FaultPlan
+from leadflow.sandbox.faults import HUBSPOT_FAULTS, FaultPlan, hubspot_fault_response, rate_request
 from leadflow.sandbox.hubspot_limits import (
     HubspotLimits,
     PortalRateLimiter,
@@ -274,7 +276,7 @@ def seed_portal(
 
 def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
     """The HubSpot API over `portal`, with fault injection from `faults` (and `POST /__sandbox/faults`)."""
-    plan = faults or FaultPlan()
+    plan = (faults or FaultPlan()).bind(HUBSPOT_FAULTS)
     app = FastAPI(title="leadflow HubSpot sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.portal, app.state.faults = portal, plan
 
@@ -293,6 +295,7 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             return await call_next(request)
         portal.stats["requests"] += 1
         fault = plan.take(request.method, path)
+        search = request.method == "POST" and path.endswith("/search")
         response: Response | None = None
         delay = 0.0
         if fault is not None:
@@ -300,19 +303,13 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             portal.stats[f"fault_{fault.kind}"] += 1
             if fault.kind == "slow":
                 delay = float(detail.get("seconds", 1.0))
-            elif fault.kind == "429":
-                response = JSONResponse(rate_limit_body(str(detail.get("policy", "SECONDLY"))), status_code=429)
-                if "retry_after" in detail:
-                    response.headers["Retry-After"] = str(detail["retry_after"])
             elif fault.kind == "401":
                 response = unauthorized()
             elif fault.kind == "malformed":
                 response = Response("<html><body>upstream hiccup</body></html>", 200, media_type="text/html")
-            elif fault.kind == "5xx" or (fault.kind.isdigit() and fault.kind.startswith("5")):
-                status = int(detail.get("status", 500 if fault.kind == "5xx" else fault.kind))
-                response = _error(status, "internal error", "INTERNAL_ERROR")
-            else:
-                response = _error(500, f"sandbox: unknown fault kind {fault.kind!r}", "INTERNAL_ERROR")
+            else:  # 429 and 5xx as HubSpot answers them
+                response = hubspot_fault_response(fault.kind, detail, search=search, limits=portal.limits) or _error(
+                    500, f"sandbox: unknown fault kind {fault.kind!r}", "INTERNAL_ERROR")
         app_name: str | None = None
         if response is None:
             header = request.headers.get("authorization", "")
@@ -323,7 +320,6 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             if app_name is None:
                 response = unauthorized()
         if response is None:
-            search = request.method == "POST" and path.endswith("/search")
             portal.stats[f"app_{app_name}_calls"] += 1
             try:
                 # HubSpot developer docs, "API usage guidelines and limits": limits are per account, shared by
@@ -455,6 +451,9 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
     @app.post("/__sandbox/faults")
     async def add_fault(request: Request) -> JSONResponse:
         body = await json_body(request)
+        rated = rate_request(plan, body)  # {rate, kinds, seed, route}: a fault rate
+        if rated is not None:
+            return rated
         if not isinstance(body, dict) or "route" not in body or "kind" not in body:
             return JSONResponse({"message": "need route and kind"}, status_code=400)
         detail = {k: v for k, v in body.items() if k not in {"route", "kind", "times"}}
@@ -468,7 +467,7 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
 
     @app.get("/__sandbox/stats")
     async def stats() -> JSONResponse:
-        return JSONResponse(dict(portal.stats))
+        return JSONResponse(dict(portal.stats) | plan.stats())
 
     return app
 
@@ -486,6 +485,7 @@ class RunningHubspot:
     def reset(self) -> None:
         """Forget pending faults, counters and rate-limit history (between tests)."""
         self.faults.clear()
+        self.faults.served.clear()
         self.portal.stats.clear()
         self.portal.clock = self.portal.default_clock
         self.portal.reset_rate_limits()
@@ -511,6 +511,6 @@ def running_hubspot(
     portal = Portal(token, limits=limits, clock=clock, now_ms=now_ms, state_file=state_file, index_delay=index_delay)
     if not portal.ids():
         seed_portal(portal, **seed_opts)
-    plan = FaultPlan()
+    plan = FaultPlan(HUBSPOT_FAULTS)
     with BackgroundServer(create_app(portal, plan)) as server:
         yield RunningHubspot(server.url, token, portal, plan, server)

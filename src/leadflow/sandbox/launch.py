@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from leadflow.errors import LeadflowError
 
 
 @dataclass
@@ -21,6 +24,8 @@ class Sandboxes:
     handles: dict[str, Any] = field(default_factory=dict, repr=False)
     setup: Any = None
     """What `leadflow setup salesforce` did to the sandbox org on start (a SetupResult), if it ran."""
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The fault rate set on each sandbox at start (`FaultRate.describe()`), by system."""
 
 
 def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
@@ -31,6 +36,61 @@ def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
 
 
 ALL_SYSTEMS = ("salesforce", "marketo", "hubspot")
+
+
+class FaultSettingError(LeadflowError, ValueError):
+    """A `faults` setting for the sandboxes that cannot be applied (the CLI prints it as one line, exit 2)."""
+
+
+def _names(value: Any) -> list[str] | None:
+    """A list of names from a list or a comma-separated string (None stays None)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def plan_fault_rates(faults: Mapping[str, Any], systems: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The fault rate each sandbox gets from `{"rate", "kinds"?, "seed"?, "systems"?}`: system → set_rate arguments.
+
+    Without `kinds` each sandbox uses its default transient kinds; with them, each sandbox gets the ones it can serve
+    at a rate (none of them: no fault rate there) and a kind no targeted sandbox can serve is an error. Without
+    `seed` one is drawn, so a run can be replayed with it."""
+    from leadflow.sandbox.faults import HUBSPOT_FAULTS, MARKETO_FAULTS, SALESFORCE_FAULTS, FaultPlan
+
+    catalogs = {"salesforce": SALESFORCE_FAULTS, "marketo": MARKETO_FAULTS, "hubspot": HUBSPOT_FAULTS}
+    unknown = set(faults) - {"rate", "kinds", "seed", "systems"}
+    if unknown:
+        raise FaultSettingError(f"faults: unknown setting(s) {sorted(unknown)}; known: rate, kinds, seed, systems")
+    if "rate" not in faults:
+        raise FaultSettingError("faults: rate is required (0 to 1)")
+    targets = _names(faults.get("systems")) or list(systems)
+    strays = [name for name in targets if name not in systems]
+    if strays:
+        raise FaultSettingError(f"faults: systems {strays} are not among the sandboxes started ({list(systems)})")
+    kinds = _names(faults.get("kinds"))
+    if kinds == []:
+        raise FaultSettingError("faults: kinds is empty; leave it out for each sandbox's default transient kinds")
+    seed = faults.get("seed")
+    try:  # the rate and the seed themselves, before any sandbox starts
+        FaultPlan().set_rate(faults["rate"], ["any"], seed=seed)
+    except ValueError as exc:
+        raise FaultSettingError(f"faults: {exc}") from None
+    for kind in kinds or ():
+        if not any(kind in catalogs[name].rate for name in targets):
+            usable = "; ".join(f"{name}: {', '.join(catalogs[name].rate)}" for name in targets) or "none started"
+            why = "".join(f"; {name} refuses it: {catalogs[name].refused[kind]}" for name in targets
+                          if kind in catalogs[name].refused)
+            raise FaultSettingError(f"fault kind {kind!r} is not served at a rate by any sandbox started "
+                                    f"({usable}){why}")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    planned: dict[str, dict[str, Any]] = {}
+    for name in targets:
+        chosen = list(catalogs[name].default_rate) if kinds is None else [k for k in kinds if k in catalogs[name].rate]
+        if chosen:
+            planned[name] = {"rate": faults["rate"], "kinds": chosen, "seed": seed}
+    return planned
 
 
 @contextmanager
@@ -44,6 +104,7 @@ def running_sandboxes(
     routing: bool = False,
     stock_org: bool = True,
     setup: bool = True,
+    faults: Mapping[str, Any] | None = None,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
@@ -51,7 +112,9 @@ def running_sandboxes(
     then creates its custom fields and permission set over the API; `setup=False` leaves that to the user
     (`leadflow doctor` fails until `leadflow setup salesforce` ran). `enrichment=True` also serves the firmographics provider emulator and adds a top-level `enrichment:` section
     (beside `systems:`) pointing at it. `routing=True` (with Salesforce) writes `folder/routing.yaml` for the
-    sandbox org's users and a `routing:` section, so the sync assigns leads too.
+    sandbox org's users and a `routing:` section, so the sync assigns leads too. `faults` (`{"rate": 0.1, "kinds":
+    [...], "seed": 7, "systems": [...]}`, all but rate optional) sets a fault rate on the sandboxes once they are up
+    (after setup): see `plan_fault_rates`; `boxes.faults` says what each got.
     """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
@@ -61,6 +124,7 @@ def running_sandboxes(
     unknown = set(systems) - set(ALL_SYSTEMS)
     if unknown:
         raise ValueError(f"no sandbox for {sorted(unknown)}; known: {list(ALL_SYSTEMS)}")
+    rates = plan_fault_rates(faults, tuple(systems)) if faults is not None else {}
     config: dict[str, Any] = {}
     boxes = Sandboxes(folder, folder / "leadflow.yaml")
     with ExitStack() as stack:
@@ -116,6 +180,10 @@ def running_sandboxes(
         boxes.config_path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         if setup and "salesforce" in systems:
             boxes.setup = setup_salesforce_sandbox(boxes.config_path)
+        for name, args in rates.items():
+            handle = boxes.handles[name]
+            plan = handle.instance.faults if name == "marketo" else handle.faults
+            boxes.faults[name] = plan.set_rate(args["rate"], args["kinds"], seed=args["seed"]).describe()
         yield boxes
 
 

@@ -7,7 +7,8 @@ The rate limit (100 calls per 20 s), daily quota (50,000) and concurrency limit 
 stock-instance rules with them: access tokens only in the Authorization header (a query-string token is refused
 with 600), and activity paging that goes through 300 activities of ALL types per call, so a sparse type gives
 empty pages with `moreResult: true`. `FaultPlan` (or `POST /__sandbox/faults`) makes the next N matching calls
-fail. Seeded deterministically from `synth.messy_leads` (`leadflow.sandbox.marketo_seed`).
+fail, or a share of all calls (`faults.set_rate(0.1, ["606", "615", "604", "503"], seed=7)`). Seeded
+deterministically from `synth.messy_leads` (`leadflow.sandbox.marketo_seed`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from leadflow.sandbox.faults import FaultPlan
+from leadflow.sandbox.faults import MARKETO_FAULTS, FaultPlan, marketo_unavailable, rate_request
 from leadflow.sandbox.marketo_describe import lead_describe, usage
 from leadflow.sandbox.server import BackgroundServer
 
@@ -63,6 +64,7 @@ ERROR_MESSAGES: dict[str, str] = {
     "600": "Access token missing",
     "601": "Access token invalid",
     "602": "Access token expired",
+    "604": "Request time-out",  # REST "Error Codes", 604: the request ran too long (e.g. database contention)
     "606": "Max rate limit '{limit}' exceeded with in '{window}' secs",
     "607": "Daily quota reached",
     "615": "Concurrent access limit reached",
@@ -114,7 +116,7 @@ class MarketoInstance:
     token_ttl: int = 3600
     clock: Callable[[], float] = time.time
     persist_to: Path | None = None
-    faults: FaultPlan = field(default_factory=FaultPlan)
+    faults: FaultPlan = field(default_factory=lambda: FaultPlan(MARKETO_FAULTS))
     # Observations.
     calls: list[str] = field(default_factory=list)
     lookup_sizes: list[int] = field(default_factory=list)
@@ -156,6 +158,7 @@ class MarketoInstance:
             for key, value in self._defaults.items():
                 setattr(self, key, value)
             self.faults.clear()
+            self.faults.served.clear()
             self.calls.clear()
             self.lookup_sizes.clear()
             self.activity_pages.clear()
@@ -317,9 +320,9 @@ def create_app(instance: MarketoInstance) -> FastAPI:
             return await call_next(request)
         instance.calls.append(f"{request.method} {path}")
         fault = instance.faults.take(request.method, path)
-        if fault is not None:
+        if fault is not None:  # served before admit(): a failed call counts against no quota (REST "Error Codes")
             if fault.kind.isdigit() and int(fault.kind) >= 500 and int(fault.kind) < 600:
-                return JSONResponse({"error": "sandbox fault"}, status_code=int(fault.kind))
+                return marketo_unavailable(int(fault.kind))
             code = fault.kind
             message = ERROR_MESSAGES.get(code, "Error").format(limit=instance.rate_limit,
                                                                 window=int(instance.rate_window))
@@ -491,10 +494,13 @@ def create_app(instance: MarketoInstance) -> FastAPI:
         return _ok(result=results)
 
     @app.post("/__sandbox/faults")
-    async def add_fault(request: Request) -> dict[str, Any]:
+    async def add_fault(request: Request) -> Response:
         body = await request.json()
+        rated = rate_request(instance.faults, body)  # {rate, kinds, seed, route}: a fault rate
+        if rated is not None:
+            return rated
         instance.faults.inject(body.get("route", ".*"), str(body["kind"]), int(body.get("times", 1)))
-        return {"pending": len(instance.faults.pending())}
+        return JSONResponse({"pending": len(instance.faults.pending())})
 
     @app.delete("/__sandbox/faults")
     def clear_faults() -> dict[str, Any]:
@@ -509,7 +515,7 @@ def create_app(instance: MarketoInstance) -> FastAPI:
     @app.get("/__sandbox/stats")
     def stats() -> dict[str, Any]:
         return {"calls_today": instance.calls_today, "leads": len(instance.leads),
-                "activities": len(instance.activities), "lookup_sizes": instance.lookup_sizes}
+                "activities": len(instance.activities), "lookup_sizes": instance.lookup_sizes} | instance.faults.stats()
 
     return app
 

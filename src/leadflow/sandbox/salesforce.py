@@ -4,13 +4,16 @@ Speaks the real v59.0 paths, payloads and error shapes so unmodified simple-sale
 State is in memory; `Org.save(path)` / `Org.load(path)` persist it as JSON so `leadflow sandbox` survives restarts.
 
 Faults (`org.faults.inject(route_regex, kind, times, **detail)` or `POST /__sandbox/faults {route, kind, times,
-detail}`; the route matches "METHOD /path"): "503"; "403" (REQUEST_LIMIT_EXCEEDED); "401" (every session expires);
-"slow" (detail seconds: the response is held back); "lock_row" (per-record UNABLE_TO_LOCK_ROW in a Collections
-PATCH or at an ingest job's UploadComplete; detail ids=[...] or count=N); "malformed" (a query page: the first
-record loses a field, detail drop=Name; the second gets detail set={field: bad value}); "invalid_locator" (a
-nextRecordsUrl has expired); "job_failed" (a Bulk API 2.0 query job's info GET: the job ends Failed, detail
-message=...). Other admin calls: DELETE /__sandbox/faults, POST /__sandbox/expire-sessions,
-POST /__sandbox/limits {max, used}, GET /__sandbox/stats. Admin calls never count against the API limit.
+detail}`; the route matches "METHOD /path"): "503"; "429" (detail retry_after=N); "403" (REQUEST_LIMIT_EXCEEDED);
+"401" (every session expires); "slow" (detail seconds: the response is held back); "lock_row" (per-record
+UNABLE_TO_LOCK_ROW in a Collections PATCH or at an ingest job's UploadComplete; detail ids=[...] or count=N);
+"malformed" (a query page: the first record loses a field, detail drop=Name; the second gets detail set={field: bad
+value}); "invalid_locator" (a nextRecordsUrl has expired); "job_failed" (a Bulk API 2.0 query job's info GET: the
+job ends Failed, detail message=...). A fault rate (`org.faults.set_rate(0.1, ["503", "lock_row"], seed=7)` or
+`POST /__sandbox/faults {rate, kinds, seed, route}`) fails that share of all calls with the transient kinds 503,
+429, lock_row (any Collections update, on a random record) and slow; see `leadflow.sandbox.faults`. Other admin
+calls: DELETE /__sandbox/faults, POST /__sandbox/expire-sessions, POST /__sandbox/limits {max, used},
+GET /__sandbox/stats (with faults served per kind). Admin calls never count against the API limit.
 
 Strict like a stock org (each rule cites the API docs where it is modelled): the org state, field-level security and
 write rules live in salesforce_org.py / salesforce_rules.py, field metadata in salesforce_schema.py, describe and the
@@ -37,7 +40,7 @@ import requests
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from leadflow.sandbox.faults import Fault, FaultPlan
+from leadflow.sandbox.faults import SALESFORCE_FAULTS, Fault, FaultPlan, locked_ids, rate_request, salesforce_refusal
 from leadflow.sandbox.salesforce_bulk import register_bulk_routes
 from leadflow.sandbox.salesforce_metadata import register_metadata_routes
 from leadflow.sandbox.salesforce_org import (
@@ -116,6 +119,7 @@ def _malform(records: list[dict[str, Any]], fault: Fault) -> None:
 def create_app(org: Org) -> FastAPI:
     """The ASGI app serving `org`."""
     app = FastAPI(title="leadflow Salesforce sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    org.faults.bind(SALESFORCE_FAULTS)
 
     def limit_header() -> dict[str, str]:
         return {"Sforce-Limit-Info": f"api-usage={org.api_used}/{org.api_max}"}
@@ -128,9 +132,9 @@ def create_app(org: Org) -> FastAPI:
         request.state.fault = fault
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(float((fault.detail or {}).get("seconds", 2.0)))
-        if fault is not None and fault.kind == "503":
-            return JSONResponse([{"errorCode": "SERVER_UNAVAILABLE", "message": "Service Unavailable"}],
-                                status_code=503)
+        refusal = salesforce_refusal(fault)  # "503" / "429": refused before authentication and counting
+        if refusal is not None:
+            return refusal
         if not path.startswith("/services/data/"):
             return await call_next(request)
         auth = request.headers.get("authorization", "")
@@ -302,14 +306,6 @@ def create_app(org: Org) -> FastAPI:
             org.put(obj, clean, record_id)
         return errors
 
-    def locked_ids(fault: Fault | None, ids: list[str | None]) -> set[str | None]:
-        if fault is None or fault.kind != "lock_row":
-            return set()
-        detail = fault.detail or {}
-        if "ids" in detail:
-            return set(detail["ids"])
-        return set(ids[: int(detail.get("count", 1))])
-
     @app.patch(f"{DATA}/composite/sobjects")
     async def collections_update(request: Request) -> Response:
         try:
@@ -362,6 +358,9 @@ def create_app(org: Org) -> FastAPI:
     @app.post("/__sandbox/faults")
     async def add_fault(request: Request) -> Response:
         body = await request.json()
+        rated = rate_request(org.faults, body)  # {rate, kinds, seed, route}: a fault rate
+        if rated is not None:
+            return rated
         detail = body.get("detail") or {}
         org.faults.inject(body["route"], body["kind"], int(body.get("times", 1)), **detail)
         return JSONResponse({"pending": len(org.faults.pending())})
@@ -385,7 +384,7 @@ def create_app(org: Org) -> FastAPI:
     @app.get("/__sandbox/stats")
     async def stats() -> Response:
         return JSONResponse({"api_used": org.api_used, "api_max": org.api_max,
-                             "records": {o: len(v) for o, v in org.objects.items()}})
+                             "records": {o: len(v) for o, v in org.objects.items()}} | org.faults.stats())
 
     return app
 
