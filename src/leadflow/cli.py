@@ -23,6 +23,23 @@ ConfigOption = Annotated[
 ]
 
 
+@app.callback()
+def _project(
+    project_dir: Annotated[Path | None, typer.Option(
+        "--project-dir", help="The leadflow project (the folder with flows/ and tasks/); default: this folder or the "
+        "nearest parent that is one, or $LEADFLOW_PROJECT.")] = None,
+) -> None:
+    """leadflow: lead-flow automation for RevOps teams."""
+    if project_dir is not None:
+        from leadflow.project import PROJECT_ENV, ProjectNotFound, is_project
+
+        folder = project_dir.expanduser().resolve()
+        if not is_project(folder):
+            _fail(ProjectNotFound(f"--project-dir {project_dir}: not a leadflow project (no flows/lead_sync.py and "
+                                  "tasks/ there)"))
+        os.environ[PROJECT_ENV] = str(folder)
+
+
 def _fail(exc: LeadflowError) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(exc.exit_code)
@@ -60,15 +77,18 @@ class _HandledErrorFilter:
 
 
 def _load_flow(entrypoint: str) -> Any:
-    script = Path(entrypoint.split(":", 1)[0])
+    from leadflow.project import require_project
+
+    root = require_project()  # flows/ and tasks/ are Prefect entrypoint folders of the project, not packages
+    path, name = entrypoint.split(":", 1)
+    script = root / path
     if not script.is_file():
-        raise LeadflowError(
-            f"{script} not found under {Path.cwd()}: run leadflow from the repository root (flows/ and tasks/ are "
-            "Prefect entrypoint folders, not installed packages)"
-        )
+        raise LeadflowError(f"{script} not found: the leadflow project at {root} is incomplete")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # the flows import `flows.*` and `tasks.*` from the project
     from prefect.flows import load_flow_from_entrypoint
 
-    return load_flow_from_entrypoint(entrypoint)
+    return load_flow_from_entrypoint(f"{script}:{name}")
 
 
 def _checked_rules(config: Path | None) -> Any:
@@ -83,6 +103,7 @@ def _checked_rules(config: Path | None) -> Any:
 
 def _run_flow(entrypoint: str, **params: Any) -> dict[str, Any]:
     _prefect_env()
+    flow = _load_flow(entrypoint)
     from prefect.settings import get_current_settings
 
     if not get_current_settings().api.url:
@@ -91,7 +112,7 @@ def _run_flow(entrypoint: str, **params: Any) -> dict[str, Any]:
             "(about 10-20 s; set PREFECT_API_URL to a running server to skip this).",
             fg=typer.colors.CYAN,
         )
-    result: dict[str, Any] = _load_flow(entrypoint)(**params)
+    result: dict[str, Any] = flow(**params)
     return result
 
 
@@ -596,6 +617,24 @@ def deploy() -> None:
                f"  {done.worker_command}")
 
 
+def _existing_store() -> Any:
+    """The state store a read-only command (trace, forget, report, retention) reads: never created on the way. An
+    embedded store that does not exist says where it was looked for and how to point at the right one."""
+    from leadflow.project import find_project
+    from leadflow.settings import Settings
+    from leadflow.store import StateStore, StoreError
+
+    settings = Settings()
+    if not settings.database_url:
+        path = settings.home / "state.db"
+        if not path.is_file():
+            where = ("" if find_project() is not None or os.environ.get("LEADFLOW_HOME") else
+                     "; not inside a leadflow project: run from your project folder, pass --project-dir PATH, or set "
+                     "LEADFLOW_HOME / LEADFLOW_DATABASE_URL")
+            raise StoreError(f"no state store at {path.resolve()}: no run has been recorded there{where}")
+    return StateStore.open()
+
+
 def _require_runs(store: Any) -> None:
     """`trace`/`forget` on a store that has never recorded a run is almost always the wrong store (LEADFLOW_HOME or
     LEADFLOW_DATABASE_URL not set as for the runs): say so, rather than "not found" / "Removed 0 rows"."""
@@ -616,11 +655,10 @@ def trace_command(
     lifecycle, write-back and dead letters, in time order."""
     import json
 
-    from leadflow.store import StateStore
     from leadflow.trace import trace, trace_lines
 
     def work() -> dict[str, Any]:
-        with StateStore.open() as store:
+        with _existing_store() as store:
             _require_runs(store)
             return trace(store, query)
 
@@ -639,7 +677,6 @@ def forget(
 ) -> None:
     """Erasure request: delete a person's audit events, quarantine rows, dead letters, assignments and lifecycle
     state, and record one anonymous tombstone event (run stats stay as they were)."""
-    from leadflow.store import StateStore
     from leadflow.trace import forget as forget_person
     from leadflow.trace import is_email
 
@@ -648,7 +685,7 @@ def forget(
         raise typer.Exit(2)
 
     def work() -> dict[str, Any]:
-        with StateStore.open() as store:
+        with _existing_store() as store:
             _require_runs(store)
             return forget_person(store, email, dry_run=dry_run)
 
@@ -667,11 +704,10 @@ def retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than --days, in chunks."""
-    from leadflow.store import StateStore
     from leadflow.trace import retention as prune
 
     def work() -> dict[str, Any]:
-        with StateStore.open() as store:
+        with _existing_store() as store:
             return prune(store, days, dry_run=dry_run)
 
     result = _guard(work)
@@ -697,13 +733,12 @@ def report(
         from leadflow.routing_cli import parse_since
         from leadflow.stage import process_map as render
         from leadflow.stages import pipeline_from_names
-        from leadflow.store import StateStore
 
         now = datetime.now(UTC)
         start = parse_since(since, now)
         rules = load_rules(config)
         mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
-        store = StateStore.open()
+        store = _existing_store()
         try:
             return write_report(store, start, out, mermaid, as_of=now)
         finally:

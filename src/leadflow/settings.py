@@ -34,7 +34,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
 
-    home: Path = Field(default=Path(".leadflow"), description="Folder for embedded state (SQLite) and caches.")
+    home: Path = Field(default_factory=lambda: _project_home(),
+                       description="Folder for embedded state (SQLite) and caches; default `<project>/.leadflow`.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under `home`.")
     expectations_dir: Path | None = Field(default=None, description="Folder of GX suites; default `expectations/`.")
     workers: int = Field(default=0, description="Processes for per-value library calls; 0 = one per CPU core.")
@@ -52,10 +53,19 @@ class Settings(BaseSettings):
         local = Path("expectations")
         if local.is_dir():
             return local
+        project = self.home.parent / "expectations"  # the project's own suites, run from a sub-folder
+        if project.is_dir():
+            return project
         for candidate in (PACKAGE_DIR / "expectations", PACKAGE_DIR.parents[1] / "expectations"):
             if candidate.is_dir():
                 return candidate
         return local
+
+def _project_home() -> Path:
+    from leadflow.project import project_home
+
+    return project_home()
+
 
 WRITER_WAIT_SECONDS = 15 * 60.0
 """How long a run waits for another run's writer lease before giving up (`concurrency.writer_wait_seconds`)."""
