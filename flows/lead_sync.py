@@ -11,6 +11,8 @@ from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.config import load_rules
+from leadflow.errors import DataQualityError
+from leadflow.io import quarantine_path
 from leadflow.pipeline import (
     concat_quarantine,
     enrichment_counts,
@@ -20,7 +22,7 @@ from leadflow.pipeline import (
 )
 from leadflow.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
-from tasks.io import read_leads, record_stage, write_leads
+from tasks.io import read_leads, record_stage, write_leads, write_quarantine_file
 
 
 @flow(name="lead_sync", log_prints=False)
@@ -39,11 +41,32 @@ def lead_sync(
         ledger.quarantine(INPUT_STAGE, loaded.refused)
         record_stage(run_id, INPUT_STAGE, None, loaded.refused)
         logger.info("read %d rows from %s, %d refused", loaded.rows_in, input_path, len(loaded.refused))
-        frame, quarantined = run_stages(
-            loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger, suites_dir=str(Settings().suites_dir())
-        )
+        quarantined: list[Any] = []
+        try:
+            frame, _ = run_stages(loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger,
+                                  suites_dir=str(Settings().suites_dir()), quarantined=quarantined)
+        except DataQualityError as failed:
+            # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
+            raise keep_failed_gate(failed, run_id, output_path, [loaded.refused.assign(stage=INPUT_STAGE),
+                                                                 *quarantined]) from None
         ledger.close(len(frame))
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame),
                                          **scoring_counts(frame), **routing_counts(frame), **outputs})
+
+
+def keep_failed_gate(failed: DataQualityError, run_id: str, output_path: str | None,
+                     earlier: list[Any]) -> DataQualityError:
+    """Record the failing gate's quarantine in the state store, write every quarantined row so far to the
+    quarantine file beside the output, and return the error saying where they are."""
+    rows = failed.quarantine if failed.quarantine is not None else None
+    if rows is not None and len(rows):
+        record_stage(run_id, failed.stage or failed.suite, None, rows)
+        earlier = [*earlier, rows.assign(stage=failed.stage or failed.suite)]
+    where = f"state store run {run_id}"
+    if output_path:
+        path = write_quarantine_file(concat_quarantine(earlier), str(quarantine_path(output_path)))
+        where = f"{path} and the {where}"
+    return DataQualityError(failed.suite, f"{failed.detail}; the rows quarantined so far are in {where}",
+                            failed.result, quarantine=failed.quarantine, stage=failed.stage)

@@ -28,12 +28,13 @@ STATEFUL_TASKS = {"assign": assign_leads}
 
 def run_stages(
     frame: pd.DataFrame, rules: Rules, pipeline: Pipeline, *, run_id: str, ledger: RunLedger, suites_dir: str,
-    keep_state: bool = True,
+    keep_state: bool = True, quarantined: list[pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records.
+    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records
+    (appended to `quarantined` as they come, when given, so a failed gate leaves the earlier ones to its caller).
     `keep_state=False` (a dry run) leaves the stages' memory, such as the lifecycle state, as it was."""
     logger = get_run_logger()
-    quarantined: list[pd.DataFrame] = []
+    quarantined = [] if quarantined is None else quarantined
     plan: ChunkPlan | None = None  # the audit trail's chunks, fixed by the first stage's rows
     for stage in pipeline:
         memory = STAGE_STATE.get(stage.name)

@@ -80,6 +80,12 @@ def write_leads(frame: pd.DataFrame, path: str, quarantine: pd.DataFrame) -> dic
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def write_quarantine_file(quarantine: pd.DataFrame, path: str) -> str:
+    """Write quarantine records (one line per row) to `path`."""
+    return str(io.write_quarantine(quarantine, path))
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def open_run(flow: str, params: dict[str, Any]) -> str:
     """Start a run in the state store and return its id."""
     return state_store().start_run(flow, params)

@@ -91,11 +91,19 @@ def test_lead_sync_end_to_end(prefect_api: str, state_home: Path, tmp_path: Path
 def test_data_quality_failure_fails_the_run_and_is_recorded(prefect_api: str, state_home: Path, tmp_path: Path) -> None:
     config = tmp_path / "leadflow.yaml"
     config.write_text("quality:\n  max_quarantine_share: 0.0\n")
-    with pytest.raises(DataQualityError, match="leads_standardize.*over the configured maximum"):
+    quarantine = tmp_path / "out.csv.quarantine.csv"
+    with pytest.raises(DataQualityError, match="leads_standardize.*over the configured maximum") as failed:
         run_flow(sample(tmp_path, rows=50), tmp_path / "out.csv", config)
     assert not (tmp_path / "out.csv").exists()
     runs = StateStore.open().runs()
     assert runs[0]["status"] == "failed" and "DataQualityError" in runs[0]["error"]
+    # What tripped the gate is left to inspect: in the quarantine file (its path in the message) and the store.
+    assert f"the rows quarantined so far are in {quarantine} and the state store run {runs[0]['run_id']}" in str(
+        failed.value)
+    written = pd.read_csv(quarantine)
+    stored = StateStore.open().quarantine(runs[0]["run_id"])
+    assert len(written) >= 1 and set(written["stage"]) <= {"input", "standardize"}
+    assert "standardize" in set(written["stage"]) and "standardize" in set(stored["stage"])
 
 
 @pytest.mark.postgres

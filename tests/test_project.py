@@ -96,3 +96,19 @@ def test_run_works_from_outside_with_project_dir(prefect_api: str, elsewhere: Pa
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.is_file() and (elsewhere / "state" / "state.db").is_file()
+
+
+def test_a_temporary_prefect_server_that_does_not_start_is_one_line(elsewhere: Path) -> None:
+    """As on a loaded machine: the temporary server misses its start-up timeout (here 0 s)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0", "LEADFLOW_HOME": str(elsewhere / "state")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("leadflow")), "--project-dir", str(REPO), "run", "--input",
+         str(REPO / "src/leadflow/data/sample_leads.csv"), "--output", str(elsewhere / "out.csv")],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stdout + done.stderr
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
+    assert errors == ["error: the temporary Prefect server did not answer within 0 s (a busy machine); start one with "
+                      "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api, or raise "
+                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]

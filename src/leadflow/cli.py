@@ -112,8 +112,23 @@ def _run_flow(entrypoint: str, **params: Any) -> dict[str, Any]:
             "(about 10-20 s; set PREFECT_API_URL to a running server to skip this).",
             fg=typer.colors.CYAN,
         )
-    result: dict[str, Any] = flow(**params)
+    try:
+        result: dict[str, Any] = flow(**params)
+    except RuntimeError as exc:
+        if not str(exc).startswith(EPHEMERAL_TIMEOUT):
+            raise
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        raise LeadflowError(
+            f"the temporary Prefect server did not answer within "
+            f"{PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()} s (a busy machine); start one with "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api, or raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") from None
     return result
+
+
+EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+"""How Prefect's temporary server says it did not start (prefect.server.api.server.SubprocessASGIServer.start)."""
 
 
 def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class DataQualityError(LeadflowError):
 
     exit_code = 3
 
-    def __init__(self, suite: str, message: str, result: dict[str, Any] | None = None) -> None:
-        self.suite, self.result = suite, result or {}
+    def __init__(self, suite: str, message: str, result: dict[str, Any] | None = None, *,
+                 quarantine: Any = None, stage: str | None = None) -> None:
+        self.suite, self.result, self.detail = suite, result or {}, message
+        self.quarantine, self.stage = quarantine, stage
+        """The failing batch's row-level quarantine records (a DataFrame) and its stage, when the gate had them."""
         super().__init__(f"data quality gate {suite!r} failed: {message}")

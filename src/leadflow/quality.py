@@ -226,7 +226,7 @@ class QualityGate:
         if self.publish is not None:
             self.publish(gate)
         if gate.failure:
-            raise DataQualityError(name, gate.failure, result=gate.summary())
+            raise DataQualityError(name, gate.failure, result=gate.summary(), quarantine=gate.quarantine, stage=stage)
         return gate
 
     @staticmethod
