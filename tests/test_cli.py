@@ -66,3 +66,24 @@ def test_config_of_empty_mapping_means_defaults(tmp_path: Path) -> None:
     config = tmp_path / "leadflow.yaml"
     config.write_text("{}\n")
     assert runner.invoke(app, ["map", "--config", str(config)]).exit_code == 0
+
+
+def test_every_command_says_what_it_does_in_one_whole_sentence() -> None:
+    """The command lists show each command's first paragraph: it must be one line ending a sentence, never a
+    sentence cut where the docstring wrapped."""
+    import typer.main
+
+    from leadflow.cli import app
+
+    cut = []
+
+    def walk(command: object, prefix: str = "") -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            full = f"{prefix} {name}".strip()
+            first = (sub.help or "").strip().split("\n\n")[0]
+            if "\n" in first or not first.rstrip().endswith((".", ")")):
+                cut.append(full)
+            walk(sub, full)
+
+    walk(typer.main.get_command(app))
+    assert cut == []

@@ -478,8 +478,10 @@ def score_backtest(
                                               "is given); default: the latest created_at in the history.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the lift chart and tables (.html).")] = None,
 ) -> None:
-    """Backtest a scoring model on historical leads: AUC, lift by decile, MQL precision/recall; with --against,
-    how many leads change grade and enter or leave MQL."""
+    """Backtest a scoring model on historical leads.
+
+    Prints AUC, lift by decile and MQL precision/recall; with --against, how many leads change grade and enter or
+    leave MQL."""
     from leadflow.backtest import check_plot_path, result_lines, run_backtest, write_plot
 
     def work() -> Any:
@@ -507,8 +509,10 @@ def routing_test(
     rules: Annotated[Path | None, typer.Option("--rules", help="Routing rules YAML to test instead of the one the "
                                                "cases file names (default: the bundled routing.yaml).")] = None,
 ) -> None:
-    """Run example routing cases: each lead routed alone from an empty state; one PASS/FAIL line per case. Exit 0 if
-    all pass, 1 if any fails, 2 on a bad cases or rules file."""
+    """Run example routing cases, one PASS/FAIL line per case.
+
+    Each lead is routed alone from an empty state. Exit 0 if all pass, 1 if any fails, 2 on a bad cases or rules
+    file."""
     from leadflow.routing_cli import DEFAULT_CASES, load_cases, routing_test_lines, run_suite
 
     path = cases if cases is not None else DEFAULT_CASES
@@ -536,9 +540,11 @@ def routing_simulate(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Route as of this ISO date/time (UTC unless an offset "
                                               "is given; working hours matter); default: now.")] = None,
 ) -> None:
-    """Route a lead file with the current rules and the new ones (both from an empty routing state) and print the
-    difference: per owner (before, after, moved in/out), per rule, leads changing owner, examples. Every lead is
-    routed afresh (routing columns from an earlier run are ignored). Writes nothing."""
+    """Route a lead file with the current rules and the new ones and print the difference.
+
+    Both start from an empty routing state; the difference is shown per owner (before, after, moved in/out), per
+    rule, and as leads changing owner, with examples. Every lead is routed afresh (routing columns from an earlier
+    run are ignored). Writes nothing."""
     from leadflow.routing_cli import simulate_lines, simulate_routing
 
     result = _guard(lambda: simulate_routing(rules, input, current, as_of, since=since))
@@ -595,8 +601,10 @@ app.add_typer(alerts_app, name="alerts")
 def alerts_install(
     config: Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with an `alerts:` section.")],
 ) -> None:
-    """Create or update the notification blocks and one Automation per event in the Prefect server at
-    PREFECT_API_URL (idempotent: re-running updates them)."""
+    """Create or update the alert blocks and Automations in the Prefect server.
+
+    One notification block per channel and one Automation per event, at PREFECT_API_URL; idempotent: re-running
+    updates them."""
     _prefect_env()
 
     def install() -> list[str]:
@@ -621,8 +629,9 @@ def alerts_install(
 
 @app.command()
 def deploy() -> None:
-    """Create the `leadflow-process` work pool if missing and deploy every flow in deployments/prefect.yaml to the
-    Prefect server at PREFECT_API_URL (run from the repository root)."""
+    """Deploy every flow in deployments/prefect.yaml to the Prefect server.
+
+    Creates the `leadflow-process` work pool if missing; the server is the one at PREFECT_API_URL."""
     _prefect_env()
     from leadflow.deploy import deploy as run_deploy
 
@@ -666,8 +675,9 @@ def trace_command(
     query: Annotated[str, typer.Argument(help="The lead's e-mail address or lead id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:
-    """A lead's whole journey from the state store: runs, stage changes (old -> new), quarantine, routing,
-    lifecycle, write-back and dead letters, in time order."""
+    """Show a lead's whole journey from the state store, in time order.
+
+    Runs, stage changes (old -> new), quarantine, routing, lifecycle, write-back and dead letters."""
     import json
 
     from leadflow.trace import trace, trace_lines
@@ -690,8 +700,10 @@ def forget(
     email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be erased; erase nothing.")] = False,
 ) -> None:
-    """Erasure request: delete a person's audit events, quarantine rows, dead letters, assignments and lifecycle
-    state, and record one anonymous tombstone event (run stats stay as they were)."""
+    """Erase a person from the state store (an erasure request).
+
+    Deletes their audit events, quarantine rows, dead letters, assignments and lifecycle state, and records one
+    anonymous tombstone event (run stats stay as they were)."""
     from leadflow.trace import forget as forget_person
     from leadflow.trace import is_email
 
@@ -738,8 +750,9 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
     config: ConfigOption = None,
 ) -> None:
-    """Write the lead-flow KPI report (speed-to-lead, SLA, funnel, data quality, owners, process map) as one
-    self-contained HTML file and print its path."""
+    """Write the lead-flow KPI report as one self-contained HTML file and print its path.
+
+    Speed-to-lead, SLA, funnel, data quality, owners and the process map."""
     from datetime import UTC
 
     def build() -> Path:
@@ -775,9 +788,11 @@ def audit_test_lead(
     keep: Annotated[bool, typer.Option("--keep", help="Leave the test lead in the source system and the state "
                                        "store.")] = False,
 ) -> None:
-    """Create a marked test lead in Salesforce, run the flow over it, print each hop's time since creation and the
-    speed-to-lead, then delete it and erase it from the state store. With no --config, local sandboxes (as in
-    `leadflow demo`) are started and synced once first. Exit 1 if the flow or the cleanup failed."""
+    """Send a marked test lead through Salesforce and the flow, and time each hop.
+
+    Creates the lead, runs the flow over it, prints each hop's time since creation and the speed-to-lead, then
+    deletes it and erases it from the state store. With no --config, local sandboxes (as in `leadflow demo`) are
+    started and synced once first. Exit 1 if the flow or the cleanup failed."""
     from leadflow.audit import PROFILES, result_lines, run_test_lead
 
     if profile not in PROFILES:

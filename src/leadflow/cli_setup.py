@@ -37,9 +37,10 @@ def setup_salesforce_command(
         "--package-dir", help="Where to write the Metadata API package when the integration user may not "
         "customize the org.")] = Path(".leadflow/salesforce-package"),
 ) -> None:
-    """Create the custom fields the Salesforce mapping needs (Tooling API) and a permission set that lets the
-    integration user read and write them; idempotent. Without the permission, write a Metadata API package for an
-    admin to deploy, and exit 1."""
+    """Create the custom fields the Salesforce mapping needs, and their permission set.
+
+    Uses the Tooling API; the permission set lets the integration user read and write them; idempotent. Without the
+    permission, writes a Metadata API package for an admin to deploy, and exits 1."""
     from leadflow.config import load_rules
     from leadflow.connectors.registry import connect
     from leadflow.connectors.salesforce_setup import setup_salesforce
@@ -75,8 +76,10 @@ _STYLES = {"fail": "red", "warn": "yellow", "skip": "dim"}
 
 
 def doctor_command(config: ConfigOption) -> None:
-    """Check every configured system: login, API version, remaining API budget, mapped fields (present, writable,
-    values that fit) and, for Salesforce, routing users and queues. Exit 1 naming each problem and its fix."""
+    """Check every configured system and name each problem with its fix.
+
+    Login, API version, remaining API budget, mapped fields (present, writable, values that fit) and, for
+    Salesforce, routing users and queues. Exit 1 if anything is wrong."""
     from leadflow.config import load_rules
     from leadflow.doctor import preflight
 
