@@ -1,5 +1,14 @@
-"""The state store: run history, watermarks, quarantine and the lead audit trail (SQLite or PostgreSQL)."""
+"""The state store: run history, watermarks, quarantine, the lead audit trail, dead letters, routing and per-lead
+state (SQLite or PostgreSQL), behind one class, `StateStore`, built from one mixin per table group. `store` holds
+`StateStore` itself (open, upgrade, close, the writer leases accessor) and the audit trail's bulk writes
+(`add_events`, `add_changes`); `runs` runs, watermarks and quarantine; `audit_trail` reading the audit trail back
+(events, lead runs), trace look-ups, a lead's journey, `forget_lead` and pruning; `dead_letters` dead letters;
+`routing` assignments and `RoutingSession`; `lead_state` lifecycle state, the enrichment cache and backfill chunks;
+`engine` `StoreError`, `alembic_config`, URL/engine setup and `StoreBase` (the engine and write transactions the
+mixins share); `values` value conversion and the upsert; `tables` the schema; `leases` the writer leases;
+`migrations` the Alembic revisions."""
 
+from leadflow.store.routing import RoutingSession
 from leadflow.store.store import MIGRATIONS_DIR, StateStore, StoreError, alembic_config
 from leadflow.store.tables import EVENT_COLUMNS, FINAL_STATUSES, RUN_STATUSES, VERSION_TABLE, metadata
 
@@ -9,6 +18,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "RUN_STATUSES",
     "VERSION_TABLE",
+    "RoutingSession",
     "StateStore",
     "StoreError",
     "alembic_config",
