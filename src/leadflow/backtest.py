@@ -1,9 +1,9 @@
 """Backtest a scoring model on historical leads with known outcomes: AUC, lift by decile, MQL precision/recall, and
-what changes against the model in production. Pure numpy/pandas; the chart is a self-contained HTML/SVG file."""
+what changes against the model in production. Pure numpy/pandas; the chart is a self-contained HTML/SVG file (drawn
+by `leadflow.charts`), or a PNG when matplotlib is installed."""
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leadflow.charts import PALETTE, Series, esc, grouped_bar_svg, shorten
 from leadflow.errors import InputError, LeadflowError
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
@@ -450,74 +451,22 @@ def result_lines(result: BacktestResult) -> list[str]:
 
 # --- charts --------------------------------------------------------------------------------------------------------
 
-_COLOURS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030")
-
-
 def lift_svg(reports: Sequence[BacktestReport], *, width: int = 720, height: int = 360) -> str:
     """An inline SVG grouped bar chart of lift by decile, one series per model, with a dashed line at lift 1."""
-    left, right, top, bottom = 56, 16, 40, 48
-    plot_w, plot_h = width - left - right, height - top - bottom
-    deciles = sorted({int(d) for r in reports for d in r.lift["decile"]}) or [1]
-    values = [float(v) for r in reports for v in r.lift["lift"] if not math.isnan(float(v))]
-    top_value = max([1.0, *values])
-    step = 0.5 if top_value <= 3 else 1.0 if top_value <= 6 else 2.0
-    y_max = math.ceil(top_value / step) * step
-
-    def y(v: float) -> float:
-        return top + plot_h - v / y_max * plot_h
-
-    group = plot_w / len(deciles)
-    bar = group * 0.8 / max(len(reports), 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        'role="img" aria-label="Lift by score decile" font-family="sans-serif" font-size="12">',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{width / 2:.1f}" y="18" text-anchor="middle" font-size="14" font-weight="bold">'
-        'Lift by score decile (1 = highest scores)</text>',
-    ]
-    tick = 0.0
-    while tick <= y_max + 1e-9:
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>')
-        tick += step
-    for s, report in enumerate(reports):
-        colour = _COLOURS[s % len(_COLOURS)]
+    deciles = sorted({int(d) for r in reports for d in r.lift["decile"]})
+    series = []
+    for report in reports:
         lifts = dict(zip(report.lift["decile"].astype(int), report.lift["lift"].astype(float), strict=True))
-        for g, decile in enumerate(deciles):
-            value = lifts.get(decile, math.nan)
-            if math.isnan(value):
-                continue
-            x = left + g * group + group * 0.1 + s * bar
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{bar:.1f}" height="{y(0) - y(value):.1f}" '
-                f'fill="{colour}"><title>{html.escape(report.model_version)}, decile {decile}: lift {value:.2f}'
-                '</title></rect>'
-            )
-    for g, decile in enumerate(deciles):
-        parts.append(f'<text x="{left + (g + 0.5) * group:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                     f'{decile}</text>')
-    parts += [
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(1):.1f}" y2="{y(1):.1f}" stroke="#1a202c" '
-        'stroke-dasharray="4 3"/>',
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">score decile</text>',
-        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">lift</text>',
-    ]
-    for s, report in enumerate(reports):
-        lx = left + plot_w - 200
-        ly = top + 4 + s * 18
-        parts.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{_COLOURS[s % len(_COLOURS)]}"/>')
-        parts.append(f'<text x="{lx + 18}" y="{ly + 10}">{html.escape(report.model_version)} '
-                     f'(AUC {report.auc:.3f})</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+        series.append(Series(report.model_version, [lifts.get(d, math.nan) for d in deciles],
+                             legend=f"{shorten(report.model_version, 24)} (AUC {report.auc:.3f})"))
+    return grouped_bar_svg("Lift by score decile", deciles, series, heading="Lift by score decile (1 = highest scores)",
+                           width=width, height=height, x_label="score decile", y_label="lift", category_name="decile",
+                           value_name="lift", reference=1.0, empty="no models to chart")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -535,13 +484,13 @@ def lift_chart_html(reports: Sequence[BacktestReport], path: Path | str, diff: B
     for r in reports:
         rows = [[row.decile, row.leads, row.conversions, _pct(row.conversion_rate), _num(row.lift),
                  _pct(row.cumulative_capture)] for row in r.lift.itertuples(index=False)]
-        sections.append(f"<h2>Lift by decile: {html.escape(r.model_version)}</h2>"
+        sections.append(f"<h2>Lift by decile: {esc(r.model_version)}</h2>"
                         + _table(["decile", "leads", "conversions", "conversion rate", "lift", "cumulative capture"],
                                  rows))
     if diff is not None:
         matrix = diff.grade_changes
         sections.append(
-            f"<h2>{html.escape(diff.new_version)} against {html.escape(diff.current_version)}</h2>"
+            f"<h2>{esc(diff.new_version)} against {esc(diff.current_version)}</h2>"
             + _table(["leads changing grade", "MQL in", "MQL out", "AUC delta"],
                      [[diff.changed_grade, diff.mql_in, diff.mql_out, f"{diff.auc_delta:+.3f}"]])
             + "<p>Grade changes: rows = grade under the current model, columns = grade under the new model.</p>"
@@ -577,7 +526,7 @@ def lift_chart_png(reports: Sequence[BacktestReport], path: Path | str) -> Path:
     for s, report in enumerate(reports):
         xs = report.lift["decile"].to_numpy(dtype=float) - 0.4 + width * (s + 0.5)
         ax.bar(xs, report.lift["lift"].to_numpy(dtype=float), width=width,
-               label=f"{report.model_version} (AUC {report.auc:.3f})", color=_COLOURS[s % len(_COLOURS)])
+               label=f"{report.model_version} (AUC {report.auc:.3f})", color=PALETTE[s % len(PALETTE)])
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax.set_xlabel("score decile (1 = highest scores)")
     ax.set_ylabel("lift")

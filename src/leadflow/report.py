@@ -1,9 +1,9 @@
 """`leadflow report`: the lead-flow KPIs as one self-contained HTML page (inline SVG charts, no script, no network),
-with the process map generated from the stage declarations (Mermaid source, and an SVG drawing of it)."""
+with the process map generated from the stage declarations (Mermaid source, and an SVG drawing of it). The charts are
+drawn by `leadflow.charts` (`bar_svg`, `hbar_svg`, `line_svg` are re-exported here)."""
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from leadflow.charts import NO_DATA, PALETTE, bar_svg, esc, hbar_svg, line_svg, nice_max, svg_open
 from leadflow.kpis import (
     SPEED_MEASURES,
     KpiData,
@@ -35,10 +36,9 @@ from leadflow.kpis import (
 if TYPE_CHECKING:
     from leadflow.store import StateStore
 
-__all__ = ["kpi_summary", "render_report", "write_report"]
+__all__ = ["bar_svg", "hbar_svg", "histogram", "kpi_summary", "line_svg", "process_map_svg", "render_report",
+           "write_report"]
 
-_COLOURS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030")
-_FONT = 'font-family="sans-serif" font-size="12"'
 SECTIONS = ("Summary", "Speed-to-lead", "Funnel", "Data quality", "Owner distribution", "Process map")
 
 
@@ -59,147 +59,15 @@ def _pct(value: Any) -> str:
     return f"{float(value):.1%}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "no data in this window") -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = NO_DATA) -> str:
     if not rows:
-        return f'<p class="empty">{html.escape(empty)}</p>'
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+        return f'<p class="empty">{esc(empty)}</p>'
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _svg_open(width: int, height: int, label: str) -> list[str]:
-    return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{html.escape(label)}" {_FONT}>',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{width / 2:.1f}" y="18" text-anchor="middle" font-size="14" font-weight="bold">'
-        f"{html.escape(label)}</text>",
-    ]
-
-
-def _nice_max(value: float) -> float:
-    if value <= 0 or math.isnan(value):
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
-
-
-# --- charts ----------------------------------------------------------------------------------------------------------
-
-
-def bar_svg(title: str, labels: Sequence[str], values: Sequence[float], *, width: int = 720, height: int = 300,
-            x_label: str = "", y_label: str = "", colour: str = _COLOURS[0], value_fmt: str = "{:g}") -> str:
-    """A vertical bar chart with value labels."""
-    left, right, top, bottom = 56, 16, 36, 56
-    plot_w, plot_h = width - left - right, height - top - bottom
-    parts = _svg_open(width, height, title)
-    if not labels:
-        parts.append(f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" fill="#718096">'
-                     "no data in this window</text></svg>")
-        return "\n".join(parts)
-    y_max = _nice_max(max(float(v) for v in values))
-
-    def y(v: float) -> float:
-        return top + plot_h - v / y_max * plot_h
-
-    for i in range(5):
-        tick = y_max * i / 4
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>')
-    group = plot_w / len(labels)
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        x = left + i * group + group * 0.15
-        v = float(value)
-        parts.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{group * 0.7:.1f}" height="{y(0) - y(v):.1f}" '
-                     f'fill="{colour}"><title>{html.escape(str(label))}: {value_fmt.format(v)}</title></rect>')
-        parts.append(f'<text x="{x + group * 0.35:.1f}" y="{y(v) - 4:.1f}" text-anchor="middle">'
-                     f"{value_fmt.format(v)}</text>")
-        shown = str(label) if len(str(label)) <= 14 else str(label)[:13] + "…"
-        size = ' font-size="10"' if len(labels) > 8 else ""
-        parts.append(f'<text x="{left + (i + 0.5) * group:.1f}" y="{top + plot_h + 16}" text-anchor="middle"{size}>'
-                     f"{html.escape(shown)}</text>")
-    parts += [
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 10}" text-anchor="middle">{html.escape(x_label)}</text>',
-        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(y_label)}</text>',
-        "</svg>",
-    ]
-    return "\n".join(parts)
-
-
-def hbar_svg(title: str, labels: Sequence[str], values: Sequence[float], *, width: int = 720,
-             colour: str = _COLOURS[2]) -> str:
-    """A horizontal bar chart (one bar per label), for categories with long names such as owners."""
-    left, right, top, row = 180, 60, 34, 22
-    height = top + max(len(labels), 1) * row + 16
-    plot_w = width - left - right
-    parts = _svg_open(width, height, title)
-    if not labels:
-        parts.append(f'<text x="{width / 2:.1f}" y="{top + 14}" text-anchor="middle" fill="#718096">'
-                     "no data in this window</text></svg>")
-        return "\n".join(parts)
-    top_value = max(float(v) for v in values) or 1.0
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y = top + i * row
-        w = float(value) / top_value * plot_w
-        shown = str(label) if len(str(label)) <= 26 else str(label)[:25] + "…"
-        parts.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{html.escape(shown)}</text>')
-        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{colour}">'
-                     f"<title>{html.escape(str(label))}: {float(value):g}</title></rect>")
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 15}">{float(value):g}</text>')
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - 16}" stroke="#1a202c"/>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def line_svg(title: str, labels: Sequence[str], values: Sequence[float], *, width: int = 720, height: int = 280,
-             y_label: str = "", percent: bool = False, colour: str = _COLOURS[4]) -> str:
-    """A line chart over ordered labels (e.g. days), points marked; `percent` formats the axis as percentages."""
-    left, right, top, bottom = 64, 24, 36, 52
-    plot_w, plot_h = width - left - right, height - top - bottom
-    parts = _svg_open(width, height, title)
-    if not labels:
-        parts.append(f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" fill="#718096">'
-                     "no data in this window</text></svg>")
-        return "\n".join(parts)
-    numbers = [0.0 if math.isnan(float(v)) else float(v) for v in values]
-    y_max = _nice_max(max(numbers))
-
-    def y(v: float) -> float:
-        return top + plot_h - v / y_max * plot_h
-
-    def x(i: int) -> float:
-        return left + (plot_w / 2 if len(labels) == 1 else i * plot_w / (len(labels) - 1))
-
-    def fmt(v: float) -> str:
-        return f"{v:.1%}" if percent else f"{v:g}"
-
-    for i in range(5):
-        tick = y_max * i / 4
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{fmt(tick)}</text>')
-    points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(numbers))
-    parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
-    every = max(1, math.ceil(len(labels) / 10))
-    for i, (label, v) in enumerate(zip(labels, numbers, strict=True)):
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
-                     f"<title>{html.escape(str(label))}: {fmt(v)}</title></circle>")
-        if i % every == 0:
-            parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                         f"{html.escape(str(label))}</text>")
-    parts += [
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#1a202c"/>',
-        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(y_label)}</text>',
-        "</svg>",
-    ]
-    return "\n".join(parts)
+# --- chart data and the process map (the charts themselves: leadflow.charts) ------------------------------------------
 
 
 def histogram(values: pd.Series, bins: int = 12) -> tuple[list[str], list[int]]:
@@ -210,7 +78,7 @@ def histogram(values: pd.Series, bins: int = 12) -> tuple[list[str], list[int]]:
     top = float(known.max())
     if top <= 0:
         return ["0"], [int(known.size)]
-    step = _nice_max(top / bins)  # a round bin width: at most `bins` bins of 1, 2, 2.5 or 5 × 10^k minutes
+    step = nice_max(top / bins)  # a round bin width: at most `bins` bins of 1, 2, 2.5 or 5 × 10^k minutes
     count = max(1, math.ceil(top / step + 1e-9))
     if top >= count * step:
         count += 1  # the largest value falls inside the last bin, not on its right edge
@@ -243,14 +111,14 @@ def process_map_svg(mermaid: str, *, width: int = 720) -> str:
     stage_x, stage_w = 40, 200
     gate_x, gate_w = 300, 220
     q_x, q_w = width - 130, 110
-    parts = _svg_open(width, height, "Process map")
+    parts = svg_open(width, height, "Process map")
     parts.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
                  'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#4a5568"/></marker></defs>')
 
     def box(x: float, y: float, w: float, label: str, fill: str, rx: int = 4) -> None:
         parts.append(f'<rect x="{x}" y="{y}" width="{w}" height="{box_h}" rx="{rx}" fill="{fill}" stroke="#2d3748"/>')
         parts.append(f'<text x="{x + w / 2:.1f}" y="{y + box_h / 2 + 4:.1f}" text-anchor="middle">'
-                     f"{html.escape(label)}</text>")
+                     f"{esc(label)}</text>")
 
     def arrow(x1: float, y1: float, x2: float, y2: float, dashed: bool = False) -> None:
         dash = ' stroke-dasharray="5 4"' if dashed else ""
@@ -316,8 +184,8 @@ def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
         "pre{background:#f7fafc;border:1px solid #cbd5e0;padding:8px;overflow-x:auto;font-size:11px}"
         ".empty{color:#718096}.note{color:#4a5568;font-size:13px}</style></head><body>",
         "<h1>leadflow report</h1>",
-        f'<p class="note">Window: since {html.escape(data.since.isoformat())} · generated '
-        f"{html.escape(data.as_of.isoformat(timespec='seconds'))}</p>",
+        f'<p class="note">Window: since {esc(data.since.isoformat())} · generated '
+        f"{esc(data.as_of.isoformat(timespec='seconds'))}</p>",
         "<h2>Summary</h2>",
         _table(["KPI", "value"], [
             ["leads first seen", summary["leads"]],
@@ -349,7 +217,7 @@ def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
         "<h2>Funnel</h2>",
         bar_svg("Funnel: leads reaching each stage", ["leads", "MQL", "SAL", "SQL"],
                 [int(overall["leads"]), int(overall["mql"]), int(overall["sal"]), int(overall["sql"])],
-                y_label="leads", colour=_COLOURS[1]),
+                y_label="leads", colour=PALETTE[1]),
         "<h3>Leads per current lifecycle stage</h3>",
         _table(list(funnel), [list(funnel.values())]),
     ]
@@ -389,7 +257,7 @@ def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
         '<p class="note">Generated from the stage declarations (<code>leadflow map</code>). The drawing below is '
         "rendered without JavaScript; the Mermaid source follows.</p>",
         process_map_svg(process_map_mermaid) if process_map_mermaid else '<p class="empty">no process map</p>',
-        f"<pre>{html.escape(process_map_mermaid)}</pre>",
+        f"<pre>{esc(process_map_mermaid)}</pre>",
         "</body></html>",
     ]
     return "\n".join(out)
