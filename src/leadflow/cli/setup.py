@@ -1,4 +1,4 @@
-"""`leadflow setup salesforce` and `leadflow doctor`, registered on the main app by `register(app)`."""
+"""`leadflow setup salesforce` (custom fields and their permission set) and `leadflow doctor` (preflight checks)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from leadflow.cli.common import _fail
 from leadflow.errors import ConfigError, LeadflowError
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with a `systems:` section.")]
-
-
-def _fail(exc: LeadflowError) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(exc.exit_code)
+SystemsConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with a `systems:` section.")]
+"""Required here, unlike the optional `--config` of the other commands (`common.ConfigOption`)."""
 
 
 def _table(title: str, columns: list[str], rows: list[tuple[str, ...]], styles: dict[str, str] | None = None) -> None:
@@ -30,8 +27,13 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, ...]], styles: 
     Console(width=max(150, Console().width)).print(table)
 
 
+setup_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                        help="Prepare a system for leadflow (custom fields, permissions).")
+
+
+@setup_app.command("salesforce")
 def setup_salesforce_command(
-    config: ConfigOption,
+    config: SystemsConfigOption,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be created; change nothing.")] = False,
     package_dir: Annotated[Path, typer.Option(
         "--package-dir", help="Where to write the Metadata API package when the integration user may not "
@@ -75,7 +77,7 @@ def setup_salesforce_command(
 _STYLES = {"fail": "red", "warn": "yellow", "skip": "dim"}
 
 
-def doctor_command(config: ConfigOption) -> None:
+def doctor_command(config: SystemsConfigOption) -> None:
     """Check every configured system and name each problem with its fix.
 
     Login, API version, remaining API budget, mapped fields (present, writable, values that fit) and, for
@@ -99,12 +101,3 @@ def doctor_command(config: ConfigOption) -> None:
         return
     typer.secho(report.message(), fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `setup salesforce` and `doctor` to the main app."""
-    setup_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                            help="Prepare a system for leadflow (custom fields, permissions).")
-    setup_app.command("salesforce")(setup_salesforce_command)
-    app.add_typer(setup_app, name="setup")
-    app.command("doctor")(doctor_command)

@@ -1,0 +1,112 @@
+"""`leadflow trace`, `forget`, `retention` and `report`: the commands that read (or prune) the state store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadflow.cli.common import ConfigOption, _existing_store, _guard, _require_runs
+
+
+def trace_command(
+    query: Annotated[str, typer.Argument(help="The lead's e-mail address or lead id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
+) -> None:
+    """Show a lead's whole journey from the state store, in time order.
+
+    Runs, stage changes (old -> new), quarantine, routing, lifecycle, write-back and dead letters."""
+    import json
+
+    from leadflow.trace import trace, trace_lines
+
+    def work() -> dict[str, Any]:
+        with _existing_store() as store:
+            _require_runs(store)
+            return trace(store, query)
+
+    result = _guard(work)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+        return
+    for line in trace_lines(result):
+        typer.echo(line)
+
+
+def forget(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be erased; erase nothing.")] = False,
+) -> None:
+    """Erase a person from the state store (an erasure request).
+
+    Deletes their audit events, quarantine rows, dead letters, assignments and lifecycle state, and records one
+    anonymous tombstone event (run stats stay as they were)."""
+    from leadflow.trace import forget as forget_person
+    from leadflow.trace import is_email
+
+    if not is_email(email):
+        typer.secho(f"error: {email!r} is not an e-mail address", fg="red", err=True)
+        raise typer.Exit(2)
+
+    def work() -> dict[str, Any]:
+        with _existing_store() as store:
+            _require_runs(store)
+            return forget_person(store, email, dry_run=dry_run)
+
+    result = _guard(work)
+    verb = "Would remove" if dry_run else "Removed"
+    typer.secho(f"{verb} {result['removed']} rows for {len(result['lead_keys'])} lead key(s)", bold=True)
+    for table, count in result["tables"].items():
+        typer.echo(f"  {table:<16}{count:>8}")
+    if not dry_run:
+        typer.echo(f"Tombstone: {result['tombstone']} (stage forget)")
+
+
+def retention(
+    days: Annotated[int, typer.Option("--days", min=0, help="Keep this many days of audit events and quarantine.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than --days, in chunks."""
+    from leadflow.trace import retention as prune
+
+    def work() -> dict[str, Any]:
+        with _existing_store() as store:
+            return prune(store, days, dry_run=dry_run)
+
+    result = _guard(work)
+    verb = "Would delete" if dry_run else "Deleted"
+    typer.secho(f"{verb} rows older than {result['before']}", bold=True)
+    for table, count in result["tables"].items():
+        typer.echo(f"  {table:<16}{count:>10}")
+
+
+def report(
+    since: Annotated[str, typer.Option("--since", help="Window: 30d, 12h, 90m or an ISO date/time.")] = "30d",
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    config: ConfigOption = None,
+) -> None:
+    """Write the lead-flow KPI report as one self-contained HTML file and print its path.
+
+    Speed-to-lead, SLA, funnel, data quality, owners and the process map."""
+    from datetime import UTC
+
+    def build() -> Path:
+        from leadflow.config import load_rules
+        from leadflow.report import write_report
+        from leadflow.routing_cli import parse_since
+        from leadflow.stage import process_map as render
+        from leadflow.stages import pipeline_from_names
+
+        now = datetime.now(UTC)
+        start = parse_since(since, now)
+        rules = load_rules(config)
+        mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
+        store = _existing_store()
+        try:
+            return write_report(store, start, out, mermaid, as_of=now)
+        finally:
+            store.close()
+
+    typer.echo(str(_guard(build)))
