@@ -16,6 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
+from leadflow import progress
 from leadflow.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
@@ -296,6 +297,7 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
         if run.start is None and page_mark is not None:
             commit_watermark(run.mark_key, page_mark, run_id)
             report["watermark"] = page_mark.isoformat()
+    progress.step(f"{system}: {report['pulled']} pulled, {report['written']} written", len(page), unit="leads")
     add_counts(report, mailable_counts(frame))
     add_counts(report, enrichment_counts(frame))
     add_counts(report, scoring_counts(frame))

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
+from leadflow import progress
 from leadflow.config import load_rules
 from leadflow.errors import DataQualityError
 from leadflow.io import quarantine_path
@@ -41,6 +42,7 @@ def lead_sync(
         ledger.quarantine(INPUT_STAGE, loaded.refused)
         record_stage(run_id, INPUT_STAGE, None, loaded.refused)
         logger.info("read %d rows from %s, %d refused", loaded.rows_in, input_path, len(loaded.refused))
+        progress.step(f"read {loaded.rows_in} rows", unit="stages")
         quarantined: list[Any] = []
         try:
             frame, _ = run_stages(loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger,
@@ -52,6 +54,7 @@ def lead_sync(
         ledger.close(len(frame))
         everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
         outputs = write_leads(frame, output_path, everything) if output_path else {}
+        progress.step("written", unit="stages")
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame),
                                          **scoring_counts(frame), **routing_counts(frame), **outputs})
 

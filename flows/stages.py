@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger
 
+from leadflow import progress
 from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
 from leadflow.config import Rules
 from leadflow.pipeline import RunLedger
@@ -65,6 +66,7 @@ def run_stages(
         if memory is not None and memory[1] is not None and keep_state:
             memory[1](frame, run_id)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
+        progress.step(stage.name, unit="stages")
         del changed, gate, chunks, leads, keys  # the full stage output must not stay alive through the next stage
     return frame, quarantined
 

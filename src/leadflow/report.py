@@ -268,8 +268,13 @@ def write_report(store: StateStore, since: datetime, out_path: Path | str, proce
     """Compute the KPIs for the window from `since` and write the self-contained HTML report to `out_path`."""
     from leadflow.io import _atomic_write
 
+    from leadflow import progress
+
     data = load_kpi_data(store, since, as_of=as_of or datetime.now(UTC))
+    progress.step("KPIs read", unit="report")
     page = render_report(data, process_map_mermaid)
+    progress.step("charts drawn", unit="report")
     path = Path(out_path)
     _atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    progress.step("written", unit="report")
     return path

@@ -187,12 +187,18 @@ def retention(store: StateStore, days: int, *, dry_run: bool = False, now: datet
     if days < 0:
         raise ValueError("days must not be negative")
     before = (now or datetime.now(UTC)) - timedelta(days=days)
+    from leadflow import progress
+
     if dry_run:
         counts = store.count_older(before)
+        progress.step("counted", 4, unit="tables")
     else:
-        counts = {"lead_events": store.prune_events(before, chunk_rows=chunk_rows),
-                  **store.prune_changes(before, chunk_rows=chunk_rows),
-                  "quarantine": store.prune_quarantine(before, chunk_rows=chunk_rows)}
+        counts = {"lead_events": store.prune_events(before, chunk_rows=chunk_rows)}
+        progress.step("lead_events", unit="tables")
+        counts |= store.prune_changes(before, chunk_rows=chunk_rows)
+        progress.step("audit_chunks, lead_runs", 2, unit="tables")
+        counts["quarantine"] = store.prune_quarantine(before, chunk_rows=chunk_rows)
+        progress.step("quarantine", unit="tables")
     return {"before": before.isoformat(), "dry_run": dry_run, "tables": counts}
 
 

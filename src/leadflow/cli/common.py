@@ -131,12 +131,16 @@ EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect 
 def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:
     from leadflow.io import check_header
 
-    _checked_rules(config)
+    rules = _checked_rules(config)
     check_header(input_path)
-    return _run_flow(
-        FLOW_ENTRYPOINT, input_path=str(input_path), output_path=str(output_path) if output_path else None,
-        config_path=str(config) if config else None,
-    )
+    from leadflow.progress import terminal_progress
+
+    # read, each stage, write: one step each (on a terminal only)
+    with terminal_progress(f"leadflow run {input_path.name}", total=len(rules.pipeline) + 2, unit="stages"):
+        return _run_flow(
+            FLOW_ENTRYPOINT, input_path=str(input_path), output_path=str(output_path) if output_path else None,
+            config_path=str(config) if config else None,
+        )
 
 
 def _run_crm_sync(config: Path | None, systems: list[str] | None, *, preflight: bool = False,
@@ -157,7 +161,12 @@ def _run_crm_sync(config: Path | None, systems: list[str] | None, *, preflight: 
         report = run_preflight(rules, systems=wanted)
         if not report.ok:
             raise PreflightFailed(report)
-    return _run_flow(CRM_SYNC_ENTRYPOINT, systems=wanted, config_path=str(config) if config else None, **params)
+    from leadflow.progress import terminal_progress
+
+    what = "leadflow backfill" if params.get("start") is not None else "leadflow sync"
+    with terminal_progress(what, unit="leads"):  # leads pulled, page by page: the total is not known up front
+        return _run_flow(CRM_SYNC_ENTRYPOINT, systems=wanted, config_path=str(config) if config else None,
+                         **params)
 
 
 def _print_sandbox_setup(result: Any) -> None:

@@ -51,7 +51,10 @@ def setup_salesforce_command(
         rules = load_rules(config)
         if rules.systems.salesforce is None:
             raise ConfigError(str(config), "no Salesforce org configured", yaml_path="systems.salesforce")
-        with connect("salesforce", rules.systems, origin=rules.source) as connector:
+        from leadflow.progress import terminal_progress
+
+        with connect("salesforce", rules.systems, origin=rules.source) as connector, \
+                terminal_progress("leadflow setup salesforce", total=0, unit="fields"):
             return setup_salesforce(connector, dry_run=dry_run, package_dir=package_dir)
 
     try:

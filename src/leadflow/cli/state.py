@@ -72,7 +72,9 @@ def retention(
     from leadflow.trace import retention as prune
 
     def work() -> dict[str, Any]:
-        with _existing_store() as store:
+        from leadflow.progress import terminal_progress
+
+        with _existing_store() as store, terminal_progress("leadflow retention", total=4, unit="tables"):
             return prune(store, days, dry_run=dry_run)
 
     result = _guard(work)
@@ -103,9 +105,12 @@ def report(
         start = parse_since(since, now)
         rules = load_rules(config)
         mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
+        from leadflow.progress import terminal_progress
+
         store = _existing_store()
         try:
-            return write_report(store, start, out, mermaid, as_of=now)
+            with terminal_progress("leadflow report", total=3, unit="report"):
+                return write_report(store, start, out, mermaid, as_of=now)
         finally:
             store.close()
 

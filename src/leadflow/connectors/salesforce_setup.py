@@ -407,6 +407,9 @@ def setup_salesforce(connector: SalesforceConnector, *, dry_run: bool = False,
     result = SetupResult(plan=plan, dry_run=dry_run)
     if dry_run or plan.nothing_to_do:
         return result
+    from leadflow import progress
+
+    progress.add_total(len(plan.missing), unit="fields")
     for wanted in plan.missing:
         try:
             org.create_field(wanted)
@@ -419,6 +422,7 @@ def setup_salesforce(connector: SalesforceConnector, *, dry_run: bool = False,
                      f"\"Customize Application\" ({_code(exc)}){done}")
         log.info("salesforce: created %s", wanted.full_name)
         result.created.append(wanted)
+        progress.step(wanted.full_name, unit="fields")
     try:
         if ps_id is None:
             ps_id = org.create("PermissionSet", {"Name": permission_set, "Label": PERMISSION_SET_LABEL})
