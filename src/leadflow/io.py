@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from rapidfuzz.distance import OSA
 
 from leadflow.csvsafe import defuse
 from leadflow.errors import InputError
@@ -17,6 +19,7 @@ from leadflow.schema import (
     BOOLEAN_COLUMNS,
     CANONICAL_COLUMNS,
     IDENTITY_COLUMNS,
+    INPUT_COLUMNS,
     NUMERIC_COLUMNS,
     conform,
     lead_keys,
@@ -27,6 +30,11 @@ from leadflow.schema import (
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _LINE_IN_PARSER_ERROR = re.compile(r"line (\d+)")
+TYPO_EDITS = 1
+"""A header this many edits (a letter added, dropped, changed, or two swapped; separators ignored) from an input
+column the file lacks is taken for a misspelling of it, and the file is refused: `e_mail`, `emial`, `compnay`."""
+log = logging.getLogger(__name__)
+_COLUMN_WORDS = frozenset(word for column in CANONICAL_COLUMNS for word in column.split("_"))
 
 
 @dataclass
@@ -36,6 +44,8 @@ class LoadedLeads:
     frame: pd.DataFrame
     refused: pd.DataFrame
     path: str
+    ignored: tuple[str, ...] = ()
+    """Headers that are not leadflow columns: no stage reads them; they are carried to the output as they are."""
 
     @property
     def rows_in(self) -> int:
@@ -87,24 +97,108 @@ def _normalised(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise InputError(str(path), f"duplicate column(s) after normalising headers: {duplicates}")
     raw.columns = headers
     if not any(c in raw.columns for c in IDENTITY_COLUMNS):
+        typos = _misspelled(headers)
         raise InputError(
             str(path),
-            f"needs an 'email' or a 'lead_id' column; found {list(raw.columns)}",
+            f"needs an 'email' or a 'lead_id' column; found {list(raw.columns)}"
+            + (f"; {_typo_message(typos)}" if typos else ""),
         )
     return raw
 
 
-def check_header(path: Path | str) -> None:
-    """Cheap up-front check that a file is a readable lead file (type, existence, header)."""
+def _bare(name: str) -> str:
+    return name.replace("_", "")
+
+
+def _misspelled(headers: list[str]) -> dict[str, list[str]]:
+    """Unknown header → the input columns absent from the file that it is nearest to, when that is `TYPO_EDITS` edits
+    or fewer; an exact column, or a word leadflow's column names use (`stage`, `owner`), is never a misspelling."""
+    present = set(headers)
+    absent = [c for c in INPUT_COLUMNS if c not in present]
+    out: dict[str, list[str]] = {}
+    for header in headers:
+        if header in CANONICAL_COLUMNS or header in _COLUMN_WORDS:  # `stage` is a word (lifecycle_stage), not `state`
+            continue
+        distance = {c: min(OSA.distance(header, c), OSA.distance(_bare(header), _bare(c))) for c in absent}
+        best = min(distance.values(), default=TYPO_EDITS + 1)
+        if best <= TYPO_EDITS:
+            out[header] = [c for c in absent if distance[c] == best]
+    return out
+
+
+def _suggestion(columns: list[str]) -> str:
+    return " or ".join(repr(c) for c in columns)
+
+
+def _typo_message(typos: dict[str, list[str]]) -> str:
+    return "; ".join(
+        f"column {header!r} is not a leadflow column; did you mean {_suggestion(columns)}?"
+        for header, columns in typos.items()
+    )
+
+
+@dataclass(frozen=True)
+class HeaderCheck:
+    """What a lead file's header holds besides leadflow's columns (misspelt ones have already refused the file)."""
+
+    path: str
+    ignored: tuple[str, ...]
+    """Headers that are not leadflow columns, carried through unchanged."""
+    hints: dict[str, str]
+    """Ignored header → an input column the file lacks whose words it holds (`email_address`: `email`), for the
+    warning's "did you mean"."""
+
+    @property
+    def warning(self) -> str | None:
+        """One line naming the ignored columns, or None when every header is a leadflow column."""
+        if not self.ignored:
+            return None
+        named = ", ".join(
+            repr(h) + (f" (did you mean {self.hints[h]!r}?)" if h in self.hints else "") for h in self.ignored
+        )
+        if len(self.ignored) == 1:
+            return (f"{self.path}: 1 column is not a leadflow column; no stage reads it, and it is carried to the "
+                    f"output unchanged: {named}")
+        return (f"{self.path}: {len(self.ignored)} columns are not leadflow columns; no stage reads them, and they are "
+                f"carried to the output unchanged: {named}")
+
+
+def check_columns(headers: list[str], path: Path | str) -> HeaderCheck:
+    """Check normalised headers: a likely misspelling of a leadflow input column the file lacks refuses the file
+    (InputError, one line, naming each with its "did you mean"); other unknown headers are reported as ignored."""
+    typos = _misspelled(headers)
+    if typos:
+        raise InputError(str(path), _typo_message(typos) + " (rename it; a column of your own needs a name less like "
+                         "leadflow's)")
+    present = set(headers)
+    absent = [c for c in INPUT_COLUMNS if c not in present]
+    ignored = tuple(h for h in headers if h not in CANONICAL_COLUMNS)
+    hints: dict[str, str] = {}
+    for header in ignored:
+        words = set(header.split("_"))
+        holds = [c for c in absent if set(c.split("_")) <= words]  # email_address holds email, job_title title
+        if holds:
+            hints[header] = max(holds, key=lambda c: c.count("_"))
+    return HeaderCheck(str(path), ignored, hints)
+
+
+def check_header(path: Path | str) -> HeaderCheck:
+    """Cheap up-front check that a file is a readable lead file (type, existence, header, misspelt columns); returns
+    the columns leadflow will ignore (`read_leads` logs them once, as a warning)."""
     path = Path(path)
-    _normalised(_read_raw(path, nrows=5), path)
+    return check_columns(list(_normalised(_read_raw(path, nrows=5), path).columns), path)
 
 
 def read_leads(path: Path | str) -> LoadedLeads:
-    """Read a lead file; refuse the file on structural problems, and single rows with a reason on row problems."""
+    """Read a lead file; refuse the file on structural problems (a misspelt column among them), and single rows with
+    a reason on row problems. Columns that are not leadflow's are carried through, and named once in a warning."""
     path = Path(path)
     line = 2 if path.suffix.lower() == ".csv" else 1  # CSV line numbers count the header
-    return prepare_leads(_normalised(_read_raw(path), path), str(path), first_line=line)
+    raw = _normalised(_read_raw(path), path)
+    header = check_columns(list(raw.columns), path)
+    if header.warning:
+        log.warning(header.warning)
+    return replace(prepare_leads(raw, str(path), first_line=line), ignored=header.ignored)
 
 
 def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1) -> LoadedLeads:

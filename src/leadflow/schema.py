@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 import pandas as pd
+import yaml
+
+from leadflow.errors import ConfigError
 
 CORE_INPUT_COLUMNS: Final[tuple[str, ...]] = (
     "lead_id",
@@ -117,9 +122,55 @@ DEPARTMENTS: Final[tuple[str, ...]] = (
     "other",
 )
 
-TRUE_WORDS: Final[frozenset[str]] = frozenset({"true", "t", "yes", "y", "1", "opt-in", "opted in", "opt in", "subscribed"})
-FALSE_WORDS: Final[frozenset[str]] = frozenset(
-    {"false", "f", "no", "n", "0", "opt-out", "opted out", "opt out", "unsubscribed"}
+YES_NO_WORDS_FILE: Final[Path] = Path(__file__).resolve().parent / "reference" / "yes_no_words.yaml"
+"""The words a boolean column accepts, per language (en, de, fr, es, it, pt, nl, sv, da, no, pl, fi): data, not code."""
+
+# Letters NFKD does not decompose into a base letter and an accent.
+_UNACCENTED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th"})
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def fold_word(text: str) -> str:
+    """A word as the yes/no table compares it: case-folded, accents dropped, `-`/`_`/spaces read as one space."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_UNACCENTED)
+    return _SEPARATORS.sub(" ", bare).strip()
+
+
+def _load_yes_no_words(path: Path) -> dict[str, bool]:
+    """The folded word → True/False table; a word meaning both, or a malformed file, is refused naming its place."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot read the yes/no word table: {exc}") from None
+    languages = data.get("languages") if isinstance(data, dict) else None
+    if not isinstance(languages, dict) or not languages:
+        raise ConfigError(str(path), "needs a mapping of languages", yaml_path="languages")
+    words: dict[str, bool] = {}
+    origin: dict[str, str] = {}
+    for language, entry in languages.items():
+        for key, meaning in (("true", True), ("false", False)):
+            where = f"languages.{language}.{key}"
+            listed = entry.get(key, []) if isinstance(entry, dict) else None
+            if not isinstance(listed, list) or not all(isinstance(w, str) and fold_word(w) for w in listed):
+                raise ConfigError(str(path), "needs a list of quoted words", yaml_path=where)
+            for word in listed:
+                folded = fold_word(word)
+                if words.get(folded, meaning) != meaning:
+                    raise ConfigError(str(path), f"{word!r} means {meaning} here but {not meaning} at "
+                                      f"{origin[folded]}", yaml_path=where)
+                words[folded], origin[folded] = meaning, where
+    return words
+
+
+YES_NO_WORDS: Final[dict[str, bool]] = _load_yes_no_words(YES_NO_WORDS_FILE)
+"""Folded word (see `fold_word`) → the boolean it means."""
+TRUE_WORDS: Final[frozenset[str]] = frozenset(w for w, v in YES_NO_WORDS.items() if v) | frozenset(
+    w.replace(" ", "-") for w, v in YES_NO_WORDS.items() if v
+)
+"""Lower-case words that mean true (folded, and with `-` for spaces: `opt in`, `opt-in`), for exact-match callers."""
+FALSE_WORDS: Final[frozenset[str]] = frozenset(w for w, v in YES_NO_WORDS.items() if not v) | frozenset(
+    w.replace(" ", "-") for w, v in YES_NO_WORDS.items() if not v
 )
 
 
@@ -136,15 +187,15 @@ def empty_column(column: str, index: pd.Index) -> pd.Series:
 
 
 def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse free-text booleans; returns (parsed as `boolean`, mask of values that are neither true, false nor empty)."""
-    text = values.astype("string").str.strip().str.lower()
+    """Parse free-text booleans (the yes/no words of `YES_NO_WORDS_FILE`, in any case, with or without accents);
+    returns (parsed as `boolean`, mask of values that are neither true, false nor empty)."""
+    text = values.astype("string").str.strip()
     uniques = text.dropna().unique()
     mapping: dict[str, bool | None] = {}
-    for value in uniques:
-        if value in TRUE_WORDS:
-            mapping[value] = True
-        elif value in FALSE_WORDS:
-            mapping[value] = False
+    for value in uniques:  # few distinct values, however many rows
+        folded = fold_word(value)
+        if folded in YES_NO_WORDS:
+            mapping[value] = YES_NO_WORDS[folded]
         elif value == "":
             mapping[value] = None
     parsed = text.map(mapping).astype("boolean")
