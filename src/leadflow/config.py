@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import pandas as pd
 import pycountry
@@ -16,16 +16,18 @@ from leadflow.alerts import AlertsConfig
 from leadflow.connections import Connections
 from leadflow.enrichment import EnrichmentConfig, Reference, load_reference
 from leadflow.errors import ConfigError
-from leadflow.lifecycle import DEFAULT_LIFECYCLE, LifecyclePolicy, load_lifecycle_policy
+from leadflow.lifecycle import DEFAULT_LIFECYCLE, LIFECYCLE_COLUMNS, LifecyclePolicy, load_lifecycle_policy
 from leadflow.ownership import DEFAULT_OPEN_STATUSES, Ownership, RouteWhen, reassign_statuses_error
 from leadflow.routing import (
+    ROUTING_COLUMNS,
     RoutingConfig,
     RoutingState,
     availability_from_file,
     load_routing_config,
     with_availability,
 )
-from leadflow.scoring import DEFAULT_SCORING_MODEL, ScoringModel, conform_activities, load_scoring_model
+from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS
+from leadflow.scoring import DEFAULT_SCORING_MODEL, SCORE_COLUMNS, ScoringModel, conform_activities, load_scoring_model
 from leadflow.settings import (
     DEFAULT_CONSENT_POLICY,
     DEFAULT_MAX_QUARANTINE_SHARE,
@@ -314,13 +316,19 @@ def _scoring_model(config: ScoringConfig, config_path: Path) -> ScoringModel:
     return model
 
 
+SCORING_INPUTS: Final[frozenset[str]] = frozenset(INPUT_COLUMNS) | (
+    frozenset(DERIVED_COLUMNS) - frozenset(SCORE_COLUMNS) - frozenset(LIFECYCLE_COLUMNS) - frozenset(ROUTING_COLUMNS)
+)
+"""The columns the score stage receives: the inputs and every derived column but those scoring and the stages after
+it (lifecycle, assign) write. The same set as `leadflow.stages.score.READS` (tests/test_layout.py holds them equal),
+stated here because the stages import this module: importing them from here was an import cycle."""
+
+
 def check_model_columns(model: ScoringModel, path: Path) -> None:
     """Refuse a model whose rules test a column the score stage does not receive (a later stage's output)."""
-    from leadflow.stages.score import READS  # here: the stages import this module
-
     for i, rule in enumerate(model.fit_rules):
         for column in condition_columns(rule.when):
-            if column not in READS:
+            if column not in SCORING_INPUTS:
                 raise ConfigError(str(path), f"column {column!r} is not known when scoring runs (it is written by a "
                                   "later stage)", yaml_path=f"fit_rules[{i}].when")
 

@@ -36,16 +36,14 @@ Salesforce facts relied on (cite when changing them):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from leadflow.routing import RoutingConfig
 
 __all__ = [
     "DEFAULT_OPEN_STATUSES",
@@ -156,6 +154,35 @@ class OwnershipDecision:
     reason: pd.Series
 
 
+class _RosterQueue(Protocol):
+    @property
+    def owner_id(self) -> str: ...
+
+
+class _RosterUser(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+
+class _RosterRule(Protocol):
+    @property
+    def reassign(self) -> bool | Reassign: ...
+
+
+class RoutingRoster(Protocol):
+    """What ownership reads of a routing config (a `leadflow.routing.RoutingConfig`): its queues, users and rules.
+    A protocol rather than an import of that class: routing builds on this module."""
+
+    @property
+    def queues(self) -> Mapping[str, _RosterQueue]: ...
+
+    @property
+    def users(self) -> Mapping[str, _RosterUser]: ...
+
+    @property
+    def rules(self) -> Sequence[_RosterRule]: ...
+
+
 def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
@@ -174,7 +201,7 @@ def converted_mask(frame: pd.DataFrame) -> np.ndarray:
     return frame["is_converted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def owner_kinds(owner: pd.Series, ownership: Ownership, config: RoutingConfig) -> np.ndarray:
+def owner_kinds(owner: pd.Series, ownership: Ownership, config: RoutingRoster) -> np.ndarray:
     """Per lead: NONE, QUEUE, INACTIVE, UNASSIGNED, ACTIVE or UNKNOWN (codes of this module), decided once per
     distinct owner id."""
     codes, uniques = pd.factorize(owner.astype("string").str.strip().replace("", pd.NA), use_na_sentinel=True)
@@ -224,7 +251,7 @@ def _reassign_holds(rule: Reassign, idx: np.ndarray, frame: pd.DataFrame, kinds:
 
 
 def decide_ownership(
-    frame: pd.DataFrame, config: RoutingConfig, ownership: Ownership, rule_of: np.ndarray, assigned: np.ndarray,
+    frame: pd.DataFrame, config: RoutingRoster, ownership: Ownership, rule_of: np.ndarray, assigned: np.ndarray,
     as_of: datetime,
 ) -> OwnershipDecision:
     """Which leads to route now (see the module docstring). `rule_of`: each lead's first matching rule (index into
@@ -299,7 +326,7 @@ class ReplayCheck:
 
 
 def check_replay(replay: pd.DataFrame, current: pd.DataFrame, ownership: Ownership,
-                 config: RoutingConfig | None) -> ReplayCheck:
+                 config: RoutingRoster | None) -> ReplayCheck:
     """A failed write is replayed later, maybe hours after it was decided: a converted or deleted lead is never
     written, and an owner change is dropped when the lead is now worked (status not open) or a person (an active
     or unknown user other than the one we chose) owns it — leadflow never takes a lead from someone working it.

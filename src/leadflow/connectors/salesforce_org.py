@@ -14,21 +14,29 @@ the Lead describe as rules, the owners a Lead may have, the API versions, routin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from leadflow.connectors.salesforce_fit import FieldRule, rules_from_describe
 
-if TYPE_CHECKING:
-    from leadflow.connectors.salesforce import SalesforceConnector
+_T = TypeVar("_T")
+
+
+class OrgConnector(Protocol):
+    """What these reads need of a connector: a `leadflow.connectors.salesforce.SalesforceConnector`, whose `_call(fn)`
+    runs `fn` on its simple_salesforce client with its budget, retries and re-login. A protocol rather than an import
+    of that class: the connector imports this module."""
+
+    def _call(self, fn: Callable[[Any], _T]) -> _T: ...
+
 
 _RULES_ATTR: Final = "_leadflow_lead_rules"
 _OWNERS_ATTR: Final = "_leadflow_valid_owners"
 IN_CHUNK: Final = 200
 
 
-def lead_rules(connector: SalesforceConnector, *, refresh: bool = False) -> dict[str, FieldRule]:
+def lead_rules(connector: OrgConnector, *, refresh: bool = False) -> dict[str, FieldRule]:
     """The Lead describe as FieldRules, fetched once per connector (one API call)."""
     cached = getattr(connector, _RULES_ATTR, None)
     if cached is None or refresh:
@@ -37,7 +45,7 @@ def lead_rules(connector: SalesforceConnector, *, refresh: bool = False) -> dict
     return dict(cached)
 
 
-def cached_lead_rules(connector: SalesforceConnector) -> dict[str, FieldRule] | None:
+def cached_lead_rules(connector: OrgConnector) -> dict[str, FieldRule] | None:
     """The Lead rules if this connector already fetched them (no API call), else None."""
     cached = getattr(connector, _RULES_ATTR, None)
     return None if cached is None else dict(cached)
@@ -48,7 +56,7 @@ def query_records(connector: Any, soql: str) -> list[dict[str, Any]]:
     return list(connector._call(lambda sf: sf.query_all(soql))["records"])
 
 
-def valid_owners(connector: SalesforceConnector) -> frozenset[str]:
+def valid_owners(connector: OrgConnector) -> frozenset[str]:
     """Ids a Lead may be owned by: every active user and every queue that takes Leads; fetched once per connector."""
     cached = getattr(connector, _OWNERS_ATTR, None)
     if cached is None:
@@ -64,13 +72,13 @@ def remember_valid_owners(connector: Any, owners: frozenset[str]) -> None:
     setattr(connector, _OWNERS_ATTR, frozenset(owners))
 
 
-def cached_valid_owners(connector: SalesforceConnector) -> frozenset[str] | None:
+def cached_valid_owners(connector: OrgConnector) -> frozenset[str] | None:
     """The valid owners if this connector already fetched them (no API call), else None."""
     cached = getattr(connector, _OWNERS_ATTR, None)
     return None if cached is None else frozenset(cached)
 
 
-def api_versions(connector: SalesforceConnector) -> list[str] | None:
+def api_versions(connector: OrgConnector) -> list[str] | None:
     """Versions the org serves (GET /services/data/), or None when that resource does not answer."""
     def call(sf: Any) -> Any:
         reply = sf.session.get(f"https://{sf.sf_instance}/services/data/", headers=sf.headers)
@@ -99,7 +107,7 @@ class OrgOwner:
     takes_leads: bool = True
 
 
-def routing_owners(connector: SalesforceConnector, user_ids: list[str], queue_ids: list[str]) -> dict[str, OrgOwner]:
+def routing_owners(connector: OrgConnector, user_ids: list[str], queue_ids: list[str]) -> dict[str, OrgOwner]:
     """15-character id → OrgOwner for the configured routing users and queues that exist in the org."""
     found: dict[str, OrgOwner] = {}
     for start in range(0, len(user_ids), IN_CHUNK):

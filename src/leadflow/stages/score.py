@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 READS: Final[tuple[str, ...]] = tuple(
     dict.fromkeys([*INPUT_COLUMNS, *STANDARDIZE.writes, *ENRICH.writes, *COMPLY.writes])
 )
-"""Every column the stages before it produce: a model's rules may test any of them."""
+"""Every column the stages before it produce: a model's rules may test any of them. `leadflow.config` checks a
+model against the same set, stated there as `SCORING_INPUTS` (it may not import the stages, which import it)."""
 
 
 def score(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
