@@ -1,0 +1,276 @@
+"""Country and subdivision codes for the standardize stage: free text → ISO 3166-1 alpha-2 and ISO 3166-2 codes.
+
+The lookup tables are built once from pycountry (with its translations) and the alias data under
+leadflow/reference/ (country_aliases.yaml, subdivision_aliases.yaml); a name that means more than one code maps to
+None, so an ambiguous value comes out empty rather than guessed. Also here: the text keys the tables are matched on,
+and the accent/punctuation helpers title matching in leadflow.stages.standardize shares. Everything public is
+re-exported there, which remains the import path for the stage's callers.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+import pycountry
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leadflow.settings import REFERENCE_DIR
+from leadflow.yamlio import load_yaml, parse_model
+
+COUNTRY_ALIASES: Final[Path] = REFERENCE_DIR / "country_aliases.yaml"
+SUBDIVISION_ALIASES: Final[Path] = REFERENCE_DIR / "subdivision_aliases.yaml"
+
+_SEP: Final[str] = "\x1f"
+"""Joins a country code and a value into one key, so (country, value) pairs are computed once each."""
+
+
+# --------------------------------------------------------------------------------------------------- reference data
+
+
+def _check_alpha2(code: str) -> str:
+    value = code.strip().upper()
+    if pycountry.countries.get(alpha_2=value) is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code")
+    return value
+
+
+class CountryData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    languages: list[str] = Field(default_factory=list)
+    placeholders: list[str] = Field(default_factory=list)
+    ambiguous: list[str] = Field(default_factory=list)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        for language in value:
+            if gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[language]) is None:
+                raise ValueError(f"pycountry has no iso3166-1 translation for language {language!r}")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {_check_alpha2(code): names for code, names in value.items()}
+
+
+class SubdivisionData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    fallback_countries: list[str] = Field(default_factory=list)
+    aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("fallback_countries")
+    @classmethod
+    def _fallback(cls, value: list[str]) -> list[str]:
+        return [_check_alpha2(code) for code in value]
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for country, names in value.items():
+            cc = _check_alpha2(country)
+            for name, code in names.items():
+                if pycountry.subdivisions.get(code=f"{cc}-{code}") is None:
+                    raise ValueError(f"{name!r}: {cc}-{code} is not an ISO 3166-2 subdivision")
+            out[cc] = names
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ text normalising
+
+_APOSTROPHES = re.compile("['\u2019\u2018`\u00b4\u02bc]")
+_ABBREVIATION_DOT = re.compile(r"(?<=\b\w)\.")
+"""A dot after a one-letter word: "U.S.A." → "USA", "C.E.O." → "CEO", while "Sr.Engineer" keeps a word break."""
+_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9]+")
+_COMBINING = re.compile("[\u0300-\u036f]")
+"""Latin/Greek/Cyrillic diacritics only; vowel signs of other scripts are letters, not accents."""
+
+
+def _strip_accents(text: str) -> str:
+    return unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+
+
+def _punctuation_to_space(text: str) -> str:
+    if text.isascii():
+        return _ASCII_PUNCTUATION.sub(" ", text)
+    return "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in text)
+
+
+def _name_key(text: str) -> str:
+    """Key for country and subdivision names: case, spacing, punctuation, "the" and "st." do not matter."""
+    s = unicodedata.normalize("NFKC", text).casefold().replace("&", " and ")
+    s = _ABBREVIATION_DOT.sub("", _APOSTROPHES.sub("", s))
+    words = _punctuation_to_space(s).split()
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    if len(words) > 1 and words[-1] == "the":
+        words = words[:-1]
+    return " ".join("saint" if w == "st" else w for w in words)
+
+
+def _key_variants(text: str) -> set[str]:
+    key = _name_key(text)
+    bare = _strip_accents(key)
+    # Short unaccented forms collide with codes and words ("Čad" → "cad"); keep only longer ones.
+    return {key, bare if len(bare) >= 4 else key} - {""}
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
+# ------------------------------------------------------------------------------------------------------- countries
+
+
+def _english_names(country: object) -> Iterator[str]:
+    for attr in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+        value = getattr(country, attr, None)
+        if not value:
+            continue
+        yield value
+        if attr in ("alpha_2", "alpha_3"):
+            continue
+        # "Korea, Republic of" → "Republic of Korea" and "Korea"; "Holy See (Vatican City State)" → both halves.
+        # A short form two countries share ("Korea", "Congo") is dropped as ambiguous when the table is built.
+        head, comma, tail = value.partition(", ")
+        if comma:
+            yield head
+            yield f"{tail} {head}"
+        bare = re.sub(r"\s*\([^)]*\)", "", value)
+        if bare != value:
+            yield bare
+            yield from (inner for inner in re.findall(r"\(([^)]*)\)", value) if not inner.endswith(" part"))
+
+
+def _translated_names(languages: Iterable[str]) -> Iterator[tuple[str, str]]:
+    for language in languages:
+        translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        for country in pycountry.countries:
+            for attr in ("name", "official_name", "common_name"):
+                value = getattr(country, attr, None)
+                if value:
+                    yield translation.gettext(value), country.alpha_2
+
+
+def _add_layer(table: dict[str, str | None], pairs: Iterable[tuple[str, str | None]]) -> None:
+    """Add names of one precedence layer; earlier layers win, a key meaning two codes within a layer is blocked."""
+    layer: dict[str, set[str | None]] = defaultdict(set)
+    for name, code in pairs:
+        for key in _key_variants(name):
+            layer[key].add(code)
+    for key, codes in layer.items():
+        if key not in table:
+            table[key] = next(iter(codes)) if len(codes) == 1 else None
+
+
+@cache
+def country_data() -> CountryData:
+    """The country alias data (reference/country_aliases.yaml), validated."""
+    return parse_model(CountryData, load_yaml(COUNTRY_ALIASES), COUNTRY_ALIASES)
+
+
+@cache
+def country_table() -> dict[str, str | None]:
+    """Normalised name → alpha-2 code, or None for names known to mean no single country."""
+    data = country_data()
+    table: dict[str, str | None] = {}
+    _add_layer(table, ((name, None) for name in data.placeholders))
+    _add_layer(table, ((name, None) for name in data.ambiguous))
+    _add_layer(table, ((name, code) for code, names in data.aliases.items() for name in names))
+    _add_layer(table, ((name, c.alpha_2) for c in pycountry.countries for name in _english_names(c)))
+    _add_layer(table, _translated_names(data.languages))
+    return table
+
+
+def country_code_of(value: str) -> str | None:
+    """ISO 3166-1 alpha-2 code for a free-text country, or None when it is missing, junk or ambiguous."""
+    if not _has_letter(value):
+        return None
+    table = country_table()
+    key = _name_key(value)
+    if key in table:
+        return table[key]
+    return table.get(_strip_accents(key))
+
+
+# ---------------------------------------------------------------------------------------------------- subdivisions
+
+
+@cache
+def subdivision_data() -> SubdivisionData:
+    """The subdivision alias data (reference/subdivision_aliases.yaml), validated."""
+    return parse_model(SubdivisionData, load_yaml(SUBDIVISION_ALIASES), SUBDIVISION_ALIASES)
+
+
+@cache
+def _subdivision_english() -> gettext.NullTranslations:
+    return gettext.translation("iso3166-2", pycountry.LOCALES_DIR, languages=["en"], fallback=True)
+
+
+@cache
+def subdivision_table(country_code: str) -> dict[str, str | None]:
+    """Normalised subdivision name or code → code without the country prefix, for one country."""
+    table: dict[str, str | None] = {}
+    aliases = subdivision_data().aliases.get(country_code, {})
+    _add_layer(table, aliases.items())
+    english = _subdivision_english()
+    pairs: list[tuple[str, str | None]] = []
+    for sub in pycountry.subdivisions.get(country_code=country_code) or ():
+        code = sub.code.split("-", 1)[1]
+        pairs += [(code, code), (sub.name, code), (english.gettext(sub.name), code)]
+    _add_layer(table, pairs)
+    return table
+
+
+@cache
+def fallback_subdivision_table() -> dict[str, str | None]:
+    """Names and codes that mean one subdivision across all fallback countries (US, CA, AU), for leads without one."""
+    meanings: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for country in subdivision_data().fallback_countries:
+        for key, code in subdivision_table(country).items():
+            meanings[key].add((country, code) if code else (country, ""))
+    table: dict[str, str | None] = {}
+    for key, options in meanings.items():
+        (_, code), *others = options
+        table[key] = code if code and not others else None
+    return table
+
+
+def state_code_of(key: str) -> str | None:
+    """Subdivision code (no country prefix) for `"<country_code>\\x1f<state text>"`; None unless unambiguous."""
+    country, _, state = key.partition(_SEP)
+    if not _has_letter(state) and not any(c.isdigit() for c in state):
+        return None
+    table = subdivision_table(country) if country else fallback_subdivision_table()
+    name = _name_key(state)
+    if name in table:
+        return table[name]
+    return table.get(_strip_accents(name))
+
+
+__all__ = [
+    "COUNTRY_ALIASES",
+    "SUBDIVISION_ALIASES",
+    "CountryData",
+    "SubdivisionData",
+    "country_code_of",
+    "country_data",
+    "country_table",
+    "fallback_subdivision_table",
+    "state_code_of",
+    "subdivision_data",
+    "subdivision_table",
+]
