@@ -1,6 +1,7 @@
 """Seeding for the Marketo sandbox: leads from `synth.messy_leads` and their activity history, deterministically.
 
 Split out of `leadflow.sandbox.marketo` (which serves the instance); `seed_instance` is re-exported there.
+Builds on the data model in `leadflow.sandbox.marketo_model`, not on the server module.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadflow.sandbox.marketo import ALL_FIELDS, LEAD_FIELDS, MarketoInstance, iso
+from leadflow.sandbox.marketo_model import ALL_FIELDS, LEAD_FIELDS, MarketoInstance, iso
 from leadflow.synth import DEFAULT_START, messy_leads
 
 __all__ = ["FORM_TYPES", "PAGES", "seed_instance"]

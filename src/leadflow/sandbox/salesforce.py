@@ -62,6 +62,7 @@ from leadflow.sandbox.salesforce_schema import (
     SCHEMA,
     STANDARD,
 )
+from leadflow.sandbox.salesforce_seed import seed_org
 from leadflow.sandbox.salesforce_soql import (
     Soql,
     SoqlError,
@@ -457,8 +458,6 @@ def running_salesforce(
     if state_path is not None and state_path.is_file():
         org = Org.load(state_path, page_size=page_size, **org_options)
     else:
-        from leadflow.sandbox.salesforce_seed import seed_org
-
         org = seed_org(Org(api_max=api_max, page_size=page_size, stock_org=stock_org, **org_options), leads=leads,
                        seed=seed, stamp_run=stamp_run).fill_defaults()
     cert, key = self_signed_certificate(folder)

@@ -6,7 +6,9 @@ import random
 from datetime import timedelta
 from typing import Any, Final
 
-from leadflow.sandbox.salesforce import LEAD_STATUSES, SCHEMA, SEED_BASE, Org, sf_datetime
+from leadflow.sandbox.salesforce_org import SEED_BASE, Org
+from leadflow.sandbox.salesforce_schema import LEAD_STATUSES, SCHEMA
+from leadflow.sandbox.salesforce_soql import sf_datetime
 
 INDUSTRIES: Final[tuple[str, ...]] = (
     "Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction", "Consulting",
