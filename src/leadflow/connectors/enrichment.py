@@ -3,14 +3,14 @@
 `HttpFirmographicsProvider.lookup(domain)` never raises: a timeout, a refused connection, an HTTP error, a body that
 does not validate or a spent budget becomes a `ProviderResult` with status `error` and a short machine `reason`
 (never the API key, never a URL), and the lead goes on unenriched. Only transient failures (connection errors,
-timeouts, 429, 5xx) are retried, with explicit exponential backoff. Nothing here touches the network or the
-environment at import; the API key is resolved when a provider is constructed.
+timeouts, 429, 5xx) are retried, through `leadflow.connectors.http` (exponential backoff; a 429's Retry-After
+honoured up to a cap), and requests are paced by `leadflow.connectors.ratelimit`. Nothing here touches the network
+or the environment at import; the API key is resolved when a provider is constructed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +23,8 @@ import pandas as pd
 import requests
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt, StrictStr, ValidationError
 
+from leadflow.connectors.http import RetriesExhausted, RetryPolicy, Transient, parse_retry_after, with_retries
+from leadflow.connectors.ratelimit import WindowLimiter
 from leadflow.secrets import SecretRef, resolve_secret
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ BACKOFF_SECONDS: Final = 0.5
 """First retry waits this long, doubling per attempt up to `BACKOFF_CAP_SECONDS`."""
 BACKOFF_CAP_SECONDS: Final = 4.0
 RETRY_AFTER_CAP_SECONDS: Final = 5.0
-"""A provider's Retry-After is honoured up to this: a lead run must not stall for minutes on one domain."""
+"""A provider's Retry-After is honoured (instead of the backoff) up to this: a lead run must not stall for minutes on
+one domain."""
 CACHE_FLUSH_EVERY: Final = 200
 """`lookup_firmographics` writes the cache every this many provider results, so an interrupted run keeps them."""
 RESULT_COLUMNS: Final[dict[str, str]] = {
@@ -154,39 +157,12 @@ def _bad_response(exc: ValidationError) -> str:
     return f"bad_response: {where} {_ERROR_WORDS.get(error['type'], error['type'])}"[:200]
 
 
-# ------------------------------------------------------------------------------------------------- rate limiting
-
-
-class RateLimiter:
-    """At most `rate` requests per second: each request waits until `1/rate` after the previous one.
-
-    One computed wait per request (no polling loop), so a fake clock and a recording sleep test it exactly.
-    """
-
-    def __init__(self, rate: float, *, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self._clock, self._sleep = clock, sleep
-        self._next: float | None = None
-
-    def wait(self) -> None:
-        now = self._clock()
-        if self._next is not None and now < self._next:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+RateLimiter: Final = WindowLimiter.spaced
+"""At most `rate` requests per second, each `1/rate` after the previous one: the connectors' one limiter, spaced
+(`RateLimiter(rate, clock=…, sleep=…)`, kept under this name for importers)."""
 
 
 # ------------------------------------------------------------------------------------------------- provider
-
-
-class _Transient(Exception):
-    """A failure worth retrying; `reason` is what the result says if retries run out."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        self.reason, self.retry_after = reason, retry_after
-        super().__init__(reason)
 
 
 class HttpFirmographicsProvider:
@@ -211,7 +187,9 @@ class HttpFirmographicsProvider:
         self.session = session or requests.Session()
         self._url = str(connection.base_url).rstrip("/") + FIND_PATH
         self._sleep = sleep
-        self.limiter = RateLimiter(connection.requests_per_second, clock=clock, sleep=sleep)
+        self.limiter = WindowLimiter.spaced(connection.requests_per_second, clock=clock, sleep=sleep)
+        self.retry = RetryPolicy(attempts=connection.max_retries + 1, base=BACKOFF_SECONDS, cap=BACKOFF_CAP_SECONDS,
+                                 retry_after_cap=RETRY_AFTER_CAP_SECONDS)
         self.calls_made = 0
         self._unauthorized = False
         self._lock = threading.Lock()
@@ -249,20 +227,16 @@ class HttpFirmographicsProvider:
         if self._unauthorized:
             # a refused key will not start working mid-run; calling again would only spend budget
             return ProviderResult(domain, "error", reason="unauthorized")
-        attempt = 0
-        while True:
+
+        def attempt() -> ProviderResult:
             if not self._reserve_call():
-                return ProviderResult(domain, "error", reason="budget_exhausted")
-            try:
-                return self._call(domain)
-            except _Transient as failure:
-                if attempt >= self.connection.max_retries:
-                    return ProviderResult(domain, "error", reason=failure.reason)
-                delay = min(BACKOFF_SECONDS * 2**attempt, BACKOFF_CAP_SECONDS)
-                if failure.retry_after is not None:
-                    delay = max(delay, min(failure.retry_after, RETRY_AFTER_CAP_SECONDS))
-                attempt += 1
-                self._sleep(delay)
+                return ProviderResult(domain, "error", reason="budget_exhausted")  # retries spend the budget too
+            return self._call(domain)
+
+        try:
+            return with_retries(attempt, policy=self.retry, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            return ProviderResult(domain, "error", reason=exc.reason)  # the last failure's reason, e.g. http_503
 
     def _reserve_call(self) -> bool:
         """Spend one call of the budget and wait for the rate limit; False when the budget is spent."""
@@ -275,7 +249,7 @@ class HttpFirmographicsProvider:
             return True
 
     def _call(self, domain: str) -> ProviderResult:
-        """One HTTP request; raises `_Transient` for what a retry may fix, returns a result otherwise."""
+        """One HTTP request; raises `Transient` for what a retry may fix, returns a result otherwise."""
         headers = {"Accept": "application/json"}
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
@@ -286,12 +260,12 @@ class HttpFirmographicsProvider:
         try:
             response = self.session.get(self._url, params={"domain": domain}, headers=headers, **options)
         except requests.Timeout:
-            raise _Transient("timeout") from None
+            raise Transient("timeout") from None
         except requests.exceptions.SSLError:
             # a certificate problem does not go away on retry
             return ProviderResult(domain, "error", reason="tls_error")
         except requests.ConnectionError:
-            raise _Transient("connection_error") from None
+            raise Transient("connection_error") from None
         except requests.RequestException as exc:
             return ProviderResult(domain, "error", reason=f"request_error: {type(exc).__name__}")
         with response:
@@ -300,9 +274,9 @@ class HttpFirmographicsProvider:
     def _read(self, domain: str, response: requests.Response) -> ProviderResult:
         code = response.status_code
         if code == 429:
-            raise _Transient("http_429", _retry_after(response.headers.get("Retry-After")))
+            raise Transient("http_429", parse_retry_after(response.headers.get("Retry-After")))
         if code >= 500:
-            raise _Transient(f"http_{code}")
+            raise Transient(f"http_{code}")
         if code in (401, 403):
             self._unauthorized = True
             log.warning("enrichment %s: the provider refused the API key (HTTP %s); no more lookups this run",
@@ -324,17 +298,6 @@ class HttpFirmographicsProvider:
             return ProviderResult(domain, "error", reason=_bad_response(exc))
         revenue = float(data.annual_revenue) if data.annual_revenue is not None else None
         return ProviderResult(domain, "ok", employees=data.employees, annual_revenue=revenue, industry=data.industry)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (the delay-seconds form); an HTTP-date or garbage falls back to plain backoff."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def make_provider(connection: ProviderConnection, session: requests.Session | None = None) -> HttpFirmographicsProvider:

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from leadflow.connectors.base import (
     CURSOR_COLUMN,
@@ -35,6 +35,7 @@ from leadflow.connectors.base import (
 )
 from leadflow.connectors.hubspot_values import (
     CURSOR_PROPERTY,
+    FieldMap,
     _collect,
     _failure,
     _failures_frame,
@@ -44,12 +45,23 @@ from leadflow.connectors.hubspot_values import (
     _or,
     _parse_ms,
     _read_value,
-    _retry_after,
     _stamp_of,
     _to_ms,
     _write_value,
 )
-from leadflow.connectors.ratelimit import RetryPolicy, WindowLimiter
+from leadflow.connectors.http import (
+    DONE,
+    Fail,
+    RetriesExhausted,
+    RetryLater,
+    RetryPolicy,
+    Transient,
+    Verdict,
+    parse_retry_after,
+    transient_only,
+    with_retries,
+)
+from leadflow.connectors.ratelimit import WindowLimiter
 from leadflow.errors import LeadflowError
 from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, dtype_of
 from leadflow.settings import REFERENCE_DIR
@@ -114,28 +126,6 @@ class HubspotCredentials(BaseModel):
         if not value.startswith(("https://", "http://")):
             raise ValueError("base_url must start with https:// (or http:// for a local sandbox)")
         return value.rstrip("/")
-
-
-class FieldMap(BaseModel):
-    """One canonical column read from (and written to) one contact property."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    property: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    type: Literal["string", "enumeration", "bool", "datetime"] = "string"
-    options: list[str] | None = None
-    invert: bool = False
-    writable: bool = True
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FieldMap:
-        if self.type == "enumeration" and not self.options:
-            raise ValueError("an enumeration needs its `options`")
-        if self.type != "enumeration" and self.options is not None:
-            raise ValueError("`options` only apply to type: enumeration")
-        if self.invert and self.type != "bool":
-            raise ValueError("`invert` only applies to type: bool")
-        return self
 
 
 class HubspotMapping(BaseModel):
@@ -248,14 +238,13 @@ class HubspotConnector:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, search: bool = False) -> Any:
         """One API call with rate limiting, budget and retries (I/O errors, 429, 5xx); returns the parsed JSON."""
         url = self._credentials.base_url + path
-        reason = ""
-        for attempt in range(self.retry.attempts):
+
+        def attempt() -> tuple[requests.Response, Any]:
             self.budget.spend()
             self.stats["rate_wait_s"] += self._call_limiter.wait()  # type: ignore[assignment]
             if search:
                 self.stats["rate_wait_s"] += self._search_limiter.wait()  # type: ignore[assignment]
             self.stats["calls"] += 1
-            response: requests.Response | None = None
             try:
                 # The token goes in per request, never onto a caller's (possibly shared, possibly logged) session.
                 response = self._session.request(
@@ -263,53 +252,65 @@ class HubspotConnector:
                     headers={"Authorization": f"Bearer {self._credentials.token.get_secret_value()}"},
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = f"{type(exc).__name__} talking to HubSpot"
+                raise Transient(f"{type(exc).__name__} talking to HubSpot") from None
             finally:
                 self._call_limiter.mark()
                 if search:
                     self._search_limiter.mark()
-            delay = self.retry.delay(attempt)
-            if response is not None:
-                status = response.status_code
-                payload = _json(response)
-                details = payload if isinstance(payload, dict) else {}
-                message = str(details.get("message") or response.reason or "no message")[:500]
-                category = details.get("category") or details.get("errorType")
-                correlation = details.get("correlationId")
-                if status in (401, 403):
-                    raise HubspotAuthError(
-                        f"the private app token was refused on {method} {path}: {message} "
-                        "(check the token and its crm.objects.contacts scopes)",
-                        status=status, category=category, correlation_id=correlation,
-                    )
-                if status == 429:
-                    self.stats["rate_limited"] += 1
-                    policy = str(details.get("policyName") or "")
-                    if policy == "DAILY":
-                        raise SourceStopped(SYSTEM, "daily API limit reached (429 DAILY); resume tomorrow")
-                    retry_after = _retry_after(response)
-                    # Without Retry-After, wait out the policy's whole window: one second, or ten for the rolling
-                    # limit. Our own limiter cannot see the calls other apps in the portal made: the limits are
-                    # per account (HubSpot developer docs, "API usage guidelines and limits":
-                    # https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
-                    window = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0}.get(policy, delay)
-                    delay = retry_after if retry_after is not None else window
-                    reason = f"429 {policy or 'RATE_LIMIT'}"
-                elif status >= 500:
-                    reason = f"HTTP {status}"
-                elif payload is None:
-                    reason = f"HTTP {status} with a body that is not JSON"  # a proxy's error page: transient
-                elif status >= 400:
-                    raise HubspotError(f"{method} {path}: {message}", status=status, category=category,
-                                       correlation_id=correlation)
-                else:
-                    return payload
-            if attempt + 1 < self.retry.attempts:
-                self.stats["retries"] += 1
-                log.warning("HubSpot %s %s: %s; retry %d/%d in %.2f s", method, path, reason, attempt + 1,
-                            self.retry.attempts - 1, delay)
-                self._sleep(delay)
-        raise HubspotError(f"{method} {path}: gave up after {self.retry.attempts} attempts ({reason})")
+            return response, _json(response)
+
+        def retried(retry: int, verdict: RetryLater, delay: float) -> None:
+            self.stats["retries"] += 1
+            log.warning("HubSpot %s %s: %s; retry %d/%d in %.2f s", method, path, verdict.reason, retry,
+                        self.retry.attempts - 1, delay)
+
+        try:
+            _, payload = with_retries(attempt, policy=self.retry, classify=lambda o: self._classify(o, method, path),
+                                      sleep=self._sleep, on_retry=retried)
+        except RetriesExhausted as exc:
+            raise HubspotError(f"{method} {path}: {exc}") from None
+        return payload
+
+    def _classify(self, outcome: Any, method: str, path: str) -> Verdict:
+        """What an answer means: retry I/O errors, 429 (but DAILY) and 5xx; 401/403 and other 4xx are errors.
+
+        HubSpot developer docs, "Error handling" (https://developers.hubspot.com/docs/api/error-handling): 429 when
+        over the rate limits; "502/504 timeouts ... pause your requests for a few seconds, then retry"; "503 service
+        temporarily unavailable ... pause your requests for a few seconds, then retry"."""
+        if not isinstance(outcome, tuple):
+            return transient_only(outcome)
+        response, payload = outcome
+        status = response.status_code
+        details = payload if isinstance(payload, dict) else {}
+        message = str(details.get("message") or response.reason or "no message")[:500]
+        category = details.get("category") or details.get("errorType")
+        correlation = details.get("correlationId")
+        if status in (401, 403):
+            return Fail(HubspotAuthError(
+                f"the private app token was refused on {method} {path}: {message} "
+                "(check the token and its crm.objects.contacts scopes)",
+                status=status, category=category, correlation_id=correlation,
+            ))
+        if status == 429:
+            self.stats["rate_limited"] += 1
+            policy = str(details.get("policyName") or "")
+            if policy == "DAILY":
+                return Fail(SourceStopped(SYSTEM, "daily API limit reached (429 DAILY); resume tomorrow"))
+            # Without Retry-After, wait out the policy's whole window: one second, or ten for the rolling limit.
+            # Our own limiter cannot see the calls other apps in the portal made: the limits are per account
+            # (HubSpot developer docs, "API usage guidelines and limits":
+            # https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details). Unknown policy: the backoff.
+            after = parse_retry_after(response.headers.get("Retry-After"))
+            window = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0}.get(policy)
+            return RetryLater(f"429 {policy or 'RATE_LIMIT'}", after if after is not None else window)
+        if status >= 500:
+            return RetryLater(f"HTTP {status}")
+        if payload is None:
+            return RetryLater(f"HTTP {status} with a body that is not JSON")  # a proxy's error page: transient
+        if status >= 400:
+            return Fail(HubspotError(f"{method} {path}: {message}", status=status, category=category,
+                                     correlation_id=correlation))
+        return DONE
 
     def _search(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = self._request("POST", SEARCH_PATH, body, search=True)

@@ -1,6 +1,7 @@
 """HubSpot connector helpers: epoch-millisecond stamps, reading and writing property values, batch results.
 
-Pure functions over HubSpot's JSON shapes (no I/O), split out of `leadflow.connectors.hubspot`.
+Pure functions over HubSpot's JSON shapes (no I/O), split out of `leadflow.connectors.hubspot`, and `FieldMap`
+(how one property's value is read and written; re-exported there).
 """
 
 from __future__ import annotations
@@ -8,19 +9,39 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Literal
 
 import pandas as pd
 import requests
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leadflow.schema import TIMESTAMP_MAX, TIMESTAMP_MIN, TRUE_WORDS
-
-if TYPE_CHECKING:
-    from leadflow.connectors.hubspot import FieldMap
 
 CURSOR_PROPERTY: Final[str] = "lastmodifieddate"
 _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final[timedelta] = timedelta(milliseconds=1)
+
+
+class FieldMap(BaseModel):
+    """One canonical column read from (and written to) one contact property."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    property: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal["string", "enumeration", "bool", "datetime"] = "string"
+    options: list[str] | None = None
+    invert: bool = False
+    writable: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldMap:
+        if self.type == "enumeration" and not self.options:
+            raise ValueError("an enumeration needs its `options`")
+        if self.type != "enumeration" and self.options is not None:
+            raise ValueError("`options` only apply to type: enumeration")
+        if self.invert and self.type != "bool":
+            raise ValueError("`invert` only applies to type: bool")
+        return self
 
 
 def _to_ms(moment: datetime) -> int:
@@ -57,14 +78,6 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff rather than parse clocks we do not share
 
 
 def _read_value(spec: FieldMap, value: Any) -> tuple[Any, str | None]:

@@ -30,6 +30,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from leadflow.connectors.base import CURSOR_COLUMN, ApiBudget, BudgetExhausted, ExportGuard, SourceStopped, WriteResult
+from leadflow.connectors.http import RetriesExhausted, RetryPolicy, Transient, with_retries
 from leadflow.connectors.marketo_mapping import (
     DEFAULT_MAPPING,
     MarketoMapping,
@@ -106,24 +107,12 @@ class MarketoCredentials(BaseModel):
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff: wait `base * factor**n` (at most `max_delay`) before retry n+1; `attempts` tries in all."""
+class Backoff(RetryPolicy):
+    """Marketo's `RetryPolicy`: wait 2, 4, 8 … s (at most 60) before retry 1, 2, 3 …; six tries in all."""
 
-    base: float = 2.0
-    factor: float = 2.0
-    max_delay: float = 60.0
     attempts: int = 6
-
-    def delay(self, retry: int) -> float:
-        return min(self.max_delay, self.base * self.factor**retry)
-
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth retrying after a wait."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    base: float = 2.0
+    cap: float = 60.0
 
 
 class MarketoConnector:
@@ -141,7 +130,7 @@ class MarketoConnector:
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = MAX_BATCH,
         page_size: int = MAX_BATCH,
-        backoff: Backoff = Backoff(),
+        backoff: RetryPolicy = Backoff(),
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         guard: ExportGuard | None = None,
@@ -176,8 +165,9 @@ class MarketoConnector:
 
     # -- HTTP ----------------------------------------------------------------------------------------------------
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One HTTP request, spent from the budget, paced and counted; I/O failures become `_Retry`, without the URL
-        (it may hold secrets)."""
+        """One HTTP request, spent from the budget, paced and counted; I/O failures, 5xx and 429 become `Transient`,
+        without the URL (it may hold secrets). 502 "should be retried with exponential backoff" (Marketo REST "Error
+        Codes": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/error-codes)."""
         self.budget.spend()
         self.stats["rate_wait_s"] += self._limiter.wait()  # type: ignore[assignment]
         self.stats["calls"] += 1
@@ -185,27 +175,25 @@ class MarketoConnector:
         try:
             response = self.session.request(method, self.credentials.base_url + path, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retry(f"{type(exc).__name__} on {method} {path}") from None
+            raise Transient(f"{type(exc).__name__} on {method} {path}") from None
         finally:
             self._limiter.mark()
         if response.status_code >= 500 or response.status_code == 429:
-            raise _Retry(f"HTTP {response.status_code} on {method} {path}")
+            raise Transient(f"HTTP {response.status_code} on {method} {path}")
         return response
 
     def _with_retries(self, attempt: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
-        last = ""
-        for retry in range(self.backoff.attempts):
-            if retry:
-                self.stats["retries"] += 1
-                self.sleep(self.backoff.delay(retry - 1))
-            try:
-                return attempt()
-            except _Retry as exc:
-                last = exc.reason
-        if last.startswith(("606", "615")):
-            # Throttled for longer than our patience: stop cleanly rather than fail; the cursor stays where it was.
-            raise SourceStopped(SYSTEM, f"still throttled after {self.backoff.attempts} attempts ({last})")
-        raise MarketoError(f"{what} failed after {self.backoff.attempts} attempts: {last}")
+        """`attempt` through the retry loop: a `Transient` is retried with backoff, anything else raised."""
+        try:
+            return with_retries(attempt, policy=self.backoff, sleep=self.sleep, on_retry=self._count_retry)
+        except RetriesExhausted as exc:
+            if exc.reason.startswith(("606", "615")):
+                # Throttled for longer than our patience: stop cleanly rather than fail; the cursor stays put.
+                raise SourceStopped(SYSTEM, f"still throttled after {exc.attempts} attempts ({exc.reason})") from None
+            raise MarketoError(f"{what} failed after {exc.attempts} attempts: {exc.reason}") from None
+
+    def _count_retry(self, *_: object) -> None:
+        self.stats["retries"] += 1
 
     def _token_value(self) -> str:
         if self._token is not None and self.clock() < self._token_expires:
@@ -229,7 +217,7 @@ class MarketoConnector:
                 body = response.json()
                 return {"access_token": str(body["access_token"]), "expires_in": float(body.get("expires_in", 0))}
             except (ValueError, KeyError, TypeError):
-                raise _Retry(f"unreadable token response (HTTP {response.status_code})") from None
+                raise Transient(f"unreadable token response (HTTP {response.status_code})") from None
 
         body = self._with_retries(fetch, "token request")
         self._token = body["access_token"]
@@ -253,7 +241,7 @@ class MarketoConnector:
                 try:
                     payload = response.json()
                 except ValueError:
-                    raise _Retry(f"non-JSON response on {method} {path}") from None
+                    raise Transient(f"non-JSON response on {method} {path}") from None
                 if not isinstance(payload, dict):
                     raise MarketoError(f"unexpected response shape on {method} {path}")
                 if payload.get("success") is not False:
@@ -266,7 +254,7 @@ class MarketoConnector:
                     self._token = None
                     continue
                 if code in THROTTLE_ERRORS:
-                    raise _Retry(f"{code} {message}")
+                    raise Transient(f"{code} {message}")
                 if code == QUOTA_ERROR:
                     raise SourceStopped(SYSTEM, f"daily API quota reached (607: {message})")
                 raise MarketoError(f"{method} {path} failed: {code} {message}", code=code)
@@ -576,7 +564,7 @@ def marketo_connector(
     sleep: Callable[[float], None] = time.sleep,
     batch_size: int = MAX_BATCH,
     page_size: int = MAX_BATCH,
-    backoff: Backoff = Backoff(),
+    backoff: RetryPolicy = Backoff(),
     clock: Callable[[], float] = time.monotonic,
     max_change_share: float = 0.5,
     guard_floor: int = 100,

@@ -1,8 +1,9 @@
 """Salesforce connector: incremental pulls (REST query, Bulk API 2.0 for backfills) and write-back of changed fields.
 
 Uses unmodified simple-salesforce on a `requests.Session` we own the transport of: an adapter that retries 503s,
-connection errors and timeouts with explicit backoff, puts a default timeout on every call, spends the run's
-`ApiBudget` and watches the org-wide usage in `Sforce-Limit-Info`. Nothing here touches the network at import.
+429s, connection errors and timeouts (`leadflow.connectors.http.urllib3_retry`: the connectors' one retry policy),
+puts a default timeout on every call, spends the run's `ApiBudget` and watches the org-wide usage in
+`Sforce-Limit-Info`. Nothing here touches the network at import.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from leadflow.connectors.base import (
     SourceStopped,
     WriteResult,
 )
+from leadflow.connectors.http import RetryPolicy, urllib3_retry
 from leadflow.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
 from leadflow.errors import LeadflowError
 from leadflow.schema import (
@@ -231,13 +233,6 @@ def _empty_refused() -> pd.DataFrame:
     return empty_refused()
 
 
-class _CappedRetry(Retry):
-    """urllib3's Retry with a Retry-After of at most MAX_RETRY_AFTER seconds."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
-
-
 MAX_RETRY_AFTER = 60.0
 """The longest Retry-After a Salesforce answer may make the connector wait before its next attempt."""
 
@@ -310,10 +305,10 @@ class SalesforceConnector:
         # codes list 503 ("the server is unavailable to handle the request ... often occurs if the server is
         # overloaded"); 429 comes from rate limiting in front of the API (Salesforce's edge; Marketing Cloud
         # documents it with Retry-After: https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/
-        # rate-limiting-errors.html). A Retry-After is honoured, capped so one answer cannot stall a run.
-        retry = _CappedRetry(total=retries, connect=retries, read=retries, status=retries,
-                             status_forcelist=(429, 503), allowed_methods=None, backoff_factor=backoff,
-                             raise_on_status=False)
+        # rate-limiting-errors.html). A Retry-After is honoured, capped so one answer cannot stall a run. The
+        # REST API status codes: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm.
+        self.retry = RetryPolicy(attempts=retries + 1, base=backoff, retry_after_cap=MAX_RETRY_AFTER)
+        retry = urllib3_retry(self.retry, (429, 503), methods=None)
         self.session.mount("https://", _GuardedAdapter(self, retry, timeout))
         self._sf: Salesforce | None = None
         self._started = False
