@@ -19,7 +19,7 @@ import time
 
 import pandas as pd
 
-from leadflow.duplicates import DuplicateConfig, find_duplicates
+from leadflow.identity.duplicates import DuplicateConfig, find_duplicates
 from leadflow.synth import duplicate_answer_persons, messy_existing_records, messy_leads_for_existing
 
 

@@ -20,12 +20,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from leadflow.address_flags import flag_addresses
-from leadflow.config import load_rules
-from leadflow.duplicates import find_duplicates
-from leadflow.enrichment import Reference
-from leadflow.matching import match_accounts
-from leadflow.schema import conform
+from leadflow.identity.address_flags import flag_addresses
+from leadflow.pipeline.config import load_rules
+from leadflow.identity.duplicates import find_duplicates
+from leadflow.identity.enrichment import Reference
+from leadflow.identity.matching import match_accounts
+from leadflow.pipeline.schema import conform
 from leadflow.stages import ENRICH
 from leadflow.stages.enrich import company_domains
 from leadflow.synth import messy_accounts, messy_existing_records, messy_leads_for_accounts

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from leadflow.matching import (
+from leadflow.identity.matching import (
     MatchConfig,
     match_accounts,
     normalize_company,

@@ -21,13 +21,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
-from leadflow.config import load_rules
-from leadflow.io import prepare_leads
-from leadflow.pipeline import RunLedger
-from leadflow.quality import QualityGate
-from leadflow.schema import lead_keys
-from leadflow.settings import Settings
+from leadflow.audit.changes import ChunkPlan, lead_run_rows, pack_changes
+from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.io import prepare_leads
+from leadflow.pipeline.ledger import RunLedger
+from leadflow.pipeline.quality import QualityGate
+from leadflow.pipeline.schema import lead_keys
+from leadflow.pipeline.settings import Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.synth import messy_leads
 
@@ -82,7 +82,7 @@ def main() -> None:
     rules = load_rules(args.config)
     gate = QualityGate(Settings().suites_dir(), rules.max_quarantine_share)
     gate.suite("leads_standardize"), gate.suite("leads_comply")
-    from leadflow.quality import _batch_definition
+    from leadflow.pipeline.quality import _batch_definition
 
     _batch_definition()  # GX context start-up (~2-4 s import) is paid once per process, outside the timed loop
 

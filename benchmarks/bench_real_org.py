@@ -64,8 +64,8 @@ def main() -> None:
         os.environ["LEADFLOW_HOME"] = str(Path(tmp) / "home")
         os.environ.pop("LEADFLOW_DATABASE_URL", None)
         from flows.crm_sync import crm_sync
-        from leadflow.config import load_rules
-        from leadflow.doctor import preflight
+        from leadflow.pipeline.config import load_rules
+        from leadflow.ops.doctor import preflight
         from leadflow.sandbox.launch import running_sandboxes, sandbox_unassigned_owners, setup_salesforce_sandbox
 
         with running_sandboxes(Path(tmp) / "sandbox", leads=args.leads, seed=args.seed, systems=("salesforce",),

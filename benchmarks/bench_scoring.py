@@ -15,7 +15,7 @@ import argparse
 import resource
 import time
 
-from leadflow.scoring import load_scoring_model, score_leads
+from leadflow.scoring.model import load_scoring_model, score_leads
 from leadflow.synth import DEFAULT_START, messy_activities, scoring_leads
 
 

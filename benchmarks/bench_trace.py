@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
+from leadflow.audit.changes import ChunkPlan, lead_run_rows, pack_changes
 from leadflow.store import StateStore
 from leadflow.store.tables import audit_chunks, lead_events, lead_runs
-from leadflow.trace import forget, trace
+from leadflow.audit.trace import forget, trace
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RUNS = 10

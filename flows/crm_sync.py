@@ -16,18 +16,18 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
-from leadflow import progress
-from leadflow.config import load_rules
+from leadflow.pipeline import progress
+from leadflow.pipeline.config import load_rules
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
-from leadflow.io import prepare_leads
-from leadflow.pipeline import RunLedger, add_counts, enrichment_counts, mailable_counts, routing_counts, scoring_counts
-from leadflow.schema import conform, lead_keys
-from leadflow.settings import INPUT_STAGE, Settings
+from leadflow.pipeline.io import prepare_leads
+from leadflow.pipeline.ledger import RunLedger, add_counts, enrichment_counts, mailable_counts, routing_counts, scoring_counts
+from leadflow.pipeline.schema import conform, lead_keys
+from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.store.leases import LeaseLost
-from leadflow.sync import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
-from leadflow.writeback import (
+from leadflow.sync.pages import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
+from leadflow.sync.writeback import (
     changed_fields,
     drop_converted,
     merge_diff,

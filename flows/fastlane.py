@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.crm_sync import crm_sync
-from leadflow.config import load_rules
+from leadflow.pipeline.config import load_rules
 from tasks.io import BACKOFF, _transient, state_store
 
 FASTLANE_WATERMARK = "fastlane"

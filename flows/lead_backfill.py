@@ -26,9 +26,9 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from flows.crm_sync import crm_sync
-from leadflow.config import load_rules
-from leadflow.errors import LeadflowError
-from leadflow.settings import MAX_BACKFILL_DAYS
+from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.settings import MAX_BACKFILL_DAYS
 from tasks.io import BACKOFF, _transient, state_store, writer_lease
 
 BackfillSystem = Literal["salesforce", "marketo", "hubspot"]
@@ -55,7 +55,7 @@ def _utc(moment: datetime) -> datetime:
 def check_parameters(start: datetime, end: datetime, sources: list[str], chunk_hours: int,
                      config_path: str) -> tuple[datetime, datetime]:
     """Refuse a bad backfill before any work, naming the field; returns (start, end) in UTC."""
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
 
     start, end = _utc(start), _utc(end)
     if end <= start:

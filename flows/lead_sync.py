@@ -10,18 +10,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.stages import complete_run, recorded_run, run_stages
-from leadflow import progress
-from leadflow.config import load_rules
-from leadflow.errors import DataQualityError
-from leadflow.io import quarantine_path
-from leadflow.pipeline import (
+from leadflow.pipeline import progress
+from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.errors import DataQualityError
+from leadflow.pipeline.io import quarantine_path
+from leadflow.pipeline.ledger import (
     concat_quarantine,
     enrichment_counts,
     mailable_counts,
     routing_counts,
     scoring_counts,
 )
-from leadflow.settings import INPUT_STAGE, Settings
+from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import read_leads, record_stage, write_leads, write_quarantine_file
 

@@ -12,9 +12,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from leadflow.config import load_rules
+from leadflow.pipeline.config import load_rules
 from leadflow.connectors.registry import connect
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 
 EXAMPLES = 10
 

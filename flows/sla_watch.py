@@ -10,9 +10,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from leadflow.config import load_rules
+from leadflow.pipeline.config import load_rules
 from leadflow.connectors.registry import connect
-from leadflow.sla import breach_summary, owner_changes
+from leadflow.routing.sla import breach_summary, owner_changes
 from tasks.crm import write_back
 from tasks.enrichment import pull_owner_directory, with_owner_directory
 from tasks.events import emit_sla_breached

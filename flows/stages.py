@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger
 
-from leadflow import progress
-from leadflow.changes import ChunkPlan, lead_run_rows, pack_changes
-from leadflow.config import Rules
-from leadflow.pipeline import RunLedger
-from leadflow.schema import lead_keys
-from leadflow.stage import Pipeline
+from leadflow.pipeline import progress
+from leadflow.audit.changes import ChunkPlan, lead_run_rows, pack_changes
+from leadflow.pipeline.config import Rules
+from leadflow.pipeline.ledger import RunLedger
+from leadflow.pipeline.schema import lead_keys
+from leadflow.pipeline.stage import Pipeline
 from tasks.io import STAGE_STATE, close_run, open_run, record_changes, record_stage
 from tasks.quality import gate_leads
 from tasks.report import publish_kpis, publish_summary

@@ -40,10 +40,10 @@ def write_back_guarded(
 
 @task(cache_policy=NO_CACHE)
 def check_dead_letter_replay(connector: Any, replay: pd.DataFrame, rules: Any) -> Any:
-    """Dead-letter changes checked against the leads as the CRM has them now (`leadflow.ownership.check_replay`):
+    """Dead-letter changes checked against the leads as the CRM has them now (`leadflow.routing.ownership.check_replay`):
     converted or deleted leads are not written, owner changes a person has overtaken are dropped. Salesforce only
     (one query per 200 leads); other systems' replays pass unchanged."""
-    from leadflow.ownership import ReplayCheck, check_replay
+    from leadflow.routing.ownership import ReplayCheck, check_replay
 
     if getattr(connector, "system", None) != "salesforce" or replay.empty:
         return ReplayCheck(replay, [], 0)

@@ -11,10 +11,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from leadflow.config import Rules
+from leadflow.pipeline.config import Rules
 from leadflow.connectors.enrichment import HttpFirmographicsProvider, lookup_firmographics, make_provider
-from leadflow.enrichment import PROVIDER_COLUMNS
-from leadflow.ownership import OwnerDirectory
+from leadflow.identity.enrichment import PROVIDER_COLUMNS
+from leadflow.routing.ownership import OwnerDirectory
 from tasks.io import BACKOFF, _transient, state_store
 
 _providers: dict[str, HttpFirmographicsProvider] = {}
@@ -74,7 +74,7 @@ def with_crm_reference(rules: Rules, accounts: pd.DataFrame, existing: pd.DataFr
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def pull_activities(connector: Any, since: datetime, until: datetime) -> pd.DataFrame:
     """Engagement activities from the MAP in [since, until), as the canonical activity frame for scoring."""
-    from leadflow.sync import marketo_activities
+    from leadflow.sync.pages import marketo_activities
 
     activities = marketo_activities(connector.activities(since, until))
     get_run_logger().info("MAP activities: %d since %s", len(activities), since.isoformat())
@@ -83,7 +83,7 @@ def pull_activities(connector: Any, since: datetime, until: datetime) -> pd.Data
 
 def with_activities(rules: Rules, activities: pd.DataFrame) -> Rules:
     """`rules` whose reference data carries the run's activities (added to any the config names)."""
-    from leadflow.scoring import conform_activities
+    from leadflow.scoring.model import conform_activities
 
     both = pd.concat([rules.reference.activities, conform_activities(activities)], ignore_index=True)
     return replace(rules, reference=replace(rules.reference, activities=conform_activities(both)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from leadflow.alerts import BUDGET_EXHAUSTED, DQ_FAILED, SLA_BREACHED, SYNC_ERRORS
+from leadflow.ops.alerts import BUDGET_EXHAUSTED, DQ_FAILED, SLA_BREACHED, SYNC_ERRORS
 
 # SourceStopped reasons that mean an API allowance ran out (leadflow's own budget, the org's daily allocation, a
 # MAP's daily quota), as opposed to e.g. a permission error.

@@ -13,12 +13,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
-from leadflow import io
-from leadflow.settings import Settings
+from leadflow.pipeline import io
+from leadflow.pipeline.settings import Settings
 from leadflow.store import StateStore
 
 if TYPE_CHECKING:
-    from leadflow.changes import ChangeChunk
+    from leadflow.audit.changes import ChangeChunk
     from leadflow.store.leases import Lease
 
 TRANSIENT = (OSError, OperationalError)
@@ -161,7 +161,7 @@ LIFECYCLE_COLUMNS = ("lifecycle_stage", "lifecycle_reason", "mql_at", "sal_at", 
 def load_lifecycle_state(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
     """`frame` with each known lead's last lifecycle state from the store (it wins over what the source carried);
     `rules` is unused (every stage-state loader takes the run's rules)."""
-    from leadflow.schema import lead_keys
+    from leadflow.pipeline.schema import lead_keys
 
     keys = lead_keys(frame)
     known = state_store().lifecycle_state(keys.dropna().tolist())
@@ -178,7 +178,7 @@ def load_lifecycle_state(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
     """Keep the lifecycle state of leads that passed the gate, for the next run from any source."""
-    from leadflow.schema import lead_keys
+    from leadflow.pipeline.schema import lead_keys
 
     if not len(frame):
         return 0
@@ -188,10 +188,10 @@ def save_lifecycle_state(frame: pd.DataFrame, run_id: str) -> int:
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def load_assignments(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
-    """`frame` with each lead's recorded assignment (`leadflow.ownership.with_assignments`: assigned leads stay
+    """`frame` with each lead's recorded assignment (`leadflow.routing.ownership.with_assignments`: assigned leads stay
     assigned; a worked or converted lead keeps the owner the source carries)."""
-    from leadflow.ownership import with_assignments
-    from leadflow.schema import lead_keys
+    from leadflow.routing.ownership import with_assignments
+    from leadflow.pipeline.schema import lead_keys
 
     return with_assignments(frame, state_store().assignments(lead_keys(frame).dropna().unique().tolist()), rules)
 
@@ -212,7 +212,7 @@ STAGE_STATE = {
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def check_sla(as_of: Any, run_id: str) -> pd.DataFrame:
     """Record assignments past their first-touch SLA as breaches (each once); returns them."""
-    from leadflow.sla import check_sla as check
+    from leadflow.routing.sla import check_sla as check
 
     return check(state_store(), as_of, run_id=run_id)
 
@@ -220,7 +220,7 @@ def check_sla(as_of: Any, run_id: str) -> pd.DataFrame:
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def reassign_breaches(breaches: pd.DataFrame, routing: Any, as_of: Any, run_id: str) -> pd.DataFrame:
     """Route again, to anyone but the current owner, the breached leads whose rule says so."""
-    from leadflow.sla import reassign_breaches as reassign
+    from leadflow.routing.sla import reassign_breaches as reassign
 
     return reassign(state_store(), breaches, routing, as_of, run_id=run_id)
 

@@ -1,4 +1,4 @@
-"""The data-quality gate task: validation through leadflow.quality, results published as artifacts."""
+"""The data-quality gate task: validation through leadflow.pipeline.quality, results published as artifacts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from leadflow.quality import GateResult, QualityGate
+from leadflow.pipeline.quality import GateResult, QualityGate
 from tasks.events import emit_dq_failed
 
 

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from leadflow.pipeline import summary_markdown, summary_table
+from leadflow.pipeline.ledger import summary_markdown, summary_table
 from tasks.io import _transient, state_store
 
 
@@ -27,7 +27,7 @@ KPI_WINDOW = timedelta(days=1)
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def publish_kpis() -> dict[str, Any]:
     """Speed-to-lead, SLA attainment, funnel and data-quality KPIs of the last day, as a table artifact."""
-    from leadflow.kpis import flatten_summary, kpi_summary, load_kpi_data
+    from leadflow.audit.kpis import flatten_summary, kpi_summary, load_kpi_data
 
     now = datetime.now(UTC)
     summary = kpi_summary(load_kpi_data(state_store(), now - KPI_WINDOW, as_of=now))

@@ -9,10 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from leadflow.config import Rules
-from leadflow.ownership import kept_mask, with_assignments
+from leadflow.pipeline.config import Rules
+from leadflow.routing.ownership import kept_mask, with_assignments
 from leadflow.routing import RoutingState
-from leadflow.schema import lead_keys
+from leadflow.pipeline.schema import lead_keys
 from leadflow.stages.assign import ASSIGN, STATE_ATTR
 from tasks.io import BACKOFF, _transient, state_store
 

@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
-from leadflow.config import Rules
+from leadflow.pipeline.config import Rules
 from leadflow.stages import COMPLY, ENRICH, LIFECYCLE, SCORE, STANDARDIZE
 from leadflow.stages.enrich import domains_to_look_up
 from tasks.enrichment import look_up_firmographics, with_provider_answers

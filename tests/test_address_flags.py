@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leadflow.address_flags import (
+from leadflow.identity.address_flags import (
     ADDRESS_FLAG_COLUMNS,
     disposable_domains,
     flag_addresses,

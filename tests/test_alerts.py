@@ -22,10 +22,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from leadflow.alerts import EMAIL_REFUSAL, AlertsConfig, install_alerts
+from leadflow.ops.alerts import EMAIL_REFUSAL, AlertsConfig, install_alerts
 from leadflow.cli import app
-from leadflow.errors import ConfigError, DataQualityError, LeadflowError
-from leadflow.settings import SAMPLE_LEADS
+from leadflow.pipeline.errors import ConfigError, DataQualityError, LeadflowError
+from leadflow.pipeline.settings import SAMPLE_LEADS
 
 
 def free_port() -> int:
@@ -330,7 +330,7 @@ def test_sync_errors_and_sla_events_carry_counts(prefect_api: str, emitted: list
 def test_slack_url_is_resolved_into_a_secret_field(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.blocks.notifications import SlackWebhook
 
-    from leadflow.alerts import build_block
+    from leadflow.ops.alerts import build_block
 
     hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
     monkeypatch.setenv("LF_TEST_SLACK", hook)

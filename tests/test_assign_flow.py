@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.routing import DEFAULT_ROUTING
 from leadflow.store import StateStore
 
@@ -94,7 +94,7 @@ def test_routing_in_the_flow(prefect_api: str, state_home: Path, tmp_path: Path)
                                          "--as-of", "2026-11-18T19:00:00+00:00"])
     assert simulated.exit_code == 0, simulated.output
     assert "state store, assigned since 30d" in simulated.output and "file:D4" in simulated.output
-    from leadflow.routing_cli import simulate_routing
+    from leadflow.routing.simulate import simulate_routing
 
     result = simulate_routing(tmp_path / "new_routing.yaml", None, DEFAULT_ROUTING, "2026-11-18T19:00:00+00:00",
                               since="30d")
@@ -116,7 +116,7 @@ def test_sla_watch_flow_publishes_breaches(prefect_api: str, state_home: Path) -
 
 
 def test_assign_without_routing_rules_is_refused(tmp_path: Path) -> None:
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
 
     path = tmp_path / "leadflow.yaml"
     path.write_text("pipeline: [standardize, enrich, comply, score, lifecycle, assign]\n", encoding="utf-8")
@@ -126,9 +126,9 @@ def test_assign_without_routing_rules_is_refused(tmp_path: Path) -> None:
 
 
 def test_out_of_office_file_and_inactive_crm_users_leave_the_rotation(tmp_path: Path) -> None:
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
     from leadflow.routing import RoutingState, route_leads, with_availability
-    from leadflow.schema import conform
+    from leadflow.pipeline.schema import conform
 
     (tmp_path / "ooo.csv").write_text(f"user_id,from,to\n{AVERY},2026-11-16,2026-11-20\n", encoding="utf-8")
     config = tmp_path / "leadflow.yaml"

@@ -15,7 +15,7 @@ from leadflow.cli import app
 from leadflow.sandbox.launch import sandbox_routing
 from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
 from leadflow.store import StateStore
-from leadflow.trace import trace
+from leadflow.audit.trace import trace
 
 pytestmark = pytest.mark.prefect
 

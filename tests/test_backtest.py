@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadflow.backtest import (
+from leadflow.scoring.backtest import (
     BacktestReport,
     auc,
     decile_of,
@@ -22,7 +22,7 @@ from leadflow.backtest import (
     report_for,
 )
 from leadflow.cli import app
-from leadflow.errors import InputError
+from leadflow.pipeline.errors import InputError
 
 runner = CliRunner()
 
@@ -156,12 +156,12 @@ def test_history_outcome_words(tmp_path: Path) -> None:
     assert outcomes.tolist() == [1, 1, 0, 0] and len(leads) == 4
 
 
-# --- CLI end to end (needs leadflow.scoring and synth.scoring_history) ----------------------------------------------
+# --- CLI end to end (needs leadflow.scoring.model and synth.scoring_history) ----------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def scoring() -> None:
-    pytest.importorskip("leadflow.scoring", reason="leadflow.scoring is not there yet")
+    pytest.importorskip("leadflow.scoring.model", reason="leadflow.scoring.model is not there yet")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def history(scoring: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _default_model() -> Path:
-    from leadflow.scoring import DEFAULT_SCORING_MODEL
+    from leadflow.scoring.model import DEFAULT_SCORING_MODEL
 
     return Path(DEFAULT_SCORING_MODEL)
 

@@ -1,4 +1,4 @@
-"""The compact audit trail: stage before/after chunks (`leadflow.changes`) and their reads in the state store."""
+"""The compact audit trail: stage before/after chunks (`leadflow.audit.changes`) and their reads in the state store."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.changes import ChunkPlan, change_events, lead_run_rows, pack_changes, repack, unpack
+from leadflow.audit.changes import ChunkPlan, change_events, lead_run_rows, pack_changes, repack, unpack
 from leadflow.store import StateStore
-from leadflow.trace import forget, retention, trace
+from leadflow.audit.trace import forget, retention, trace
 from tests.dbs import backend_params, clear_tables, postgres_schema_url, sqlite_url
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -117,7 +117,7 @@ def _stage_run(store: StateStore, at: datetime, rows_per_chunk: int = 2) -> str:
                  email=[" Ada@Example.com", "bob@example.com", "cy@example.com"],
                  created_at=["2026-11-20T08:00:00Z"] * 3, lead_source=["web", "Event", "web"],
                  country=["Germany", "france", "DE"], score=pd.array([None, 10, None], dtype="Int64"))
-    from leadflow.schema import lead_keys
+    from leadflow.pipeline.schema import lead_keys
 
     standardized = raw.assign(email=["ada@example.com", "bob@example.com", "cy@example.com"],
                               country=["DE", "FR", "DE"], lead_source=["Web", "Event", "Web"])
@@ -186,7 +186,7 @@ def test_retention_prunes_old_chunks_and_lead_runs(store: StateStore) -> None:
 
 
 def test_kpis_read_lead_runs_and_count_a_crm_lead_from_the_persons_form_fill(store: StateStore) -> None:
-    from leadflow.kpis import load_kpi_data, speed_frame
+    from leadflow.audit.kpis import load_kpi_data, speed_frame
 
     run_id = store.start_run("crm_sync", {})
     staged = _frame(lead_key=["marketo:M1", "salesforce:S1", "salesforce:S2"],

@@ -1,4 +1,4 @@
-"""The shared SVG charts (leadflow.charts): per kind, hostile labels come out as text (the SVG parses as XML and holds
+"""The shared SVG charts (leadflow.audit.charts): per kind, hostile labels come out as text (the SVG parses as XML and holds
 the label verbatim, no element of its own), empty data says so, values scale; then the report and the backtest page
 with hostile owner ids, error codes and model versions."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.charts import (
+from leadflow.audit.charts import (
     NO_DATA,
     Series,
     bar_svg,
@@ -183,8 +183,8 @@ def _page(text: str) -> _Tags:
 
 
 def test_report_escapes_hostile_owners_error_codes_and_map_labels(state_home: Path) -> None:
-    from leadflow.kpis import load_kpi_data
-    from leadflow.report import render_report
+    from leadflow.audit.kpis import load_kpi_data
+    from leadflow.audit.report import render_report
     from leadflow.store import StateStore
 
     at = pd.Timestamp("2026-11-10T09:00:00Z")
@@ -211,7 +211,7 @@ def test_report_escapes_hostile_owners_error_codes_and_map_labels(state_home: Pa
 
 
 def test_backtest_page_escapes_a_hostile_model_version(tmp_path: Path) -> None:
-    from leadflow.backtest import BacktestResult, lift_svg, report_for, write_plot
+    from leadflow.scoring.backtest import BacktestResult, lift_svg, report_for, write_plot
 
     def report(version: str, scores: list[float]) -> object:
         scored = pd.DataFrame({"score": pd.array(scores, dtype="Float64"), "grade": ["A"] * len(scores)})

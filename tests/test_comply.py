@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.config import ConsentPolicy, Rules, default_consent_policy, load_rules
-from leadflow.errors import ConfigError
+from leadflow.pipeline.config import ConsentPolicy, Rules, default_consent_policy, load_rules
+from leadflow.pipeline.errors import ConfigError
 from leadflow.stages.comply import COMPLY, MAILABLE_REASONS
 
 POLICY = default_consent_policy()

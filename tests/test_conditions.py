@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from leadflow.conditions import Condition, describe, evaluate
-from leadflow.errors import ConfigError
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.conditions import Condition, describe, evaluate
+from leadflow.pipeline.errors import ConfigError
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 
 @pytest.fixture

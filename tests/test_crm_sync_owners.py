@@ -89,7 +89,7 @@ def test_an_owner_whose_write_failed_is_written_next_run(
 
 
 def test_the_run_summary_artifacts_cover_each_system() -> None:
-    from leadflow.pipeline import summary_markdown, summary_table
+    from leadflow.pipeline.ledger import summary_markdown, summary_table
 
     summary = {
         "run_id": "r1", "rows_in": 10, "rows_out": 9, "rows_quarantined": 1,

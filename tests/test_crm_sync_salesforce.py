@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from leadflow.sandbox.salesforce import RunningSalesforce, running_salesforce
-from leadflow.schema import CANONICAL_COLUMNS as COLUMNS
+from leadflow.pipeline.schema import CANONICAL_COLUMNS as COLUMNS
 from leadflow.store import StateStore
 
 pytestmark = pytest.mark.prefect

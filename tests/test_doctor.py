@@ -10,11 +10,11 @@ import yaml
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.config import load_rules
+from leadflow.pipeline.config import load_rules
 from leadflow.connectors.salesforce import FieldSpec
 from leadflow.connectors.salesforce_fit import rules_from_describe
 from leadflow.connectors.salesforce_org import OrgOwner
-from leadflow.doctor import Check, DoctorReport, budget_check, preflight, routing_checks, salesforce_field_checks
+from leadflow.ops.doctor import Check, DoctorReport, budget_check, preflight, routing_checks, salesforce_field_checks
 from leadflow.routing import Queue, User
 from leadflow.sandbox.hubspot import running_hubspot
 from leadflow.sandbox.marketo import running_marketo
@@ -167,8 +167,8 @@ def test_doctor_on_marketo_and_hubspot_sandboxes(tmp_path: Path, monkeypatch: py
     ("https://acme--uat.sandbox.my.salesforce.com", False),
 ])
 def test_client_credentials_need_the_my_domain_url(tmp_path: Path, url: str, refused: bool) -> None:
-    from leadflow.config import load_rules
-    from leadflow.errors import ConfigError
+    from leadflow.pipeline.config import load_rules
+    from leadflow.pipeline.errors import ConfigError
 
     path = tmp_path / "leadflow.yaml"
     path.write_text(yaml.safe_dump({"systems": {"salesforce": {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.duplicates import (
+from leadflow.identity.duplicates import (
     DUPLICATE_COLUMNS,
     DuplicateConfig,
     find_duplicates,
@@ -16,7 +16,7 @@ from leadflow.duplicates import (
     load_duplicate_config,
     normalize_email,
 )
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.synth import duplicate_answer_persons, messy_existing_records, messy_leads_for_existing
 
 LEAD_COLUMNS = (

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.config import load_rules
-from leadflow.enrichment import EnrichmentConfig, Reference, SegmentBand
-from leadflow.errors import ConfigError, PipelineOrderError
-from leadflow.schema import conform
+from leadflow.pipeline.config import load_rules
+from leadflow.identity.enrichment import EnrichmentConfig, Reference, SegmentBand
+from leadflow.pipeline.errors import ConfigError, PipelineOrderError
+from leadflow.pipeline.schema import conform
 from leadflow.stages import ENRICH, pipeline_from_names
 from leadflow.stages.enrich import domains_to_look_up
 

@@ -22,9 +22,9 @@ from leadflow.connectors.enrichment import (
     lookup_firmographics,
     make_provider,
 )
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.sandbox.enrichment import RunningEnrichment, running_enrichment
-from leadflow.secrets import SecretRef
+from leadflow.ops.secrets import SecretRef
 from leadflow.store import StateStore, alembic_config
 from tests.dbs import backend_params, store_url
 

@@ -22,9 +22,9 @@ from leadflow.connectors.salesforce import (
     load_mapping,
     salesforce_connector,
 )
-from leadflow.io import prepare_leads, quarantine_path
+from leadflow.pipeline.io import prepare_leads, quarantine_path
 from leadflow.sandbox.salesforce import RunningSalesforce
-from leadflow.schema import number_problem, parse_number
+from leadflow.pipeline.schema import number_problem, parse_number
 from leadflow.stages.standardize import normalize_timestamps
 
 LEADS = 20  # the module-scoped Salesforce sandbox from tests/conftest.py

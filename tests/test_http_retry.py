@@ -33,7 +33,7 @@ from leadflow.connectors.http import (
     with_retries,
 )
 from leadflow.connectors.ratelimit import WindowLimiter
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 from tests.fakes import FakeClock
 
 NOW = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC)

@@ -30,7 +30,7 @@ from leadflow.connectors.hubspot import (
     hubspot_connector,
     load_hubspot_mapping,
 )
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.sandbox.hubspot import HubspotLimits, Portal, RunningHubspot, running_hubspot, seed_portal
 from tests.fakes import FakeClock
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from leadflow.connections import LOOKBACK_SECONDS, Connections
+from leadflow.pipeline.connections import LOOKBACK_SECONDS, Connections
 from leadflow.connectors.base import CURSOR_COLUMN
 from leadflow.connectors.hubspot import (
     DEFAULT_LOOKBACK,

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.config import Rules, default_consent_policy
-from leadflow.errors import ConfigError, InputError
-from leadflow.io import check_header, read_leads, write_leads
-from leadflow.schema import (
+from leadflow.pipeline.config import Rules, default_consent_policy
+from leadflow.pipeline.errors import ConfigError, InputError
+from leadflow.pipeline.io import check_header, read_leads, write_leads
+from leadflow.pipeline.schema import (
     FALSE_WORDS,
     INPUT_COLUMNS,
     TRUE_WORDS,
@@ -129,7 +129,7 @@ def test_unknown_columns_far_from_any_leadflow_column_are_carried_through_and_na
     assert header.ignored == ("utm_campaign", "job_title", "notes", "stage")  # `stage` is a word, not `state` misspelt
     assert header.hints == {"job_title": "title"}
 
-    with caplog.at_level(logging.WARNING, logger="leadflow.io"):
+    with caplog.at_level(logging.WARNING, logger="leadflow.pipeline.io"):
         loaded = read_leads(path)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # said once
@@ -149,7 +149,7 @@ def test_unknown_columns_far_from_any_leadflow_column_are_carried_through_and_na
 
 def test_check_header_does_not_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, "email,utm_campaign\na@b.com,x\n")
-    with caplog.at_level(logging.WARNING, logger="leadflow.io"):
+    with caplog.at_level(logging.WARNING, logger="leadflow.pipeline.io"):
         check_header(path)
     assert caplog.records == []
 
@@ -164,7 +164,7 @@ def test_a_near_miss_beside_its_column_is_an_extra_column_not_a_typo(tmp_path: P
 def test_a_file_of_leadflow_columns_has_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, ",".join(INPUT_COLUMNS) + "\n" + "00Q1,file,a@b.com" + "," * (len(INPUT_COLUMNS) - 3) + "\n")
     assert check_header(path).warning is None
-    with caplog.at_level(logging.WARNING, logger="leadflow.io"):
+    with caplog.at_level(logging.WARNING, logger="leadflow.pipeline.io"):
         loaded = read_leads(path)
     assert loaded.ignored == () and caplog.records == []
     # A leadflow output read back (derived columns and all) is not warned about either.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.errors import InputError
-from leadflow.io import check_header, quarantine_path, read_leads, write_leads, write_quarantine
-from leadflow.schema import CANONICAL_COLUMNS
+from leadflow.pipeline.errors import InputError
+from leadflow.pipeline.io import check_header, quarantine_path, read_leads, write_leads, write_quarantine
+from leadflow.pipeline.schema import CANONICAL_COLUMNS
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "leads.csv") -> Path:

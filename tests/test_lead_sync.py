@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.errors import DataQualityError
-from leadflow.io import quarantine_path
-from leadflow.schema import CANONICAL_COLUMNS
-from leadflow.settings import SAMPLE_LEADS
+from leadflow.pipeline.errors import DataQualityError
+from leadflow.pipeline.io import quarantine_path
+from leadflow.pipeline.schema import CANONICAL_COLUMNS
+from leadflow.pipeline.settings import SAMPLE_LEADS
 from leadflow.store import StateStore
 
 from .conftest import REPO

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.config import load_rules
-from leadflow.errors import ConfigError
-from leadflow.lifecycle import advance_lifecycle, load_lifecycle_policy, refused_count
-from leadflow.schema import conform
+from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.errors import ConfigError
+from leadflow.scoring.lifecycle import advance_lifecycle, load_lifecycle_policy, refused_count
+from leadflow.pipeline.schema import conform
 from leadflow.stages import LIFECYCLE
 from leadflow.stages.lifecycle import status_since
 

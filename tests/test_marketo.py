@@ -24,10 +24,10 @@ from leadflow.connectors.marketo import (
     load_mapping,
     marketo_connector,
 )
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.sandbox.marketo import RunningMarketo, running_marketo
 from leadflow.sandbox.server import free_port
-from leadflow.schema import INPUT_COLUMNS
+from leadflow.pipeline.schema import INPUT_COLUMNS
 from tests.fakes import FakeClock
 
 N_LEADS = 650

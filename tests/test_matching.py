@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.errors import ConfigError
-from leadflow.matching import (
+from leadflow.pipeline.errors import ConfigError
+from leadflow.identity.matching import (
     MATCH_COLUMNS,
     MatchConfig,
     load_match_config,

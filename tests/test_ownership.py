@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadflow.errors import ConfigError
-from leadflow.ownership import OwnerDirectory, Ownership, RouteWhen
-from leadflow.pipeline import routing_counts
+from leadflow.pipeline.errors import ConfigError
+from leadflow.routing.ownership import OwnerDirectory, Ownership, RouteWhen
+from leadflow.pipeline.ledger import routing_counts
 from leadflow.routing import RoutingConfig, RoutingState, explain, route_leads
-from leadflow.schema import conform
+from leadflow.pipeline.schema import conform
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 OPEN, WORKED = "Open - Not Contacted", "Working - Contacted"
@@ -210,7 +210,7 @@ def write_config(tmp_path: Path, routing: dict[str, Any], reassign: Any = None) 
 
 
 def test_the_routing_section_sets_the_policy(tmp_path: Path) -> None:
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
 
     rules = load_rules(write_config(tmp_path, {
         "unassigned_owners": [DEFAULT_OWNER], "open_statuses": [OPEN, "Open"],
@@ -241,7 +241,7 @@ def test_the_routing_section_sets_the_policy(tmp_path: Path) -> None:
 def test_ownership_config_errors_name_their_yaml_path(
     tmp_path: Path, routing: dict[str, Any], reassign: Any, where: str, words: str
 ) -> None:
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
 
     with pytest.raises(ConfigError) as info:
         load_rules(write_config(tmp_path, routing, reassign))
@@ -252,8 +252,8 @@ def test_ownership_config_errors_name_their_yaml_path(
 
 
 def test_the_assigned_suite_accepts_kept_leads_and_still_wants_an_outcome_for_routed_ones() -> None:
-    from leadflow.quality import QualityGate
-    from leadflow.settings import Settings
+    from leadflow.pipeline.quality import QualityGate
+    from leadflow.pipeline.settings import Settings
 
     frame = conform(pd.DataFrame([lead("u1"), lead(WEB_QUEUE), lead(None, status=WORKED)]).astype("string"))
     out, _ = route_leads(frame, config(), RoutingState(), as_of=NOW, ownership=POLICY)
@@ -266,8 +266,8 @@ def test_the_assigned_suite_accepts_kept_leads_and_still_wants_an_outcome_for_ro
 
 
 def test_the_lifecycle_suite_accepts_an_undated_first_sight_only() -> None:
-    from leadflow.quality import QualityGate
-    from leadflow.settings import Settings
+    from leadflow.pipeline.quality import QualityGate
+    from leadflow.pipeline.settings import Settings
 
     frame = conform(pd.DataFrame({
         "lead_id": ["1", "2", "3"], "lifecycle_stage": ["sal", "sal", "sal"],
@@ -279,7 +279,7 @@ def test_the_lifecycle_suite_accepts_an_undated_first_sight_only() -> None:
 
 
 def test_converted_leads_are_dropped_from_the_changes() -> None:
-    from leadflow.writeback import drop_converted
+    from leadflow.sync.writeback import drop_converted
 
     frame = conform(pd.DataFrame({"lead_id": ["a", "b", "c"], "is_converted": ["true", "false", None]})
                     .astype("string"))
@@ -378,8 +378,8 @@ def test_an_org_without_lead_history_access_gives_no_history() -> None:
 def test_an_unwritten_assignment_never_takes_a_worked_or_converted_lead_back(
     state_home: Path, status: str, converted: bool, owner: str
 ) -> None:
-    from leadflow.config import Rules, default_consent_policy
-    from leadflow.ownership import Ownership
+    from leadflow.pipeline.config import Rules, default_consent_policy
+    from leadflow.routing.ownership import Ownership
     from leadflow.store import StateStore
     from tasks.io import load_assignments
 
@@ -415,7 +415,7 @@ def test_an_unwritten_assignment_never_takes_a_worked_or_converted_lead_back(
 def test_a_dead_letter_replay_is_checked_against_the_lead_as_it_is_now(
     now_owner: str | None, now_status: str | None, now_converted: bool | None, owner_sent: str | None, settled: bool
 ) -> None:
-    from leadflow.ownership import check_replay
+    from leadflow.routing.ownership import check_replay
 
     replay = pd.DataFrame({"record_id": ["00QA"], "owner_id": ["u1"], "country_code": ["DE"]})
     rows = [] if now_converted is None else [
@@ -433,7 +433,7 @@ def test_a_dead_letter_replay_is_checked_against_the_lead_as_it_is_now(
 
 
 def test_a_replay_left_with_nothing_to_write_is_settled() -> None:
-    from leadflow.ownership import check_replay
+    from leadflow.routing.ownership import check_replay
 
     replay = pd.DataFrame({"record_id": ["00QA", "00QB"], "owner_id": ["u1", "u2"]})
     current = pd.DataFrame({"record_id": ["00QA", "00QB"], "owner_id": ["005ACTIVE", WEB_QUEUE],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leadflow.config import ConsentPolicy, Rules
-from leadflow.errors import ConfigError, PipelineOrderError, StageContractError
-from leadflow.stage import Stage, build_pipeline, process_map
+from leadflow.pipeline.config import ConsentPolicy, Rules
+from leadflow.pipeline.errors import ConfigError, PipelineOrderError, StageContractError
+from leadflow.pipeline.stage import Stage, build_pipeline, process_map
 from leadflow.stages import COMPLY, STAGES, STANDARDIZE, pipeline_from_names
 
 RULES = Rules(consent=ConsentPolicy(opt_in_countries=["DE"]))
@@ -47,7 +47,7 @@ def test_duplicate_stage_is_refused() -> None:
 
 
 def test_every_registered_stage_is_gated_by_a_suite_file() -> None:
-    from leadflow.settings import Settings
+    from leadflow.pipeline.settings import Settings
 
     for stage in STAGES.values():
         assert (Settings().suites_dir() / f"{stage.suite}.json").is_file(), stage.suite

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from leadflow import progress
+from leadflow.pipeline import progress
 
 
 def _terminal() -> tuple[Console, io.StringIO]:

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.project import ProjectNotFound, find_project, require_project
-from leadflow.settings import Settings
+from leadflow.pipeline.project import ProjectNotFound, find_project, require_project
+from leadflow.pipeline.settings import Settings
 
 from .conftest import REPO
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadflow.errors import ConfigError, DataQualityError
-from leadflow.io import read_leads
-from leadflow.quality import GateResult, QualityGate, is_row_level
-from leadflow.settings import Settings
+from leadflow.pipeline.errors import ConfigError, DataQualityError
+from leadflow.pipeline.io import read_leads
+from leadflow.pipeline.quality import GateResult, QualityGate, is_row_level
+from leadflow.pipeline.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUITES = Settings().suites_dir()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.kpis import (
+from leadflow.audit.kpis import (
     conversion,
     flatten_summary,
     funnel_counts,
@@ -202,7 +202,7 @@ def test_same_kpis_on_postgres(state_home: Path, postgres_url: str) -> None:
 
 
 def test_empty_store_reports_without_data(state_home: Path, tmp_path: Path) -> None:
-    from leadflow.report import write_report
+    from leadflow.audit.report import write_report
 
     with StateStore.open() as empty:
         data = load_kpi_data(empty, SINCE, as_of=AS_OF)

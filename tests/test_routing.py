@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.routing import (
     DEFAULT_ROUTING,
     ROUTING_COLUMNS,

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.routing_cli import DEFAULT_CASES, load_cases, run_routing_tests
+from leadflow.routing.simulate import DEFAULT_CASES, load_cases, run_routing_tests
 
 runner = CliRunner()
 
@@ -147,7 +147,7 @@ AS_OF = "2026-11-18T17:00:00Z"
 
 def _case_leads(path: Path, copies: int = 4, **columns: str) -> Path:
     """The repo's example leads, `copies` times over, as one lead file: every rule is exercised."""
-    from leadflow.io import write_leads
+    from leadflow.pipeline.io import write_leads
 
     suite = load_cases(DEFAULT_CASES)
     frame = pd.concat(suite.leads * copies, ignore_index=True)
@@ -182,7 +182,7 @@ def _table(output: str, title: str) -> dict[str, list[int]]:
 
 
 def test_simulate_modified_rules_moves_add_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from leadflow.routing_cli import simulate_routing
+    from leadflow.routing.simulate import simulate_routing
 
     monkeypatch.chdir(tmp_path)
     # leads routed before (rule and assigned_at present) are routed afresh by both rule sets

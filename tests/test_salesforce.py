@@ -30,7 +30,7 @@ from leadflow.connectors.salesforce import (
     load_mapping,
     salesforce_connector,
 )
-from leadflow.errors import ConfigError
+from leadflow.pipeline.errors import ConfigError
 from leadflow.sandbox.salesforce import SEED_BASE, RunningSalesforce
 
 LEADS = 800  # runs of 250 equal stamps, pages of 200: page boundaries fall inside runs

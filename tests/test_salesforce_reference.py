@@ -23,13 +23,13 @@ from leadflow.connectors.salesforce import (
     load_mapping,
     salesforce_connector,
 )
-from leadflow.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
-from leadflow.errors import ConfigError
-from leadflow.matching import registered_domain
+from leadflow.identity.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
+from leadflow.pipeline.errors import ConfigError
+from leadflow.identity.matching import registered_domain
 from leadflow.sandbox.salesforce import RunningSalesforce
 from leadflow.sandbox.salesforce_seed import INDUSTRIES, seed_org
 from leadflow.sandbox.salesforce import Org as SandboxOrg
-from leadflow.writeback import changed_fields
+from leadflow.sync.writeback import changed_fields
 
 LEADS = 600
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadflow.errors import ConfigError
-from leadflow.schema import lead_keys
-from leadflow.scoring import (
+from leadflow.pipeline.errors import ConfigError
+from leadflow.pipeline.schema import lead_keys
+from leadflow.scoring.model import (
     ACTIVITY_COLUMNS,
     DEFAULT_SCORING_MODEL,
     SCORE_COLUMNS,

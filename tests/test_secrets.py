@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from leadflow.errors import ConfigError
-from leadflow.secrets import SecretRef, resolve_secret
+from leadflow.pipeline.errors import ConfigError
+from leadflow.ops.secrets import SecretRef, resolve_secret
 
 
 def test_from_environment() -> None:

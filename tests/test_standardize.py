@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 import leadflow.stages.standardize as standardize_module
-from leadflow.config import ConsentPolicy, Rules, default_consent_policy, parse_model
-from leadflow.errors import ConfigError
-from leadflow.schema import DEPARTMENTS, SENIORITIES, dtype_of
+from leadflow.pipeline.config import ConsentPolicy, Rules, default_consent_policy, parse_model
+from leadflow.pipeline.errors import ConfigError
+from leadflow.pipeline.schema import DEPARTMENTS, SENIORITIES, dtype_of
 from leadflow.stages.standardize import STANDARDIZE, country_table, standardize
-from leadflow.uniques import compute_many, map_unique, map_unique_multi
+from leadflow.pipeline.uniques import compute_many, map_unique, map_unique_multi
 
 
 @cache

@@ -9,9 +9,9 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from leadflow.schema import CORE_INPUT_COLUMNS as INPUT_COLUMNS
-from leadflow.schema import parse_bool
-from leadflow.settings import SAMPLE_LEADS
+from leadflow.pipeline.schema import CORE_INPUT_COLUMNS as INPUT_COLUMNS
+from leadflow.pipeline.schema import parse_bool
+from leadflow.pipeline.settings import SAMPLE_LEADS
 from leadflow.synth import (
     JUNK_COUNTRIES,
     JUNK_DATES,
@@ -186,8 +186,8 @@ def test_bundled_sample_is_current() -> None:
 
 def test_bundled_demo_reference_is_current() -> None:
     # Regenerate: accounts, records = sample_reference(<sample leads as read here>); write both with index=False.
-    from leadflow.config import load_rules
-    from leadflow.settings import DEMO_CONFIG
+    from leadflow.pipeline.config import load_rules
+    from leadflow.pipeline.settings import DEMO_CONFIG
     from leadflow.synth import sample_reference
 
     leads = pd.read_csv(SAMPLE_LEADS, dtype="string", keep_default_na=False, na_values=[""])

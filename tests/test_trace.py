@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from leadflow.cli import app
 from leadflow.store import StateStore
-from leadflow.trace import forget, retention, trace, trace_lines
+from leadflow.audit.trace import forget, retention, trace, trace_lines
 from tests.dbs import backend_params, clear_tables, postgres_schema_url, sqlite_url
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leadflow.writeback import changed_fields
+from leadflow.sync.writeback import changed_fields
 
 
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -84,7 +84,7 @@ def test_export_guard_decides_on_the_run_not_the_page(first: float, rest: float,
 
 
 def test_counts_add_up_across_pages() -> None:
-    from leadflow.pipeline import add_counts
+    from leadflow.pipeline.ledger import add_counts
 
     total: dict = {}
     add_counts(total, {"mailable": 2, "mailable_reasons": {"ok": 2, "no_consent": 1}})

@@ -3,7 +3,7 @@
 This module builds the Typer `app`: the global `--project-dir` option and the registration of every command, in the
 order `leadflow --help` shows them. The commands live in one module per group: `pipeline` (run, demo, sync, backfill,
 map and the run summaries they print), `sandboxes` (sandbox), `scoring` (score backtest), `routing` (routing test,
-routing simulate; the work is in `leadflow.routing_cli`), `state` (trace, forget, retention, report), `ops` (sla check,
+routing simulate; the work is in `leadflow.routing.simulate`), `state` (trace, forget, retention, report), `ops` (sla check,
 alerts install, deploy, audit test-lead, version) and `setup` (setup salesforce, doctor); what they share (the
 one-line error exit, running a project flow through Prefect, the common options, the read-only state store) is in
 `common`. A helper is looked up in the module that uses it: patch `leadflow.cli.common._run_flow`, not
@@ -56,7 +56,7 @@ def _project(
 ) -> None:
     """leadflow: lead-flow automation for RevOps teams."""
     if project_dir is not None:
-        from leadflow.project import PROJECT_ENV, ProjectNotFound, is_project
+        from leadflow.pipeline.project import PROJECT_ENV, ProjectNotFound, is_project
 
         folder = project_dir.expanduser().resolve()
         if not is_project(folder):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 T = TypeVar("T")
 FLOW_ENTRYPOINT = "flows/lead_sync.py:lead_sync"
@@ -74,7 +74,7 @@ class _HandledErrorFilter:
 
 
 def _load_flow(entrypoint: str) -> Any:
-    from leadflow.project import require_project
+    from leadflow.pipeline.project import require_project
 
     root = require_project()  # flows/ and tasks/ are Prefect entrypoint folders of the project, not packages
     path, name = entrypoint.split(":", 1)
@@ -89,7 +89,7 @@ def _load_flow(entrypoint: str) -> Any:
 
 
 def _checked_rules(config: Path | None) -> Any:
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
     from leadflow.stages import pipeline_from_names
 
     # Fail fast on bad config, before paying Prefect's start-up.
@@ -129,11 +129,11 @@ EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect 
 
 
 def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:
-    from leadflow.io import check_header
+    from leadflow.pipeline.io import check_header
 
     rules = _checked_rules(config)
     check_header(input_path)
-    from leadflow.progress import terminal_progress
+    from leadflow.pipeline.progress import terminal_progress
 
     # read, each stage, write: one step each (on a terminal only)
     with terminal_progress(f"leadflow run {input_path.name}", total=len(rules.pipeline) + 2, unit="stages"):
@@ -146,7 +146,7 @@ def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -
 def _run_crm_sync(config: Path | None, systems: list[str] | None, *, preflight: bool = False,
                   **params: Any) -> dict[str, Any]:
     rules = _checked_rules(config)
-    from leadflow.errors import ConfigError
+    from leadflow.pipeline.errors import ConfigError
 
     wanted = systems or rules.systems.names
     if not wanted:
@@ -155,13 +155,13 @@ def _run_crm_sync(config: Path | None, systems: list[str] | None, *, preflight: 
         if name not in rules.systems.names:
             raise ConfigError(rules.source, f"system {name!r} is not configured", yaml_path=f"systems.{name}")
     if preflight:  # stop with the doctor's message rather than fail mid-run
-        from leadflow.doctor import PreflightFailed
-        from leadflow.doctor import preflight as run_preflight
+        from leadflow.ops.doctor import PreflightFailed
+        from leadflow.ops.doctor import preflight as run_preflight
 
         report = run_preflight(rules, systems=wanted)
         if not report.ok:
             raise PreflightFailed(report)
-    from leadflow.progress import terminal_progress
+    from leadflow.pipeline.progress import terminal_progress
 
     what = "leadflow backfill" if params.get("start") is not None else "leadflow sync"
     with terminal_progress(what, unit="leads"):  # leads pulled, page by page: the total is not known up front
@@ -186,8 +186,8 @@ def _utc(moment: datetime) -> datetime:
 def _existing_store() -> Any:
     """The state store a read-only command (trace, forget, report, retention) reads: never created on the way. An
     embedded store that does not exist says where it was looked for and how to point at the right one."""
-    from leadflow.project import find_project
-    from leadflow.settings import Settings
+    from leadflow.pipeline.project import find_project
+    from leadflow.pipeline.settings import Settings
     from leadflow.store import StateStore, StoreError
 
     settings = Settings()

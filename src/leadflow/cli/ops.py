@@ -20,7 +20,7 @@ def sla_check(
     """Leads past their first-touch SLA with no first touch: recorded as breaches (once) and listed; exit 1 if any."""
     from datetime import UTC
 
-    from leadflow.sla import breach_summary, check_sla
+    from leadflow.routing.sla import breach_summary, check_sla
     from leadflow.store import StateStore
 
     def run() -> dict[str, Any]:
@@ -64,10 +64,10 @@ def alerts_install(
     _prefect_env()
 
     def install() -> list[str]:
-        from leadflow.alerts import install_alerts
-        from leadflow.config import RunConfig
-        from leadflow.errors import ConfigError
-        from leadflow.yamlio import load_yaml, parse_model
+        from leadflow.ops.alerts import install_alerts
+        from leadflow.pipeline.config import RunConfig
+        from leadflow.pipeline.errors import ConfigError
+        from leadflow.pipeline.yamlio import load_yaml, parse_model
 
         run_config = parse_model(RunConfig, load_yaml(config), config)
         if run_config.alerts is None:
@@ -88,7 +88,7 @@ def deploy() -> None:
 
     Creates the `leadflow-process` work pool if missing; the server is the one at PREFECT_API_URL."""
     _prefect_env()
-    from leadflow.deploy import deploy as run_deploy
+    from leadflow.ops.deploy import deploy as run_deploy
 
     done = _guard(lambda: run_deploy(echo=typer.echo))
     typer.secho(f"Deployed from {done.project_dir}.", bold=True)
@@ -113,7 +113,7 @@ def audit_test_lead(
     Creates the lead, runs the flow over it, prints each hop's time since creation and the speed-to-lead, then
     deletes it and erases it from the state store. With no --config, local sandboxes (as in `leadflow demo`) are
     started and synced once first. Exit 1 if the flow or the cleanup failed."""
-    from leadflow.audit import PROFILES, result_lines, run_test_lead
+    from leadflow.audit.test_lead_probe import PROFILES, result_lines, run_test_lead
 
     if profile not in PROFILES:
         typer.secho(f"error: --profile must be one of {', '.join(PROFILES)}", fg="red", err=True)
@@ -129,7 +129,7 @@ def audit_test_lead(
         import shutil
 
         from leadflow.sandbox.launch import running_sandboxes
-        from leadflow.settings import Settings
+        from leadflow.pipeline.settings import Settings
 
         folder = Settings().home / "audit-sandbox"
         shutil.rmtree(folder, ignore_errors=True)

@@ -21,7 +21,7 @@ from leadflow.cli.common import (
     _run_sync,
     _utc,
 )
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 
 def _print_crm_summary(summary: dict[str, Any]) -> None:
@@ -68,7 +68,7 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from leadflow.settings import Settings
+    from leadflow.pipeline.settings import Settings
 
     rows_in, rows_out = summary["rows_in"], summary["rows_out"]
     typer.echo("")
@@ -129,7 +129,7 @@ def demo(
 ) -> None:
     """The real sync against local Salesforce and Marketo sandboxes: pull, every stage, write back, what changed."""
     if offline:
-        from leadflow.settings import DEMO_CONFIG, SAMPLE_LEADS
+        from leadflow.pipeline.settings import DEMO_CONFIG, SAMPLE_LEADS
 
         typer.secho(f"leadflow demo --offline: {SAMPLE_LEADS.name}, a bundled sample of messy leads, matched against "
                     "bundled CRM accounts and contacts", bold=True)
@@ -138,7 +138,7 @@ def demo(
     import shutil
 
     from leadflow.sandbox.launch import running_sandboxes
-    from leadflow.settings import Settings
+    from leadflow.pipeline.settings import Settings
 
     folder = Settings().home / "demo-sandbox"
     shutil.rmtree(folder, ignore_errors=True)  # every demo starts from freshly seeded, messy systems
@@ -178,7 +178,7 @@ def _print_quarantined(run_id: str, per_reason: int = 2, most: int = 12) -> None
 
 
 def _print_changes(run_id: str) -> None:
-    from leadflow.pipeline import change_summary
+    from leadflow.pipeline.ledger import change_summary
     from leadflow.store import StateStore
 
     changes = change_summary(StateStore.open().events(run_id=run_id, stage_changes=False))
@@ -224,8 +224,8 @@ def backfill(
 
 def process_map(config: ConfigOption = None) -> None:
     """Print the process map (Mermaid flowchart) generated from the stage declarations."""
-    from leadflow.config import load_rules
-    from leadflow.stage import process_map as render
+    from leadflow.pipeline.config import load_rules
+    from leadflow.pipeline.stage import process_map as render
     from leadflow.stages import pipeline_from_names
 
     def build() -> str:

@@ -1,4 +1,4 @@
-"""`leadflow routing test` and `routing simulate`; their work is done in `leadflow.routing_cli`."""
+"""`leadflow routing test` and `routing simulate`; their work is done in `leadflow.routing.simulate`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def routing_test(
 
     Each lead is routed alone from an empty state. Exit 0 if all pass, 1 if any fails, 2 on a bad cases or rules
     file."""
-    from leadflow.routing_cli import DEFAULT_CASES, load_cases, routing_test_lines, run_suite
+    from leadflow.routing.simulate import DEFAULT_CASES, load_cases, routing_test_lines, run_suite
 
     path = cases if cases is not None else DEFAULT_CASES
 
@@ -56,7 +56,7 @@ def routing_simulate(
     Both start from an empty routing state; the difference is shown per owner (before, after, moved in/out), per
     rule, and as leads changing owner, with examples. Every lead is routed afresh (routing columns from an earlier
     run are ignored). Writes nothing."""
-    from leadflow.routing_cli import simulate_lines, simulate_routing
+    from leadflow.routing.simulate import simulate_lines, simulate_routing
 
     result = _guard(lambda: simulate_routing(rules, input, current, as_of, since=since))
     for line in simulate_lines(result):

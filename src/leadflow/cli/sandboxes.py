@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from leadflow.cli.common import _fail, _guard, _print_sandbox_setup
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 
 def sandbox(

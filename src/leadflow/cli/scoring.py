@@ -29,7 +29,7 @@ def score_backtest(
 
     Prints AUC, lift by decile and MQL precision/recall; with --against, how many leads change grade and enter or
     leave MQL."""
-    from leadflow.backtest import check_plot_path, result_lines, run_backtest, write_plot
+    from leadflow.scoring.backtest import check_plot_path, result_lines, run_backtest, write_plot
 
     def work() -> Any:
         check_plot_path(plot)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from leadflow.cli.common import _fail
-from leadflow.errors import ConfigError, LeadflowError
+from leadflow.pipeline.errors import ConfigError, LeadflowError
 
 SystemsConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config YAML with a `systems:` section.")]
 """Required here, unlike the optional `--config` of the other commands (`common.ConfigOption`)."""
@@ -43,7 +43,7 @@ def setup_salesforce_command(
 
     Uses the Tooling API; the permission set lets the integration user read and write them; idempotent. Without the
     permission, writes a Metadata API package for an admin to deploy, and exits 1."""
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
     from leadflow.connectors.registry import connect
     from leadflow.connectors.salesforce_setup import setup_salesforce
 
@@ -51,7 +51,7 @@ def setup_salesforce_command(
         rules = load_rules(config)
         if rules.systems.salesforce is None:
             raise ConfigError(str(config), "no Salesforce org configured", yaml_path="systems.salesforce")
-        from leadflow.progress import terminal_progress
+        from leadflow.pipeline.progress import terminal_progress
 
         with connect("salesforce", rules.systems, origin=rules.source) as connector, \
                 terminal_progress("leadflow setup salesforce", total=0, unit="fields"):
@@ -85,8 +85,8 @@ def doctor_command(config: SystemsConfigOption) -> None:
 
     Login, API version, remaining API budget, mapped fields (present, writable, values that fit) and, for
     Salesforce, routing users and queues. Exit 1 if anything is wrong."""
-    from leadflow.config import load_rules
-    from leadflow.doctor import preflight
+    from leadflow.pipeline.config import load_rules
+    from leadflow.ops.doctor import preflight
 
     try:
         rules = load_rules(config)

@@ -20,7 +20,7 @@ def trace_command(
     Runs, stage changes (old -> new), quarantine, routing, lifecycle, write-back and dead letters."""
     import json
 
-    from leadflow.trace import trace, trace_lines
+    from leadflow.audit.trace import trace, trace_lines
 
     def work() -> dict[str, Any]:
         with _existing_store() as store:
@@ -43,8 +43,8 @@ def forget(
 
     Deletes their audit events, quarantine rows, dead letters, assignments and lifecycle state, and records one
     anonymous tombstone event (run stats stay as they were)."""
-    from leadflow.trace import forget as forget_person
-    from leadflow.trace import is_email
+    from leadflow.audit.trace import forget as forget_person
+    from leadflow.audit.trace import is_email
 
     if not is_email(email):
         typer.secho(f"error: {email!r} is not an e-mail address", fg="red", err=True)
@@ -69,10 +69,10 @@ def retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than --days, in chunks."""
-    from leadflow.trace import retention as prune
+    from leadflow.audit.trace import retention as prune
 
     def work() -> dict[str, Any]:
-        from leadflow.progress import terminal_progress
+        from leadflow.pipeline.progress import terminal_progress
 
         with _existing_store() as store, terminal_progress("leadflow retention", total=4, unit="tables"):
             return prune(store, days, dry_run=dry_run)
@@ -95,17 +95,17 @@ def report(
     from datetime import UTC
 
     def build() -> Path:
-        from leadflow.config import load_rules
-        from leadflow.report import write_report
-        from leadflow.routing_cli import parse_since
-        from leadflow.stage import process_map as render
+        from leadflow.pipeline.config import load_rules
+        from leadflow.audit.report import write_report
+        from leadflow.routing.simulate import parse_since
+        from leadflow.pipeline.stage import process_map as render
         from leadflow.stages import pipeline_from_names
 
         now = datetime.now(UTC)
         start = parse_since(since, now)
         rules = load_rules(config)
         mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
-        from leadflow.progress import terminal_progress
+        from leadflow.pipeline.progress import terminal_progress
 
         store = _existing_store()
         try:

@@ -9,7 +9,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import pandas as pd
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 CURSOR_COLUMN = "source_modstamp"
 """Every pulled page carries the source system's modification stamp (ISO-8601 UTC) in this column."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt, StrictStr
 
 from leadflow.connectors.http import RetriesExhausted, RetryPolicy, Transient, parse_retry_after, with_retries
 from leadflow.connectors.ratelimit import WindowLimiter
-from leadflow.secrets import SecretRef, resolve_secret
+from leadflow.ops.secrets import SecretRef, resolve_secret
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 __all__ = [
     "DONE",

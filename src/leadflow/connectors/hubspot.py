@@ -62,10 +62,10 @@ from leadflow.connectors.http import (
     with_retries,
 )
 from leadflow.connectors.ratelimit import WindowLimiter
-from leadflow.errors import LeadflowError
-from leadflow.schema import DERIVED_COLUMNS, INPUT_COLUMNS, dtype_of
-from leadflow.settings import REFERENCE_DIR
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.schema import DERIVED_COLUMNS, INPUT_COLUMNS, dtype_of
+from leadflow.pipeline.settings import REFERENCE_DIR
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 __all__ = [
     "DEFAULT_LOOKBACK",

@@ -15,7 +15,7 @@ import pandas as pd
 import requests
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from leadflow.schema import TIMESTAMP_MAX, TIMESTAMP_MIN, TRUE_WORDS
+from leadflow.pipeline.schema import TIMESTAMP_MAX, TIMESTAMP_MIN, TRUE_WORDS
 
 CURSOR_PROPERTY: Final[str] = "lastmodifieddate"
 _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)

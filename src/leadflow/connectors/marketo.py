@@ -41,8 +41,8 @@ from leadflow.connectors.marketo_mapping import (
 )
 from leadflow.connectors.marketo_quota import MarketoQuota, plan_pull
 from leadflow.connectors.ratelimit import WindowLimiter
-from leadflow.errors import LeadflowError
-from leadflow.schema import INPUT_COLUMNS, dtype_of
+from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.schema import INPUT_COLUMNS, dtype_of
 
 __all__ = [
     "ACTIVITY_COLUMNS",

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 __all__ = ["DEFAULT_MAPPING", "FieldRule", "MappedColumn", "MarketoMapping", "convert", "load_mapping",
            "marketo_id", "utc_iso"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from leadflow.connections import Connections
+from leadflow.pipeline.connections import Connections
 from leadflow.connectors.base import ApiBudget
-from leadflow.errors import ConfigError
-from leadflow.secrets import resolve_secret
+from leadflow.pipeline.errors import ConfigError
+from leadflow.ops.secrets import resolve_secret
 
 
 def connect(system: str, connections: Connections, *, origin: str, session: Any = None) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 
 class SalesforceAuthError(LeadflowError):

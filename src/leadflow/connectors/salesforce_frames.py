@@ -17,7 +17,7 @@ import pandas as pd
 
 from leadflow.connectors.base import CURSOR_COLUMN
 from leadflow.connectors.salesforce_mapping import SYSTEM, ObjectMapping
-from leadflow.schema import (
+from leadflow.pipeline.schema import (
     BOOLEAN_COLUMNS,
     NUMERIC_COLUMNS,
     TIMESTAMP_MAX,

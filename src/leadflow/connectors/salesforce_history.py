@@ -30,8 +30,8 @@ import pandas as pd
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from leadflow.connectors.salesforce_org import query_records, remember_valid_owners, soql_ids
-from leadflow.lifecycle import HISTORY_COLUMNS
-from leadflow.ownership import OwnerDirectory
+from leadflow.scoring.lifecycle import HISTORY_COLUMNS
+from leadflow.routing.ownership import OwnerDirectory
 
 log = logging.getLogger(__name__)
 

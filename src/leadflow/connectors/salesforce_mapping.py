@@ -13,8 +13,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from leadflow.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, NUMERIC_COLUMNS
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.schema import BOOLEAN_COLUMNS, CANONICAL_COLUMNS, NUMERIC_COLUMNS
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 SYSTEM: Final = "salesforce"
 DEFAULT_MAPPING_PATH: Final = Path(__file__).resolve().parents[1] / "reference" / "salesforce_mapping.yaml"

@@ -26,8 +26,8 @@ from leadflow.connectors.base import CURSOR_COLUMN, ExportGuard
 from leadflow.connectors.salesforce_frames import PULL_ERROR_COLUMN, iso_utc, to_frame
 from leadflow.connectors.salesforce_mapping import ObjectMapping, SalesforceMapping
 from leadflow.connectors.salesforce_session import SessionMixin, error_code, log
-from leadflow.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
-from leadflow.schema import parse_number
+from leadflow.identity.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
+from leadflow.pipeline.schema import parse_number
 
 DEFAULT_OBJECT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "Contact": ("Id", "FirstName", "LastName", "Email", "Title", "Phone", "AccountId", "OwnerId", "SystemModstamp"),

@@ -34,7 +34,7 @@ from leadflow.connectors.base import ApiBudget, BudgetExhausted, SourceStopped
 from leadflow.connectors.http import RetryPolicy, urllib3_retry
 from leadflow.connectors.salesforce_auth import SalesforceCredentials, request_token, uses_oauth
 from leadflow.connectors.salesforce_mapping import SYSTEM
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 T = TypeVar("T")
 log = logging.getLogger("leadflow.connectors.salesforce")  # the connector's one logger, whichever module logs

@@ -41,7 +41,7 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 from leadflow.connectors.salesforce import FieldSpec, SalesforceConnector, SalesforceMapping
 from leadflow.connectors.salesforce_fit import same_id
 from leadflow.connectors.salesforce_org import query_records
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 PERMISSION_SET: Final = "Leadflow_Integration"
 PERMISSION_SET_LABEL: Final = "Leadflow Integration"
@@ -407,7 +407,7 @@ def setup_salesforce(connector: SalesforceConnector, *, dry_run: bool = False,
     result = SetupResult(plan=plan, dry_run=dry_run)
     if dry_run or plan.nothing_to_do:
         return result
-    from leadflow import progress
+    from leadflow.pipeline import progress
 
     progress.add_total(len(plan.missing), unit="fields")
     for wanted in plan.missing:

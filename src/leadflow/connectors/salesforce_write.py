@@ -26,8 +26,8 @@ from leadflow.connectors.salesforce_frames import iso_utc, pulled_number
 from leadflow.connectors.salesforce_mapping import ObjectMapping
 from leadflow.connectors.salesforce_org import cached_lead_rules, cached_valid_owners, lead_rules, valid_owners
 from leadflow.connectors.salesforce_session import RETRYABLE_CODES, log
-from leadflow.errors import LeadflowError
-from leadflow.schema import FALSE_WORDS, NUMERIC_COLUMNS, TRUE_WORDS
+from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.schema import FALSE_WORDS, NUMERIC_COLUMNS, TRUE_WORDS
 
 COLLECTION_LIMIT: Final = 200
 

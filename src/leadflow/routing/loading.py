@@ -9,12 +9,12 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from leadflow.conditions import describe
-from leadflow.errors import ConfigError
-from leadflow.ownership import Reassign
+from leadflow.pipeline.conditions import describe
+from leadflow.pipeline.errors import ConfigError
+from leadflow.routing.ownership import Reassign
 from leadflow.routing.model import DateRange, RoutingConfig
-from leadflow.settings import REFERENCE_DIR
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.settings import REFERENCE_DIR
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 __all__ = ["DEFAULT_ROUTING", "availability_from_file", "explain", "load_routing_config", "with_availability"]
 

@@ -10,7 +10,7 @@ The routing config is YAML (`reference/routing.yaml`, loaded with `leadflow.rout
   "pool <name> unavailable").
 - **queues** (a CRM queue id as owner) and **territories** (country, ISO 3166-2 state, postal range, segment,
   industry → a pool; every criterion a territory lists must match; the first matching territory wins).
-- **rules**, first match wins; each has a `when` condition (`leadflow.conditions`; none = always) and one action:
+- **rules**, first match wins; each has a `when` condition (`leadflow.pipeline.conditions`; none = always) and one action:
   `assign_to: <user>`, `account_owner: true`, `territory: true`, `pool: <pool>`, `queue: <queue>` or
   `hold: <reason>`, and optionally `otherwise` (for `assign_to`, `account_owner` and `territory`: what to do when
   the user is unavailable / there is no available account owner / no territory; default: a hold). The last rule
@@ -32,8 +32,8 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from leadflow.conditions import Condition
-from leadflow.ownership import Reassign
+from leadflow.pipeline.conditions import Condition
+from leadflow.routing.ownership import Reassign
 
 __all__ = [
     "ACTION_KINDS",
@@ -300,7 +300,7 @@ class Rule(Action):
     sla_working_hours: bool = True
     reassign: bool | Reassign = Field(
         default=False, description="true: leads leadflow assigned earlier are routed again; an object "
-        "(`leadflow.ownership.Reassign`): re-own matching leads, even a person's, when its conditions hold.")
+        "(`leadflow.routing.ownership.Reassign`): re-own matching leads, even a person's, when its conditions hold.")
     on_sla_breach: Literal["alert", "reassign"] = Field(
         default="alert", description="reassign: a lead past this rule's SLA with no first touch is routed again, "
         "to anyone but its current owner (the breach is alerted either way)."

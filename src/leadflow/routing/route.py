@@ -4,7 +4,7 @@ Output: ROUTING_COLUMNS, all strings. `routing_reason` says what happened, with 
 `pool emea_ae round robin (territory EMEA)` or `hold: possible duplicate`. Holds have no owner and no `assigned_at`,
 so the next run routes them again; an assigned lead (previous `routing_rule` and `assigned_at` present in the frame)
 keeps its routing unless the rule matching it now has `reassign: true`. Which leads are leadflow's to route at all
-(not a person's, not worked, not converted): `leadflow.ownership`.
+(not a person's, not worked, not converted): `leadflow.routing.ownership`.
 
 Performance: every rule condition and territory is evaluated once over the whole frame; only the pool round robin
 is a sequential loop over plain Python ints; reasons and times are built once per distinct value.
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from leadflow.conditions import evaluate
-from leadflow.ownership import Ownership, decide_ownership
+from leadflow.pipeline.conditions import evaluate
+from leadflow.routing.ownership import Ownership, decide_ownership
 from leadflow.routing.model import RoutingConfig
 from leadflow.routing.pools import RoutingState, _round_robin
 from leadflow.routing.router import _Out, _Router
@@ -67,7 +67,7 @@ def route_leads(
     """Route every lead as of `as_of` (a naive datetime is UTC): (ROUTING_COLUMNS on `frame.index`, the new state).
 
     With `ownership` (the assign stage always passes one), only leads that are leadflow's to route are routed
-    (`leadflow.ownership`); the others keep owner_id as given, with a `kept: …` routing_reason and no
+    (`leadflow.routing.ownership`); the others keep owner_id as given, with a `kept: …` routing_reason and no
     routing_rule, assigned_at or sla_due_at. Without it every lead is routed (simulations of leadflow's own
     assignments). `state` is not changed. Leads are handled in frame order; the same leads, order and state give
     the same result. `timings`, if given, receives seconds per part (`conditions`, `round_robin`, `output`)."""

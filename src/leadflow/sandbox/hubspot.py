@@ -52,7 +52,7 @@ from leadflow.sandbox.hubspot_model import (
     validation_message,
 )
 from leadflow.sandbox.server import BackgroundServer
-from leadflow.schema import parse_bool
+from leadflow.pipeline.schema import parse_bool
 from leadflow.synth import DEFAULT_START, messy_leads
 
 __all__ = [

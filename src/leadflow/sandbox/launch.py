@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 
 
 @dataclass
@@ -190,7 +190,7 @@ def running_sandboxes(
 def setup_salesforce_sandbox(config_path: Path) -> Any:
     """`leadflow setup salesforce` against the sandbox org, as a user would run it: the custom fields leadflow's
     mapping needs, created through the Tooling API, and a permission set for the integration user (idempotent)."""
-    from leadflow.config import load_rules
+    from leadflow.pipeline.config import load_rules
     from leadflow.connectors.registry import connect
     from leadflow.connectors.salesforce_setup import setup_salesforce
 

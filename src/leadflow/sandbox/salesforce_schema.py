@@ -220,7 +220,7 @@ def mapping_custom_fields(path: Path = MAPPING_PATH) -> dict[str, dict[str, Any]
     LongTextArea), boolean → Checkbox (default false), datetime → DateTime, number → Number(precision, scale; default
     18,0 for whole-number columns, 18,2 otherwise), picklist → Picklist of `values` (restricted unless `restricted:
     false`); label defaults to the API name without `__c`. What "setup had run" leaves in a non-stock org."""
-    from leadflow.schema import NUMERIC_COLUMNS
+    from leadflow.pipeline.schema import NUMERIC_COLUMNS
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     fields = ((data.get("objects") or {}).get("Lead") or {}).get("fields") or {}

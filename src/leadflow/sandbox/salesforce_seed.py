@@ -85,7 +85,7 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
     the default lead owner; open leads a rep typed in, and every worked, nurtured, closed or converted lead, belong to
     a rep (some of whom have since been deactivated). Converted leads are `IsConverted`. Each worked lead has the
     status change that field history tracking would have recorded (LeadHistory), at a time before the seed's base."""
-    from leadflow.schema import parse_bool
+    from leadflow.pipeline.schema import parse_bool
     from leadflow.synth import messy_leads
 
     rng = random.Random(seed)
@@ -197,7 +197,7 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
 
 def _email_domain(email: Any) -> str | None:
     """The registered domain of a well-formed address (None for junk, typo'd suffixes and missing values)."""
-    from leadflow.matching import registered_domain
+    from leadflow.identity.matching import registered_domain
 
     if not isinstance(email, str) or email.count("@") != 1:
         return None
@@ -207,7 +207,7 @@ def _email_domain(email: Any) -> str | None:
 def _account_sources(records: list[dict[str, Any]], n: int) -> list[tuple[str | None, dict[str, Any]]]:
     """`n` (company domain, lead) pairs to seed accounts from: the corporate e-mail domains most leads use (then
     first seen), each with its first lead that names a company; leads in order fill up when domains run short."""
-    from leadflow.domains import is_free_domain
+    from leadflow.identity.domains import is_free_domain
 
     first: dict[str, int] = {}
     counts: dict[str, int] = {}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from leadflow.errors import ConfigError, PipelineOrderError
-from leadflow.stage import Pipeline, Stage, build_pipeline
+from leadflow.pipeline.errors import ConfigError, PipelineOrderError
+from leadflow.pipeline.stage import Pipeline, Stage, build_pipeline
 from leadflow.stages.assign import ASSIGN
 from leadflow.stages.comply import COMPLY
 from leadflow.stages.enrich import ENRICH

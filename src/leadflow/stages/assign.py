@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 
-from leadflow.errors import ConfigError
-from leadflow.lifecycle import LIFECYCLE_COLUMNS
+from leadflow.pipeline.errors import ConfigError
+from leadflow.scoring.lifecycle import LIFECYCLE_COLUMNS
 from leadflow.routing import ROUTING_COLUMNS, RoutingState, route_leads
-from leadflow.scoring import SCORE_COLUMNS
-from leadflow.stage import Stage
+from leadflow.scoring.model import SCORE_COLUMNS
+from leadflow.pipeline.stage import Stage
 from leadflow.stages.score import READS as BEFORE_SCORING
 
 if TYPE_CHECKING:
-    from leadflow.config import Rules
+    from leadflow.pipeline.config import Rules
 
 STATE_ATTR: Final[str] = "routing_state"
 READS: Final[tuple[str, ...]] = tuple(
@@ -32,7 +32,7 @@ READS: Final[tuple[str, ...]] = tuple(
 def assign(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """owner_id, routing_rule, routing_reason, assigned_at and sla_due_at for every lead; the new round-robin state
     in `attrs["routing_state"]`. Only leads that are leadflow's to route are routed (`rules.ownership`, see
-    `leadflow.ownership`); the others keep their owner with a `kept: …` reason."""
+    `leadflow.routing.ownership`); the others keep their owner with a `kept: …` reason."""
     if rules.routing is None:
         raise ConfigError(rules.source, "the pipeline assigns leads but no routing rules are configured",
                           yaml_path="routing")

@@ -1,4 +1,4 @@
-"""Comply stage: may this lead be emailed? Consent policy and suppression lists are data (see leadflow.config)."""
+"""Comply stage: may this lead be emailed? Consent policy and suppression lists are data (see leadflow.pipeline.config)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Final
 
 import pandas as pd
 
-from leadflow.config import Rules
-from leadflow.stage import Stage
+from leadflow.pipeline.config import Rules
+from leadflow.pipeline.stage import Stage
 
 MAILABLE_REASONS: Final[tuple[str, ...]] = (
     "ok",

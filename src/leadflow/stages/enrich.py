@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import pandas as pd
 
-from leadflow.address_flags import ADDRESS_FLAG_COLUMNS, flag_addresses
-from leadflow.domains import is_free_domain
-from leadflow.duplicates import DUPLICATE_COLUMNS, find_duplicates
-from leadflow.matching import MATCH_COLUMNS, match_accounts, registered_domain
-from leadflow.schema import FIRMOGRAPHIC_COLUMNS, NUMERIC_COLUMNS, parse_number
-from leadflow.stage import Stage
-from leadflow.uniques import map_unique
+from leadflow.identity.address_flags import ADDRESS_FLAG_COLUMNS, flag_addresses
+from leadflow.identity.domains import is_free_domain
+from leadflow.identity.duplicates import DUPLICATE_COLUMNS, find_duplicates
+from leadflow.identity.matching import MATCH_COLUMNS, match_accounts, registered_domain
+from leadflow.pipeline.schema import FIRMOGRAPHIC_COLUMNS, NUMERIC_COLUMNS, parse_number
+from leadflow.pipeline.stage import Stage
+from leadflow.pipeline.uniques import map_unique
 
 if TYPE_CHECKING:
-    from leadflow.config import Rules
-    from leadflow.enrichment import EnrichmentConfig, SegmentBand
+    from leadflow.pipeline.config import Rules
+    from leadflow.identity.enrichment import EnrichmentConfig, SegmentBand
 
 SOURCES: Final[tuple[str, ...]] = ("crm", "account", "reference_file", "provider")
 """Where a firmographic value can come from, in order of precedence."""

@@ -1,4 +1,4 @@
-"""Lifecycle stage: new → MQL → SAL → SQL and recycling, per the lifecycle policy (`leadflow.lifecycle`)."""
+"""Lifecycle stage: new → MQL → SAL → SQL and recycling, per the lifecycle policy (`leadflow.scoring.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from leadflow.lifecycle import HISTORY_COLUMNS, LIFECYCLE_COLUMNS, advance_lifecycle
-from leadflow.schema import lead_keys
-from leadflow.stage import Stage
+from leadflow.scoring.lifecycle import HISTORY_COLUMNS, LIFECYCLE_COLUMNS, advance_lifecycle
+from leadflow.pipeline.schema import lead_keys
+from leadflow.pipeline.stage import Stage
 
 if TYPE_CHECKING:
-    from leadflow.config import Rules
+    from leadflow.pipeline.config import Rules
 
 
 def last_activity(frame: pd.DataFrame, activities: pd.DataFrame, as_of: datetime) -> pd.Series:

@@ -1,4 +1,4 @@
-"""Score stage: fit and engagement points from the versioned scoring model (`leadflow.scoring`), evaluated as of the
+"""Score stage: fit and engagement points from the versioned scoring model (`leadflow.scoring.model`), evaluated as of the
 run's time, so a backfill scores "as of" its window end."""
 
 from __future__ import annotations
@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 
-from leadflow.schema import INPUT_COLUMNS
-from leadflow.scoring import SCORE_COLUMNS, score_leads
-from leadflow.stage import Stage
+from leadflow.pipeline.schema import INPUT_COLUMNS
+from leadflow.scoring.model import SCORE_COLUMNS, score_leads
+from leadflow.pipeline.stage import Stage
 from leadflow.stages.comply import COMPLY
 from leadflow.stages.enrich import ENRICH
 from leadflow.stages.standardize import STANDARDIZE
 
 if TYPE_CHECKING:
-    from leadflow.config import Rules
+    from leadflow.pipeline.config import Rules
 
 READS: Final[tuple[str, ...]] = tuple(
     dict.fromkeys([*INPUT_COLUMNS, *STANDARDIZE.writes, *ENRICH.writes, *COMPLY.writes])
 )
-"""Every column the stages before it produce: a model's rules may test any of them. `leadflow.config` checks a
+"""Every column the stages before it produce: a model's rules may test any of them. `leadflow.pipeline.config` checks a
 model against the same set, stated there as `SCORING_INPUTS` (it may not import the stages, which import it)."""
 
 

@@ -1,6 +1,6 @@
 """Standardize stage: ISO country/state codes, E.164 phones, validated emails, title buckets, names, UTC timestamps.
 
-Every per-value function runs once per distinct value (see leadflow.uniques); the rules are data under
+Every per-value function runs once per distinct value (see leadflow.pipeline.uniques); the rules are data under
 leadflow/reference/. Where a value cannot be resolved with certainty the output is empty rather than a guess.
 Country and subdivision lookups live in leadflow.stages.standardize_countries and are re-exported here.
 """
@@ -23,11 +23,11 @@ from email_validator import EmailNotValidError, validate_email
 from pandas.arrays import ArrowStringArray
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from leadflow.config import Rules
-from leadflow.domains import free_email_matcher, is_free_domain
-from leadflow.schema import DEPARTMENTS, SENIORITIES, TIMESTAMP_MAX, TIMESTAMP_MIN
-from leadflow.settings import REFERENCE_DIR
-from leadflow.stage import Stage
+from leadflow.pipeline.config import Rules
+from leadflow.identity.domains import free_email_matcher, is_free_domain
+from leadflow.pipeline.schema import DEPARTMENTS, SENIORITIES, TIMESTAMP_MAX, TIMESTAMP_MIN
+from leadflow.pipeline.settings import REFERENCE_DIR
+from leadflow.pipeline.stage import Stage
 from leadflow.stages.standardize_countries import (
     _ABBREVIATION_DOT,
     _APOSTROPHES,
@@ -46,8 +46,8 @@ from leadflow.stages.standardize_countries import (
     subdivision_data,
     subdivision_table,
 )
-from leadflow.uniques import map_unique, map_unique_multi
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.uniques import map_unique, map_unique_multi
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 TITLE_RULES: Final[Path] = REFERENCE_DIR / "titles.yaml"
 NAME_RULES: Final[Path] = REFERENCE_DIR / "names.yaml"

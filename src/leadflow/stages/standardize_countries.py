@@ -21,8 +21,8 @@ from typing import Final
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadflow.settings import REFERENCE_DIR
-from leadflow.yamlio import load_yaml, parse_model
+from leadflow.pipeline.settings import REFERENCE_DIR
+from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 COUNTRY_ALIASES: Final[Path] = REFERENCE_DIR / "country_aliases.yaml"
 SUBDIVISION_ALIASES: Final[Path] = REFERENCE_DIR / "subdivision_aliases.yaml"

@@ -56,7 +56,7 @@ class AuditTrailMixin(StoreBase):
 
     def _chunk_events(self, conn: Connection, keys: list[str] | None, run_id: str | None) -> list[dict[str, Any]]:
         """Stage changes diffed from the audit chunks holding `keys` (found through `lead_runs`) and/or of `run_id`."""
-        from leadflow.changes import change_events
+        from leadflow.audit.changes import change_events
 
         query = sa.select(audit_chunks.c.run_id, audit_chunks.c.stage, audit_chunks.c.at, audit_chunks.c.payload)
         if keys is not None:
@@ -233,7 +233,7 @@ class AuditTrailMixin(StoreBase):
 
     def _forget_chunks(self, conn: Connection, keys: list[str], *, dry_run: bool) -> int:
         """Rewrite the audit chunks holding `keys` without their rows; returns the rows removed."""
-        from leadflow.changes import repack
+        from leadflow.audit.changes import repack
 
         ids = _chunk_ids(conn, {(r, c) for r, c in conn.execute(
             sa.select(lead_runs.c.run_id, lead_runs.c.chunk).where(lead_runs.c.lead_key.in_(keys)))})

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
-from leadflow.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError
 from leadflow.store.values import _json_dumps
 
 MIGRATIONS_DIR: Final[Path] = Path(__file__).resolve().parent / "migrations"

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from leadflow.errors import LeadflowError
-from leadflow.settings import WRITER_LEASE_SECONDS, WRITER_WAIT_SECONDS
+from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.settings import WRITER_LEASE_SECONDS, WRITER_WAIT_SECONDS
 from leadflow.store.tables import leases, runs
 
 WRITER_PREFIX = "writer:"

@@ -24,7 +24,7 @@ from alembic import command
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from leadflow.settings import Settings
+from leadflow.pipeline.settings import Settings
 from leadflow.store.audit_trail import AuditTrailMixin
 from leadflow.store.dead_letters import DeadLettersMixin
 from leadflow.store.engine import (
@@ -57,7 +57,7 @@ from leadflow.store.values import (
 )
 
 if TYPE_CHECKING:
-    from leadflow.changes import ChangeChunk
+    from leadflow.audit.changes import ChangeChunk
 
 __all__ = [
     "CACHE_CHUNK_KEYS",
@@ -209,7 +209,7 @@ class StateStore(RunsMixin, AuditTrailMixin, DeadLettersMixin, RoutingMixin, Lea
     def add_changes(
         self, run_id: str, stage: str, at: datetime, chunks: list[ChangeChunk], leads: pd.DataFrame | None = None
     ) -> int:
-        """Store a stage's before/after chunks (`leadflow.changes.pack_changes`) and, from a page's first stage, the
+        """Store a stage's before/after chunks (`leadflow.audit.changes.pack_changes`) and, from a page's first stage, the
         leads it staged (`leads`: lead_key, chunk, email, created_at, lead_source) in one transaction; returns the
         lead rows the chunks hold. The lead rows take the bulk path: executemany on SQLite, COPY on PostgreSQL."""
         _require_aware(at, "at")

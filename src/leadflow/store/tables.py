@@ -138,7 +138,7 @@ audit_chunks = sa.Table(
     sa.Index(None, "run_id", "chunk"),
     sa.Index(None, "at"),
 )
-"""Each stage's before/after values per chunk of leads (`leadflow.changes`): the bulk of the audit trail."""
+"""Each stage's before/after values per chunk of leads (`leadflow.audit.changes`): the bulk of the audit trail."""
 
 lead_runs = sa.Table(
     "lead_runs",

@@ -13,7 +13,7 @@ The bundled sample was created, from the repository root, with::
 
     python -m leadflow.synth --rows 2500 --seed 7 --out src/leadflow/data/sample_leads.csv
 
-`messy_leads(n, seed)` returns the columns of `leadflow.schema.CORE_INPUT_COLUMNS` (no firmographics), all dtype "string" with pd.NA for
+`messy_leads(n, seed)` returns the columns of `leadflow.pipeline.schema.CORE_INPUT_COLUMNS` (no firmographics), all dtype "string" with pd.NA for
 missing. Most rows are reasonably clean; the rest carry the mess real CRM/MAP exports carry: country spellings and
 placeholders, broken or duplicated e-mails, phone numbers in every national format, mixed date formats, free-text
 booleans, and a tiny share of rows that must be refused (no lead_id and no e-mail) or quarantined (opt-in "maybe",

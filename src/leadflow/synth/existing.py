@@ -29,7 +29,7 @@ FREE_MAIL_FOR_EXISTING: Final[tuple[str, ...]] = (
     "gmail.com", "gmail.com", "gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "gmx.de",
 )
 # Formal first names of FIRST_NAMES and a nickname people also sign up with (test data: the detector has its own
-# table in leadflow.duplicates).
+# table in leadflow.identity.duplicates).
 _SYNTH_NICKNAMES: Final[dict[str, str]] = {
     "Robert": "Bob", "William": "Bill", "Richard": "Rick", "James": "Jim", "Michael": "Mike", "Thomas": "Tom",
     "Joseph": "Joe", "Charles": "Charlie", "Edward": "Ed", "Anthony": "Tony", "Daniel": "Dan", "Matthew": "Matt",
@@ -81,7 +81,7 @@ def _existing_people(m: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 @cache
 def _canonical_first_codes() -> np.ndarray:
     """Per FIRST_NAMES entry, a code shared by names the duplicate detector takes for one ("Billy" = "William")."""
-    from leadflow.duplicates import DEFAULT_NICKNAMES, first_name_key  # test data only; avoids an import cycle
+    from leadflow.identity.duplicates import DEFAULT_NICKNAMES, first_name_key  # test data only; avoids an import cycle
 
     canon = {first_name_key(k): first_name_key(f) for f, nicks in DEFAULT_NICKNAMES.items() for k in [f, *nicks]}
     keys = [canon.get(first_name_key(f), first_name_key(f)) for f in FIRST_NAMES]
@@ -188,7 +188,7 @@ def messy_leads_for_existing(existing: pd.DataFrame, n: int, seed: int = 7) -> p
     `true_person_id` names the person behind each lead (a record's `person_id`, or "new:<row>"): any answer that is
     the same person is equally right (`duplicate_answer_persons`). Deterministic in (existing, n, seed).
     """
-    from leadflow.duplicates import DEFAULT_NICKNAMES, first_name_key  # test data only; avoids an import cycle
+    from leadflow.identity.duplicates import DEFAULT_NICKNAMES, first_name_key  # test data only; avoids an import cycle
 
     rng = _rng(seed, "existing-leads")
     m = len(existing)

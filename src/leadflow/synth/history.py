@@ -50,13 +50,13 @@ ACTIVITY_DETAILS: Final[dict[str, tuple[str, ...]]] = {
 
 
 def messy_activities(leads: pd.DataFrame, n: int, seed: int = 7, *, end: datetime | None = None) -> pd.DataFrame:
-    """`n` marketing activities of `leads` in `leadflow.scoring.ACTIVITY_COLUMNS`, sorted by `occurred_at`.
+    """`n` marketing activities of `leads` in `leadflow.scoring.model.ACTIVITY_COLUMNS`, sorted by `occurred_at`.
 
-    Keys are `leadflow.schema.lead_keys(leads)` (leads without a key get none). Skewed like real engagement: a
+    Keys are `leadflow.pipeline.schema.lead_keys(leads)` (leads without a key get none). Skewed like real engagement: a
     lead's activity rate is log-normal, so most leads have few activities and some many (and some none). Times lie
     in the 365 days before `end` (default `DEFAULT_START`), more of them recent; ~8% of details are missing.
     Deterministic in (leads' keys, n, seed, end)."""
-    from leadflow.schema import lead_keys
+    from leadflow.pipeline.schema import lead_keys
 
     end = end or DEFAULT_START
     keys = lead_keys(leads).dropna().unique()
@@ -186,7 +186,7 @@ def scoring_history(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     `outcome` is drawn with a probability that rises with fit and engagement (a logistic of the default model's
     fit and engagement scores as of `DEFAULT_START`, plus noise), so a good model ranks converters first without
     separating them perfectly. Deterministic in (n, seed)."""
-    from leadflow.scoring import load_scoring_model, score_leads
+    from leadflow.scoring.model import load_scoring_model, score_leads
 
     leads = scoring_leads(n, seed)
     rng = _rng(seed, "scoring-history")

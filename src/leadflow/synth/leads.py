@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from leadflow.schema import CORE_INPUT_COLUMNS
+from leadflow.pipeline.schema import CORE_INPUT_COLUMNS
 from leadflow.synth.arrays import (
     _CASE_SPACE,
     _SD,

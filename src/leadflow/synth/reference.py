@@ -21,7 +21,7 @@ def sample_reference(leads: pd.DataFrame, seed: int = 7) -> tuple[pd.DataFrame, 
     """CRM accounts and existing contacts/leads that fit a lead file (for the bundled demo): about 60% of the
     corporate e-mail domains are accounts (80% of them with firmographics); about 5% of the people are already
     contacts or leads, a fifth of those under another address. Deterministic in (leads, seed)."""
-    from leadflow.domains import is_free_domain
+    from leadflow.identity.domains import is_free_domain
 
     rng = _rng(seed, "sample-reference")
     email = leads["email"].astype("string").str.strip().str.lower()

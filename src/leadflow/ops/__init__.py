@@ -1,0 +1,3 @@
+"""Operating leadflow: deployments (`deploy`), alert blocks and Automations (`alerts`), secret references (`secrets`)
+and preflight checks of every system (`doctor`).
+"""
