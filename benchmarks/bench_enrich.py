@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from leadflow.identity.address_flags import flag_addresses
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.identity.duplicates import find_duplicates
 from leadflow.identity.enrichment import Reference
 from leadflow.identity.matching import match_accounts
@@ -84,9 +84,9 @@ def main() -> None:
           f"{len(firmographics):,} reference-file domains in {time.perf_counter() - started:.1f} s")
 
     rules = load_rules()
-    rules = replace(rules, reference=Reference(accounts=accounts, existing=existing, firmographics=firmographics))
+    inputs = RunInputs(reference=Reference(accounts=accounts, existing=existing, firmographics=firmographics))
     started = time.perf_counter()
-    out = ENRICH.apply(leads, rules)
+    out = ENRICH.apply(leads, rules, inputs)
     total = time.perf_counter() - started
     own, children = peak_rss_mb()
     print(f"enrich stage: {total:.1f} s, {len(leads) / total:,.0f} leads/s; peak RSS {own:,.0f} MB "

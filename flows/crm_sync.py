@@ -7,7 +7,7 @@ crash anywhere re-pulls that page, and because only changed fields are written, 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.pipeline import progress
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
 from leadflow.pipeline.io import prepare_leads
@@ -88,8 +89,8 @@ def crm_sync(
     run already holds (system → token), as a parallel backfill does for its chunks."""
     logger = get_run_logger()
     # A backfill scores "as of" its window end; an incremental sync as of now.
-    rules = replace(load_rules(Path(config_path) if config_path else None),
-                    as_of=(end or datetime.now(UTC)) if start is not None else datetime.now(UTC))
+    rules = load_rules(Path(config_path) if config_path else None)
+    inputs = RunInputs(as_of=(end or datetime.now(UTC)) if start is not None else datetime.now(UTC))
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     names = list(systems or rules.systems.names)
     params = {"systems": names, "start": start, "end": end, "dry_run": dry_run, "config_path": config_path}
@@ -107,7 +108,7 @@ def crm_sync(
         if "salesforce" in connectors and "enrich" in pipeline.names:
             # Accounts and existing records live in the CRM: matching and duplicate detection work against them.
             try:
-                rules = with_crm_reference(rules, *pull_crm_reference(connectors["salesforce"]))
+                inputs = with_crm_reference(inputs, rules, *pull_crm_reference(connectors["salesforce"]))
             except SourceStopped as stop:
                 # Enriching without them would write "no account" over good matches: sync nothing this run.
                 unmatched = f"CRM reference data: {stop.reason}"
@@ -115,21 +116,21 @@ def crm_sync(
         if not unmatched and "assign" in pipeline.names and "salesforce" in connectors:
             try:
                 # Who is a person, who left, which ids are queues: only leads nobody works are routed.
-                rules = with_owner_directory(rules, pull_owner_directory(connectors["salesforce"]))
+                inputs = with_owner_directory(inputs, pull_owner_directory(connectors["salesforce"]))
             except SourceStopped as stop:
                 logger.warning("salesforce stopped while pulling users and queues (%s): routing with the config's",
                                stop.reason)
         if not unmatched and "score" in pipeline.names and "marketo" in connectors:
-            assert rules.as_of is not None
+            assert inputs.as_of is not None
             lookback = timedelta(days=rules.scoring_model.lookback_days)
             try:
-                rules = with_activities(rules, pull_activities(connectors["marketo"], rules.as_of - lookback,
-                                                               rules.as_of))
+                inputs = with_activities(inputs, rules, pull_activities(connectors["marketo"],
+                                                                        inputs.as_of - lookback, inputs.as_of))
             except SourceStopped as stop:
                 logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
         for system in names:
             per_system[system] = sync_system(
-                SyncRun(run_id, ledger, rules, pipeline, start, end, dry_run, override_export_guard,
+                SyncRun(run_id, ledger, rules, inputs, pipeline, start, end, dry_run, override_export_guard,
                         f"{system}:{watermark_key}" if watermark_key else system, only_lead_sources),
                 system, connectors[system], unmatched, (writer_leases or {}).get(system))
         ledger.close(ledger.rows_out)
@@ -144,6 +145,8 @@ class SyncRun:
     run_id: str
     ledger: RunLedger
     rules: Any
+    inputs: RunInputs
+    """The run's per-run data (time, CRM/MAP reference, owner directory); a page adds its status history."""
     pipeline: Any
     start: datetime | None
     end: datetime | None
@@ -207,7 +210,7 @@ def replay_dead_letters(run: SyncRun, system: str, connector: Any, report: dict[
     if not len(letters):
         return
     try:
-        checked = check_dead_letter_replay(connector, changes_from_dead_letters(letters), run.rules)
+        checked = check_dead_letter_replay(connector, changes_from_dead_letters(letters), run.rules, run.inputs)
         replay = checked.replay
         retry = write_back(connector, replay, False, True)
     except (SourceStopped, LeaseLost):
@@ -246,13 +249,13 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
     ledger.quarantine(INPUT_STAGE, loaded.refused)
     record_stage(run_id, PULL_STAGE, None, unreadable)
     record_stage(run_id, INPUT_STAGE, None, loaded.refused)
-    page_rules = rules
+    page_inputs = run.inputs
     if system == "salesforce" and "lifecycle" in pipeline.names:
         # Leads seen the first time take their stage from the CRM status, dated by its history.
         first = first_sight_ids(loaded.frame, rules)
-        page_rules = with_status_history(rules, pull_status_history(connector, first) if first else None)
+        page_inputs = with_status_history(run.inputs, pull_status_history(connector, first) if first else None)
     frame, _ = run_stages(
-        loaded.frame, page_rules, pipeline, run_id=run_id, ledger=ledger,
+        loaded.frame, rules, page_inputs, pipeline, run_id=run_id, ledger=ledger,
         suites_dir=str(Settings().suites_dir()), keep_state=not run.dry_run,
     )
     ledger.rows_out += len(frame)
@@ -293,7 +296,7 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
             record_stage(run_id, f"refused:{system}", refused, None)
         if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
             placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
-            confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), rules.as_of)
+            confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), run.inputs.as_of)
         if run.start is None and page_mark is not None:
             commit_watermark(run.mark_key, page_mark, run_id)
             report["watermark"] = page_mark.isoformat()

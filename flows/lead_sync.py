@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from prefect import flow, get_run_logger
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.pipeline import progress
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.pipeline.errors import DataQualityError
 from leadflow.pipeline.io import quarantine_path
 from leadflow.pipeline.ledger import (
@@ -33,7 +33,8 @@ def lead_sync(
     """Run the lead pipeline over a CSV/Parquet lead file; returns the run summary. Scores and lifecycle moves are
     evaluated `as_of` (default: now)."""
     logger = get_run_logger()
-    rules = replace(load_rules(Path(config_path) if config_path else None), as_of=as_of or datetime.now(UTC))
+    rules = load_rules(Path(config_path) if config_path else None)
+    inputs = RunInputs(as_of=as_of or datetime.now(UTC))
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     params = {"input_path": input_path, "output_path": output_path, "config_path": config_path}
     with recorded_run("lead_sync", params) as (run_id, ledger):
@@ -45,7 +46,7 @@ def lead_sync(
         progress.step(f"read {loaded.rows_in} rows", unit="stages")
         quarantined: list[Any] = []
         try:
-            frame, _ = run_stages(loaded.frame, rules, pipeline, run_id=run_id, ledger=ledger,
+            frame, _ = run_stages(loaded.frame, rules, inputs, pipeline, run_id=run_id, ledger=ledger,
                                   suites_dir=str(Settings().suites_dir()), quarantined=quarantined)
         except DataQualityError as failed:
             # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.registry import connect
 from leadflow.routing.sla import breach_summary, owner_changes
 from tasks.crm import write_back
@@ -55,13 +56,15 @@ def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str,
     """Route the breached leads whose rule says so to someone else and write the new owners back (each system under
     its writer lease, checked before the write)."""
     summary: dict[str, Any] = {}
+    inputs = RunInputs(as_of=moment)
     if rules.systems.salesforce is not None:
         # The CRM's users decide who may take a lead: an inactive user is never handed one (the org would refuse
         # the OwnerId), whatever the routing config still lists.
         with connect("salesforce", rules.systems, origin=rules.source) as crm:
-            rules = with_owner_directory(rules, pull_owner_directory(crm))
-    assert rules.routing is not None
-    made = reassign_breaches(breaches, rules.routing, moment, run_id)
+            inputs = with_owner_directory(inputs, pull_owner_directory(crm))
+    routing = inputs.routing_for(rules)
+    assert routing is not None
+    made = reassign_breaches(breaches, routing, moment, run_id)
     summary["reassigned"] = len(made)
     for system, changes in owner_changes(made).items():
         if system not in leases:

@@ -14,6 +14,7 @@ from prefect import get_run_logger
 from leadflow.pipeline import progress
 from leadflow.audit.changes import ChunkPlan, lead_run_rows, pack_changes
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.pipeline.ledger import RunLedger
 from leadflow.pipeline.schema import lead_keys
 from leadflow.pipeline.stage import Pipeline
@@ -28,12 +29,13 @@ STATEFUL_TASKS = {"assign": assign_leads}
 
 
 def run_stages(
-    frame: pd.DataFrame, rules: Rules, pipeline: Pipeline, *, run_id: str, ledger: RunLedger, suites_dir: str,
-    keep_state: bool = True, quarantined: list[pd.DataFrame] | None = None,
+    frame: pd.DataFrame, rules: Rules, inputs: RunInputs, pipeline: Pipeline, *, run_id: str, ledger: RunLedger,
+    suites_dir: str, keep_state: bool = True, quarantined: list[pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Run every stage over `frame`; returns the rows that passed every gate and each stage's quarantine records
-    (appended to `quarantined` as they come, when given, so a failed gate leaves the earlier ones to its caller).
-    `keep_state=False` (a dry run) leaves the stages' memory, such as the lifecycle state, as it was."""
+    """Run every stage over `frame` with this run's (or page's) `inputs`; returns the rows that passed every gate
+    and each stage's quarantine records (appended to `quarantined` as they come, when given, so a failed gate leaves
+    the earlier ones to its caller). `keep_state=False` (a dry run) leaves the stages' memory, such as the lifecycle
+    state, as it was."""
     logger = get_run_logger()
     quarantined = [] if quarantined is None else quarantined
     plan: ChunkPlan | None = None  # the audit trail's chunks, fixed by the first stage's rows
@@ -43,9 +45,9 @@ def run_stages(
             frame = memory[0](frame, rules)
         started = time.perf_counter()
         if stage.name in STATEFUL_TASKS:
-            changed = STATEFUL_TASKS[stage.name](frame, rules, run_id, keep_state)
+            changed = STATEFUL_TASKS[stage.name](frame, rules, inputs, run_id, keep_state)
         else:
-            changed = STAGE_TASKS[stage.name](frame, rules)
+            changed = STAGE_TASKS[stage.name](frame, rules, inputs)
         ledger.stage_seconds[stage.name] = ledger.stage_seconds.get(stage.name, 0.0) + time.perf_counter() - started
         gate = gate_leads(changed, stage.name, suites_dir, rules.max_quarantine_share, stage.suite)
         ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds

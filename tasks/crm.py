@@ -39,10 +39,11 @@ def write_back_guarded(
 
 
 @task(cache_policy=NO_CACHE)
-def check_dead_letter_replay(connector: Any, replay: pd.DataFrame, rules: Any) -> Any:
+def check_dead_letter_replay(connector: Any, replay: pd.DataFrame, rules: Any, inputs: Any = None) -> Any:
     """Dead-letter changes checked against the leads as the CRM has them now (`leadflow.routing.ownership.check_replay`):
     converted or deleted leads are not written, owner changes a person has overtaken are dropped. Salesforce only
-    (one query per 200 leads); other systems' replays pass unchanged."""
+    (one query per 200 leads); other systems' replays pass unchanged. `inputs`: the run's `RunInputs` (its owner
+    directory), None: the config's policy only."""
     from leadflow.routing.ownership import ReplayCheck, check_replay
 
     if getattr(connector, "system", None) != "salesforce" or replay.empty:
@@ -50,5 +51,7 @@ def check_dead_letter_replay(connector: Any, replay: pd.DataFrame, rules: Any) -
     from leadflow.connectors.salesforce_history import current_leads
 
     current = current_leads(connector, replay["record_id"].astype(str).tolist())
-    return check_replay(replay, current, rules.ownership, rules.routing)
+    if inputs is None:
+        return check_replay(replay, current, rules.ownership, rules.routing)
+    return check_replay(replay, current, inputs.ownership_for(rules), inputs.routing_for(rules))
 

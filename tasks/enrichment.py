@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.enrichment import HttpFirmographicsProvider, lookup_firmographics, make_provider
 from leadflow.identity.enrichment import PROVIDER_COLUMNS
 from leadflow.routing.ownership import OwnerDirectory
@@ -48,9 +49,9 @@ def look_up_firmographics(domains: list[str], rules: Rules) -> pd.DataFrame:
     return answers
 
 
-def with_provider_answers(rules: Rules, answers: pd.DataFrame) -> Rules:
-    """`rules` whose reference data carries this batch's provider answers."""
-    return replace(rules, reference=replace(rules.reference, provider=answers))
+def with_provider_answers(inputs: RunInputs, rules: Rules, answers: pd.DataFrame) -> RunInputs:
+    """`inputs` whose reference data carries this batch's provider answers."""
+    return inputs.with_reference(replace(inputs.reference_for(rules), provider=answers))
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -61,14 +62,14 @@ def pull_crm_reference(connector: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     return accounts, existing
 
 
-def with_crm_reference(rules: Rules, accounts: pd.DataFrame, existing: pd.DataFrame) -> Rules:
-    """`rules` with the CRM's accounts and records, unless the config names reference files of its own."""
-    reference = rules.reference
+def with_crm_reference(inputs: RunInputs, rules: Rules, accounts: pd.DataFrame, existing: pd.DataFrame) -> RunInputs:
+    """`inputs` with the CRM's accounts and records, unless the config names reference files of its own."""
+    reference = inputs.reference_for(rules)
     if rules.enrichment.accounts is None:
         reference = replace(reference, accounts=accounts)
     if rules.enrichment.existing_records is None:
         reference = replace(reference, existing=existing)
-    return replace(rules, reference=reference)
+    return inputs.with_reference(reference)
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -81,12 +82,13 @@ def pull_activities(connector: Any, since: datetime, until: datetime) -> pd.Data
     return activities
 
 
-def with_activities(rules: Rules, activities: pd.DataFrame) -> Rules:
-    """`rules` whose reference data carries the run's activities (added to any the config names)."""
+def with_activities(inputs: RunInputs, rules: Rules, activities: pd.DataFrame) -> RunInputs:
+    """`inputs` whose reference data carries the run's activities (added to any the config names)."""
     from leadflow.scoring.model import conform_activities
 
-    both = pd.concat([rules.reference.activities, conform_activities(activities)], ignore_index=True)
-    return replace(rules, reference=replace(rules.reference, activities=conform_activities(both)))
+    reference = inputs.reference_for(rules)
+    both = pd.concat([reference.activities, conform_activities(activities)], ignore_index=True)
+    return inputs.with_reference(replace(reference, activities=conform_activities(both)))
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -101,15 +103,10 @@ def pull_owner_directory(connector: Any) -> OwnerDirectory:
     return directory
 
 
-def with_owner_directory(rules: Rules, directory: OwnerDirectory) -> Rules:
-    """`rules` whose ownership knows the CRM's users and queues, and whose routing treats inactive users as such."""
-    from leadflow.routing import with_availability
-
-    rules = replace(rules, ownership=rules.ownership.with_directory(directory))
-    if rules.routing is None or not directory.inactive:
-        return rules
-    return replace(rules, routing=with_availability(rules.routing, inactive=set(directory.inactive),
-                                                    origin=rules.source))
+def with_owner_directory(inputs: RunInputs, directory: OwnerDirectory) -> RunInputs:
+    """`inputs` whose ownership knows the CRM's users and queues, and whose routing treats inactive users as such
+    (`RunInputs.ownership_for`, `RunInputs.routing_for`)."""
+    return replace(inputs, owners=directory)
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -124,6 +121,6 @@ def pull_status_history(connector: Any, lead_ids: list[str]) -> pd.DataFrame:
     return history
 
 
-def with_status_history(rules: Rules, history: pd.DataFrame | None) -> Rules:
-    """`rules` carrying this page's status history (None: none)."""
-    return replace(rules, status_history=history)
+def with_status_history(inputs: RunInputs, history: pd.DataFrame | None) -> RunInputs:
+    """`inputs` carrying this page's status history (None: none)."""
+    return replace(inputs, status_history=history)

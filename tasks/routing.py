@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.routing.ownership import kept_mask, with_assignments
 from leadflow.routing import RoutingState
 from leadflow.pipeline.schema import lead_keys
@@ -18,7 +18,8 @@ from tasks.io import BACKOFF, _transient, state_store
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: bool = True) -> pd.DataFrame:
+def assign_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs, run_id: str, keep_state: bool = True
+                 ) -> pd.DataFrame:
     """Route the leads from the round-robin state under the routing lock; save the new state and the assignments
     made in the same transaction (`keep_state=False`, a dry run, saves nothing). Leads already assigned whose
     status shows they were worked get their first touch recorded, which stops their SLA clock."""
@@ -27,7 +28,8 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: boo
         # Another run may have routed some of these leads since they were read: re-read their assignments under the
         # lock, so a lead is never routed twice (it keeps the other run's assignment, as it would on a later run).
         frame = with_assignments(frame, session.assignments(lead_keys(frame).dropna().unique().tolist()), rules)
-        out = ASSIGN.apply(frame, replace(rules, routing_state=RoutingState.from_json(session.payload or None)))
+        state = RoutingState.from_json(session.payload or None)
+        out = ASSIGN.apply(frame, rules, replace(inputs, routing_state=state))
         if not keep_state:
             return out
         session.save(_payload(out.attrs[STATE_ATTR]))
@@ -39,7 +41,7 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, run_id: str, keep_state: boo
                                               inputs=_snapshots(snapshot)))
     touched = _touched(out, rules, fresh)
     if touched:
-        store.mark_assignments(touched, "first_touch_at", rules.as_of or datetime.now(UTC))
+        store.mark_assignments(touched, "first_touch_at", inputs.now())
     kept = int(kept_mask(out["routing_reason"]).sum())
     get_run_logger().info("assigned %d leads, %d kept with their owner (%d first touches seen)", recorded, kept,
                           len(touched))

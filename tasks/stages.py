@@ -7,40 +7,41 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.stages import COMPLY, ENRICH, LIFECYCLE, SCORE, STANDARDIZE
 from leadflow.stages.enrich import domains_to_look_up
 from tasks.enrichment import look_up_firmographics, with_provider_answers
 
 
 @task(cache_policy=NO_CACHE)
-def standardize_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def standardize_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Countries, states, phones, emails, titles and timestamps to canonical form."""
-    return STANDARDIZE.apply(frame, rules)
+    return STANDARDIZE.apply(frame, rules, inputs)
 
 
 @task(cache_policy=NO_CACHE)
-def enrich_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def enrich_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Account, duplicates, firmographics and address flags; the provider is asked first, in its own I/O task."""
-    answers = look_up_firmographics(domains_to_look_up(frame, rules), rules)
-    return ENRICH.apply(frame, with_provider_answers(rules, answers))
+    answers = look_up_firmographics(domains_to_look_up(frame, rules, inputs), rules)
+    return ENRICH.apply(frame, rules, with_provider_answers(inputs, rules, answers))
 
 
 @task(cache_policy=NO_CACHE)
-def comply_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def comply_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Consent and suppression decide `mailable`."""
-    return COMPLY.apply(frame, rules)
+    return COMPLY.apply(frame, rules, inputs)
 
 
 @task(cache_policy=NO_CACHE)
-def score_leads(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def score_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Fit and engagement points from the versioned scoring model, as of the run's time."""
-    return SCORE.apply(frame, rules)
+    return SCORE.apply(frame, rules, inputs)
 
 
 @task(cache_policy=NO_CACHE)
-def advance_lifecycle(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def advance_lifecycle(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """MQL on score, SAL/SQL/recycled on CRM status; refused moves reported in lifecycle_reason."""
-    return LIFECYCLE.apply(frame, rules)
+    return LIFECYCLE.apply(frame, rules, inputs)
 
 
 STAGE_TASKS: dict[str, Task] = {

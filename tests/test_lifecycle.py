@@ -11,6 +11,7 @@ import pytest
 
 from leadflow.pipeline.config import load_rules
 from leadflow.pipeline.errors import ConfigError
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.scoring.lifecycle import advance_lifecycle, load_lifecycle_policy, refused_count
 from leadflow.pipeline.schema import conform
 from leadflow.stages import LIFECYCLE
@@ -112,10 +113,10 @@ HISTORY = pd.DataFrame({
 def test_first_sight_is_dated_by_crm_history_or_not_at_all(
     status: str, history: pd.DataFrame | None, stage: str, stamp: tuple[str, str | None], reason: str
 ) -> None:
-    rules = replace(load_rules(), as_of=NOW, status_history=history)
+    rules, inputs = load_rules(), RunInputs(as_of=NOW, status_history=history)
     frame = leads({"lead_id": "1", "score": "10", "status": status},
                   {"lead_id": "3", "score": "10", "status": "Closed - Converted"})
-    out = LIFECYCLE.apply(frame, rules).iloc[0]
+    out = LIFECYCLE.apply(frame, rules, inputs).iloc[0]
     assert (out["lifecycle_stage"], out["lifecycle_reason"]) == (stage, reason)
     column, value = stamp
     assert (None if pd.isna(out[column]) else out[column]) == value
@@ -160,10 +161,10 @@ def test_stage_uses_activities_and_as_of() -> None:
     rules = load_rules()
     activities = pd.DataFrame({"lead_key": ["file:1"], "activity_type": ["demo_request"],
                                "occurred_at": ["2026-11-19T10:00:00Z"], "detail": [None]})
-    rules = replace(rules, as_of=NOW, reference=replace(rules.reference, activities=activities))
+    inputs = RunInputs(as_of=NOW, reference=replace(rules.reference, activities=activities))
     frame = leads({"lead_id": "1", "score": "150", "lifecycle_stage": "recycled",
                    "recycled_at": "2026-11-10T00:00:00Z"})
-    out = LIFECYCLE.apply(frame, rules)
+    out = LIFECYCLE.apply(frame, rules, inputs)
     assert out.iloc[0]["lifecycle_stage"] == "mql" and out.iloc[0]["mql_at"] == STAMP
 
 

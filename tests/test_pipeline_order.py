@@ -36,7 +36,7 @@ def test_unknown_stage_in_config_names_the_yaml_path() -> None:
 
 
 def test_column_nobody_writes_is_refused() -> None:
-    orphan = Stage("orphan", reads=("lead_score",), writes=("status",), fn=lambda f, r: f)
+    orphan = Stage("orphan", reads=("lead_score",), writes=("status",), fn=lambda f, r, i: f)
     with pytest.raises(PipelineOrderError, match="neither an input column nor written"):
         build_pipeline([orphan])
 
@@ -56,9 +56,9 @@ def test_every_registered_stage_is_gated_by_a_suite_file() -> None:
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
-        (lambda f, r: pd.DataFrame({"other": f["email"]}), "declared writes"),
-        (lambda f, r: pd.DataFrame({"email": f["email"]}).iloc[:1], "different index"),
-        (lambda f, r: pd.DataFrame({"email": f["status"]}), None),  # not declared → not handed over
+        (lambda f, r, i: pd.DataFrame({"other": f["email"]}), "declared writes"),
+        (lambda f, r, i: pd.DataFrame({"email": f["email"]}).iloc[:1], "different index"),
+        (lambda f, r, i: pd.DataFrame({"email": f["status"]}), None),  # not declared → not handed over
     ],
 )
 def test_stage_cannot_break_its_contract(fn, message) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +73,7 @@ def test_stage_cannot_break_its_contract(fn, message) -> None:  # type: ignore[n
 
 
 def test_apply_replaces_only_written_columns() -> None:
-    stage = Stage("lower", reads=("email",), writes=("email",), fn=lambda f, r: f.assign(email=f["email"].str.lower()))
+    stage = Stage("lower", reads=("email",), writes=("email",), fn=lambda f, r, i: f.assign(email=f["email"].str.lower()))
     frame = pd.DataFrame({"email": ["A@x.com", "b@y.org"], "status": ["New", "new"]}, dtype="string")
     out = stage.apply(frame, RULES)
     assert out["email"].tolist() == ["a@x.com", "b@y.org"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -21,7 +20,6 @@ from leadflow.routing.ownership import DEFAULT_OPEN_STATUSES, Ownership, RouteWh
 from leadflow.routing import (
     ROUTING_COLUMNS,
     RoutingConfig,
-    RoutingState,
     availability_from_file,
     load_routing_config,
     with_availability,
@@ -178,7 +176,8 @@ def default_lifecycle_policy() -> LifecyclePolicy:
 
 @dataclass(frozen=True)
 class Rules:
-    """Everything the stages need besides the leads, loaded and validated up front."""
+    """The run config: what the YAML (and the files it names) gives, loaded and validated up front. Per-run data
+    (the time, what was pulled, the routing state) is in `leadflow.pipeline.run_inputs.RunInputs`."""
 
     consent: ConsentPolicy
     suppressed_emails: dict[str, str] = field(default_factory=dict)
@@ -190,24 +189,19 @@ class Rules:
     systems: Connections = field(default_factory=Connections)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     reference: Reference = field(default_factory=Reference)
-    """Accounts, existing CRM records, the firmographics file, activities and this run's provider answers."""
+    """The reference files the config names (accounts, existing records, firmographics, activities), loaded at load
+    time; what a run pulls (CRM, MAP, provider) is in its `leadflow.pipeline.run_inputs.RunInputs`."""
     scoring_model: ScoringModel = field(default_factory=default_scoring_model)
     lifecycle: LifecyclePolicy = field(default_factory=default_lifecycle_policy)
-    as_of: datetime | None = None
-    """The time scores and lifecycle moves are evaluated at: the run's start, or a backfill's window end."""
     routing: RoutingConfig | None = None
     """Routing rules, pools and territories; None: leads are not assigned."""
     untouched_statuses: frozenset[str] = frozenset()
     """The open statuses (routing.open_statuses); empty without a routing section."""
-    routing_state: RoutingState | None = None
-    """The round-robin state this run starts from (read under the state store's routing lock)."""
     ownership: Ownership = field(default_factory=Ownership)
-    """Which leads are leadflow's to route: the routing section's policy and the CRM's users and queues."""
+    """Which leads are leadflow's to route: the routing section's policy (the CRM's users and queues of a run are in
+    its `RunInputs.owners`)."""
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
     """Writer leases: how long to wait for another writer, a lease's lifetime."""
-    status_history: pd.DataFrame | None = None
-    """This run's CRM status changes (lead_key, status, changed_at ISO UTC), for leads seen the first time: the
-    lifecycle stamps their stage from it. None: no history (stamps of a first sight stay empty)."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:

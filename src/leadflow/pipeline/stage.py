@@ -13,8 +13,10 @@ from leadflow.pipeline.schema import INPUT_COLUMNS, dtype_of
 
 if TYPE_CHECKING:
     from leadflow.pipeline.config import Rules
+    from leadflow.pipeline.run_inputs import RunInputs
 
-StageFn = Callable[[pd.DataFrame, "Rules"], pd.DataFrame]
+StageFn = Callable[[pd.DataFrame, "Rules", "RunInputs"], pd.DataFrame]
+"""`fn(frame, rules, inputs)`: the declared columns, the run config, and the run's per-run data."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,17 @@ class Stage:
         """Name of the Great Expectations suite that gates this stage's output."""
         return self.gate or f"leads_{self.name}"
 
-    def apply(self, frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
-        """Run the stage on `frame` and return `frame` with the written columns replaced."""
+    def apply(self, frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = None) -> pd.DataFrame:
+        """Run the stage on `frame` and return `frame` with the written columns replaced. `inputs`: the run's
+        per-run data (default: none pulled, evaluated now)."""
+        if inputs is None:
+            from leadflow.pipeline.run_inputs import NO_INPUTS
+
+            inputs = NO_INPUTS
         missing = [c for c in self.reads if c not in frame.columns]
         if missing:
             raise StageContractError(f"stage {self.name!r} needs columns {missing} that the frame lacks")
-        written = self.fn(frame[list(self.reads)], rules)
+        written = self.fn(frame[list(self.reads)], rules, inputs)
         if list(written.columns) != list(self.writes):
             raise StageContractError(
                 f"stage {self.name!r} declared writes {list(self.writes)} but returned {list(written.columns)}"

@@ -30,7 +30,7 @@ STAMPS: Final[dict[str, str]] = {"mql": "mql_at", "sal": "sal_at", "sql": "sql_a
 LIFECYCLE_COLUMNS: Final[tuple[str, ...]] = ("lifecycle_stage", "lifecycle_reason", *STAMPS.values())
 DEFAULT_LIFECYCLE: Final[Path] = REFERENCE_DIR / "lifecycle.yaml"
 HISTORY_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "status", "changed_at")
-"""A CRM status-change history frame (`Rules.status_history`): lead key, the status it changed to, when (ISO UTC)."""
+"""A CRM status-change history frame (`RunInputs.status_history`): lead key, the status it changed to, when (ISO UTC)."""
 
 
 class LifecyclePolicy(BaseModel):

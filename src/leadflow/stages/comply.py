@@ -7,6 +7,7 @@ from typing import Final
 import pandas as pd
 
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.pipeline.stage import Stage
 
 MAILABLE_REASONS: Final[tuple[str, ...]] = (
@@ -22,7 +23,7 @@ MAILABLE_REASONS: Final[tuple[str, ...]] = (
 """Codes for `mailable_reason`, in the order they are checked: the first that applies is given."""
 
 
-def comply(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def comply(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = None) -> pd.DataFrame:
     """Decide `consent_required`, `mailable` and `mailable_reason` for every lead."""
     countries = frame["country_code"]
     uniques = countries.dropna().unique()

@@ -4,7 +4,7 @@ whether the address is a role mailbox or a disposable one.
 Firmographics (`employees`, `annual_revenue`, `industry`) come, per value, from the first source that has one:
 the CRM's own value (kept: a person may have set it, unless `overwrite_crm_values`), the matched account, the
 firmographics reference file (by company domain), then the HTTP provider's answer fetched for this run
-(`Rules.reference.provider`, looked up beforehand by the task from `domains_to_look_up`: the stage itself does no
+(`RunInputs.reference.provider`, looked up beforehand by the task from `domains_to_look_up`: the stage itself does no
 I/O). `enrichment_source` says where each value came from (`employees=account;industry=provider`), and
 `enrichment_note` why a value is still missing (`no_company_domain`, `not_found`, `provider_error: timeout`…).
 """
@@ -26,6 +26,7 @@ from leadflow.pipeline.uniques import map_unique
 
 if TYPE_CHECKING:
     from leadflow.pipeline.config import Rules
+    from leadflow.pipeline.run_inputs import RunInputs
     from leadflow.identity.enrichment import EnrichmentConfig, SegmentBand
 
 SOURCES: Final[tuple[str, ...]] = ("crm", "account", "reference_file", "provider")
@@ -92,7 +93,7 @@ def _needs_value(frame: pd.DataFrame, config: EnrichmentConfig) -> pd.Series:
     return needs
 
 
-def domains_to_look_up(frame: pd.DataFrame, rules: Rules) -> list[str]:
+def domains_to_look_up(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = None) -> list[str]:
     """Company domains the provider should be asked about: a value is still wanted, and neither an account on that
     domain nor the reference file has all three firmographics."""
     config = rules.enrichment
@@ -101,7 +102,8 @@ def domains_to_look_up(frame: pd.DataFrame, rules: Rules) -> list[str]:
     domain = company_domains(frame)
     wanted = _needs_value(frame, config) & domain.notna()
     known: set[str] = set()
-    accounts, reference = rules.reference.accounts, rules.reference.firmographics
+    known_data = rules.reference if inputs is None else inputs.reference_for(rules)
+    accounts, reference = known_data.accounts, known_data.firmographics
     if len(accounts):
         site = accounts["domain"] if "domain" in accounts.columns else accounts.get("website")
         if site is not None:
@@ -146,9 +148,9 @@ def _source_text(sources: pd.DataFrame) -> pd.Series:
     return pd.Series(labels[combo], index=sources.index, dtype="string")
 
 
-def enrich(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def enrich(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Account match, duplicates, firmographics with their sources, segment, role/disposable flags."""
-    config, reference = rules.enrichment, rules.reference
+    config, reference = rules.enrichment, inputs.reference_for(rules)
     matched = match_accounts(frame, reference.accounts, config.matching)
     duplicates = find_duplicates(frame, reference.existing, config.duplicates)
     flags = flag_addresses(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -13,6 +13,7 @@ from leadflow.pipeline.stage import Stage
 
 if TYPE_CHECKING:
     from leadflow.pipeline.config import Rules
+    from leadflow.pipeline.run_inputs import RunInputs
 
 
 def last_activity(frame: pd.DataFrame, activities: pd.DataFrame, as_of: datetime) -> pd.Series:
@@ -45,17 +46,17 @@ def status_since(frame: pd.DataFrame, history: pd.DataFrame | None, as_of: datet
     return text.astype("string")
 
 
-def lifecycle(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def lifecycle(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """Apply the score and the CRM status to each lead's lifecycle stage; refused moves are reported. A lead seen
-    the first time is stamped from `rules.status_history` (or not at all)."""
-    as_of = rules.as_of or datetime.now(UTC)
+    the first time is stamped from `inputs.status_history` (or not at all)."""
+    as_of = inputs.now()
     return advance_lifecycle(
         frame,
         rules.lifecycle,
         mql_threshold=rules.scoring_model.mql_threshold,
-        last_activity=last_activity(frame, rules.reference.activities, as_of),
+        last_activity=last_activity(frame, inputs.reference_for(rules).activities, as_of),
         as_of=as_of,
-        first_seen=status_since(frame, rules.status_history, as_of),
+        first_seen=status_since(frame, inputs.status_history, as_of),
     )
 
 

@@ -3,7 +3,6 @@ run's time, so a backfill scores "as of" its window end."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 import pandas as pd
@@ -17,6 +16,7 @@ from leadflow.stages.standardize import STANDARDIZE
 
 if TYPE_CHECKING:
     from leadflow.pipeline.config import Rules
+    from leadflow.pipeline.run_inputs import RunInputs
 
 READS: Final[tuple[str, ...]] = tuple(
     dict.fromkeys([*INPUT_COLUMNS, *STANDARDIZE.writes, *ENRICH.writes, *COMPLY.writes])
@@ -25,10 +25,9 @@ READS: Final[tuple[str, ...]] = tuple(
 model against the same set, stated there as `SCORING_INPUTS` (it may not import the stages, which import it)."""
 
 
-def score(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def score(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame:
     """fit_score, engagement_score, score, grade, rating, score_reasons and score_model_version."""
-    as_of = rules.as_of or datetime.now(UTC)
-    return score_leads(frame, rules.reference.activities, rules.scoring_model, as_of=as_of)
+    return score_leads(frame, inputs.reference_for(rules).activities, rules.scoring_model, as_of=inputs.now())
 
 
 SCORE = Stage(

@@ -24,6 +24,7 @@ from pandas.arrays import ArrowStringArray
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from leadflow.pipeline.config import Rules
+from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.identity.domains import free_email_matcher, is_free_domain
 from leadflow.pipeline.schema import DEPARTMENTS, SENIORITIES, TIMESTAMP_MAX, TIMESTAMP_MIN
 from leadflow.pipeline.settings import REFERENCE_DIR
@@ -363,10 +364,11 @@ def _keyed(country_code: pd.Series, values: pd.Series) -> pd.Series:
     return (country_code.fillna("") + _SEP + values).astype("string")
 
 
-def standardize(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+def standardize(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = None) -> pd.DataFrame:
     """Normalise contact fields and derive codes, validity flags and title buckets (the `standardize` stage).
 
-    `rules` is part of the stage signature only: standardizing depends on the reference data, not on run rules.
+    `rules` and `inputs` are part of the stage signature only: standardizing depends on the reference data, not on
+    run rules.
     """
     # Build the lookup tables before any worker process forks, so workers share them instead of rebuilding them.
     for build in (country_table, title_rules, name_rules, free_email_matcher):
