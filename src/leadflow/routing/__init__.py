@@ -7,7 +7,10 @@ users (`availability_from_file`, `with_availability`) and prints the rules for a
 availability at a moment and SLA due times in working hours; `router` applies each rule's action to its leads at
 once (assign_to, account owner, territory, queue, hold, `otherwise`); `pools` has the round-robin state carried
 between runs (`RoutingState`) and the smooth weighted round robin with daily caps and overflow; `route` is the entry
-point, `route_leads`, and builds the ROUTING_COLUMNS output. Everything is importable from `leadflow.routing`.
+point, `route_leads`, and builds the ROUTING_COLUMNS output. Everything above is importable from `leadflow.routing`.
+Beside them: `ownership` (which leads are leadflow's to route: open, unconverted, owned by nobody, a queue or an
+inactive user, unless a rule's `reassign` says more), `sla` (first-touch breaches and reassignment) and `simulate`
+(`leadflow routing test` cases and `routing simulate`), imported by their module path.
 """
 
 from __future__ import annotations
