@@ -1,6 +1,9 @@
-"""Test doubles shared by the connector tests."""
+"""Test doubles shared by the connector tests, and a real process holding a writer lease."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 
 class FakeClock:
@@ -20,3 +23,26 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+LEASE_HOLDER = """
+import sys
+from leadflow.store import StateStore
+store = StateStore.open(sys.argv[1])
+run_id = store.start_run("crm_sync", {})
+got = store.leases().try_acquire(sys.argv[2], run_id=run_id, flow="crm_sync", seconds=float(sys.argv[3]))
+print(run_id if got.lease else "busy", flush=True)
+sys.stdin.read()
+"""
+
+
+def lease_holder_process(url: str, name: str = "writer:salesforce",
+                         seconds: float = 600.0) -> tuple[subprocess.Popen[str], str]:
+    """A real process that starts a run on the store at `url`, takes the lease `name` and then blocks until killed
+    (or its stdin closes); returns it and its run id."""
+    proc = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, url, name, str(seconds)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert run_id and run_id != "busy"
+    return proc, run_id

@@ -21,6 +21,7 @@ from leadflow.sandbox.salesforce import SEED_BASE
 from leadflow.store import StateStore
 
 from .conftest import REPO
+from .fakes import lease_holder_process
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 
@@ -86,12 +87,8 @@ def test_a_run_that_cannot_get_the_lease_names_the_holder_and_exits(
     document = yaml.safe_load(org.config_path.read_text(encoding="utf-8"))
     document["concurrency"] = {"writer_wait_seconds": 1}
     org.config_path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, postgres_url], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder, holding_run = lease_holder_process(postgres_url)
     try:
-        assert holder.stdout is not None
-        holding_run = holder.stdout.readline().strip()
-        assert holding_run and holding_run != "busy"
         refused = subprocess.run([EXE, "sync", "--config", str(org.config_path), "--override-export-guard",
                                   "--skip-preflight"], cwd=REPO, env=_env(prefect_api, postgres_url, tmp_path),
                                  capture_output=True, text=True, timeout=300)
@@ -113,13 +110,3 @@ def test_a_run_that_cannot_get_the_lease_names_the_holder_and_exits(
     finally:
         holder.kill()
 
-
-HOLDER = """
-import sys
-from leadflow.store import StateStore
-store = StateStore.open(sys.argv[1])
-run_id = store.start_run("crm_sync", {})
-got = store.leases().try_acquire("writer:salesforce", run_id=run_id, flow="crm_sync", seconds=600)
-print(run_id if got.lease else "busy", flush=True)
-sys.stdin.read()
-"""

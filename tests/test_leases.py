@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +14,7 @@ import pytest
 from leadflow.store import StateStore
 from leadflow.store.leases import LeaseBusy, LeaseLost, hold, writer_lease_name
 from leadflow.store.tables import leases as leases_table
+from tests.fakes import lease_holder_process
 from tests.dbs import backend_params, clear_tables, postgres_schema_url, sqlite_url
 
 NAME = writer_lease_name("salesforce")
@@ -39,27 +38,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(store_url: str) -> Iterator[StateStore]:
     with StateStore.open(store_url) as opened:
         yield opened
-
-
-HOLDER = """
-import sys
-from leadflow.store import StateStore
-store = StateStore.open(sys.argv[1])
-run_id = store.start_run("crm_sync", {})
-got = store.leases().try_acquire(sys.argv[2], run_id=run_id, flow="crm_sync", seconds=float(sys.argv[3]))
-print(run_id if got.lease else "busy", flush=True)
-sys.stdin.read()
-"""
-
-
-def _holder_process(url: str, seconds: float = 600.0) -> tuple[subprocess.Popen[str], str]:
-    """A real process that takes the lease and then blocks; returns it and its run id."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url, NAME, str(seconds)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
-    assert run_id and run_id != "busy"
-    return proc, run_id
 
 
 def test_one_holder_at_a_time_and_release_frees_it(store: StateStore) -> None:
@@ -110,7 +88,7 @@ def test_a_waiting_run_gets_the_lease_once_released(store: StateStore) -> None:
 
 
 def test_a_killed_holder_is_taken_over_at_once_and_its_run_marked_crashed(store_url: str, store: StateStore) -> None:
-    proc, dead_run = _holder_process(store_url)
+    proc, dead_run = lease_holder_process(store_url, NAME)
     try:
         busy = store.leases().try_acquire(NAME, run_id="run-b", flow="crm_sync", seconds=60)
         assert busy.lease is None and busy.holder is not None and busy.holder.pid == proc.pid
@@ -187,7 +165,7 @@ def test_a_child_joins_its_parents_lease(store: StateStore) -> None:
 
 
 def test_a_killed_run_does_not_stay_running(store_url: str, store: StateStore) -> None:
-    proc, dead_run = _holder_process(store_url)
+    proc, dead_run = lease_holder_process(store_url, NAME)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     alive = store.start_run("crm_sync", {})  # the next run on this host sweeps it

@@ -162,8 +162,7 @@ class Leases:
 
     def holder(self, name: str) -> LeaseHolder | None:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(leases).where(leases.c.name == name)).mappings().first()
-        return None if row is None else LeaseHolder(**row)
+            return self._holder(conn, name)
 
     def held(self) -> list[LeaseHolder]:
         """Every lease in the table, by name."""

@@ -47,10 +47,7 @@ class RoutingMixin(StoreBase):
             query = query.where(assignments.c.lead_key.in_(lead_keys))
         if since is not None:
             query = query.where(assignments.c.assigned_at >= since)
-        frame = self._rows(query, columns)
-        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at", "written_at"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        return frame
+        return _with_times(self._rows(query, columns))
 
     def seen_leads(self, lead_keys: list[str], *, except_run: str | None = None) -> set[str]:
         """Those of `lead_keys` that a run (other than `except_run`) staged: leads leadflow has processed before."""
@@ -106,10 +103,7 @@ class RoutingSession:
         for start in range(0, len(lead_keys), CACHE_CHUNK_KEYS):
             part = lead_keys[start : start + CACHE_CHUNK_KEYS]
             rows.extend(self._conn.execute(sa.select(assignments).where(assignments.c.lead_key.in_(part))).all())
-        frame = pd.DataFrame.from_records(rows, columns=columns)
-        for column in ("assigned_at", "sla_due_at", "first_touch_at", "breached_at", "written_at"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        return frame
+        return _with_times(pd.DataFrame.from_records(rows, columns=columns))
 
     def save(self, payload: dict[str, Any]) -> None:
         """Replace the round-robin state."""
@@ -143,3 +137,13 @@ class RoutingSession:
                                                                "breached_at", "run_id", "inputs",
                                                                "written_at")})
         return len(rows)
+
+
+ASSIGNMENT_TIMES = ("assigned_at", "sla_due_at", "first_touch_at", "breached_at", "written_at")
+
+
+def _with_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Assignment rows with their times as UTC timestamps (both readers of the table return this shape)."""
+    for column in ASSIGNMENT_TIMES:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
