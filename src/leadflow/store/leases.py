@@ -14,6 +14,7 @@ works on SQLite (its single-writer transactions serialise the take-over) and on 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -32,6 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from leadflow.pipeline.errors import LeadflowError
 from leadflow.pipeline.settings import WRITER_LEASE_SECONDS, WRITER_WAIT_SECONDS
 from leadflow.store.tables import leases, runs
+
+log = logging.getLogger(__name__)
 
 WRITER_PREFIX = "writer:"
 DEFAULT_WAIT_SECONDS = WRITER_WAIT_SECONDS
@@ -283,9 +286,12 @@ def _heartbeat(lease: Lease, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
             if not lease.renew():
+                log.warning("%s: the lease was taken over by another run; this run stops before its next write",
+                            lease.name)
                 return
-        except Exception:  # a database hiccup: the next beat tries again; expiry is several beats away
-            continue
+        except Exception as exc:  # a database hiccup: the next beat tries again; expiry is several beats away
+            log.warning("%s: renewing the lease failed (%s: %s); trying again at the next beat", lease.name,
+                        type(exc).__name__, exc)
 
 
 def _now() -> datetime:
