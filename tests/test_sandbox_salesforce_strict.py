@@ -40,6 +40,7 @@ STOCK_LEAD_FIELDS = {
     "Id", "FirstName", "LastName", "Email", "Company", "Title", "Phone", "Country", "State", "City", "PostalCode",
     "Website", "LeadSource", "Status", "OwnerId", "HasOptedOutOfEmail", "IsConverted", "ConvertedDate",
     "NumberOfEmployees", "AnnualRevenue", "Industry", "CreatedDate", "LastModifiedDate", "SystemModstamp",
+    "IsDeleted",
 }
 GRADE = {"FullName": "Lead.Grade__c", "Metadata": {
     "label": "Grade", "type": "Picklist", "valueSet": {"restricted": True, "valueSetDefinition": {"sorted": False,

@@ -16,6 +16,10 @@ def sandbox(
         ".leadflow/sandbox"
     ),
     leads: Annotated[int, typer.Option(help="Leads to seed on first start.")] = 500,
+    accounts: Annotated[int | None, typer.Option(
+        help="Salesforce accounts to seed on first start (default: leads / 10).", min=1)] = None,
+    contacts: Annotated[int | None, typer.Option(
+        help="Salesforce contacts to seed on first start (default: leads / 4).", min=1)] = None,
     stock_org: Annotated[bool, typer.Option(
         "--stock-org", help="Serve Salesforce as a stock org: only standard fields until you run `leadflow setup "
         "salesforce` (by default the sandbox runs it for you).")] = False,
@@ -43,7 +47,7 @@ def sandbox(
         _fail(LeadflowError("--fault-kinds and --fault-seed need --fault-rate"))
 
     with running_sandboxes(folder, leads=leads, enrichment=True, routing=True, setup=not stock_org,
-                           faults=faults) as boxes:
+                           faults=faults, accounts=accounts, contacts=contacts) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         for name, rate in boxes.faults.items():

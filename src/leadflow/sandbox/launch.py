@@ -105,6 +105,8 @@ def running_sandboxes(
     stock_org: bool = True,
     setup: bool = True,
     faults: Mapping[str, Any] | None = None,
+    accounts: int | None = None,
+    contacts: int | None = None,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
@@ -114,7 +116,8 @@ def running_sandboxes(
     (beside `systems:`) pointing at it. `routing=True` (with Salesforce) writes `folder/routing.yaml` for the
     sandbox org's users and a `routing:` section, so the sync assigns leads too. `faults` (`{"rate": 0.1, "kinds":
     [...], "seed": 7, "systems": [...]}`, all but rate optional) sets a fault rate on the sandboxes once they are up
-    (after setup): see `plan_fault_rates`; `boxes.faults` says what each got.
+    (after setup): see `plan_fault_rates`; `boxes.faults` says what each got. `accounts` / `contacts`: how many the
+    Salesforce org gets on first start (default leads // 10 and leads // 4).
     """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
@@ -131,7 +134,7 @@ def running_sandboxes(
         if "salesforce" in systems:
             sf = stack.enter_context(
                 running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json",
-                                   stock_org=stock_org)
+                                   stock_org=stock_org, accounts=accounts, contacts=contacts)
             )
             config["salesforce"] = {
                 "login_url": sf.url,

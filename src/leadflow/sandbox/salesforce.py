@@ -1,4 +1,5 @@
-"""A local Salesforce org: OAuth2, SOQL query (+ pagination), sObjects, Collections, Bulk API 2.0, limits, faults.
+"""A local Salesforce org: OAuth2, SOQL Query and QueryAll (+ pagination), sObjects, Collections, Composite, Bulk API
+2.0, the Recycle Bin, limits, faults.
 
 Speaks the real v59.0 paths, payloads and error shapes so unmodified simple-salesforce works against it over HTTPS.
 State is in memory; `Org.save(path)` / `Org.load(path)` persist it as JSON so `leadflow sandbox` survives restarts.
@@ -7,25 +8,27 @@ Faults (`org.faults.inject(route_regex, kind, times, **detail)` or `POST /__sand
 detail}`; the route matches "METHOD /path"): "503"; "429" (detail retry_after=N); "403" (REQUEST_LIMIT_EXCEEDED);
 "401" (every session expires); "slow" (detail seconds: the response is held back); "lock_row" (per-record
 UNABLE_TO_LOCK_ROW in a Collections PATCH or at an ingest job's UploadComplete; detail ids=[...] or count=N);
-"malformed" (a query page: the first record loses a field, detail drop=Name; the second gets detail set={field: bad
-value}); "invalid_locator" (a nextRecordsUrl has expired); "job_failed" (a Bulk API 2.0 query job's info GET: the
+"malformed" (a query page, also inside a Composite call: the first record loses a field, detail drop=Name; the
+second gets detail set={field: bad value}); "invalid_locator" (a nextRecordsUrl has expired); "job_failed" (a Bulk API 2.0 query job's info GET: the
 job ends Failed, detail message=...). A fault rate (`org.faults.set_rate(0.1, ["503", "lock_row"], seed=7)` or
 `POST /__sandbox/faults {rate, kinds, seed, route}`) fails that share of all calls with the transient kinds 503,
 429, lock_row (any Collections update, on a random record) and slow; see `leadflow.sandbox.faults`. Other admin
 calls: DELETE /__sandbox/faults, POST /__sandbox/expire-sessions, POST /__sandbox/limits {max, used},
-GET /__sandbox/stats (with faults served per kind). Admin calls never count against the API limit.
+GET /__sandbox/stats (with faults served per kind and the Recycle Bin's size). Admin calls never count against the
+API limit.
 
 Strict like a stock org (each rule cites the API docs where it is modelled): the org state, field-level security and
 write rules live in salesforce_org.py / salesforce_rules.py, field metadata in salesforce_schema.py, describe and the
-Tooling API in salesforce_metadata.py, Bulk API 2.0 in salesforce_bulk.py, the SOQL subset in salesforce_soql.py.
-This module serves them (OAuth2, query, sObjects, Collections, admin) and starts the server.
+Tooling API in salesforce_metadata.py, Bulk API 2.0 in salesforce_bulk.py, the SOQL subset in salesforce_soql.py,
+the Recycle Bin and lead conversion in salesforce_recycle.py, the SystemModstamp index in salesforce_index.py, Query,
+QueryAll and sObject GET in salesforce_reads.py, Composite in salesforce_composite.py. This module serves them
+(OAuth2, sObject writes, Collections, admin) and starts the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +43,9 @@ import requests
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from leadflow.sandbox.faults import SALESFORCE_FAULTS, Fault, FaultPlan, locked_ids, rate_request, salesforce_refusal
+from leadflow.sandbox.faults import SALESFORCE_FAULTS, FaultPlan, locked_ids, rate_request, salesforce_refusal
 from leadflow.sandbox.salesforce_bulk import register_bulk_routes
+from leadflow.sandbox.salesforce_composite import register_composite_routes
 from leadflow.sandbox.salesforce_metadata import register_metadata_routes
 from leadflow.sandbox.salesforce_org import (
     DEFAULTS,
@@ -50,8 +54,8 @@ from leadflow.sandbox.salesforce_org import (
     SEED_BASE,
     Org,
 )
+from leadflow.sandbox.salesforce_reads import register_read_routes
 from leadflow.sandbox.salesforce_rules import rec_err as _rec_err
-from leadflow.sandbox.salesforce_rules import user_name
 from leadflow.sandbox.salesforce_schema import (
     FULL_FIELDS,
     GRADES,
@@ -66,7 +70,6 @@ from leadflow.sandbox.salesforce_seed import seed_org
 from leadflow.sandbox.salesforce_soql import (
     Soql,
     SoqlError,
-    _field,
     parse_sf_datetime,
     parse_soql,
     sf_datetime,
@@ -96,25 +99,6 @@ def _host(request: Request) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- HTTP app
-
-
-def _project(obj: str, record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"attributes": {"type": obj, "url": f"{DATA}/sobjects/{obj}/{record['Id']}"}}
-    for name in fields:
-        out[name] = record.get(name)
-    return out
-
-
-def _malform(records: list[dict[str, Any]], fault: Fault) -> None:
-    """A broken payload: the first record loses a field, the second gets wrong types / unknown picklist values."""
-    detail = fault.detail or {}
-    if records:
-        drop = detail.get("drop", "Email")
-        records[0].pop(drop, None)
-    if len(records) > 1:
-        for name, value in (detail.get("set") or {"HasOptedOutOfEmail": "maybe", "Status": "Qualified??"}).items():
-            if name in records[1]:
-                records[1][name] = value
 
 
 def create_app(org: Org) -> FastAPI:
@@ -197,45 +181,9 @@ def create_app(org: Org) -> FastAPI:
         return JSONResponse({"DailyApiRequests": {"Max": org.api_max, "Remaining": max(org.api_max - org.api_used, 0)},
                              "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000}})
 
-    # -- query
-    def page(obj: str, rows: list[dict[str, Any]], fields: list[str], start: int, size: int, key: str | None,
-             fault: Fault | None) -> Response:
-        chunk = [_project(obj, r, fields) for r in rows[start: start + size]]
-        if fault is not None and fault.kind == "malformed":
-            _malform(chunk, fault)
-        done = start + size >= len(rows)
-        body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": chunk}
-        if not done:
-            key = key or org.open_cursor(obj, rows, fields)
-            body["nextRecordsUrl"] = f"{DATA}/query/{key}-{start + size}"
-        return JSONResponse(body)
-
-    def batch_size(request: Request) -> int:
-        options = request.headers.get("sforce-query-options", "")
-        m = re.search(r"batchSize=(\d+)", options)
-        return min(max(int(m.group(1)), 200), 2000) if m else org.page_size
-
-    @app.get(f"{DATA}/query/")
-    async def query(request: Request, q: str = "") -> Response:
-        try:
-            soql, rows = org.run_query(q)
-        except SoqlError as exc:
-            return _err(400, exc.code, exc.message)
-        if soql.count:
-            return JSONResponse({"totalSize": len(rows), "done": True, "records": []})
-        return page(soql.obj, rows, soql.fields, 0, batch_size(request), None, request.state.fault)
-
-    @app.get(DATA + "/query/{locator}")
-    async def query_more(request: Request, locator: str) -> Response:
-        key, _, offset = locator.rpartition("-")
-        fault = request.state.fault
-        if fault is not None and fault.kind == "invalid_locator":  # as when a locator sits idle past 15 minutes
-            org.cursors.pop(key, None)
-        cursor = org.cursors.get(key)
-        if cursor is None or not offset.isdigit():
-            return _err(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        obj, rows, fields = cursor
-        return page(obj, rows, fields, int(offset), batch_size(request), key, request.state.fault)
+    # -- Query, QueryAll (+ more results), sObject Rows GET; Composite runs them as subrequests
+    reads = register_read_routes(app, org, DATA)
+    register_composite_routes(app, org, DATA, reads)
 
     # -- sObjects
     def known(obj: str) -> bool:
@@ -267,22 +215,17 @@ def create_app(org: Org) -> FastAPI:
             return refusal  # type: ignore[return-value]
         return JSONResponse({"id": org.put(obj, clean), "success": True, "errors": []}, status_code=201)
 
-    @app.get(DATA + "/sobjects/{obj}/{record_id}")
-    async def read(obj: str, record_id: str, fields: str | None = None) -> Response:
-        record = org.get(obj, record_id) if known(obj) else None
-        if record is None:
-            return _err(404, "NOT_FOUND", "The requested resource does not exist")
-        try:
-            schema = org.schema()
-            names = [_field(obj, f.strip(), schema) for f in fields.split(",")] if fields else list(schema[obj])
-        except SoqlError as exc:
-            return _err(400, exc.code, exc.message)
-        return JSONResponse(_project(obj, user_name(record) if obj == "User" else record, names))
+    def missing(obj: str, record_id: str) -> Response:
+        """404 for a record that is not live: ENTITY_IS_DELETED while it sits in the Recycle Bin, else NOT_FOUND
+        (see `salesforce_reads`)."""
+        if known(obj) and org.is_deleted(obj, record_id):
+            return _err(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return _err(404, "NOT_FOUND", "The requested resource does not exist")
 
     @app.patch(DATA + "/sobjects/{obj}/{record_id}")
     async def update(request: Request, obj: str, record_id: str) -> Response:
         if not known(obj) or org.get(obj, record_id) is None:
-            return _err(404, "NOT_FOUND", "The requested resource does not exist")
+            return missing(obj, record_id)
         clean, refusal = await validated_body(request, obj, create=False, record_id=record_id)
         if clean is None:
             return refusal  # type: ignore[return-value]
@@ -291,8 +234,9 @@ def create_app(org: Org) -> FastAPI:
 
     @app.delete(DATA + "/sobjects/{obj}/{record_id}")
     async def delete(obj: str, record_id: str) -> Response:
+        # Accounts, contacts and leads go to the Recycle Bin (`salesforce_recycle`); others are removed outright.
         if not known(obj) or not org.delete(obj, record_id):
-            return _err(404, "NOT_FOUND", "The requested resource does not exist")
+            return missing(obj, record_id)
         return Response(status_code=204)
 
     # -- sObject Collections
@@ -385,7 +329,8 @@ def create_app(org: Org) -> FastAPI:
     @app.get("/__sandbox/stats")
     async def stats() -> Response:
         return JSONResponse({"api_used": org.api_used, "api_max": org.api_max,
-                             "records": {o: len(v) for o, v in org.objects.items()}} | org.faults.stats())
+                             "records": {o: len(v) for o, v in org.objects.items()},
+                             "recycle_bin": {o: len(v) for o, v in org.recycle_bin.items()}} | org.faults.stats())
 
     return app
 
@@ -449,17 +394,20 @@ def running_salesforce(
     state_path: Path | None = None,
     port: int = 0,
     stock_org: bool = False,
+    accounts: int | None = None,
+    contacts: int | None = None,
     **org_options: Any,
 ) -> Iterator[RunningSalesforce]:
     """Start a seeded (or, with an existing `state_path`, reloaded) sandbox over HTTPS on 127.0.0.1.
 
     `stock_org=True`: only standard fields until leadflow's custom fields are created (Tooling API) and granted.
+    `accounts` / `contacts`: how many to seed (default leads // 10 and leads // 4).
     `org_options`: other `Org` settings (api_user_can_customize, bulk_query_polls, my_domain, ...)."""
     if state_path is not None and state_path.is_file():
         org = Org.load(state_path, page_size=page_size, **org_options)
     else:
         org = seed_org(Org(api_max=api_max, page_size=page_size, stock_org=stock_org, **org_options), leads=leads,
-                       seed=seed, stamp_run=stamp_run).fill_defaults()
+                       seed=seed, stamp_run=stamp_run, accounts=accounts, contacts=contacts).fill_defaults()
     cert, key = self_signed_certificate(folder)
     server = BackgroundServer(create_app(org), port=port, certfile=cert, keyfile=key)
     with server:

@@ -99,7 +99,10 @@ def register_bulk_routes(
             job["state"] = "InProgress"
             return
         try:
-            soql, rows = org.run_query(job["query"])
+            # "Create a Query Job", operation: query "Returns data that hasn't been deleted or archived"; queryAll
+            # "Returns records that have been deleted because of a merge or delete" (https://developer.salesforce.com/
+            # docs/atlas.en-us.api_asynch.meta/api_asynch/query_create_job.htm): the Recycle Bin only for queryAll.
+            soql, rows = org.run_query(job["query"], include_deleted=job.get("operation") == "queryAll")
         except SoqlError as exc:
             job.update(state="Failed", errorMessage=f"{exc.code}: {exc.message}",
                        systemModstamp=sf_datetime(datetime.now(UTC)))

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from leadflow.sandbox.faults import FaultPlan
+from leadflow.sandbox.salesforce_index import RecordTable, candidates, tables
+from leadflow.sandbox.salesforce_recycle import RecycleBin, empty_bin
 from leadflow.sandbox.salesforce_rules import (
     converted_error,
     field_access,
@@ -56,13 +58,17 @@ DEFAULTS: Final[dict[str, dict[str, Any]]] = {"Lead": {"IsConverted": False, "Ha
 
 
 @dataclass
-class Org:
+class Org(RecycleBin):
     """In-memory state of one org; every mutation goes through the lock (handlers and tests share it).
 
     `stock_org=True`: only standard fields, as a new org has; leadflow's `__c` fields appear once created (Tooling API
     CustomField) and become visible to the integration user once a permission set granting them is assigned.
     `stock_org=False` (the default): leadflow's custom fields exist and the integration user's profile can read and
-    edit them, as if `leadflow setup salesforce` had run."""
+    edit them, as if `leadflow setup salesforce` had run.
+
+    Records live in `objects` (object → id → record, each table a `RecordTable` indexed on SystemModstamp); deleted
+    accounts, contacts and leads sit in `recycle_bin` until purged (`delete`, `undelete`, `purge_recycle_bin`,
+    `empty_recycle_bin`, `convert_lead`: see `salesforce_recycle`)."""
 
     api_max: int = 100_000
     api_used: int = 0
@@ -79,7 +85,9 @@ class Org:
     my_domain: str = "127.0.0.1"
     """The org's My Domain host: the only host whose token endpoint grants client_credentials."""
     integration_user_id: str = INTEGRATION_USER_ID
-    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {o: {} for o in STANDARD})
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {o: RecordTable() for o in STANDARD})
+    recycle_bin: dict[str, RecordTable] = field(default_factory=empty_bin, repr=False)
+    """Deleted records in the Recycle Bin (IsDeleted true), per object, until purged."""
     counters: dict[str, int] = field(default_factory=dict)
     custom_fields: dict[str, CustomFieldRecord] = field(default_factory=dict, repr=False)
     """Custom fields created in the org, by "Object.Name__c" (the Tooling API's CustomField rows)."""
@@ -99,7 +107,9 @@ class Org:
 
     def __post_init__(self) -> None:
         for obj in STANDARD:
-            self.objects.setdefault(obj, {})
+            self.objects.setdefault(obj, RecordTable())
+        self.objects = tables(self.objects)
+        self.recycle_bin = tables(empty_bin() | self.recycle_bin)
         stamp = sf_datetime(SEED_BASE - timedelta(days=365))
         self.objects["User"].setdefault(self.integration_user_id, {
             name: None for name in SCHEMA["User"]} | {
@@ -117,12 +127,15 @@ class Org:
         with self.lock:
             for obj in STANDARD:
                 checkboxes = {n: m.default == "true" for n, m in self.all_fields(obj).items() if m.type == "boolean"}
-                for record_id, record in self.objects[obj].items():
-                    for name, default in checkboxes.items():
-                        if record.get(name) is None:
-                            record[name] = default
-                    if obj == "User":
-                        self.objects[obj][record_id] = user_name(record)
+                for table in (self.objects[obj], self.recycle_bin.get(obj, {})):
+                    for record in table.values():
+                        for name, default in checkboxes.items():
+                            if record.get(name) is None:
+                                record[name] = default
+                if obj == "User":
+                    users = self.objects[obj]
+                    for record_id, record in users.items():
+                        users[record_id] = user_name(record)
         return self
 
     # -- ids, tokens, limits
@@ -202,9 +215,10 @@ class Org:
                                        sf_datetime(datetime.now(UTC)))
             self.custom_fields[key] = record
             # Existing records read a new checkbox as its default (false unless set), other fields as null.
-            for existing in self.objects[obj].values():
-                if existing.get(meta.name) is None:
-                    existing[meta.name] = _initial(meta)
+            for table in (self.objects[obj], self.recycle_bin.get(obj, {})):
+                for existing in table.values():
+                    if existing.get(meta.name) is None:
+                        existing[meta.name] = _initial(meta)
             self.touch()
         return record
 
@@ -242,17 +256,19 @@ class Org:
     def get(self, obj: str, record_id: str) -> dict[str, Any] | None:
         return self.objects[obj].get(record_id)
 
-    def put(self, obj: str, values: dict[str, Any], record_id: str | None = None) -> str:
-        """Create or update (copy-on-write, so open query cursors keep their snapshot); bumps the stamps; appends field
-        history for tracked fields an update changes."""
-        now = sf_datetime(datetime.now(UTC))
+    def put(self, obj: str, values: dict[str, Any], record_id: str | None = None, *,
+            now: datetime | None = None) -> str:
+        """Create or update (copy-on-write, so open query cursors keep their snapshot and the SystemModstamp index
+        stays right); bumps the stamps to `now` (default: the clock); appends field history for tracked fields an
+        update changes."""
+        now_text = sf_datetime(now or datetime.now(UTC))
         names = self.all_fields(obj)
         with self.lock:
             if record_id is None:
                 record_id = self.new_id(obj)
                 record = {n: _initial(m) for n, m in names.items()} | DEFAULTS.get(obj, {}) | {"Id": record_id}
                 if "CreatedDate" in names:
-                    record["CreatedDate"] = now
+                    record["CreatedDate"] = now_text
                 before = None
             else:
                 before = self.objects[obj][record_id]
@@ -262,24 +278,17 @@ class Org:
             record.update(values)
             for stamp in ("LastModifiedDate", "SystemModstamp"):
                 if stamp in names:
-                    record[stamp] = now
+                    record[stamp] = now_text
             if obj == "User":
                 record = user_name(record | {"Name": None})
             self.objects[obj][record_id] = record
             if before is not None:
-                for row in history_rows(obj, before, record, now):
+                for row in history_rows(obj, before, record, now_text):
                     history_id = self.new_id("LeadHistory")
                     self.objects["LeadHistory"][history_id] = {"Id": history_id} | row
             if obj in SETUP_OBJECTS:
                 self.touch()
         return record_id
-
-    def delete(self, obj: str, record_id: str) -> bool:
-        with self.lock:
-            gone = self.objects[obj].pop(record_id, None) is not None
-            if gone and obj in SETUP_OBJECTS:
-                self.touch()
-        return gone
 
     def validate(self, obj: str, values: dict[str, Any], *, create: bool,
                  record_id: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -379,13 +388,21 @@ class Org:
         return clean, errors
 
     # -- queries
-    def run_query(self, soql: str) -> tuple[Soql, list[dict[str, Any]]]:
+    def run_query(self, soql: str, *, include_deleted: bool = False) -> tuple[Soql, list[dict[str, Any]]]:
+        """Parse and run `soql` against the records the integration user sees: live ones, and with `include_deleted`
+        (QueryAll) those in the Recycle Bin too, after purging what has sat there past 15 days. A window on
+        SystemModstamp is read through the index (`salesforce_index`): same rows, without a scan of the object."""
         query = parse_soql(soql, self.schema())
+        if include_deleted:
+            self.purge_recycle_bin()
         with self.lock:
-            records = self.objects[query.obj].values()
+            found = [self.objects[query.obj]]
+            if include_deleted and query.obj in self.recycle_bin:
+                found.append(self.recycle_bin[query.obj])
+            records = candidates(found, query.where, query.order, query.count)
             if query.obj == "User":
                 records = [user_name(r) for r in records]
-            rows = [r for r in records if _matches(r, query.where)]
+            rows = [r for r in records if _matches(r, query.where)] if query.where else records
         if query.order:
             rows = _sorted(rows, query.order)
         if query.limit is not None:
@@ -407,7 +424,7 @@ class Org:
                      "counters": self.counters, "objects": self.objects, "stock_org": self.stock_org,
                      "api_user_can_customize": self.api_user_can_customize, "my_domain": self.my_domain,
                      "bulk_query_polls": self.bulk_query_polls, "integration_user_id": self.integration_user_id,
-                     "profile_access": self.profile_access,
+                     "profile_access": self.profile_access, "recycle_bin": self.recycle_bin,
                      "custom_fields": [{"id": r.id, "obj": r.obj, "name": r.name, "metadata": r.metadata,
                                         "created": r.created} for r in self.custom_fields.values()]}
             text = json.dumps(state)
@@ -431,7 +448,8 @@ class Org:
         org.page_size = settings.get("page_size", state["page_size"])
         org.counters = state["counters"]
         users = org.objects["User"]
-        org.objects = {o: state["objects"].get(o, {}) for o in STANDARD}
+        org.objects = tables({o: state["objects"].get(o, {}) for o in STANDARD})
+        org.recycle_bin = tables(empty_bin() | {o: state.get("recycle_bin", {}).get(o, {}) for o in org.recycle_bin})
         for user_id, user in users.items():  # the integration user, in state saved before it existed
             org.objects["User"].setdefault(user_id, user)
         for obj, defaults in DEFAULTS.items():  # state saved before a field existed
@@ -439,6 +457,7 @@ class Org:
                 for name, value in defaults.items():
                     record.setdefault(name, value)
         org.touch()
+        org.purge_recycle_bin()  # a saved bin keeps counting its 15 days while the sandbox is stopped
         return org.fill_defaults()
 
 

@@ -100,6 +100,14 @@ def _ro(name: str, ftype: str, length: int = 0, **kw: Any) -> FieldMeta:
 
 
 _ID = _ro("Id", "id", 18, nillable=False, label="Record ID")
+# Object Reference, "System Fields": IsDeleted "Indicates whether the record has been moved to the Recycle Bin (true)
+# or not (false). Because this field does not appear in all objects, it is listed in the field table for each object"
+# (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/system_fields.htm). Lead, Contact and Account list
+# it (Salesforce Field Reference, "Lead", "Contact", "Account": https://developer.salesforce.com/docs/platform/
+# field-reference/references/field-reference/salesforce-field-reference-lead.html and -contact/-account); User, Group
+# and QueueSobject do not (Field Reference "User", "Group": CreatedById ... Type, "QueueSobject": CreatedById, Id,
+# QueueId, SobjectType, SystemModstamp), so selecting it there is INVALID_FIELD like any unknown column.
+_DELETED = _ro("IsDeleted", "boolean", nillable=False, label="Deleted", default="false")
 _STAMPS = (_ro("CreatedDate", "datetime", nillable=False), _ro("LastModifiedDate", "datetime", nillable=False),
            _ro("SystemModstamp", "datetime", nillable=False))
 LEAD_STATUSES: Final[tuple[str, ...]] = (
@@ -134,20 +142,20 @@ STANDARD: Final[dict[str, tuple[FieldMeta, ...]]] = {
         _f("ConvertedDate", "date", updateable=False),
         _f("NumberOfEmployees", "int", digits=8, label="Employees"),
         _f("AnnualRevenue", "currency", precision=18, scale=0),
-        _f("Industry", "picklist", 40, picklist=INDUSTRY_VALUES), *_STAMPS,
+        _f("Industry", "picklist", 40, picklist=INDUSTRY_VALUES), _DELETED, *_STAMPS,
     ),
     "Contact": (
         _ID, _f("FirstName", "string", 40), _f("LastName", "string", 80, nillable=False), _f("Email", "email", 80),
         _f("Title", "string", 128), _f("Phone", "phone", 40),
         _f("AccountId", "reference", 18, reference_to=("Account",), label="Account ID"), OWNER,
         _f("HasOptedOutOfEmail", "boolean", nillable=False, label="Email Opt Out", default="false"),
-        _f("MailingCountry", "string", 80), *_STAMPS,
+        _f("MailingCountry", "string", 80), _DELETED, *_STAMPS,
     ),
     "Account": (
         _ID, _f("Name", "string", 255, nillable=False, label="Account Name"), _f("Website", "url", 255),
         _f("BillingCountry", "string", 80), _f("Industry", "picklist", 40, picklist=INDUSTRY_VALUES), OWNER,
         _f("NumberOfEmployees", "int", digits=8, label="Employees"),
-        _f("AnnualRevenue", "currency", precision=18, scale=0), _ro("LastActivityDate", "date"), *_STAMPS,
+        _f("AnnualRevenue", "currency", precision=18, scale=0), _ro("LastActivityDate", "date"), _DELETED, *_STAMPS,
     ),
     # Object Reference "User": Name is the read-only full name (FirstName + LastName).
     "User": (
@@ -205,6 +213,12 @@ REQUIRED: Final[dict[str, tuple[str, ...]]] = {
 }
 NOT_CREATEABLE: Final = frozenset({"LeadHistory"})
 """Objects the API cannot insert or update (Object Reference "LeadHistory": supported calls query(), retrieve())."""
+RECYCLABLE: Final = frozenset({"Lead", "Contact", "Account"})
+"""Objects whose deleted records go to the Recycle Bin (IsDeleted true; QueryAll still returns them; undelete()
+restores them): the objects with IsDeleted whose supported calls include delete() and undelete() (Object Reference,
+"Lead", "Contact", "Account": https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
+sforce_api_objects_lead.htm). A User is never deleted (its supported calls have no delete()); the others here
+(queues, setup objects) are removed outright."""
 SETUP_OBJECTS: Final = frozenset({"PermissionSet", "FieldPermissions", "PermissionSetAssignment"})
 """Objects whose writes change what the integration user can see."""
 

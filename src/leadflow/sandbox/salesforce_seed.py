@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from leadflow.sandbox.salesforce_org import SEED_BASE, Org
@@ -78,13 +78,16 @@ def _user(user_id: str, handle: str, first: str, last: str, active: bool, stamp:
                             "FirstName": first, "LastName": last, "IsActive": active}, stamp)
 
 
-def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250) -> Org:
-    """Deterministic records shaped like a real org; runs of `stamp_run` leads share one exact SystemModstamp.
+def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250, accounts: int | None = None,
+             contacts: int | None = None) -> Org:
+    """Deterministic records shaped like a real org; runs of `stamp_run` records share one exact SystemModstamp.
 
     Leads come from `messy_leads`. Open leads nobody has picked up (web-to-lead) sit in the web-leads queue or with
     the default lead owner; open leads a rep typed in, and every worked, nurtured, closed or converted lead, belong to
     a rep (some of whom have since been deactivated). Converted leads are `IsConverted`. Each worked lead has the
-    status change that field history tracking would have recorded (LeadHistory), at a time before the seed's base."""
+    status change that field history tracking would have recorded (LeadHistory), at a time before the seed's base.
+    `accounts` (default leads // 10) and `contacts` (default leads // 4), at least one each when there are leads;
+    the defaults give exactly the records they always gave for a seed."""
     from leadflow.pipeline.schema import parse_bool
     from leadflow.synth import messy_leads
 
@@ -99,15 +102,74 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
     numbers = list(range(1, leads + 1))
     rng.shuffle(numbers)
     opt_in, _ = parse_bool(frame["email_opt_in"])
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    records = _rows(frame, _LEAD_COLUMNS)
+    domains = _email_domains([row["email"] for row in records])
+    stamps = _Stamps(max(stamp_run, 1))
+    _seed_leads(org, records, numbers, opt_in.astype(object).tolist(), active_reps, seed, stamps)
+    org.counters["Lead"] = leads
+    account_ids, by_domain = _seed_accounts(org, records, domains, max(leads // 10, 1) if accounts is None
+                                            else accounts, active_reps, seed, stamps)
+    _seed_contacts(org, records, account_ids, by_domain, max(leads // 4, 1) if contacts is None else contacts,
+                   active_reps, seed, stamps)
+    return org
+
+
+_LEAD_COLUMNS: Final = ("email", "first_name", "last_name", "company", "title", "phone", "country", "state", "city",
+                        "postal_code", "website", "lead_source", "owner_id", "status")
+_PERSON_COLUMNS: Final = ("email", "first_name", "last_name", "title", "phone", "country")
+
+
+def _rows(frame: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`frame`'s `columns` as one dict per row (None for a missing value). Each column is factorized first, so a
+    repeated value is one shared str (less memory, and far faster than DataFrame.to_dict)."""
+    import numpy as np
+    import pandas as pd
+
+    lists = []
+    for name in columns:
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        values = np.array([*uniques.astype(object), None], dtype=object)  # code -1 (missing) → None
+        lists.append(values[codes].tolist())
+    return [dict(zip(columns, row, strict=True)) for row in zip(*lists, strict=True)]
+
+
+class _Stamps:
+    """Seed timestamps in the wire format, each distinct instant formatted once."""
+
+    def __init__(self, run: int) -> None:
+        self.run = run
+        self._cache: dict[datetime, str] = {}
+        self._runs: dict[int, str] = {}
+
+    def __call__(self, when: datetime) -> str:
+        text = self._cache.get(when)
+        if text is None:
+            text = self._cache[when] = sf_datetime(when)
+        return text
+
+    def modstamp(self, k: int) -> str:
+        """The SystemModstamp of the k-th record of an object: runs of `run` records share one minute."""
+        minute = k // self.run
+        text = self._runs.get(minute)
+        if text is None:
+            text = self._runs[minute] = self(SEED_BASE + timedelta(minutes=minute))
+        return text
+
+
+def _seed_leads(org: Org, records: list[dict[str, Any]], numbers: list[int], opt_in: list[Any],
+                active_reps: list[str], seed: int, stamps: _Stamps) -> None:
     # Separate streams, so the firmographics neither move the lead ids above nor depend on each other.
     typed = random.Random(f"{seed}:typed-by-rep")
     owned = random.Random(f"{seed}:owners")
     history = org.objects.get("LeadHistory")
-    for i, (row, number, consent) in enumerate(zip(records, numbers, opt_in.astype(object), strict=True)):
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=i // max(stamp_run, 1)))
+    table = org.objects["Lead"]
+    template = dict.fromkeys(SCHEMA["Lead"])
+    queue = "Group" in org.objects
+    converted_date = "ConvertedDate" in SCHEMA["Lead"]
+    for i, (row, number, consent) in enumerate(zip(records, numbers, opt_in, strict=True)):
+        stamp = stamps.modstamp(i)
         created_at = SEED_BASE - timedelta(days=1 + i % 60)
-        created = sf_datetime(created_at)
+        created = stamps(created_at)
         status = row["status"] if row["status"] in LEAD_STATUSES else OPEN_STATUS
         record_id = f"00Q5e{number:010d}AAA"
         rep = row["owner_id"] or active_reps[owned.randrange(len(active_reps))]
@@ -117,37 +179,43 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
             owner = row["owner_id"]  # an open lead a rep typed in or already took: still that rep's
         else:
             # Web-to-lead: the assignment rule put it in the queue, or nothing matched and the default owner has it.
-            owner = WEB_QUEUE_ID if owned.random() < 0.65 and "Group" in org.objects else DEFAULT_LEAD_OWNER_ID
+            owner = WEB_QUEUE_ID if owned.random() < 0.65 and queue else DEFAULT_LEAD_OWNER_ID
         # ~10% of leads carry firmographics a rep typed in: round head counts, sometimes an industry.
         employees = industry = None
         if typed.random() < 0.1:
             employees = typed.choice((5, 10, 25, 50, 100, 200, 250, 500, 1000, 2500, 5000, 10000))
             industry = typed.choice(INDUSTRIES) if typed.random() < 0.7 else None
         converted = status == "Closed - Converted"
-        org.objects["Lead"][record_id] = {name: None for name in SCHEMA["Lead"]} | {
+        table[record_id] = template | {
             "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
             "Email": row["email"], "Company": row["company"] or "[not provided]", "Title": row["title"],
             "Phone": row["phone"], "Country": row["country"], "State": row["state"], "City": row["city"],
             "PostalCode": row["postal_code"], "Website": row["website"], "LeadSource": row["lead_source"],
             "Status": status, "OwnerId": owner, "IsConverted": converted,
             "NumberOfEmployees": employees, "Industry": industry,
-            "HasOptedOutOfEmail": consent is False, "CreatedDate": created, "LastModifiedDate": stamp,
-            "SystemModstamp": stamp,
+            "HasOptedOutOfEmail": consent is False, "IsDeleted": False, "CreatedDate": created,
+            "LastModifiedDate": stamp, "SystemModstamp": stamp,
         } | ({"ConvertedDate": (SEED_BASE - timedelta(days=owned.randint(0, i % 60))).date().isoformat()}
-             if converted and "ConvertedDate" in SCHEMA["Lead"] else {})
+             if converted and converted_date else {})
         if history is not None and status != OPEN_STATUS:
             # Field history tracking on Status: the rep's move away from the open status, between creation and now.
-            changed = sf_datetime(created_at + timedelta(hours=owned.randint(1, 24 * (1 + i % 60) - 1)))
+            changed = stamps(created_at + timedelta(hours=owned.randint(1, 24 * (1 + i % 60) - 1)))
             history_id = f"0175e{number:010d}AAA"
             history[history_id] = _record("LeadHistory", {
                 "Id": history_id, "LeadId": record_id, "Field": "Status", "OldValue": OPEN_STATUS,
                 "NewValue": status, "CreatedDate": changed, "IsDeleted": False}, changed)
-    org.counters["Lead"] = leads
+
+
+def _seed_accounts(org: Org, records: list[dict[str, Any]], domains: list[str | None], n: int,
+                   active_reps: list[str], seed: int, stamps: _Stamps) -> tuple[list[str], dict[str, str]]:
+    """`n` accounts (firmographics for most); returns their ids and the first account of each company domain."""
     firmographics = random.Random(f"{seed}:accounts")
     by_domain: dict[str, str] = {}
-    accounts = []
-    for k, (domain, source) in enumerate(_account_sources(records, max(leads // 10, 1))):
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
+    ids: list[str] = []
+    table = org.objects["Account"]
+    template = dict.fromkeys(SCHEMA["Account"])
+    for k, (domain, source) in enumerate(_account_sources(records, domains, n, seed)):
+        stamp = stamps.modstamp(k)
         record_id = f"0015e{k + 1:010d}AAA"
         company = source["company"] or f"Account {k}"
         employees = revenue = industry = last_activity = None
@@ -163,57 +231,82 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
         if domain and firmographics.random() < 0.95:
             website = firmographics.choice(("https://www.{}", "www.{}", "{}", "http://{}", "https://{}/")).format(
                 domain)
-        org.objects["Account"][record_id] = {name: None for name in SCHEMA["Account"]} | {
+        table[record_id] = template | {
             "Id": record_id, "Name": company, "Website": website, "BillingCountry": source["country"],
             "Industry": industry, "OwnerId": active_reps[k % len(active_reps)], "NumberOfEmployees": employees,
-            "AnnualRevenue": revenue, "LastActivityDate": last_activity, "CreatedDate": stamp,
+            "AnnualRevenue": revenue, "LastActivityDate": last_activity, "IsDeleted": False, "CreatedDate": stamp,
             "LastModifiedDate": stamp, "SystemModstamp": stamp,
         }
-        accounts.append(record_id)
+        ids.append(record_id)
         if domain:
             by_domain.setdefault(domain, record_id)
-    org.counters["Account"] = len(accounts)
-    contacts = max(leads // 4, 1)
-    # Contacts are mostly other people; about one in twenty is someone who also came in again as a lead (the
-    # duplicate a rep would want flagged). A Contact copied from every fourth lead made a quarter of the org's leads
-    # duplicates, which no real org looks like.
-    people = messy_leads(contacts, seed + 1_000).astype(object)
-    people = people.where(people.notna(), None).to_dict("records")
+    org.counters["Account"] = len(ids)
+    return ids, by_domain
+
+
+def _seed_contacts(org: Org, records: list[dict[str, Any]], accounts: list[str], by_domain: dict[str, str], n: int,
+                   active_reps: list[str], seed: int, stamps: _Stamps) -> None:
+    """`n` contacts, each under the account of its e-mail's company domain (else a round-robin account).
+
+    Contacts are mostly other people; about one in twenty is someone who also came in again as a lead (the
+    duplicate a rep would want flagged). A Contact copied from every fourth lead made a quarter of the org's leads
+    duplicates, which no real org looks like."""
+    from leadflow.synth import messy_leads
+
+    people = _rows(messy_leads(n, seed + 1_000), _PERSON_COLUMNS)
     again = random.Random(f"{seed}:contact-leads")
-    for k in range(contacts):
-        row = records[-(k + 1)] if again.random() < CONTACT_ALSO_LEAD_SHARE else people[k]
-        stamp = sf_datetime(SEED_BASE + timedelta(minutes=k // max(stamp_run, 1)))
+    rows = [records[-(k % len(records) + 1)] if again.random() < CONTACT_ALSO_LEAD_SHARE else people[k]
+            for k in range(n)]
+    domains = _email_domains([row["email"] for row in rows])
+    table = org.objects["Contact"]
+    for k, (row, domain) in enumerate(zip(rows, domains, strict=True)):
+        stamp = stamps.modstamp(k)
         record_id = f"0035e{k + 1:010d}AAA"
-        account = by_domain.get(_email_domain(row["email"]) or "", accounts[k % len(accounts)])
-        org.objects["Contact"][record_id] = {
+        table[record_id] = {
             "Id": record_id, "FirstName": row["first_name"], "LastName": row["last_name"] or "[not provided]",
-            "Email": row["email"], "Title": row["title"], "Phone": row["phone"], "AccountId": account,
+            "Email": row["email"], "Title": row["title"], "Phone": row["phone"],
+            "AccountId": by_domain.get(domain or "", accounts[k % len(accounts)] if accounts else None),
             "OwnerId": active_reps[k % len(active_reps)], "HasOptedOutOfEmail": False, "MailingCountry": row["country"],
-            "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp,
+            "IsDeleted": False, "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp,
         }
-    org.counters["Contact"] = contacts
-    return org
+    org.counters["Contact"] = n
 
 
 def _email_domain(email: Any) -> str | None:
     """The registered domain of a well-formed address (None for junk, typo'd suffixes and missing values)."""
+    return _email_domains([email])[0]
+
+
+def _email_domains(emails: list[Any]) -> list[str | None]:
+    """`_email_domain` of each address, the domain worked out once per distinct host: `registered_domain` reads only
+    the part after the last "@" of the stripped, lower-cased text, so "x@" + that host gives the same answer."""
     from leadflow.identity.matching import registered_domain
 
-    if not isinstance(email, str) or email.count("@") != 1:
-        return None
-    return registered_domain(email)
+    known: dict[str, str | None] = {}
+    out: list[str | None] = []
+    for email in emails:
+        if not isinstance(email, str) or email.count("@") != 1:
+            out.append(None)
+            continue
+        host = email.strip().lower().rsplit("@", 1)[1]
+        if host not in known:
+            known[host] = registered_domain("x@" + host)
+        out.append(known[host])
+    return out
 
 
-def _account_sources(records: list[dict[str, Any]], n: int) -> list[tuple[str | None, dict[str, Any]]]:
+def _account_sources(records: list[dict[str, Any]], domains: list[str | None], n: int,
+                     seed: int) -> list[tuple[str | None, dict[str, Any]]]:
     """`n` (company domain, lead) pairs to seed accounts from: the corporate e-mail domains most leads use (then
-    first seen), each with its first lead that names a company; leads in order fill up when domains run short."""
+    first seen), each with its first lead that names a company; leads in order fill up when domains run short, then
+    other generated companies when the leads do."""
     from leadflow.identity.domains import is_free_domain
 
+    free = {d: is_free_domain(d) for d in set(domains) if d is not None}
     first: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for i, row in enumerate(records):
-        domain = _email_domain(row["email"])
-        if domain is None or is_free_domain(domain):
+    for i, (row, domain) in enumerate(zip(records, domains, strict=True)):
+        if domain is None or free[domain]:
             continue
         counts[domain] = counts.get(domain, 0) + 1
         if row["company"] and domain not in first:
@@ -227,4 +320,8 @@ def _account_sources(records: list[dict[str, Any]], n: int) -> list[tuple[str | 
             break
         if i not in used:
             out.append((None, row))
+    if len(out) < n:  # more accounts than leads: companies of other generated people
+        from leadflow.synth import messy_leads
+
+        out += [(None, row) for row in _rows(messy_leads(n - len(out), seed + 2_000), _LEAD_COLUMNS)]
     return out
