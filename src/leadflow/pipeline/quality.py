@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leadflow.pipeline import quality_gx
 from leadflow.pipeline.errors import ConfigError, DataQualityError
 from leadflow.pipeline.schema import lead_keys
 
@@ -74,41 +76,61 @@ class GateResult:
 Publisher = Callable[[GateResult], None]
 
 
-@cache
-def _context() -> Any:
-    import logging
+_context = quality_gx.context
+_batch_definition = quality_gx.batch_definition
+_GX_LOCK = quality_gx.GX_LOCK
+"""The process's GX context, batch definition and validation lock (`leadflow.pipeline.quality_gx`)."""
 
-    import great_expectations as gx
+RESULT_FORMAT: dict[str, Any] = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_POSITION]}
+"""What GX reports for a failing expectation: every failing row's ROW_POSITION (COMPLETE is not capped at 20)."""
 
-    # GX logs its ephemeral docs folder at INFO on every start; it means nothing to an ops user.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context
+MAX_CACHED_SUITES = 64
+_SUITES: OrderedDict[bytes, quality_gx.CompiledSuite] = OrderedDict()
+_SUITES_LOCK = threading.Lock()
 
 
-_GX_LOCK = threading.Lock()
-"""One validation at a time per process: the GX context's batch bookkeeping is shared, and two threads validating at
-once (backfill chunks on a threaded Dask cluster) were seen checking each other's batch."""
-
-
-@cache
-def _batch_definition() -> Any:
-    source = _context().data_sources.add_pandas("leadflow")
-    return source.add_dataframe_asset("leads").add_batch_definition_whole_dataframe("batch")
+def compiled_suite(path: Path) -> quality_gx.CompiledSuite:
+    """The suite in `path`, parsed and compiled once per process for each content a suite file has had: keyed by a
+    digest of the bytes read now, so an edited file (even within one mtime tick) or another suites folder is never
+    served a stale suite. Reading a few KB per gate costs microseconds; parsing and compiling are what is saved."""
+    data = _read_suite(path)
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    with _SUITES_LOCK:
+        entry = _SUITES.get(key)
+        if entry is not None:
+            _SUITES.move_to_end(key)
+            return entry
+    suite = _parse_suite(path, data)
+    entry = quality_gx.CompiledSuite(suite, columns=suite_columns(suite))
+    with _SUITES_LOCK:
+        entry = _SUITES.setdefault(key, entry)  # of two threads loading the same suite at once, both keep one
+        _SUITES.move_to_end(key)
+        while len(_SUITES) > MAX_CACHED_SUITES:
+            _SUITES.popitem(last=False)
+    return entry
 
 
 def load_suite(path: Path) -> Any:
-    """Load a suite JSON file; a missing or malformed file names the file and the expectation at fault."""
+    """Load a suite JSON file (a new ExpectationSuite each call; gates use `compiled_suite`); a missing or malformed
+    file names the file and the expectation at fault."""
+    return _parse_suite(path, _read_suite(path))
+
+
+def _read_suite(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "expectation suite not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"not a readable JSON suite: {exc}") from None
+
+
+def _parse_suite(path: Path, data: bytes) -> Any:
     import great_expectations as gx
 
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), "expectation suite not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(str(path), f"not a readable JSON suite: {exc}") from None
     try:
         return gx.ExpectationSuite(**document)
@@ -136,41 +158,59 @@ def _reason(config: Any) -> str:
     return f"{column} failed {config.type}".strip()
 
 
+_EMPTY_QUARANTINE = pd.DataFrame(
+    {"lead_key": [], "expectation": [], "column": [], "reason": [], "row": [], "position": []}
+).astype({"position": "int64"})
+
+
+def row_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One dict per row, missing values as None, values as Python scalars: what
+    `rows.astype(object).where(rows.notna(), None).to_dict("records")` gives, without first turning every column of a
+    60-column stage output into objects (about 3× faster; tests/test_quality_cache.py compares the two)."""
+    records = rows.to_dict("records")
+    columns = list(rows.columns)
+    for i, j in zip(*np.nonzero(rows.isna().to_numpy()), strict=True):
+        records[i][columns[j]] = None
+    return records
+
+
+def _validate(compiled: quality_gx.CompiledSuite, checked: pd.DataFrame) -> list[Any]:
+    """GX's results for `checked` (the tests swap in `quality_gx.validate_plain` to compare)."""
+    return compiled.validate(checked, RESULT_FORMAT)
+
+
 class QualityGate:
-    """Validates stage outputs with the suites in one folder and splits each batch into passed and quarantined."""
+    """Validates stage outputs with the suites in one folder and splits each batch into passed and quarantined.
+
+    Cheap to make (one per task call): suites, their compiled GX validation and the GX context live per process."""
 
     def __init__(self, suites_dir: Path, max_quarantine_share: float, publish: Publisher | None = None) -> None:
         self.suites_dir = Path(suites_dir)
         self.max_quarantine_share = max_quarantine_share
         self.publish = publish
-        self._suites: dict[str, Any] = {}
 
     def suite(self, name: str) -> Any:
-        if name not in self._suites:
-            self._suites[name] = load_suite(self.suites_dir / f"{name}.json")
-        return self._suites[name]
+        """The ExpectationSuite `name` as its file is now (shared by the process: read it, do not change it)."""
+        return compiled_suite(self.suites_dir / f"{name}.json").suite
 
     def check(self, frame: pd.DataFrame, stage: str, suite_name: str | None = None) -> GateResult:
         """Validate `frame`; quarantine rows failing row-level expectations; raise on batch-level failure."""
         name = suite_name or f"leads_{stage}"
-        suite = self.suite(name)
+        compiled = compiled_suite(self.suites_dir / f"{name}.json")
         started = time.perf_counter()
         # GX filters and copies the whole frame per expectation: hand it only the columns the suite looks at.
-        columns = [c for c in suite_columns(suite) if c in frame.columns]
-        checked = frame[columns].assign(**{ROW_POSITION: np.arange(len(frame))})
-        with _GX_LOCK:
-            batch = _batch_definition().get_batch(batch_parameters={"dataframe": checked})
-            result = batch.validate(
-                suite,
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_POSITION]},
-            )
+        columns = [c for c in compiled.columns if c in frame.columns]
+        checked = frame[columns]
+        checked.attrs = {}  # pandas deep-copies attrs (a stage's new state) on every GX filter step otherwise
+        checked = checked.assign(**{ROW_POSITION: np.arange(len(frame))})
+        results = _validate(compiled, checked)
         expectations: list[dict[str, Any]] = []
         failed_positions: list[np.ndarray] = []
         failed_expectation: list[str] = []
         failed_reason: list[str] = []
         failed_column: list[str] = []
         batch_failures: list[str] = []
-        for item in result.results:
+        for item in results:
             config = item.expectation_config
             row_level = is_row_level(config.type)
             unexpected = int(item.result.get("unexpected_count") or 0)
@@ -237,16 +277,11 @@ class QualityGate:
         columns: list[str],
         reasons: list[str],
     ) -> pd.DataFrame:
-        empty = pd.DataFrame(
-            {"lead_key": [], "expectation": [], "column": [], "reason": [], "row": [], "position": []}
-        ).astype({"position": "int64"})
-        if not positions:
-            return empty
+        if not positions or not sum(len(p) for p in positions):
+            return _EMPTY_QUARANTINE.copy()
         pos = np.concatenate(positions)
-        if not len(pos):
-            return empty
         rows = frame.iloc[pos]
-        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        records = row_records(rows)
         return pd.DataFrame(
             {
                 "lead_key": lead_keys(rows).to_numpy(),
