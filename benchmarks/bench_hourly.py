@@ -2,12 +2,13 @@
 
     python benchmarks/bench_hourly.py                       # 1,000 new leads over a 2,000-lead org
     python benchmarks/bench_hourly.py --new 5000 --org 10000
+    python benchmarks/bench_hourly.py --new 100 --orgs 2000 200000   # a sync's cost against the org's size
     PREFECT_API_URL=http://127.0.0.1:4200/api python benchmarks/bench_hourly.py   # against a running server
 
 Starts a `prefect server start` subprocess (unless PREFECT_API_URL is set), a Salesforce sandbox plus the
 firmographics provider with a routing config for the sandbox's users (`running_sandboxes(..., routing=True)`),
-runs one sync to set the watermark (the initial load, export guard overridden), inserts N new leads, then times one
-`crm_sync` flow run from call to return: the full default pipeline (standardize, enrich, comply, score, lifecycle,
+marks the org as synced up to now and builds the CRM mirror (or, with --initial-load, runs a real initial load),
+inserts N new leads, then times one `crm_sync` flow run from call to return: the full default pipeline (standardize, enrich, comply, score, lifecycle,
 assign) and the write-back. Prints seconds (target <= 15 s for 1,000) and the run summary's per-stage and per-gate
 seconds. Sandbox, provider and flow share this process, so the figure includes serving the API calls.
 """
@@ -121,13 +122,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new", type=int, default=1000, help="leads created after the watermark (timed)")
     parser.add_argument("--org", type=int, default=2000, help="leads seeded in the org before the first sync")
+    parser.add_argument("--accounts", type=int, default=None, help="accounts in the org (default: --org / 4)")
+    parser.add_argument("--contacts", type=int, default=None, help="contacts in the org (default: 2 x --org)")
+    parser.add_argument("--orgs", type=int, nargs="+", default=None, metavar="LEADS",
+                        help="compare org sizes: run this benchmark once per size (a fresh process each, accounts "
+                        "and contacts in proportion) and print seconds and API calls side by side with ratios")
+    parser.add_argument("--initial-load", action="store_true",
+                        help="start from a real initial load of the whole org (crm_sync, export guard overridden) "
+                        "instead of marking the org as synced up to now; slow on a large org")
     parser.add_argument("--no-provider", action="store_true", help="no firmographics provider emulator")
     parser.add_argument("--respect-export-guard", action="store_true",
                         help="do not override the export guard on the timed run (new leads are all changed, so a run "
                         "that pulls mostly new leads is refused; the refused attempt is reported, then re-run)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.orgs:
+        return compare(args)
     quiet()
     sys.path.insert(0, str(REPO))  # flows/ and tasks/ are not installed packages
+    accounts = args.accounts if args.accounts is not None else max(args.org // 4, 1)
+    contacts = args.contacts if args.contacts is not None else 2 * args.org
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -138,19 +152,22 @@ def main() -> int:
             from leadflow.connectors.base import ExportGuardError
             from leadflow.sandbox.launch import running_sandboxes
 
-            with running_sandboxes(folder / "sandbox", leads=args.org, systems=("salesforce",),
-                                   enrichment=not args.no_provider, routing=True) as boxes:
+            started = time.perf_counter()
+            with running_sandboxes(folder / "sandbox", leads=args.org, accounts=accounts, contacts=contacts,
+                                   systems=("salesforce",), enrichment=not args.no_provider, routing=True) as boxes:
+                print(f"org: {args.org:,} leads, {accounts:,} accounts, {contacts:,} contacts "
+                      f"(seeded in {time.perf_counter() - started:.1f} s)")
                 config = str(boxes.config_path)
                 org = boxes.handles["salesforce"].org
-                started = time.perf_counter()
-                first = crm_sync(config_path=config, override_export_guard=True)
-                print(f"initial load: {first['systems']['salesforce']['pulled']:,} leads in "
-                      f"{time.perf_counter() - started:.1f} s (sets the watermark)")
-                # Our own writes bumped every stamp past the watermark: one sync absorbs that echo (writes nothing).
-                started = time.perf_counter()
-                echo = crm_sync(config_path=config)["systems"]["salesforce"]
-                print(f"echo of the initial load: {echo['pulled']:,} pulled, {echo['written']} written in "
-                      f"{time.perf_counter() - started:.1f} s (moves the watermark to now)")
+                if args.initial_load:
+                    started = time.perf_counter()
+                    first = crm_sync(config_path=config, override_export_guard=True)
+                    print(f"initial load: {first['systems']['salesforce']['pulled']:,} leads in "
+                          f"{time.perf_counter() - started:.1f} s (sets the watermark, builds the CRM mirror)")
+                else:
+                    build = mark_synced(config)
+                    print(f"CRM mirror built in {build['seconds']:.1f} s with {build['calls']} API calls "
+                          f"({build['methods']}); the org's leads marked as synced up to now")
                 # The previous hourly run was a while ago: its echo lies before the connector's 5-minute look-back.
                 age_stamps(org, timedelta(hours=2))
                 ids = set(insert_new_leads(org, args.new, seed=4242))
@@ -171,10 +188,77 @@ def main() -> int:
                 writes = org.field_writes[writes_before:]
                 owners = {rid for obj, rid, fields in writes if obj == "Lead" and rid in ids and "OwnerId" in fields}
                 failures = failure_codes()
+                lane = fastlane_calls(config, org)
             flush_prefect_logs()
     report(summary, args.new, seconds, len(owners))
     if failures:
         print(f"  write-back failures (dead letters): {failures}")
+    per_day = lane["idle_calls"] * 2880
+    print(f"fast lane (every 30 s): {lane['idle_calls']} API calls per run with no new lead, {lane['hot_calls']} with "
+          f"one demo request; {per_day:,} calls a day when idle = {per_day / lane['org_max']:.1%} of the org's "
+          f"{lane['org_max']:,} daily API requests")
+    if args.json:
+        import json
+
+        print("BENCH " + json.dumps({"org": args.org, "seconds": seconds, "calls": summary["systems"]["salesforce"]
+                                     ["api_calls"], "lane_idle_calls": lane["idle_calls"],
+                                     "lane_hot_calls": lane["hot_calls"], "org_max": lane["org_max"]}))
+    return 0
+
+
+def mark_synced(config: str) -> dict[str, Any]:
+    """As if earlier hourly syncs had processed the org: the watermark at now, the CRM mirror built (timed)."""
+    from datetime import UTC
+
+    from leadflow.connectors.registry import connect
+    from leadflow.pipeline.config import load_rules
+    from leadflow.store import StateStore
+    from leadflow.sync.mirror import forget_process_copies, refresh_and_load
+
+    rules = load_rules(Path(config))
+    connector = connect("salesforce", rules.systems, origin=rules.source)
+    with StateStore.open() as store:
+        store.set_watermark("salesforce", datetime.now(UTC), "bench-setup")
+        started = time.perf_counter()
+        built, _ = refresh_and_load(connector, store)
+        seconds = time.perf_counter() - started
+    forget_process_copies()  # the timed run loads the mirror as a fresh flow-run process would
+    methods = ", ".join(f"{o} {r.rows:,} by {r.method}" for o, r in built.items())
+    return {"seconds": seconds, "calls": connector.budget.used, "methods": methods}
+
+
+def fastlane_calls(config: str, org: Any) -> dict[str, int]:
+    """API calls of one `lead_fastlane` run with nothing new, and of one with a single new demo request."""
+    from flows.fastlane import lead_fastlane
+
+    lead_fastlane(config_path=config)  # the lane's first run seeds its watermark
+    idle = lead_fastlane(config_path=config)["systems"]["salesforce"]["api_calls"]
+    lead = insert_new_leads(org, 1, seed=99)[0]
+    org.put("Lead", {"LeadSource": "Demo Request"}, lead)
+    hot = lead_fastlane(config_path=config)["systems"]["salesforce"]["api_calls"]
+    return {"idle_calls": int(idle), "hot_calls": int(hot), "org_max": int(org.api_max)}
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Run the benchmark once per org size in a fresh process; print seconds and calls side by side, with ratios."""
+    import json
+
+    rows = []
+    for size in args.orgs:
+        command = [sys.executable, __file__, "--new", str(args.new), "--org", str(size), "--json"]
+        command += ["--no-provider"] if args.no_provider else []
+        print(f"$ {' '.join(command[1:])}", flush=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        sys.stdout.write(done.stdout)
+        if done.returncode:
+            sys.stderr.write(done.stderr)
+            return done.returncode
+        rows.append(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))[6:]))
+    base = rows[0]
+    print(f"\n{'org leads':>10}{'seconds':>10}{'API calls':>11}{'time ratio':>12}{'calls ratio':>13}")
+    for row in rows:
+        print(f"{row['org']:>10,}{row['seconds']:>10.2f}{row['calls']:>11}{row['seconds'] / base['seconds']:>12.2f}"
+              f"{row['calls'] / base['calls']:>13.2f}")
     return 0
 
 

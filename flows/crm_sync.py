@@ -6,12 +6,14 @@ crash anywhere re-pulls that page, and because only changed fields are written, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
 
@@ -27,7 +29,15 @@ from leadflow.pipeline.schema import conform, lead_keys
 from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.store.leases import LeaseLost
-from leadflow.sync.pages import PULL_STAGE, changes_from_dead_letters, dead_letter_failures, high_water, split_pull_errors
+from leadflow.sync.pages import (
+    PULL_ERROR,
+    PULL_STAGE,
+    changes_from_dead_letters,
+    dead_letter_failures,
+    high_water,
+    split_pull_errors,
+)
+from leadflow.sync.receipts import after_write_hashes, connector_receipt_spec, echo_mask, receipt_hashes, receipt_rows
 from leadflow.sync.writeback import (
     changed_fields,
     drop_converted,
@@ -40,9 +50,8 @@ from leadflow.sync.writeback import (
 from tasks.crm import check_dead_letter_replay, write_back, write_back_guarded
 from tasks.enrichment import (
     pull_activities,
-    pull_crm_reference,
-    pull_owner_directory,
     pull_status_history,
+    refresh_crm_mirror,
     with_activities,
     with_crm_reference,
     with_owner_directory,
@@ -54,10 +63,12 @@ from tasks.io import (
     confirm_owners_written,
     dead_letter_counts,
     load_lifecycle_state,
+    load_receipts,
     load_watermark,
     pending_dead_letters,
     record_stage,
     record_write_outcome,
+    save_receipts,
     seen_leads,
     writer_lease,
 )
@@ -87,7 +98,6 @@ def crm_sync(
     Each system is written by one run at a time: its writer lease is taken before the pull and held through the last
     write-back (a run waits for another writer, then stops naming it). `writer_leases` hands down leases a parent
     run already holds (system → token), as a parallel backfill does for its chunks."""
-    logger = get_run_logger()
     # A backfill scores "as of" its window end; an incremental sync as of now.
     rules = load_rules(Path(config_path) if config_path else None)
     inputs = RunInputs(as_of=(end or datetime.now(UTC)) if start is not None else datetime.now(UTC))
@@ -104,38 +114,58 @@ def crm_sync(
         wanted = [*names, *(["salesforce"] if crm_needed and rules.systems.salesforce else []),
                   *(["marketo"] if "score" in pipeline.names and rules.systems.marketo else [])]
         connectors = {s: connect(s, rules.systems, origin=rules.source) for s in dict.fromkeys(wanted)}
-        unmatched: str | None = None
-        if "salesforce" in connectors and "enrich" in pipeline.names:
-            # Accounts and existing records live in the CRM: matching and duplicate detection work against them.
-            try:
-                inputs = with_crm_reference(inputs, rules, *pull_crm_reference(connectors["salesforce"]))
-            except SourceStopped as stop:
-                # Enriching without them would write "no account" over good matches: sync nothing this run.
-                unmatched = f"CRM reference data: {stop.reason}"
-                logger.warning("salesforce stopped while pulling accounts and records (%s): nothing synced", stop.reason)
-        if not unmatched and "assign" in pipeline.names and "salesforce" in connectors:
-            try:
-                # Who is a person, who left, which ids are queues: only leads nobody works are routed.
-                inputs = with_owner_directory(inputs, pull_owner_directory(connectors["salesforce"]))
-            except SourceStopped as stop:
-                logger.warning("salesforce stopped while pulling users and queues (%s): routing with the config's",
-                               stop.reason)
-        if not unmatched and "score" in pipeline.names and "marketo" in connectors:
-            assert inputs.as_of is not None
-            lookback = timedelta(days=rules.scoring_model.lookback_days)
-            try:
-                inputs = with_activities(inputs, rules, pull_activities(connectors["marketo"],
-                                                                        inputs.as_of - lookback, inputs.as_of))
-            except SourceStopped as stop:
-                logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
+        # The CRM mirror and the MAP's activities are read when the first page has leads to process: a run with
+        # nothing new (the fast lane, most of the time) costs only its pulls.
+        run_inputs = LazyInputs(lambda: reference_inputs(rules, pipeline, connectors, inputs))
         for system in names:
             per_system[system] = sync_system(
-                SyncRun(run_id, ledger, rules, inputs, pipeline, start, end, dry_run, override_export_guard,
+                SyncRun(run_id, ledger, rules, run_inputs, pipeline, start, end, dry_run, override_export_guard,
                         f"{system}:{watermark_key}" if watermark_key else system, only_lead_sources),
-                system, connectors[system], unmatched, (writer_leases or {}).get(system))
+                system, connectors[system], (writer_leases or {}).get(system))
         ledger.close(ledger.rows_out)
         return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})
 
+
+
+def reference_inputs(rules: Any, pipeline: Any, connectors: dict[str, Any], inputs: RunInputs) -> RunInputs:
+    """`inputs` with what the stages need from the systems: the CRM mirror (accounts and existing records for
+    matching and duplicates, users and queues for routing), refreshed by what changed since the last run, and the
+    MAP's recent activities for scoring. A CRM that stops here stops the run's pages (enriching without the CRM
+    would write "no account" over good matches); a MAP that stops only leaves scoring without activities."""
+    logger = get_run_logger()
+    if "salesforce" in connectors and {"enrich", "assign"} & set(pipeline.names):
+        try:
+            mirror = refresh_crm_mirror(connectors["salesforce"])
+        except SourceStopped as stop:
+            logger.warning("salesforce stopped while refreshing the CRM mirror (%s): nothing synced", stop.reason)
+            raise SourceStopped(stop.system, f"CRM mirror: {stop.reason}") from None
+        if "enrich" in pipeline.names:
+            inputs = with_crm_reference(inputs, rules, mirror.accounts, mirror.existing)
+        if "assign" in pipeline.names:
+            # Who is a person, who left, which ids are queues: only leads nobody works are routed.
+            inputs = with_owner_directory(inputs, mirror.owners)
+    if "score" in pipeline.names and "marketo" in connectors:
+        assert inputs.as_of is not None
+        lookback = timedelta(days=rules.scoring_model.lookback_days)
+        try:
+            inputs = with_activities(inputs, rules, pull_activities(connectors["marketo"], inputs.as_of - lookback,
+                                                                    inputs.as_of))
+        except SourceStopped as stop:
+            logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
+    return inputs
+
+
+class LazyInputs:
+    """The run's inputs, prepared on first use and kept for the rest of the run; a preparation that failed is tried
+    again by the next use (another system's pages)."""
+
+    def __init__(self, prepare: Callable[[], RunInputs]) -> None:
+        self._prepare, self._inputs = prepare, None
+
+    def get(self) -> RunInputs:
+        if self._inputs is None:
+            self._inputs = self._prepare()
+        return self._inputs
 
 
 @dataclass(frozen=True)
@@ -145,8 +175,7 @@ class SyncRun:
     run_id: str
     ledger: RunLedger
     rules: Any
-    inputs: RunInputs
-    """The run's per-run data (time, CRM/MAP reference, owner directory); a page adds its status history."""
+    lazy_inputs: LazyInputs
     pipeline: Any
     start: datetime | None
     end: datetime | None
@@ -155,9 +184,14 @@ class SyncRun:
     mark_key: str
     only_lead_sources: list[str] | None
 
+    @property
+    def inputs(self) -> RunInputs:
+        """The run's per-run data (time, CRM/MAP reference, owner directory), read from the systems on first use; a
+        page adds its status history."""
+        return self.lazy_inputs.get()
 
-def sync_system(run: SyncRun, system: str, connector: Any, unmatched: str | None,
-                lease_token: str | None) -> dict[str, Any]:
+
+def sync_system(run: SyncRun, system: str, connector: Any, lease_token: str | None) -> dict[str, Any]:
     """One system: under its writer lease, replay dead letters, then pull → process_page for each page; the
     system's report."""
     logger = get_run_logger()
@@ -165,9 +199,6 @@ def sync_system(run: SyncRun, system: str, connector: Any, unmatched: str | None
     writes = bool(getattr(run.rules.systems, system).write_back)
     report: dict[str, Any] = {"pulled": 0, "written": 0, "failed": 0, "retried": 0, "stopped": None,
                               "write_back": writes, "changes": {}}
-    if unmatched:
-        report["stopped"] = unmatched
-        return report
     # A dry run writes nothing and keeps no state: it needs no lease and waits for nobody.
     lease_held = nullcontext() if run.dry_run else writer_lease(system, run.run_id, "crm_sync", run.rules,
                                                                 join=lease_token)
@@ -231,16 +262,27 @@ def replay_dead_letters(run: SyncRun, system: str, connector: Any, report: dict[
 
 def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, since: datetime | None,
                  writes: bool, lease: Any, report: dict[str, Any]) -> None:
-    """One page: prepare → stages → diff → guard → write → record → watermark."""
+    """One page: skip echoes → prepare → stages → diff → guard → write → record → receipts → watermark.
+
+    A lead whose values hash to its write receipt changed only by our own last write (or not at all): it is not
+    processed (`echo_skipped`, outside rows in/out); a backfill processes every lead."""
     rules, pipeline, ledger, run_id = run.rules, run.pipeline, run.ledger, run.run_id
     page_mark = high_water(page)
     if run.only_lead_sources is not None:
         page, others = only_sources(page, run.only_lead_sources)
         report["skipped"] = report.get("skipped", 0) + others
-        if page.empty:
-            if run.start is None and not run.dry_run and page_mark is not None:
-                commit_watermark(run.mark_key, page_mark, run_id)
-            return
+    page, echoes = without_echoes(run, connector, page)
+    if echoes:
+        report["echo_skipped"] = report.get("echo_skipped", 0) + echoes
+    if page.empty and (run.only_lead_sources is not None or echoes):
+        if run.start is None and not run.dry_run and page_mark is not None:
+            commit_watermark(run.mark_key, page_mark, run_id)
+        progress.step(f"{system}: {report['pulled']} pulled, {report.get('echo_skipped', 0)} echoes skipped", echoes,
+                      unit="leads")
+        return
+    # The first page with leads to process reads the CRM mirror and activities (a stop there leaves this page
+    # uncounted and unprocessed, its watermark unmoved).
+    run.lazy_inputs.get()
     report["pulled"] += len(page)
     ledger.rows_in += len(page)
     readable, unreadable = split_pull_errors(page)
@@ -297,10 +339,14 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
         if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
             placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
             confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), run.inputs.as_of)
+        # Recorded last: a crash before this re-pulls the page and processes it again (no receipt yet).
+        save_page_receipts(run, connector, as_pulled, sent, result.written,
+                           [str(r) for r in result.failures["record_id"]] if len(result.failures) else [])
         if run.start is None and page_mark is not None:
             commit_watermark(run.mark_key, page_mark, run_id)
             report["watermark"] = page_mark.isoformat()
-    progress.step(f"{system}: {report['pulled']} pulled, {report['written']} written", len(page), unit="leads")
+    progress.step(f"{system}: {report['pulled']} pulled, {report['written']} written", len(page) + echoes,
+                  unit="leads")
     add_counts(report, mailable_counts(frame))
     add_counts(report, enrichment_counts(frame))
     add_counts(report, scoring_counts(frame))
@@ -335,3 +381,34 @@ def field_columns(connector: Any) -> dict[str, str]:
     lead = getattr(mapping, "objects", {}).get(LEAD_OBJECT) if mapping is not None else None
     return {} if lead is None else {name: spec.column for name, spec in lead.fields.items()}
 
+
+def without_echoes(run: SyncRun, connector: Any, page: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """`page` without the leads whose values hash to their write receipt (the echo of our own last write, or a
+    look-back re-pull of a lead unchanged since we processed it), and how many were left out. A backfill keeps
+    every lead (it exists to reprocess them); rows the connector could not read are always kept (quarantined)."""
+    if run.start is not None or page.empty:
+        return page, 0
+    readable = (page[PULL_ERROR].isna() if PULL_ERROR in page.columns
+                else pd.Series(True, index=page.index)).to_numpy(dtype=bool)
+    pulled = conform(page[readable].drop(columns=[PULL_ERROR], errors="ignore"))
+    keys = lead_keys(pulled)
+    stored = load_receipts(keys.dropna().unique().tolist())
+    if stored.dropna().empty:
+        return page, 0
+    echo = echo_mask(keys, receipt_hashes(pulled, connector_receipt_spec(connector)), stored)
+    skip = np.zeros(len(page), dtype=bool)
+    skip[np.flatnonzero(readable)[echo]] = True
+    return page[~skip], int(skip.sum())
+
+
+def save_page_receipts(run: SyncRun, connector: Any, as_pulled: pd.DataFrame, sent: pd.DataFrame, written: list[str],
+                       failed: list[str]) -> None:
+    """Store a processed page's write receipts: per lead of `as_pulled`, the hash of what its system holds now (as
+    pulled, overlaid with the values `sent` to the records in `written`; as pulled for leads not written, quarantined
+    ones included: unchanged, they would be quarantined again), and a null receipt ("process it whenever it is
+    pulled") for the leads whose write failed."""
+    if as_pulled.empty:
+        return
+    hashes = after_write_hashes(as_pulled, sent, written, connector_receipt_spec(connector)).astype("Int64")
+    failures = as_pulled["lead_id"].astype("string").isin(failed).fillna(False).to_numpy(dtype=bool)
+    save_receipts(receipt_rows(lead_keys(as_pulled), hashes.mask(failures), run.run_id, datetime.now(UTC)))

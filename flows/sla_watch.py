@@ -15,7 +15,7 @@ from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.registry import connect
 from leadflow.routing.sla import breach_summary, owner_changes
 from tasks.crm import write_back
-from tasks.enrichment import pull_owner_directory, with_owner_directory
+from tasks.enrichment import refresh_crm_mirror, with_owner_directory
 from tasks.events import emit_sla_breached
 from tasks.io import check_sla, close_run, open_run, reassign_breaches, writer_lease
 
@@ -59,9 +59,9 @@ def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str,
     inputs = RunInputs(as_of=moment)
     if rules.systems.salesforce is not None:
         # The CRM's users decide who may take a lead: an inactive user is never handed one (the org would refuse
-        # the OwnerId), whatever the routing config still lists.
+        # the OwnerId), whatever the routing config still lists. They come from the CRM mirror, refreshed first.
         with connect("salesforce", rules.systems, origin=rules.source) as crm:
-            inputs = with_owner_directory(inputs, pull_owner_directory(crm))
+            inputs = with_owner_directory(inputs, refresh_crm_mirror(crm).owners)
     routing = inputs.routing_for(rules)
     assert routing is not None
     made = reassign_breaches(breaches, routing, moment, run_id)

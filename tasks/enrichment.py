@@ -16,6 +16,7 @@ from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.enrichment import HttpFirmographicsProvider, lookup_firmographics, make_provider
 from leadflow.identity.enrichment import PROVIDER_COLUMNS
 from leadflow.routing.ownership import OwnerDirectory
+from leadflow.sync.mirror import MirrorView
 from tasks.io import BACKOFF, _transient, state_store
 
 _providers: dict[str, HttpFirmographicsProvider] = {}
@@ -55,11 +56,23 @@ def with_provider_answers(inputs: RunInputs, rules: Rules, answers: pd.DataFrame
 
 
 @task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def pull_crm_reference(connector: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Accounts and existing leads/contacts from the CRM, for matching and duplicate detection."""
-    accounts, existing = connector.reference_data()
-    get_run_logger().info("CRM reference: %d accounts, %d existing leads and contacts", len(accounts), len(existing))
-    return accounts, existing
+def refresh_crm_mirror(connector: Any) -> MirrorView:
+    """Bring the CRM mirror up to date (built the first time, then only what changed: one Composite call) and load
+    it: accounts and existing records for matching and duplicates, users and queues for routing."""
+    from leadflow.connectors.salesforce_org import remember_valid_owners
+    from leadflow.sync.mirror import refresh_and_load
+
+    before = getattr(getattr(connector, "budget", None), "used", 0)
+    report, view = refresh_and_load(connector, state_store())
+    # The write fitting takes its valid owners from the same answer, so a run reads users and queues once.
+    remember_valid_owners(connector, view.owners.active | view.owners.queues)
+    changed = {o: f"{r.method} +{r.changed}/-{r.deleted}" for o, r in report.items() if r.changed or r.deleted
+               or r.method not in ("incremental", "reread")}
+    get_run_logger().info(
+        "CRM mirror: %d accounts, %d existing leads and contacts, %d active users, %d queues; %s; %d API calls",
+        len(view.accounts), len(view.existing), len(view.owners.active), len(view.owners.queues),
+        changed or "no changes", getattr(getattr(connector, "budget", None), "used", 0) - before)
+    return view
 
 
 def with_crm_reference(inputs: RunInputs, rules: Rules, accounts: pd.DataFrame, existing: pd.DataFrame) -> RunInputs:
@@ -89,18 +102,6 @@ def with_activities(inputs: RunInputs, rules: Rules, activities: pd.DataFrame) -
     reference = inputs.reference_for(rules)
     both = pd.concat([reference.activities, conform_activities(activities)], ignore_index=True)
     return inputs.with_reference(replace(reference, activities=conform_activities(both)))
-
-
-@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def pull_owner_directory(connector: Any) -> OwnerDirectory:
-    """The CRM's active users, inactive users and queues: routing knows "queue" and "inactive" from the org, and
-    skips inactive users even if the routing config still lists them."""
-    from leadflow.connectors.salesforce_history import owner_directory
-
-    directory = owner_directory(connector)
-    get_run_logger().info("CRM owners: %d active users, %d inactive, %d queues", len(directory.active),
-                          len(directory.inactive), len(directory.queues))
-    return directory
 
 
 def with_owner_directory(inputs: RunInputs, directory: OwnerDirectory) -> RunInputs:

@@ -229,3 +229,15 @@ def reassign_breaches(breaches: pd.DataFrame, routing: Any, as_of: Any, run_id: 
 def seen_leads(lead_keys: list[str], run_id: str) -> list[str]:
     """Those of these leads that a run other than `run_id` already processed (they have an audit trail)."""
     return sorted(state_store().seen_leads(lead_keys, except_run=run_id))
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def load_receipts(lead_keys: list[str]) -> pd.Series:
+    """The write receipts of these leads (lead_key → receipt hash, NA: process it whenever pulled)."""
+    return state_store().receipts(lead_keys) if lead_keys else pd.Series(pd.array([], dtype="Int64"), dtype="Int64")
+
+
+@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def save_receipts(receipts: pd.DataFrame) -> int:
+    """Keep a processed page's write receipts (`leadflow.sync.receipts.receipt_rows`), for the next pull."""
+    return state_store().write_receipts(receipts) if len(receipts) else 0

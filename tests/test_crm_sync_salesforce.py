@@ -135,15 +135,17 @@ def test_a_run_stopped_half_way_resumes_and_writes_each_field_once(
     assert converted.any() and leads.loc[converted, "Mailable_Reason__c"].isna().all()
 
 
-def test_a_stop_while_pulling_accounts_syncs_nothing_and_moves_no_watermark(
+def test_a_stop_while_building_the_crm_mirror_syncs_nothing_and_moves_no_watermark(
     prefect_api: str, state_home: Path, sandbox: RunningSalesforce, config: str
 ) -> None:
     from flows.crm_sync import crm_sync
 
-    sandbox.faults.inject(r"GET .*/query/", "403", times=1)  # the first query is the Account pull
+    # The first query pulls the leads; the mirror is built when the first page has leads to process, starting with a
+    # count of the org's accounts: that one is refused.
+    sandbox.faults.inject(r"GET .*/query/", "403", times=1, skip=1)
     summary = crm_sync(config_path=config, override_export_guard=True)
     report = summary["systems"]["salesforce"]
-    assert report["stopped"].startswith("CRM reference data:") and "REQUEST_LIMIT_EXCEEDED" in report["stopped"]
+    assert report["stopped"].startswith("CRM mirror:") and "REQUEST_LIMIT_EXCEEDED" in report["stopped"]
     assert report["pulled"] == report["written"] == 0
     assert StateStore.open().get_watermark("salesforce") is None
     assert not sandbox.org.field_writes

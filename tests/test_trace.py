@@ -81,6 +81,16 @@ def _seed(store: StateStore) -> dict[str, str]:
         "record_id": ["00Q1", "00Q2"], "error_code": ["FIELD_INTEGRITY", "UNABLE_TO_LOCK_ROW"],
         "message": ["bad phone", "locked"], "retryable": [False, True], "payload": [{"Phone": "x"}, {"Phone": "y"}],
     }))
+    store.write_receipts(pd.DataFrame({"lead_key": ["salesforce:00Q1", "salesforce:00Q2"], "receipt": [11, 22],
+                                       "run_id": [run2, run2], "at": [T0 + timedelta(hours=2)] * 2}))
+    # The CRM mirror holds Ada as a lead and (another record, same address) as a contact; Bob as a lead.
+    store.replace_mirror("Lead", pd.DataFrame({"record_id": ["00Q1", "00Q2"], "email": [EMAIL.lower(), "bob@example.com"],
+                                               "last_name": ["Lovelace", "Bob"]}),
+                         method="rest", watermark=T0, last_change_at=T0, now=T0)
+    store.replace_mirror("Contact", pd.DataFrame({"record_id": ["0031"], "email": [EMAIL.lower()],
+                                                  "last_name": ["Lovelace"]}),
+                         method="rest", watermark=T0, last_change_at=T0, now=T0)
+    store.save_mirror_snapshot("Lead", "g", 1, store.mirror_rows("Lead"), T0)
     return {"run1": run1, "run2": run2}
 
 
@@ -136,11 +146,15 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     stats_before = {r["run_id"]: r["stats"] for r in store.runs()}
     dry = forget(store, EMAIL, dry_run=True)
     assert dry["tables"] == {"audit_chunks": 0, "lead_runs": 0, "lead_events": 4, "quarantine": 1,
-                             "dead_letters": 1, "assignments": 1, "lead_state": 1}
+                             "dead_letters": 1, "assignments": 1, "lead_state": 1, "write_receipts": 1,
+                             "mirror_records": 2}
     assert trace(store, EMAIL)["found"]  # a dry run erases nothing
 
     done = forget(store, EMAIL)
-    assert done["tables"] == dry["tables"] and done["removed"] == 8
+    assert done["tables"] == dry["tables"] and done["removed"] == 11
+    assert list(store.mirror_rows("Lead")["record_id"]) == ["00Q2"] and store.mirror_rows("Contact").empty
+    assert store.mirror_snapshot("Lead") is None  # the snapshot held Ada too
+    assert list(store.receipts(["salesforce:00Q1", "salesforce:00Q2"]).index) == ["salesforce:00Q2"]
     assert done["per_run"] == {ids["run1"]: 2, ids["run2"]: 3}
     after = trace(store, EMAIL)
     assert not after["found"] and after["lead_keys"] == [] and after["timeline"] == []
@@ -154,7 +168,7 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     assert {r["run_id"]: r["stats"] for r in store.runs() if r["flow"] != "forget"} == stats_before
     tomb = store.events(lead_key=done["tombstone"])
     assert len(tomb) == 1 and tomb.loc[0, "stage"] == "forget" and tomb.loc[0, "column_name"] == "erased"
-    assert tomb.loc[0, "new_value"] == "8" and "ada" not in done["tombstone"]
+    assert tomb.loc[0, "new_value"] == "11" and "ada" not in done["tombstone"]
     assert json.loads(tomb.loc[0, "old_value"])["per_run"] == {ids["run1"]: 2, ids["run2"]: 3}
     (forget_run,) = store.runs(flow="forget")
     assert forget_run["run_id"] == tomb.loc[0, "run_id"]
@@ -189,9 +203,9 @@ def test_cli_trace_forget_retention(store_and_url: tuple[StateStore, str], monke
     out = runner.invoke(app, ["trace", "00Q1"])
     assert out.exit_code == 0 and "standardize" in out.output and "'Germany' -> 'DE'" in out.output
     out = runner.invoke(app, ["forget", EMAIL, "--dry-run"])
-    assert out.exit_code == 0 and "Would remove 8 rows" in out.output
+    assert out.exit_code == 0 and "Would remove 11 rows" in out.output
     out = runner.invoke(app, ["forget", EMAIL])
-    assert out.exit_code == 0 and "Removed 8 rows" in out.output and "lead_events" in out.output
+    assert out.exit_code == 0 and "Removed 11 rows" in out.output and "lead_events" in out.output
     assert json.loads(runner.invoke(app, ["trace", EMAIL, "--json"]).output)["found"] is False
     assert runner.invoke(app, ["forget", "not-an-email"]).exit_code == 2
     out = runner.invoke(app, ["retention", "--days", "365", "--dry-run"])

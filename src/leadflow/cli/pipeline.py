@@ -56,6 +56,8 @@ def _print_crm_summary(summary: dict[str, Any]) -> None:
                 typer.echo(f"      {'':<8}{n:>6}  kept: {reason}")
         if report.get("skipped_converted"):
             typer.echo(f"      converted leads never written: {report['skipped_converted']}")
+        if report.get("echo_skipped"):
+            typer.echo(f"      unchanged since leadflow last wrote them, not processed: {report['echo_skipped']}")
         if report.get("refused"):
             refused = ", ".join(f"{k} {v}" for k, v in report["refused"].items())
             typer.echo(f"      values the org would refuse, not written: {refused}")

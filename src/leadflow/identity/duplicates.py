@@ -4,6 +4,8 @@ Pure functions over DataFrames (not yet a pipeline stage). Per-value Python work
 runs once per distinct value (`leadflow.pipeline.uniques.map_unique`); e-mail addresses are normalized with vectorised string
 kernels (nearly every address is distinct, so there is nothing to share); candidate pairs come from integer-keyed
 joins on blocking keys, never from comparing every lead with every record. 1M leads × 500k records stay in seconds.
+Records may carry prepared key columns (`leadflow.identity.prepared`) or come as a `RecordIndex` built once
+(`leadflow.identity.records`); a small batch then only touches the records sharing a key with it. Same answers.
 
 Rules, in order; the first that finds anything decides:
 
@@ -39,24 +41,32 @@ another (canonical) first name is as good as the best ("J. Smith" at Acme: John 
 gets none. A lead is never its own duplicate: a record whose record_id equals the lead's lead_id is skipped (a
 Salesforce lead pulled back from the CRM).
 
-Measured (benchmarks/bench_duplicates.py, 2 cores): 1M leads × 500k records in 6–9 s, peak RSS ~1.8 GB including the
-synthetic data; precision 1.000, recall 0.987 on its ground truth.
+Measured (benchmarks/bench_duplicates.py, 2 cores): 1M leads × 500k records in 12–15 s (as before the prepared keys),
+peak RSS ~1.8 GB including the synthetic data; precision 1.000, recall 0.987 on its ground truth. 100 leads × 600k
+records: ~0.06 s with a `RecordIndex`, ~0.3–0.4 s from the prepared frame, ~2.3 s from a plain one.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadflow.identity.domains import is_free_domain
-from leadflow.identity.matching import MatchConfig, _fuzzy, _words_agree, normalize_company, registered_domain
+from leadflow.identity.matching import MatchConfig, _fuzzy, _words_agree
+from leadflow.identity.normalize import (
+    corporate_domains as _corporate_domain,
+    first_name_key,
+    last_name_key,
+    normalize_company,
+    normalize_email,
+    normalize_emails as _emails,
+)
+from leadflow.identity.prepared import with_existing_keys
+from leadflow.identity.records import BatchKeys, RecordIndex, _combine, _split
 from leadflow.pipeline.uniques import map_unique
 from leadflow.pipeline.yamlio import load_yaml, parse_model
 
@@ -79,6 +89,8 @@ FIRST_NAME_CONFIDENCE: Final[float] = 0.95
 NICKNAME_CONFIDENCE: Final[float] = 0.92
 INITIAL_CONFIDENCE: Final[float] = 0.90
 BOTH_BONUS: Final[float] = 0.03
+_WHOLE_INDEX_SHARE: Final[int] = 10
+"""A frame of at most this many records per lead is indexed whole, not per rule for the batch's keys."""
 FUZZY_CAP: Final[float] = 0.98
 
 # Formal name → nicknames. Only unambiguous ones: "Chris" (Christopher/Christina) or "Alex" (Alexander/Alexandra)
@@ -210,52 +222,6 @@ def load_duplicate_config(path: Path) -> DuplicateConfig:
     return parse_model(DuplicateConfig, load_yaml(path), path)
 
 
-# ------------------------------------------------------------------------------------------------------- normalizers
-
-_COMBINING = re.compile("[\u0300-\u036f]")
-_NOT_LETTER = re.compile(r"[^\w]|[\d_]")
-_PLUS_TAG = r"^([^@]*?)\+[^@]*@"
-_ADDRESS = r"[^@\s]+@[^@\s]+"
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
-
-
-def _letters(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    for special, plain in (("ß", "ss"), ("ø", "o"), ("ł", "l"), ("æ", "ae"), ("ı", "i"), ("đ", "d")):
-        text = text.replace(special, plain)
-    return _NOT_LETTER.sub("", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
-
-
-def last_name_key(name: Any) -> str:
-    """Blocking key of a last name: case-folded letters only ("O'Brien" → "obrien", "van der Berg" → "vanderberg")."""
-    return "" if _is_missing(name) else _letters(str(name))
-
-
-def first_name_key(name: Any) -> str:
-    """Comparison key of a first name: its first word, letters only ("J. R." → "j", "Jean-Luc" → "jeanluc")."""
-    if _is_missing(name):
-        return ""
-    words = str(name).split()
-    return _letters(words[0]) if words else ""
-
-
-def normalize_email(value: Any) -> str | None:
-    """Matching key of an address: trimmed, lower case, "+tag" dropped; None when it is not an address."""
-    if _is_missing(value):
-        return None
-    text = re.sub(_PLUS_TAG, r"\1@", str(value).strip().lower())
-    return text if re.fullmatch(_ADDRESS, text) else None
-
-
-def _emails(values: pd.Series) -> pd.Series:
-    """`normalize_email` over a Series with vectorised string kernels (NA: not an address)."""
-    text = values.astype("string").str.strip().str.lower().str.replace(_PLUS_TAG, r"\1@", regex=True)
-    return text.where(text.str.fullmatch(_ADDRESS).fillna(False).astype(bool))
-
-
 # ---------------------------------------------------------------------------------------------------------- helpers
 
 
@@ -264,55 +230,6 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name].astype("string")
     return pd.Series(pd.NA, index=frame.index, dtype="string")
-
-
-def _codes(*parts: pd.Series) -> list[np.ndarray]:
-    """Shared integer codes (-1: NA or empty) for the values of several Series, one array per Series."""
-    return _factorize_shared(*parts)[0]
-
-
-def _factorize_shared(*parts: pd.Series) -> tuple[list[np.ndarray], np.ndarray]:
-    """(`_codes`, the distinct values: code i is values[i])."""
-    joined = pd.concat([p.reset_index(drop=True).astype("string") for p in parts], ignore_index=True)
-    joined = joined.mask(joined == "")
-    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
-    return _split(codes, [len(p) for p in parts]), np.asarray(uniques, dtype=object)
-
-
-def _split(values: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    return np.split(values, np.cumsum(sizes)[:-1]) if sizes else []
-
-
-def _combine(*codes: np.ndarray) -> np.ndarray:
-    """One int64 key per row from several code arrays (-1 anywhere → -1), re-factorized so it never overflows."""
-    key = codes[0].astype(np.int64)
-    bad = key < 0
-    for c in codes[1:]:
-        bad |= c < 0
-        width = int(c.max(initial=0)) + 1
-        key = pd.factorize(np.where(bad, -1, key * width + np.maximum(c, 0)), use_na_sentinel=True)[0].astype(np.int64)
-    key[bad] = -1
-    return key
-
-
-def _record_rank(objects: pd.Series, record_ids: pd.Series, prefer: list[str]) -> np.ndarray:
-    """Rank (0 = preferred) of each existing record: position of its object in `prefer`, then record_id."""
-    order = {obj: i for i, obj in enumerate(prefer)}
-    obj_rank = objects.map(lambda o: order.get(o, len(prefer)), na_action="ignore").fillna(len(prefer))
-    ids = pd.factorize(record_ids.fillna("").to_numpy(dtype=object), sort=True)[0]
-    sort = np.lexsort([ids, obj_rank.to_numpy(dtype=np.int64)])
-    rank = np.empty(len(sort), dtype=np.int64)
-    rank[sort] = np.arange(len(sort))
-    return rank
-
-
-def _corporate_domain(domain: pd.Series, email: pd.Series) -> pd.Series:
-    """Registrable domain (from `domain`, else the address) unless it is free-mail; NA otherwise."""
-    raw = domain.str.strip().str.lower()
-    raw = raw.mask(raw == "").fillna(email.str.replace(r"^.*@", "", regex=True))  # Arrow regex, not Python rsplit
-    reg = map_unique(raw, registered_domain)
-    free = map_unique(reg, is_free_domain, dtype="boolean").fillna(False).to_numpy(dtype=bool)
-    return reg.mask(free)
 
 
 def _nickname_table(config: DuplicateConfig) -> dict[str, str]:
@@ -353,16 +270,22 @@ def _first_sorted(keys: np.ndarray, order_keys: list[np.ndarray]) -> np.ndarray:
 
 def find_duplicates(
     leads: pd.DataFrame,
-    existing: pd.DataFrame,
+    existing: pd.DataFrame | RecordIndex,
     config: DuplicateConfig = DEFAULT_DUPLICATE_CONFIG,
     *,
     timings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Find, per lead, the existing CRM record (or earlier lead of the batch) it duplicates (see the module docstring).
 
+    `existing`: the records (EXISTING_COLUMNS), with or without the key columns of
+    `leadflow.identity.prepared.prepare_existing` (missing ones are computed here), or a `RecordIndex` built from
+    them once for many batches. The answer is the same either way; with a frame, only the records that share a key
+    with the batch are indexed (one `isin` per key over the frame), with an index not even that.
+
     Returns, on `leads.index`, exactly DUPLICATE_COLUMNS: duplicate_of ("string": the record_id, the original lead's
     lead_id or "email:<address>"; NA for none) and duplicate_confidence ("Float64" in 0..1; 0.0 for none).
-    `timings`, when given, receives the seconds spent per rule: "exact", "fuzzy", "within_batch".
+    `timings`, when given, receives the seconds spent per rule: "index" (keys and index of a frame), "exact",
+    "fuzzy", "within_batch".
     """
     clock = time.perf_counter()
 
@@ -376,22 +299,36 @@ def find_duplicates(
     index = leads.index
     leads = leads.reset_index(drop=True)  # positions from here on: no alignment surprises from a duplicate index
     n = len(leads)
-    ex = existing.reset_index(drop=True)
-    m = len(ex)
-    record_ids = _column(ex, "record_id")
-    ex_ids = record_ids.to_numpy(dtype=object, na_value=None)
-    rank = _record_rank(_column(ex, "object"), record_ids, list(config.prefer))
-    # Shared codes of lead ids and record ids: "is this record the lead itself" becomes an integer comparison.
-    lead_id_code, record_id_code = _codes(_column(leads, "lead_id").str.strip(), record_ids.str.strip())
+    lead_ids = _column(leads, "lead_id").str.strip()
+    lead_email = _emails(_column(leads, "email"))
+    frame = None if isinstance(existing, RecordIndex) else with_existing_keys(existing).reset_index(drop=True)
+    if frame is not None and n * _WHOLE_INDEX_SHARE >= len(frame):
+        # A batch this big reaches most records anyway: one index of them all is cheaper than two of the reachable.
+        existing, frame = RecordIndex(frame, prefer=config.prefer), None
 
-    chosen = np.full(n, -1, dtype=np.int64)  # existing row per lead
+    def reach(keys: BatchKeys) -> RecordIndex:
+        """The given index, or an index of the records these keys reach."""
+        return existing if frame is None else RecordIndex.for_batch(frame, keys)
+
+    lead_id_values = np.asarray(lead_ids.dropna().unique(), dtype=object)
+    lead_id_values = lead_id_values[lead_id_values != ""]
+    records = reach(BatchKeys(emails=np.asarray(lead_email.dropna().unique(), dtype=object), lead_ids=lead_id_values))
+    lap("index")
+    # Lead ids in the code space of the (stripped) record ids: "is this record the lead itself" compares integers.
+    lead_id_code = records.record.lookup(lead_ids)
+    in_crm = lead_id_code >= 0  # the lead's lead_id is a record's id
+
+    chosen = np.full(n, -1, dtype=np.int64)  # record position (in `records`) per lead
     confidence = np.zeros(n, dtype=np.float64)
 
-    # (1) Exact normalized e-mail. Per address the two best records, so a lead that is itself the best still gets
-    # the second.
-    lead_email = _emails(_column(leads, "email"))
-    lead_email_code, ex_email_code = _codes(lead_email, _emails(_column(ex, "email")))
-    if m and n:
+    # (1) Exact normalized e-mail, among the records with one of the batch's addresses. Per address the two best
+    # records, so a lead that is itself the best still gets the second.
+    lead_email_code = records.email.lookup(lead_email)
+    rows = records.email.rows(lead_email_code)
+    if len(rows) and n:
+        rank = records.rank(list(config.prefer), rows)
+        record_id_code = records.record.codes[rows]
+        ex_email_code = records.email.codes[rows]
         has = np.flatnonzero(ex_email_code >= 0)
         order = has[np.lexsort([rank[has], ex_email_code[has]])]
         codes_sorted = ex_email_code[order]
@@ -410,20 +347,35 @@ def find_duplicates(
         self_match &= record_id_code[np.maximum(first_pick, 0)] == lead_id_code[hit]
         pick = np.where(self_match, second[lead_email_code[hit]], first_pick)
         found = pick >= 0
-        chosen[hit[found]] = pick[found]
+        chosen[hit[found]] = rows[pick[found]]
         confidence[hit[found]] = EXACT_CONFIDENCE
+    duplicate_of = np.full(n, None, dtype=object)
+    duplicate_of[chosen >= 0] = records.record_id.iloc[chosen[chosen >= 0]].to_numpy(dtype=object, na_value=None)
     lap("exact")
 
     # (2) Fuzzy person, for the rest.
     rest = np.flatnonzero(chosen < 0)
-    if config.fuzzy and m and len(rest):
-        pairs_row, pairs_ex, pairs_conf, pairs_name = _fuzzy_pairs(leads.iloc[rest], ex, config)
+    if config.fuzzy and (frame is None or len(frame)) and len(rest):
+        people = _people(leads.iloc[rest], lead_email.iloc[rest])
+        records = reach(
+            BatchKeys(
+                last_names=_distinct(people["last"]),
+                companies=_distinct(people["company"]),
+                domains=_distinct(people["domain"]),
+                block_prefix=config.block_prefix,
+            )
+        )
+        lap("index")
+        lead_id_code = records.record.lookup(lead_ids)
+        pairs_row, pairs_ex, pairs_conf, pairs_name = _fuzzy_pairs(people, records, config)
         pairs_row = rest[pairs_row]
-        not_self = (lead_id_code[pairs_row] < 0) | (record_id_code[pairs_ex] != lead_id_code[pairs_row])
+        not_self = (lead_id_code[pairs_row] < 0) | (records.record.codes[pairs_ex] != lead_id_code[pairs_row])
         pairs_row, pairs_ex = pairs_row[not_self], pairs_ex[not_self]
         pairs_conf, pairs_name = pairs_conf[not_self], pairs_name[not_self]
         if len(pairs_row):
-            first = _first_sorted(pairs_row, [rank[pairs_ex], -pairs_conf])
+            ranked = np.unique(pairs_ex)
+            rank = records.rank(list(config.prefer), ranked)[np.searchsorted(ranked, pairs_ex)]
+            first = _first_sorted(pairs_row, [rank, -pairs_conf])
             rows, best = pairs_row[first], pairs_conf[first]
             # Ambiguous: as good a candidate with another first name ("J. Smith" at Acme: John and James). Two
             # people cannot both be this lead, and guessing one is how a real lead gets merged away.
@@ -433,18 +385,19 @@ def find_duplicates(
             other = pairs_name != best_name[pairs_row]
             np.maximum.at(rival, pairs_row[other], pairs_conf[other])
             clear = rival[rows] < best
-            chosen[rows[clear]] = pairs_ex[first][clear]
+            duplicate_of[rows[clear]] = records.record_id.iloc[pairs_ex[first][clear]].to_numpy(
+                dtype=object, na_value=None
+            )
             confidence[rows[clear]] = best[clear]
     lap("fuzzy")
 
     # Empty beats wrong: anything under the bar is no duplicate at all.
     weak = confidence < config.min_confidence
-    chosen[weak], confidence[weak] = -1, 0.0
-    duplicate_of = np.full(n, None, dtype=object)
-    found = chosen >= 0
-    duplicate_of[found] = ex_ids[chosen[found]]
+    duplicate_of[weak], confidence[weak] = None, 0.0
+    found = confidence > 0.0  # a record was chosen (every rule-1 and rule-2 answer has a confidence above 0)
 
     # (3) Within the batch: a later lead with an earlier lead's address, when the CRM had nothing.
+    lead_email_code = _lead_codes(lead_email)
     if config.within_batch and n:
         open_rows = ~found & (lead_email_code >= 0)
         if open_rows.any():
@@ -458,14 +411,13 @@ def find_duplicates(
             original_of[lead_email_code[with_email[originals]]] = with_email[originals]
             # A lead the CRM already holds (its lead_id is a record_id) is the original, never a repeat: the others
             # found it through rule 1.
-            in_crm = np.isin(lead_id_code, record_id_code[record_id_code >= 0]) & (lead_id_code >= 0)
             rows = np.flatnonzero(open_rows & ~in_crm)
             orig = original_of[lead_email_code[rows]]
             # Two rows with one lead_id are one record pulled twice, not a duplicate pair.
-            same_id = (lead_id_code[rows] >= 0) & (lead_id_code[orig] == lead_id_code[rows])
+            same_lead = _lead_codes(lead_ids)
+            same_id = (same_lead[rows] >= 0) & (same_lead[orig] == same_lead[rows])
             later = (orig != rows) & ~same_id
             rows, orig = rows[later], orig[later]
-            lead_ids = _column(leads, "lead_id").str.strip()
             ids = lead_ids.mask(lead_ids == "").to_numpy(dtype=object, na_value=None)
             emails = lead_email.to_numpy(dtype=object, na_value=None)
             duplicate_of[rows] = [
@@ -488,59 +440,95 @@ def find_duplicates(
     )
 
 
+def _lead_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a lead column's values (-1: NA or empty): equal values, equal codes."""
+    codes = np.asarray(values.factorize(use_na_sentinel=True)[0], dtype=np.int64)
+    codes[(values == "").fillna(False).to_numpy(dtype=bool)] = -1
+    return codes
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct non-empty strings of `values`."""
+    distinct = pd.unique(values)
+    return distinct[distinct != ""]
+
+
+def _people(leads: pd.DataFrame, emails: pd.Series) -> dict[str, np.ndarray]:
+    """Per lead, the keys rule 2 compares, as arrays of Python strings ("" for none): last, first, company,
+    corporate domain (from `email_domain`, else the normalized address in `emails`)."""
+    domain = _corporate_domain(_column(leads, "email_domain"), emails)
+    if "is_free_email" in leads.columns:
+        # Trust the standardize stage's verdict too, even for a domain our list lacks.
+        domain = domain.mask(leads["is_free_email"].astype("boolean").fillna(False).to_numpy(dtype=bool))
+    columns = {
+        "last": map_unique(_column(leads, "last_name"), last_name_key),
+        "first": map_unique(_column(leads, "first_name"), first_name_key),
+        "company": map_unique(_column(leads, "company"), normalize_company),
+        "domain": domain,
+    }
+    return {k: v.to_numpy(dtype=object, na_value="") for k, v in columns.items()}
+
+
 def _fuzzy_pairs(
-    leads: pd.DataFrame, ex: pd.DataFrame, config: DuplicateConfig
+    people: dict[str, np.ndarray], records: RecordIndex, config: DuplicateConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(lead row, existing row, confidence, code of the record's canonical first name) of every rule-2 candidate
-    pair with a compatible first name."""
+    """(lead row, record position, confidence, code of the record's canonical first name) of every rule-2 candidate
+    pair with a compatible first name. Only the records with one of the leads' last names can pair (the person block
+    includes it); only the company names equal to a lead's or in its block are fuzzy candidates."""
     nicknames = _nickname_table(config)
 
-    # Blocking key: last name + first letter of the canonical first name (so "Bob" meets "Robert", "J." meets "John").
-    def block_initial(key: str | None) -> str | None:
-        return nicknames.get(key, key)[:1] if key else None
-
-    lead_last = map_unique(_column(leads, "last_name"), last_name_key)
-    ex_last = map_unique(_column(ex, "last_name"), last_name_key)
-    lead_first = map_unique(_column(leads, "first_name"), first_name_key)
-    ex_first = map_unique(_column(ex, "first_name"), first_name_key)
-    lead_initial = map_unique(lead_first, block_initial)
-    ex_initial = map_unique(ex_first, block_initial)
-    last_l, last_e = _codes(lead_last, ex_last)
-    init_l, init_e = _codes(lead_initial, ex_initial)
-
-    # Company: each distinct lead name maps onto an existing name, exactly or fuzzily (once per distinct name).
-    lead_company = map_unique(_column(leads, "company"), normalize_company).fillna("")
-    ex_company = map_unique(_column(ex, "company"), normalize_company).fillna("")
-    ex_names = pd.Index(pd.unique(ex_company.to_numpy(dtype=object)))
-    ex_names = ex_names[ex_names != ""]
-    lead_codes, lead_names = pd.factorize(lead_company.to_numpy(dtype=object))
+    # Company: each distinct lead name maps onto a record's name, exactly or fuzzily (once per distinct name).
+    lead_codes, lead_names = pd.factorize(people["company"])
+    lead_names = np.asarray(lead_names, dtype=object)
+    choices = records.company_choices(lead_names[lead_names != ""], config.block_prefix)
+    ex_names = pd.Index(records.company.values[choices], dtype=object)  # in the order of their first record
     pos = ex_names.get_indexer(lead_names)
+    pos[lead_names == ""] = -1
     score = np.where(pos >= 0, 100.0, 0.0)
     fuzzy_rows = np.flatnonzero((pos < 0) & (np.array([len(u) for u in lead_names]) >= config.block_prefix))
     if len(fuzzy_rows) and len(ex_names):
         match_config = MatchConfig(fuzzy_cutoff=config.company_cutoff, block_prefix=config.block_prefix)
-        queries, choices = np.asarray(lead_names, dtype=object)[fuzzy_rows], np.asarray(ex_names, dtype=object)
-        pick, got = _fuzzy(queries, choices, np.zeros(len(choices), dtype=np.int64), match_config)
+        queries, names = lead_names[fuzzy_rows], np.asarray(ex_names, dtype=object)
+        # Equally good names: the first in the records' order.
+        pick, got = _fuzzy(queries, names, None, match_config)
         # Whole-string alike is not enough: "Acme Rookwood Media" is not "Acme Ironwood Media" (see matching).
         for i in np.flatnonzero(pick >= 0):
-            if not _words_agree(queries[i], choices[pick[i]], match_config):
+            if not _words_agree(queries[i], names[pick[i]], match_config):
                 pick[i] = -1
         ok = pick >= 0
         pos[fuzzy_rows[ok]], score[fuzzy_rows[ok]] = pick[ok], got[ok]
     company_l = np.where(lead_codes >= 0, pos[np.maximum(lead_codes, 0)], -1) if len(pos) else lead_codes
     company_score_l = np.where(company_l >= 0, score[np.maximum(lead_codes, 0)], 0.0) if len(pos) else score
-    company_e = ex_names.get_indexer(ex_company.to_numpy(dtype=object))
+    domain_l = records.domain.lookup(people["domain"])
 
-    lead_domain = _corporate_domain(_column(leads, "email_domain"), _emails(_column(leads, "email")))
-    if "is_free_email" in leads.columns:
-        # Trust the standardize stage's verdict too, even for a domain our list lacks.
-        lead_domain = lead_domain.mask(leads["is_free_email"].astype("boolean").fillna(False).to_numpy(dtype=bool))
-    ex_domain = _corporate_domain(_column(ex, "email_domain"), _emails(_column(ex, "email")))
-    domain_l, domain_e = _codes(lead_domain, ex_domain)
+    # The records that can pair: a lead's last name, and its company or its domain (the join keys below).
+    last_l = records.last.lookup(people["last"])
+    rows = records.last.rows(last_l)
+    reach = np.isin(records.company.codes[rows], choices[company_l[company_l >= 0]])
+    reach |= np.isin(records.domain.codes[rows], domain_l[domain_l >= 0])
+    rows = rows[reach]
+    last_e = records.last.codes[rows]
+    company_e = np.full(len(rows), -1, dtype=np.int64)  # position in `choices` (= in ex_names) per record
+    if len(choices):
+        codes = records.company.codes[rows]
+        at = np.minimum(np.searchsorted(choices, codes), len(choices) - 1)
+        company_e = np.where((codes >= 0) & (choices[at] == codes), at, -1)
+    domain_e = records.domain.codes[rows]
+
+    # First names as codes shared by leads and records (a lead's unknown first name gets a new one); per distinct
+    # name its blocking initial (of the canonical name: "Bob" meets "Robert", "J." meets "John") and canonical name.
+    first_l, first_names = records.first.extend(people["first"])
+    first_e = records.first.codes[rows]
+    used = np.unique(np.concatenate([first_l, first_e]))
+    used = used[used >= 0]
+    canonical_of = np.array([nicknames.get(k, k) for k in first_names[used].tolist()], dtype=object)
+    initial_code = np.full(len(first_names) + 1, -1, dtype=np.int64)  # the last slot: no first name (code -1)
+    initial_code[used] = pd.factorize(np.array([c[:1] for c in canonical_of], dtype=object))[0]
+    init_l, init_e = initial_code[first_l], initial_code[first_e]
 
     # Leads and records share every code space, so one combined key per side joins them: pairs only where the
     # person block (last name + initial) and the company or domain agree.
-    sizes = [len(leads), len(ex)]
+    sizes = [len(people["last"]), len(rows)]
     person = _combine(np.concatenate([last_l, last_e]), np.concatenate([init_l, init_e]))
     rows_l: list[np.ndarray] = []
     rows_e: list[np.ndarray] = []
@@ -560,12 +548,11 @@ def _fuzzy_pairs(
     if not len(pair_l):
         return pair_l, pair_e, np.zeros(0), pair_e
     # A pair found by both company and domain once: dedupe on one int64 per pair.
-    pair = np.unique(pair_l * len(ex) + pair_e)
-    pair_l, pair_e = pair // len(ex), pair % len(ex)
+    pair = np.unique(pair_l * len(rows) + pair_e)
+    pair_l, pair_e = pair // len(rows), pair % len(rows)
 
     # First names, once per distinct (lead name, record name) pair.
-    (fl, fe), names = _factorize_shared(lead_first, ex_first)
-    fl, fe = fl[pair_l].astype(np.int64), fe[pair_e].astype(np.int64)
+    fl, fe, names = first_l[pair_l], first_e[pair_e], first_names
     width = len(names) + 1
     pair_key = np.where((fl >= 0) & (fe >= 0), fl * width + fe, -1)
     pk_codes, pk_uniques = pd.factorize(pair_key)
@@ -586,5 +573,9 @@ def _fuzzy_pairs(
     conf = name_conf * company_factor + np.where(same_domain & same_company, BOTH_BONUS, 0.0)
     conf = np.minimum(conf, FUZZY_CAP)
     keep = (name_conf > 0) & (company_factor > 0)
-    canonical = pd.factorize(map_unique(ex_first, lambda k: nicknames.get(k, k)).fillna(""))[0]
-    return pair_l[keep], pair_e[keep], conf[keep], canonical[pair_e[keep]].astype(np.int64)
+    # The record's canonical first name as a code ("" for none): equal codes, one person's first name.
+    canonical_code = np.full(len(first_names) + 1, -1, dtype=np.int64)  # the last slot: no first name
+    canonical_code[np.append(used, len(first_names))] = pd.factorize(np.append(canonical_of, ""))[0]
+    canonical = canonical_code[np.where(first_e >= 0, first_e, len(first_names))]
+    return pair_l[keep], rows[pair_e[keep]], conf[keep], canonical[pair_e[keep]]
+

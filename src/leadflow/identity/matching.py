@@ -4,6 +4,11 @@ A pure function over DataFrames (not yet a pipeline stage). Every per-value Pyth
 value (`leadflow.pipeline.uniques.map_unique`) and results are mapped back by integer codes, so 1M leads cost what their
 distinct domains and names cost.
 
+Accounts may carry prepared key columns (`leadflow.identity.prepared`: domain_key, name_key), as a CRM mirror stores
+them; missing ones are computed per call. Either way a batch only touches the accounts sharing a domain, a name or a
+name block with it, and ranks (tie-breakers) only the accounts that can win: 100 leads against 50,000 prepared accounts
+take well under 0.1 s, with the same answers as a full pass.
+
 Confidence scale (documented contract, `account_match_confidence`):
 
 - domain, exactly one account on that domain: 1.0; several accounts, decided by the tie-breakers: 0.97
@@ -21,23 +26,20 @@ in the lead's `country_code` wins (`prefer_same_country`), then the `tie_breaker
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
-from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
-import tldextract
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from leadflow.identity.domains import is_free_domain
-from leadflow.pipeline.settings import REFERENCE_DIR
+from leadflow.identity.normalize import COMPANY_SUFFIXES, normalize_company, registered_domain
+from leadflow.identity.prepared import keys_in, with_account_keys
 from leadflow.pipeline.uniques import map_unique
 from leadflow.pipeline.yamlio import load_yaml, parse_model
 
@@ -51,7 +53,6 @@ __all__ = [
     "registered_domain",
 ]
 
-COMPANY_SUFFIXES: Final[Path] = REFERENCE_DIR / "company_suffixes.yaml"
 MATCH_COLUMNS: Final[tuple[str, ...]] = (
     "account_id",
     "account_owner_id",
@@ -73,6 +74,8 @@ _SCORERS: Final[dict[str, Callable[..., float]]] = {
     "token_set_ratio": fuzz.token_set_ratio,
     "WRatio": fuzz.WRatio,
 }
+_WHOLE_RANK_SHARE: Final[int] = 10
+"""A batch with at least one lead per this many accounts ranks all accounts once rather than the reachable ones."""
 _MAX_CELLS: Final[int] = 20_000_000
 """Largest score matrix computed at once (float32: 80 MB), so one huge block cannot blow the memory."""
 
@@ -125,95 +128,6 @@ def load_match_config(path: Path) -> MatchConfig:
     return parse_model(MatchConfig, load_yaml(path), path)
 
 
-class _SuffixData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    legal_suffixes: list[str]
-    leading_words: list[str] = Field(default_factory=list)
-    junk_names: list[str] = Field(default_factory=list)
-
-
-@cache
-def _suffix_data() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    data = parse_model(_SuffixData, load_yaml(COMPANY_SUFFIXES), COMPANY_SUFFIXES)
-    return (
-        frozenset(data.legal_suffixes),
-        frozenset(data.leading_words),
-        frozenset(data.junk_names),
-    )
-
-
-# ------------------------------------------------------------------------------------------------------- normalizers
-
-
-@cache
-def _extractor() -> tldextract.TLDExtract:
-    # Offline: the bundled public-suffix snapshot; the default tries the network and logs a traceback.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-def registered_domain(value: Any) -> str | None:
-    """The registrable domain of a host, URL or e-mail address (`https://www.x.co.uk/a` → `x.co.uk`), else None."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip().lower()
-    if "@" in text:
-        text = text.rsplit("@", 1)[1]
-    if not text:
-        return None
-    ext = _extractor()(text)
-    if not ext.domain or not ext.suffix:
-        return None  # "localhost", "n/a", IP addresses: nothing to match on
-    return f"{ext.domain}.{ext.suffix}"
-
-
-_COMBINING = re.compile("[\u0300-\u036f]")
-_JOINERS = re.compile(r"[.'’`´]")  # "S.A." → "sa", "O'Brien" → "obrien"
-_NON_WORD = re.compile(r"[\W_]+")
-_REPEATS = re.compile(r"(.)\1+")
-
-
-def normalize_company(name: Any) -> str:
-    """Matching key of a company name: case-folded, accents/punctuation/legal suffixes/leading "The" removed."""
-    if name is None or name is pd.NA or (isinstance(name, float) and np.isnan(name)):
-        return ""
-    suffixes, leading, junk = _suffix_data()
-    text = unicodedata.normalize("NFKC", str(name)).casefold().replace("&", " and ").replace("+", " and ")
-    text = _COMBINING.sub("", unicodedata.normalize("NFD", text))
-    words = _NON_WORD.sub(" ", _JOINERS.sub("", text)).split()
-    if " ".join(words) in junk:
-        return ""
-    while len(words) > 1 and words[0] in leading:
-        words = words[1:]
-    while len(words) > 1 and words[-1] in suffixes:
-        words = words[:-1]
-    # A typo in a legal suffix ("Corporattion", "Limted", "IInc") must not keep it.
-    if len(words) > 1 and len(words[-1]) >= 3 and _near_suffix(words[-1]):
-        words = words[:-1]
-        while len(words) > 1 and words[-1] in suffixes:
-            words = words[:-1]
-    return " ".join(words)
-
-
-@cache
-def _long_suffixes() -> tuple[str, ...]:
-    return tuple(sorted(w for w in _suffix_data()[0] if len(w) >= 5))
-
-
-@cache
-def _collapsed_suffixes() -> frozenset[str]:
-    return frozenset(_REPEATS.sub(r"\1", w) for w in _suffix_data()[0])
-
-
-def _near_suffix(word: str) -> bool:
-    """A legal suffix with one typo (5+ letters) or a doubled letter ("IInc", "LLLC")."""
-    if _REPEATS.sub(r"\1", word) in _collapsed_suffixes():
-        return True
-    return (
-        len(word) >= 5 and process.extractOne(word, _long_suffixes(), scorer=OSA.distance, score_cutoff=1) is not None
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------- helpers
 
 
@@ -248,6 +162,25 @@ def _account_rank(accounts: pd.DataFrame, tie_breakers: list[str]) -> np.ndarray
     return rank
 
 
+class _Ranker:
+    """Tie-breaker ranks of account rows (positions in `accounts`), comparable among the rows of one call.
+
+    For a small batch only the few accounts that can win are ranked, each time; for a batch that reaches most
+    accounts anyway all are ranked once and sliced. Both orders agree, so the answers do too."""
+
+    def __init__(self, accounts: pd.DataFrame, tie_breakers: list[str], whole: bool) -> None:
+        self._accounts, self._tie_breakers = accounts, tie_breakers
+        self._all: np.ndarray | None = None
+        self._whole = whole
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if not self._whole:
+            return _account_rank(self._accounts.iloc[rows], self._tie_breakers)
+        if self._all is None:
+            self._all = _account_rank(self._accounts, self._tie_breakers)
+        return self._all[rows]
+
+
 def _best_per_key(keys: pd.Series, rank: np.ndarray) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """(distinct non-empty keys, best account row per key, accounts per key)."""
     frame = pd.DataFrame({"key": keys.to_numpy(dtype=object), "rank": rank, "row": np.arange(len(keys))})
@@ -266,27 +199,39 @@ def _best_per_key(keys: pd.Series, rank: np.ndarray) -> tuple[pd.Index, np.ndarr
 def _fuzzy(
     queries: np.ndarray,
     choices: np.ndarray,
-    choice_rank: np.ndarray,
+    choice_rank: np.ndarray | None,
     config: MatchConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(index into `choices` or -1, score) per query: best score ≥ cutoff, equal scores decided by rank."""
+    """(index into `choices` or -1, score) per query: best score ≥ cutoff, equal scores decided by rank (None:
+    by position in `choices`)."""
+    best_choice, best_score, _ = _fuzzy_scan(queries, choices, choice_rank, config)
+    return best_choice, best_score
+
+
+def _fuzzy_scan(
+    queries: np.ndarray,
+    choices: np.ndarray,
+    choice_rank: np.ndarray | None,
+    config: MatchConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_fuzzy`, plus per query how many choices share its best score (more than one: the rank decided)."""
     best_choice = np.full(len(queries), -1, dtype=np.int64)
     best_score = np.zeros(len(queries), dtype=np.float64)
+    n_top = np.zeros(len(queries), dtype=np.int64)
     if not len(queries) or not len(choices):
-        return best_choice, best_score
+        return best_choice, best_score, n_top
     scorer, block = _SCORERS[config.scorer], config.block_prefix
+    if choice_rank is None:
+        choice_rank = np.arange(len(choices), dtype=np.int64)
     # Blocking: only names sharing their first `block` characters are compared, so the work grows with block
     # sizes, not with queries × accounts. A typo in those first characters is the price (it goes unmatched).
-    q_key = np.array([q[:block] for q in queries], dtype=object)
-    c_key = np.array([c[:block] for c in choices], dtype=object)
-    c_order = np.argsort(c_key, kind="stable")
-    c_sorted = c_key[c_order]
-    q_codes, q_blocks = pd.factorize(q_key)
-    for b, key in enumerate(q_blocks):
-        lo, hi = (
-            np.searchsorted(c_sorted, key, "left"),
-            np.searchsorted(c_sorted, key, "right"),
-        )
+    # Integer block codes shared by queries and choices; candidates of a block in their order in `choices`.
+    codes = pd.factorize(np.array([t[:block] for t in (*queries, *choices)], dtype=object))[0]
+    q_codes, c_codes = codes[: len(queries)], codes[len(queries) :]
+    c_order = np.argsort(c_codes, kind="stable")
+    bounds = np.searchsorted(c_codes[c_order], np.arange(codes.max() + 2))
+    for b in pd.unique(q_codes):
+        lo, hi = bounds[b], bounds[b + 1]
         if lo == hi:
             continue
         cand = c_order[lo:hi]
@@ -306,12 +251,14 @@ def _fuzzy(
                 workers=-1,
             )
             top = scores.max(axis=1)
-            tied_rank = np.where(scores == top[:, None], cand_rank[None, :], np.iinfo(np.int64).max)
+            at_top = scores == top[:, None]
+            tied_rank = np.where(at_top, cand_rank[None, :], np.iinfo(np.int64).max)
             pick = tied_rank.argmin(axis=1)
             ok = top >= config.fuzzy_cutoff
             best_choice[rows[ok]] = cand[pick[ok]]
             best_score[rows[ok]] = top[ok]
-    return best_choice, best_score
+            n_top[rows[ok]] = at_top[ok].sum(axis=1)
+    return best_choice, best_score, n_top
 
 
 def _same_country(
@@ -368,9 +315,15 @@ def match_accounts(
 ) -> pd.DataFrame:
     """Match each lead to one account: by domain, else by company name, else none (see the module docstring).
 
+    `accounts` may carry the key columns of `leadflow.identity.prepared.prepare_accounts` (a CRM mirror stores
+    them): they are used as they are; missing ones are computed here, with the same result. Either way only the
+    accounts sharing a domain, a name or a name block with the batch are looked at beyond one `isin` per key, so
+    100 leads against 50,000 prepared accounts cost what those few accounts cost.
+
     Returns, on `leads.index`, exactly MATCH_COLUMNS: account_id, account_owner_id, account_match_method
     ("domain"/"name"/"none") as "string", and account_match_confidence as float64 (0.0 for none).
-    `timings`, when given, receives the seconds spent per phase: "domain", "name_exact", "fuzzy".
+    `timings`, when given, receives the seconds spent per phase: "keys" (account keys the frame lacks), "domain",
+    "name_exact", "fuzzy".
     """
     config = config or MatchConfig()
     clock = time.perf_counter()
@@ -383,105 +336,93 @@ def match_accounts(
         clock = now
 
     n = len(leads)
-    acct = accounts.reset_index(drop=True)
-    rank = _account_rank(acct, list(config.tie_breakers))
-    account_ids = _column(acct, "account_id").to_numpy(dtype=object, na_value=None)
-    owner_ids = _column(acct, "owner_id").to_numpy(dtype=object, na_value=None)
-
-    # Country codes as shared integer codes for leads and accounts (-1: unknown or not preferring countries).
-    countries = (
-        pd.concat([_column(acct, "country_code"), _column(leads, "country_code")], ignore_index=True)
-        .str.strip()
-        .str.upper()
-    )
-    country_codes = pd.factorize(countries)[0] if config.prefer_same_country else np.full(len(countries), -1)
-    acct_country, lead_country = country_codes[: len(acct)], country_codes[len(acct) :]
-
-    chosen = np.full(n, -1, dtype=np.int64)  # account row per lead
+    acct = with_account_keys(accounts).reset_index(drop=True)
+    ranker = _Ranker(acct, list(config.tie_breakers), whole=n * _WHOLE_RANK_SHARE >= len(acct))
+    lap("keys")
+    ids = np.full(n, None, dtype=object)  # account_id per lead
+    owners = np.full(n, None, dtype=object)
     method = np.zeros(n, dtype=np.int8)  # 0 none, 1 domain, 2 name
     confidence = np.zeros(n, dtype=np.float64)
+    lead_country = _column(leads, "country_code")
 
-    # (1) Domain. Accounts: `domain` where given, else `website`; free-mail domains never identify an account.
-    acct_domain = map_unique(_column(acct, "domain").fillna(_column(acct, "website")), registered_domain)
-    free_acct = map_unique(acct_domain, is_free_domain, dtype="boolean").fillna(False)
-    domains, domain_best, domain_count = _best_per_key(acct_domain.mask(free_acct.to_numpy(dtype=bool)), rank)
-
-    def lead_domain_hits(values: pd.Series) -> np.ndarray:
-        """Row of `domains` per lead (-1: none, missing or free-mail)."""
-        codes, uniques = map_unique(values, registered_domain).factorize()
-        pos = domains.get_indexer(np.asarray(uniques, dtype=object))
-        pos[np.fromiter((is_free_domain(u) for u in uniques), dtype=bool, count=len(uniques))] = -1
-        return np.where(codes >= 0, pos[codes] if len(pos) else -1, -1)
-
+    # (1) Domain. Accounts: `domain` where given, else `website` (their domain_key); free-mail domains never
+    # identify an account. Only the accounts on one of the batch's domains take part.
     lead_free = (
         leads["is_free_email"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         if "is_free_email" in leads.columns
         else np.zeros(n, dtype=bool)
     )
-    email_hit = lead_domain_hits(_column(leads, "email_domain"))
+    email_domain = map_unique(_column(leads, "email_domain"), registered_domain)
+    web_domain = map_unique(_column(leads, "website"), registered_domain)
+    wanted = np.concatenate([np.asarray(d.dropna().unique(), dtype=object) for d in (email_domain, web_domain)])
+    rows = _rows_in(acct["domain_key"], pd.unique(wanted))
+    sub = acct.iloc[rows].reset_index(drop=True)
+    acct_domain = sub["domain_key"].astype("string")
+    free_acct = map_unique(acct_domain, is_free_domain, dtype="boolean").fillna(False).to_numpy(dtype=bool)
+    acct_domain = acct_domain.mask(free_acct)
+    rank = ranker(rows)
+    acct_country, lead_codes = _country_codes(sub, lead_country, config)
+    domains, domain_best, domain_count = _best_per_key(acct_domain, rank)
+
+    def lead_domain_hits(values: pd.Series) -> np.ndarray:
+        """Row of `domains` per lead (-1: none, missing or free-mail)."""
+        codes, uniques = values.factorize()
+        pos = domains.get_indexer(np.asarray(uniques, dtype=object))
+        pos[np.fromiter((is_free_domain(u) for u in uniques), dtype=bool, count=len(uniques))] = -1
+        return np.where(codes >= 0, pos[codes] if len(pos) else -1, -1)
+
+    email_hit = lead_domain_hits(email_domain)
     email_hit[lead_free] = -1  # trust the standardize stage's verdict too, even for a domain our list lacks
     # Free-mail, missing or unknown e-mail domain: the lead's own website may still name its company.
-    web_hit = lead_domain_hits(_column(leads, "website"))
+    web_hit = lead_domain_hits(web_domain)
     dom = np.where(email_hit >= 0, email_hit, web_hit)
     has = dom >= 0
-    chosen[has] = domain_best[dom[has]]
+    chosen = np.where(has, domain_best[np.maximum(dom, 0)] if len(domains) else -1, -1)
     local = _same_country(
-        dom, lead_country, domains.get_indexer(acct_domain.to_numpy(dtype=object, na_value=None)), acct_country, rank
+        dom, lead_codes, domains.get_indexer(acct_domain.to_numpy(dtype=object, na_value=None)), acct_country, rank
     )
     chosen[local >= 0] = local[local >= 0]
+    _take(sub, chosen, has, ids, owners)
     method[has] = 1
     confidence[has] = np.where(domain_count[dom[has]] > 1, DOMAIN_TIE_CONFIDENCE, DOMAIN_CONFIDENCE)
     lap("domain")
 
     # (2) Name, for the rest: exact normalized name first, then fuzzy within blocks, on distinct names only.
-    acct_names = map_unique(_column(acct, "name"), normalize_company).fillna("")
-    names, name_best, name_count = _best_per_key(acct_names, rank)
     rest = np.flatnonzero(~has)
-    if len(rest) and len(names):
+    if len(rest):
         lead_names = map_unique(_column(leads, "company").iloc[rest], normalize_company).fillna("")
         codes, uniques = pd.factorize(lead_names.to_numpy(dtype=object))
-        pos = names.get_indexer(uniques)
-        u_name = pos.copy()  # index into `names` per distinct lead name, -1: none
-        tied = name_count[np.maximum(pos, 0)] > 1
-        u_conf = np.where(pos >= 0, np.where(tied, NAME_TIE_CONFIDENCE, NAME_EXACT_CONFIDENCE), 0.0)
-        fuzzy_rows = np.flatnonzero((pos < 0) & (np.array([len(u) for u in uniques]) >= config.block_prefix))
-        lap("name_exact")
-        if len(fuzzy_rows):
-            queries, name_array = (
-                np.asarray(uniques, dtype=object)[fuzzy_rows],
-                np.asarray(names, dtype=object),
-            )
-            # A name's rank is its best account's, so equally good names are decided by the tie-breakers too.
-            pick, score = _fuzzy(queries, name_array, rank[name_best], config)
-            # One Python call per distinct matched name (not per lead): cheap next to the matrix work.
-            for i in np.flatnonzero(pick >= 0):
-                if not _words_agree(queries[i], name_array[pick[i]], config):
-                    pick[i] = -1
-            ok = pick >= 0
-            u_name[fuzzy_rows[ok]] = pick[ok]
-            u_conf[fuzzy_rows[ok]] = NAME_EXACT_CONFIDENCE * score[ok] / 100.0
-        lap("fuzzy")
-        lead_name = np.where(codes >= 0, u_name[codes], -1)
-        lead_conf = u_conf[codes]
+        u_name, u_exact, u_score, names, rows = _name_hits(np.asarray(uniques, dtype=object), acct, ranker, config, lap)
+        # Only now the tie-breakers, on the accounts bearing a chosen name (every account with that name).
+        rows = rows[_rows_in(acct["name_key"].iloc[rows], names[u_name[u_name >= 0]])]
+        sub = acct.iloc[rows].reset_index(drop=True)
+        acct_names = sub["name_key"].astype("string").fillna("")
+        rank = ranker(rows)
+        acct_country, lead_codes = _country_codes(sub, lead_country, config)
+        sub_names, name_best, name_count = _best_per_key(acct_names, rank)
+        u_sub = np.full(len(u_name), -1, dtype=np.int64)  # index into `sub_names` per distinct lead name
+        u_sub[u_name >= 0] = sub_names.get_indexer(names[u_name[u_name >= 0]])
+        tied = name_count[np.maximum(u_sub, 0)] > 1 if len(sub_names) else np.zeros(len(u_sub), dtype=bool)
+        exact_conf = np.where(tied, NAME_TIE_CONFIDENCE, NAME_EXACT_CONFIDENCE)
+        u_conf = np.where(u_sub < 0, 0.0, np.where(u_exact, exact_conf, NAME_EXACT_CONFIDENCE * u_score / 100.0))
+        lead_name = np.where(codes >= 0, u_sub[codes], -1)
         hit = lead_name >= 0
-        lead_account = np.where(hit, name_best[np.maximum(lead_name, 0)], -1)
+        lead_account = np.where(hit, name_best[np.maximum(lead_name, 0)] if len(sub_names) else -1, -1)
         local = _same_country(
-            lead_name, lead_country[rest], names.get_indexer(acct_names.to_numpy(dtype=object)), acct_country, rank
+            lead_name, lead_codes[rest], sub_names.get_indexer(acct_names.to_numpy(dtype=object)), acct_country, rank
         )
         lead_account[local >= 0] = local[local >= 0]
-        chosen[rest[hit]] = lead_account[hit]
+        chosen = np.full(n, -1, dtype=np.int64)
+        chosen[rest] = lead_account
+        matched = np.zeros(n, dtype=bool)
+        matched[rest[hit]] = True
+        _take(sub, chosen, matched, ids, owners)
         method[rest[hit]] = 2
-        confidence[rest[hit]] = lead_conf[hit]
+        confidence[rest[hit]] = u_conf[codes[hit]]
 
     # (4) Empty beats wrong: anything under the bar is no match at all.
     weak = confidence < config.min_confidence
-    chosen[weak], method[weak], confidence[weak] = -1, 0, 0.0
-
-    found = chosen >= 0
-    ids = np.full(n, None, dtype=object)
-    owners = np.full(n, None, dtype=object)
-    ids[found] = account_ids[chosen[found]]
-    owners[found] = owner_ids[chosen[found]]
+    ids[weak], owners[weak], method[weak], confidence[weak] = None, None, 0, 0.0
     return pd.DataFrame(
         {
             "account_id": pd.array(ids, dtype="string"),
@@ -494,3 +435,69 @@ def match_accounts(
         },
         index=leads.index,
     )
+
+
+def _rows_in(keys: pd.Series, values: Any) -> np.ndarray:
+    """Positions of the rows whose key is one of `values` (NA keys never are)."""
+    return np.flatnonzero(keys_in(keys, values))
+
+
+def _country_codes(sub: pd.DataFrame, lead_country: pd.Series, config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Country codes as shared integer codes for accounts and leads (-1: unknown or not preferring countries)."""
+    countries = pd.concat([_column(sub, "country_code"), lead_country], ignore_index=True).str.strip().str.upper()
+    codes = pd.factorize(countries)[0] if config.prefer_same_country else np.full(len(countries), -1)
+    return codes[: len(sub)], codes[len(sub) :]
+
+
+def _take(sub: pd.DataFrame, chosen: np.ndarray, rows: np.ndarray, ids: np.ndarray, owners: np.ndarray) -> None:
+    """Write account_id / owner_id of the chosen `sub` row into `ids` / `owners` where `rows` (a mask)."""
+    ok = rows & (chosen >= 0)
+    ids[ok] = _column(sub, "account_id").to_numpy(dtype=object, na_value=None)[chosen[ok]]
+    owners[ok] = _column(sub, "owner_id").to_numpy(dtype=object, na_value=None)[chosen[ok]]
+
+
+def _name_hits(
+    uniques: np.ndarray, acct: pd.DataFrame, ranker: _Ranker, config: MatchConfig, lap: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The account name each distinct lead name matches: (index into `names` or -1, exact?, fuzzy score),
+    `names` and `rows`: the distinct account names and the account rows that took part (those with one of
+    the lead names or in one of their blocks).
+
+    The tie-breakers only decide between equally good fuzzy names, so they are computed only for the accounts of the
+    blocks where that happened, as the "rank" of a name (its best account's).
+    """
+    block = config.block_prefix
+    keys = acct["name_key"]
+    blocks = pd.unique(np.array([u[:block] for u in uniques if len(u) >= block], dtype=object))
+    in_block = _rows_in(keys.str.slice(0, block), blocks)
+    rows = np.union1d(_rows_in(keys, uniques[uniques != ""]), in_block)
+    acct_names = keys.iloc[rows].to_numpy(dtype=object, na_value="")
+    names = pd.unique(acct_names[acct_names != ""])
+    pos = pd.Index(names).get_indexer(uniques)
+    u_name = pos.copy()  # index into `names` per distinct lead name, -1: none
+    u_score = np.where(pos >= 0, 100.0, 0.0)
+    fuzzy_rows = np.flatnonzero((pos < 0) & (np.array([len(u) for u in uniques], dtype=np.int64) >= block))
+    lap("name_exact")
+    if len(fuzzy_rows) and len(names):
+        queries = uniques[fuzzy_rows]
+        pick, score, n_top = _fuzzy_scan(queries, names, None, config)
+        tied = np.flatnonzero(n_top > 1)
+        if len(tied):
+            # Equally good names: the one whose best account the tie-breakers prefer, as if all were ranked.
+            tied_blocks = pd.unique(np.array([q[:block] for q in queries[tied]], dtype=object))
+            sub_rows = rows[_rows_in(keys.iloc[rows].str.slice(0, block), tied_blocks)]
+            sub = acct.iloc[sub_rows].reset_index(drop=True)
+            rank = ranker(sub_rows)
+            sub_names, sub_best, _ = _best_per_key(sub["name_key"].astype("string"), rank)
+            name_rank = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+            name_rank[pd.Index(names).get_indexer(sub_names)] = rank[sub_best]
+            pick[tied], score[tied], _ = _fuzzy_scan(queries[tied], names, name_rank, config)
+        # One Python call per distinct matched name (not per lead): cheap next to the matrix work.
+        for i in np.flatnonzero(pick >= 0):
+            if not _words_agree(queries[i], names[pick[i]], config):
+                pick[i] = -1
+        ok = pick >= 0
+        u_name[fuzzy_rows[ok]] = pick[ok]
+        u_score[fuzzy_rows[ok]] = score[ok]
+    lap("fuzzy")
+    return u_name, pos >= 0, u_score, np.asarray(names, dtype=object), rows

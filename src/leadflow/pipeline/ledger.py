@@ -186,6 +186,9 @@ def summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if report.get("skipped_converted"):
             rows.append({"step": f"{system}: converted leads not written", "expectation": "",
                          "rows": report["skipped_converted"]})
+        if report.get("echo_skipped"):
+            rows.append({"step": f"{system}: unchanged since our last write, not processed", "expectation": "",
+                         "rows": report["echo_skipped"]})
     for owner, count in summary.get("assigned_per_owner", {}).items():
         rows.append({"step": "assigned", "expectation": owner, "rows": count})
     if "held" in summary:

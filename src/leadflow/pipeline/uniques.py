@@ -53,8 +53,10 @@ def _run_slice(job: int, start: int, stop: int) -> Any:
 def _run_chunked(values: Any, task: _Task, workers: int | None, parallel_min: int) -> list[Any]:
     """`[task(values)]` in-process, or `task` over contiguous slices of `values` in forked workers, in order."""
     n = len(values)
+    if n < max(parallel_min, 1):  # small inputs never fork: no need to read the worker setting
+        return [task(values)]
     procs = default_workers() if workers is None else max(1, workers)
-    if n < max(parallel_min, 1) or procs < 2 or not _fork_available():
+    if procs < 2 or not _fork_available():
         return [task(values)]
     chunk = -(-n // (procs * _CHUNKS_PER_WORKER))
     starts = list(range(0, n, chunk))

@@ -6,7 +6,8 @@ state (SQLite or PostgreSQL), behind one class, `StateStore`, built from one mix
 `routing` assignments and `RoutingSession`; `lead_state` lifecycle state, the enrichment cache and backfill chunks;
 `engine` `StoreError`, `alembic_config`, URL/engine setup and `StoreBase` (the engine and write transactions the
 mixins share); `values` value conversion and the upsert; `tables` the schema; `leases` the writer leases;
-`migrations` the Alembic revisions."""
+`mirror` the CRM mirror's rows, per-object state and snapshots (tables in `mirror_tables`); `migrations` the Alembic
+revisions."""
 
 from leadflow.store.routing import RoutingSession
 from leadflow.store.store import MIGRATIONS_DIR, StateStore, StoreError, alembic_config

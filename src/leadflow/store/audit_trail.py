@@ -24,7 +24,9 @@ from leadflow.store.tables import (
     lead_state,
     quarantine,
     runs,
+    write_receipts,
 )
+from leadflow.store.mirror_tables import mirror_records, mirror_snapshots
 from leadflow.store.values import _json_dumps, _jsonable, _now, _require_aware
 
 
@@ -177,7 +179,8 @@ class AuditTrailMixin(StoreBase):
         self, subject: str, lead_keys: list[str], record_ids: list[str], email: str | None = None, *,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Erase one person: their audit events, quarantine rows, dead letters, assignments and lead state.
+        """Erase one person: their audit events, quarantine rows, dead letters, assignments, lead state, write
+        receipts and the CRM mirror's copy of their records.
 
         Runs (and their stats) and the enrichment cache (company domains) are left alone. Unless `dry_run`, one
         anonymous tombstone event records the erasure in a new `forget` run: lead_key `erased:<sha256(subject)>`,
@@ -196,6 +199,10 @@ class AuditTrailMixin(StoreBase):
             (dead_letters, dead_letters.c.record_id.in_(ids) if ids else sa.false()),
             (assignments, assignments.c.lead_key.in_(keys) if keys else sa.false()),
             (lead_state, lead_state.c.lead_key.in_(keys) if keys else sa.false()),
+            (write_receipts, write_receipts.c.lead_key.in_(keys) if keys else sa.false()),
+            # The CRM mirror's copy of them: a refresh brings it back only if the CRM still holds and changes it.
+            (mirror_records, sa.or_(mirror_records.c.record_id.in_(ids) if ids else sa.false(),
+                                    mirror_records.c.email == email.strip().lower() if email else sa.false())),
         ]
         with self._writing() as conn:
             if keys:
@@ -218,6 +225,9 @@ class AuditTrailMixin(StoreBase):
                 tables[table.name] = int(count)
                 if not dry_run and count:
                     conn.execute(table.delete().where(where))
+            if tables.get("mirror_records") and not dry_run:
+                # The mirror's snapshots hold the same rows: the next load reads the tables and snapshots again.
+                conn.execute(mirror_snapshots.delete().where(mirror_snapshots.c.object.in_(["Contact", "Lead"])))
             removed = sum(tables.values())
             tombstone = f"erased:{digest}"
             if not dry_run:

@@ -9,7 +9,7 @@ executemany elsewhere) with its chunk size `EVENT_CHUNK_ROWS`. It re-exports eve
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -42,11 +42,14 @@ from leadflow.store.engine import (
     alembic_config,
 )
 from leadflow.store.lead_state import LIFECYCLE_STAMPS, STATE_SCAN_KEYS, LeadStateMixin
+from leadflow.store.mirror import MirrorMixin
 from leadflow.store.leases import Leases
+from leadflow.store.receipts import ReceiptsMixin
 from leadflow.store.routing import ROUTING_STATE, RoutingMixin, RoutingSession
 from leadflow.store.runs import QUARANTINE_CHUNK_ROWS, RunsMixin
 from leadflow.store.tables import EVENT_COLUMNS, LEAD_RUN_COLUMNS, UTCDateTime, audit_chunks, lead_events, lead_runs
 from leadflow.store.values import (
+    _copy_rows,
     CACHE_CHUNK_KEYS,
     STATE_CHUNK_ROWS,
     _require_aware,
@@ -86,7 +89,8 @@ MAX_INDEXED_EMAIL: Final[int] = 320
 _EVENT_KEY_COLUMNS: Final[tuple[str, ...]] = ("run_id", "lead_key", "stage", "column_name")
 
 
-class StateStore(RunsMixin, AuditTrailMixin, DeadLettersMixin, RoutingMixin, LeadStateMixin):
+class StateStore(RunsMixin, AuditTrailMixin, DeadLettersMixin, RoutingMixin, LeadStateMixin, MirrorMixin,
+                 ReceiptsMixin):
     """Run history, watermarks, quarantine, lead audit events, dead letters, routing and lead state in one SQL database.
 
     Open with `StateStore.open()`; every public write runs in a single transaction, so a failed call leaves nothing.
@@ -307,13 +311,3 @@ def _copy_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -> None:
         _copy_rows(conn, lead_events, EVENT_COLUMNS, rows)
 
 
-def _copy_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
-    # COPY on the DBAPI connection SQLAlchemy already holds, so it shares the open transaction.
-    preparer = conn.dialect.identifier_preparer
-    names = ", ".join(preparer.quote(column) for column in columns)
-    sql = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
-    dbapi_connection = conn.connection.driver_connection
-    assert dbapi_connection is not None
-    with dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)

@@ -292,3 +292,16 @@ leases = sa.Table(
 )
 """Who writes to a system right now (`writer:<system>`): one row per held lease, renewed by a heartbeat, taken over
 once expired or once its process is gone (`leadflow.store.leases`)."""
+
+write_receipts = sa.Table(
+    "write_receipts",
+    metadata,
+    sa.Column("lead_key", sa.String(300), primary_key=True),
+    # a hash of the lead as its system holds it after leadflow last processed (and wrote) it; null: process it
+    # whenever it is pulled (its write failed, or it was quarantined)
+    sa.Column("receipt", sa.BigInteger(), nullable=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+)
+"""One receipt per lead (`leadflow.sync.receipts`): a sync skips a pulled lead whose values hash to its receipt, the
+echo of leadflow's own write."""

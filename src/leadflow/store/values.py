@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -125,3 +125,15 @@ def _json_dumps(value: Any) -> str:
 def _require_aware(value: datetime, what: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+
+
+def _copy_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    # COPY on the DBAPI connection SQLAlchemy already holds, so it shares the open transaction.
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column) for column in columns)
+    sql = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+    dbapi_connection = conn.connection.driver_connection
+    assert dbapi_connection is not None
+    with dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
