@@ -140,7 +140,7 @@ class MirrorMixin(StoreBase):
         table = TABLE_OF[obj]
         key = _key(table)
         with self._writing() as conn:
-            state = conn.execute(sa.select(mirror_objects.c.seq, mirror_objects.c.watermark,
+            state = conn.execute(sa.select(mirror_objects.c.seq, mirror_objects.c.rows, mirror_objects.c.watermark,
                                            mirror_objects.c.last_change_at)
                                  .where(mirror_objects.c.object == obj)).one()
             seq = int(state.seq) + (1 if len(frame) else 0)
@@ -149,7 +149,7 @@ class MirrorMixin(StoreBase):
             for start in range(0, len(rows), MIRROR_CHUNK_ROWS):
                 _upsert(conn, table, rows[start:start + MIRROR_CHUNK_ROWS], [key],
                         lambda excluded: {n: excluded[n] for n in updated})
-            live = conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            live = state.rows if not rows else conn.execute(sa.select(sa.func.count()).select_from(table).where(
                 _of_object(table, obj), table.c.is_deleted.is_(False))).scalar_one()
             marks = [m for m in (state.watermark, watermark) if m is not None]
             changes = [m for m in (state.last_change_at, last_change_at) if m is not None]
