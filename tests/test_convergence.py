@@ -108,4 +108,6 @@ def test_faults_and_a_kill_mid_write_back_converge(
         lost = {i for i in unrouted if not _held(store, f"salesforce:{i}")}
         assert not lost  # every lead that was nobody's got an owner, or is held for review (a possible duplicate)
         assert store.dead_letters("salesforce", "permanent").empty
-    assert sum(n for kind, n in sf.faults.served.items() if kind != "slow") >= 5  # the faults did happen
+    # The faults did happen. Since the CRM mirror and write receipts a run makes far fewer calls, so the 10% rate
+    # serves a handful (4 to 8 in runs seen), not dozens: the check is that some were served, not how many.
+    assert sum(n for kind, n in sf.faults.served.items() if kind != "slow") >= 1
