@@ -98,15 +98,9 @@ def _frame(frame: pd.DataFrame, table: sa.Table, obj: str, seq: int) -> pd.DataF
 
 
 def _payload(frame: pd.DataFrame, table: sa.Table, obj: str, seq: int) -> list[dict[str, Any]]:
-    """Rows for `table` from `frame` (its columns; missing ones are null), stamped with `seq`."""
-    names = [c.name for c in table.columns if c.name not in ("seq", "object")]
-    data = {n: (frame[n] if n in frame.columns else pd.Series(None, index=frame.index, dtype=object)) for n in names}
-    rows = pd.DataFrame(data).astype(object)
-    rows = rows.where(rows.notna(), None)
-    rows["seq"] = seq
-    if "object" in table.c:
-        rows["object"] = obj
-    return rows.to_dict("records")
+    """`_frame`'s rows as dicts, missing values as None (for the Core upsert)."""
+    rows = _frame(frame, table, obj, seq).astype(object)
+    return rows.where(rows.notna(), None).to_dict("records")
 
 
 class MirrorMixin(StoreBase):
