@@ -77,7 +77,6 @@ def test_backfill_runs_chunks_resumes_and_reprocesses(
     assert everything["ran"] == 5 and crm_sync_runs() == runs + 6
 
 
-@pytest.mark.slow
 def test_parallel_on_dask_gives_the_same_leads_as_sequential(
     prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

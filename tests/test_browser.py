@@ -135,7 +135,6 @@ def open_run_form(api: str, deployment_id: str, screenshot: Path) -> dict[str, A
     return seen
 
 
-@pytest.mark.slow
 def test_backfill_form_renders_and_a_run_completes(on_server: str, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment

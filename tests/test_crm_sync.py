@@ -128,7 +128,6 @@ def test_dry_run_writes_nothing_and_keeps_the_watermark(
     assert StateStore.open().get_watermark("marketo") is None
 
 
-@pytest.mark.slow
 def test_sandbox_and_sync_as_a_user_runs_them(prefect_api: str, tmp_path: Path) -> None:
     """`leadflow sandbox` in one process, `leadflow sync --config …` in another, as the README says."""
     import os
