@@ -1,10 +1,12 @@
 """Country and subdivision codes for the standardize stage: free text → ISO 3166-1 alpha-2 and ISO 3166-2 codes.
 
-The lookup tables are built once from pycountry (with its translations) and the alias data under
-leadflow/reference/ (country_aliases.yaml, subdivision_aliases.yaml); a name that means more than one code maps to
-None, so an ambiguous value comes out empty rather than guessed. Also here: the text keys the tables are matched on,
-and the accent/punctuation helpers title matching in leadflow.stages.standardize shares. Everything public is
-re-exported there, which remains the import path for the stage's callers.
+The lookup tables are built once per process from pycountry (with its translations), Babel's CLDR territory names in
+the common locales and the alias data under leadflow/reference/ (country_aliases.yaml, subdivision_aliases.yaml); a
+name that means more than one code maps to None, so an ambiguous value comes out empty rather than guessed. A country
+no name matches gets a conservative typo repair (`repaired_country_code`): only when one country is clearly meant.
+Also here: the text keys the tables are matched on, and the accent/punctuation helpers title matching in
+leadflow.stages.standardize shares. Everything public is re-exported there, which remains the import path for the
+stage's callers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+import babel
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from leadflow.pipeline.settings import REFERENCE_DIR
 from leadflow.pipeline.yamlio import load_yaml, parse_model
@@ -46,6 +51,7 @@ class CountryData(BaseModel):
 
     version: int = 1
     languages: list[str] = Field(default_factory=list)
+    cldr_locales: list[str] = Field(default_factory=list)
     placeholders: list[str] = Field(default_factory=list)
     ambiguous: list[str] = Field(default_factory=list)
     aliases: dict[str, list[str]] = Field(default_factory=dict)
@@ -56,6 +62,16 @@ class CountryData(BaseModel):
         for language in value:
             if gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[language]) is None:
                 raise ValueError(f"pycountry has no iso3166-1 translation for language {language!r}")
+        return value
+
+    @field_validator("cldr_locales")
+    @classmethod
+    def _cldr_locales(cls, value: list[str]) -> list[str]:
+        for locale in value:
+            try:
+                babel.Locale.parse(locale)
+            except (ValueError, babel.UnknownLocaleError):
+                raise ValueError(f"Babel has no CLDR locale {locale!r}") from None
         return value
 
     @field_validator("aliases")
@@ -165,6 +181,34 @@ def _translated_names(languages: Iterable[str]) -> Iterator[tuple[str, str]]:
                     yield translation.gettext(value), country.alpha_2
 
 
+_PARENTHESISED = re.compile(r"\s*[(\uff08][^)\uff09]*[)\uff09]")
+"""A parenthesised part, ASCII or full-width: "Myanmar (Burma)", "刚果（金）"."""
+
+
+def cldr_territory_names(locale: str) -> dict[str, str]:
+    """CLDR territory code → name in `locale` (Babel's `Locale.territories`), regions and non-ISO codes included."""
+    return dict(babel.Locale.parse(locale).territories)
+
+
+def _cldr_names(locales: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """(name, alpha-2) for CLDR territory names; territories without an ISO 3166-1 code (regions such as "Europe",
+    "EU", "Kosovo", "Canary Islands") map to None, so they never resolve and block typo repair towards a country."""
+    iso = _iso_alpha2()
+    for locale in locales:
+        for code, name in cldr_territory_names(locale).items():
+            alpha2 = code if code in iso else None
+            yield name, alpha2
+            # "Myanmar (Burma)" → "Myanmar"; "刚果（金）" → "刚果", which CD and CG share and so comes out ambiguous.
+            bare = _PARENTHESISED.sub("", name)
+            if bare and bare != name:
+                yield bare, alpha2
+
+
+@cache
+def _iso_alpha2() -> frozenset[str]:
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
 def _add_layer(table: dict[str, str | None], pairs: Iterable[tuple[str, str | None]]) -> None:
     """Add names of one precedence layer; earlier layers win, a key meaning two codes within a layer is blocked."""
     layer: dict[str, set[str | None]] = defaultdict(set)
@@ -183,27 +227,106 @@ def country_data() -> CountryData:
 
 
 @cache
-def country_table() -> dict[str, str | None]:
-    """Normalised name → alpha-2 code, or None for names known to mean no single country."""
+def _country_tables() -> tuple[dict[str, str | None], frozenset[str]]:
+    """(the country table, the keys typo repair aims at: all but pycountry's translations, see _typo_candidates)."""
     data = country_data()
     table: dict[str, str | None] = {}
     _add_layer(table, ((name, None) for name in data.placeholders))
     _add_layer(table, ((name, None) for name in data.ambiguous))
     _add_layer(table, ((name, code) for code, names in data.aliases.items() for name in names))
     _add_layer(table, ((name, c.alpha_2) for c in pycountry.countries for name in _english_names(c)))
+    _add_layer(table, _cldr_names(data.cldr_locales))
+    typo_keys = frozenset(table)
     _add_layer(table, _translated_names(data.languages))
-    return table
+    return table, typo_keys
+
+
+def country_table() -> dict[str, str | None]:
+    """Normalised name → alpha-2 code, or None for names known to mean no single country. Built once per process."""
+    return _country_tables()[0]
+
+
+# ---------------------------------------------------------------------------------------------------- typo repair
+
+TYPO_MIN_LENGTH: Final[int] = 5
+"""Shortest typed value, and shortest country name, typo repair considers: "Irann" is not repaired to Iran."""
+_BLOCKER_MIN_LENGTH: Final[int] = 4
+"""Shorter table keys are codes ("deu", "us"): too short to say anything about a five-letter typo."""
+_NO_VALUE: Final = object()
+
+
+def _typo_budget(key: str) -> int:
+    """Edits (optimal string alignment: a swap of neighbours is one) allowed between a typo and the name it means."""
+    return 1 if len(key) <= 8 else 2
+
+
+@cache
+def _typo_candidates() -> tuple[list[str], list[str | None], list[bool]]:
+    """(keys, their codes, whether each may be a repair target) of the Latin-script names a typo may be aimed at.
+
+    Those are the names people type: aliases, placeholders, English names and the CLDR names of the common locales.
+    pycountry's translations into further languages still resolve when typed exactly, but they are no aim for typos:
+    "Austrai" is Austria misspelt, not Albanian "Australi" (Australia).
+    """
+    table, typo_keys = _country_tables()
+    keys: list[str] = []
+    codes: list[str | None] = []
+    targets: list[bool] = []
+    for key, code in table.items():
+        if key in typo_keys and key.isascii() and len(key) >= _BLOCKER_MIN_LENGTH:
+            keys.append(key)
+            codes.append(code)
+            targets.append(code is not None and len(key) >= TYPO_MIN_LENGTH)
+    return keys, codes, targets
+
+
+def repaired_country_code(key: str) -> str | None:
+    """Code of the one country name a misspelt key (not in the table) is clearly a typo of; None when unsure.
+
+    Only plain-Latin keys of TYPO_MIN_LENGTH letters or more; the nearest name must be within the edit budget (1
+    edit up to 8 characters, 2 beyond), and every name meaning something else (another country, a placeholder, an
+    ambiguous or non-country name such as "Korea" or "Europe") must be at least twice as many edits away. So
+    "Germnay" → DE and "Austrai" → AT (Australia is 2 edits off), but "Austrlia" (one edit from Austria and from
+    Australia), "Nigera" (Niger or Nigeria) and "Malia" (Mali or Malta) stay empty: an empty country beats a wrong one.
+    """
+    if not key.isascii() or len(key) < TYPO_MIN_LENGTH or not key.replace(" ", "").isalpha():
+        return None
+    budget = _typo_budget(key)
+    keys, codes, targets = _typo_candidates()
+    nearest: dict[object, int] = {}
+    repairable: dict[object, bool] = {}
+    for _, distance, index in process.extract(key, keys, scorer=OSA.distance, score_cutoff=2 * budget, limit=None):
+        meaning = codes[index] if codes[index] is not None else _NO_VALUE
+        if distance < nearest.get(meaning, 2 * budget + 1):
+            nearest[meaning] = distance
+            repairable[meaning] = targets[index]
+        elif distance == nearest[meaning]:
+            repairable[meaning] = repairable[meaning] or targets[index]
+    ranked = sorted(nearest.items(), key=lambda item: item[1])
+    if not ranked:
+        return None
+    best, best_distance = ranked[0]
+    runner_up_distance = ranked[1][1] if len(ranked) > 1 else 2 * budget + 1
+    if best is _NO_VALUE or not repairable[best] or best_distance > budget or runner_up_distance < 2 * best_distance:
+        return None
+    return str(best)
 
 
 def country_code_of(value: str) -> str | None:
-    """ISO 3166-1 alpha-2 code for a free-text country, or None when it is missing, junk or ambiguous."""
+    """ISO 3166-1 alpha-2 code for a free-text country, or None when it is missing, junk or ambiguous.
+
+    A value no name matches is tried as a typo (`repaired_country_code`); the stage calls this once per distinct value.
+    """
     if not _has_letter(value):
         return None
     table = country_table()
     key = _name_key(value)
     if key in table:
         return table[key]
-    return table.get(_strip_accents(key))
+    bare = _strip_accents(key)
+    if bare in table:
+        return table[bare]
+    return repaired_country_code(bare)
 
 
 # ---------------------------------------------------------------------------------------------------- subdivisions
@@ -268,8 +391,10 @@ __all__ = [
     "SubdivisionData",
     "country_code_of",
     "country_data",
+    "cldr_territory_names",
     "country_table",
     "fallback_subdivision_table",
+    "repaired_country_code",
     "state_code_of",
     "subdivision_data",
     "subdivision_table",
