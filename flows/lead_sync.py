@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +18,17 @@ from leadflow.pipeline import progress
 from leadflow.pipeline.config import load_rules
 from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.pipeline.errors import DataQualityError
-from leadflow.pipeline.io import quarantine_path
+from leadflow.identity.earlier_leads import EarlierLeads
+from leadflow.pipeline.io import (
+    DEFAULT_CHUNK_ROWS,
+    LeadFileWriter,
+    QuarantineFileWriter,
+    iter_leads,
+    quarantine_path,
+)
 from leadflow.pipeline.ledger import (
+    RunLedger,
+    add_counts,
     concat_quarantine,
     enrichment_counts,
     mailable_counts,
@@ -23,54 +37,91 @@ from leadflow.pipeline.ledger import (
 )
 from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
-from tasks.io import read_leads, record_stage, write_leads, write_quarantine_file
+from tasks.io import record_stage
 
 
 @flow(name="lead_sync", log_prints=False)
 def lead_sync(
-    input_path: str, output_path: str | None = None, config_path: str | None = None, as_of: datetime | None = None
+    input_path: str, output_path: str | None = None, config_path: str | None = None, as_of: datetime | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> dict[str, Any]:
-    """Run the lead pipeline over a CSV/Parquet lead file; returns the run summary. Scores and lifecycle moves are
-    evaluated `as_of` (default: now)."""
+    """Run the lead pipeline over a CSV/Parquet lead file, `chunk_rows` rows at a time (memory stays that of one
+    chunk); returns the run summary. Scores and lifecycle moves are evaluated `as_of` (default: now). Output and
+    quarantine are appended chunk by chunk and appear whole when the run completes."""
     logger = get_run_logger()
     rules = load_rules(Path(config_path) if config_path else None)
     inputs = RunInputs(as_of=as_of or datetime.now(UTC))
     pipeline = pipeline_from_names(rules.pipeline, origin=rules.source)
     params = {"input_path": input_path, "output_path": output_path, "config_path": config_path}
-    with recorded_run("lead_sync", params) as (run_id, ledger):
-        loaded = read_leads(input_path)
-        ledger.rows_in = loaded.rows_in
-        ledger.quarantine(INPUT_STAGE, loaded.refused)
-        record_stage(run_id, INPUT_STAGE, None, loaded.refused)
-        logger.info("read %d rows from %s, %d refused", loaded.rows_in, input_path, len(loaded.refused))
-        progress.step(f"read {loaded.rows_in} rows", unit="stages")
-        quarantined: list[Any] = []
+    counts: dict[str, Any] = {}
+    with recorded_run("lead_sync", params) as (run_id, ledger), ExitStack() as files:
+        chunks = timed(ledger, "read", iter_leads(input_path, chunk_rows))
+        first = next(chunks)
+        out = quarantine = None
+        if output_path:
+            out = files.enter_context(LeadFileWriter(output_path, first.ignored))
+            quarantine = files.enter_context(QuarantineFileWriter(quarantine_path(output_path), first.ignored))
+        earlier = files.enter_context(EarlierLeads())
+        for number, loaded in enumerate(chain([first], chunks), start=1):
+            ledger.rows_in += loaded.rows_in
+            ledger.quarantine(INPUT_STAGE, loaded.refused)
+            record_stage(run_id, INPUT_STAGE, None, loaded.refused)
+            quarantined: list[Any] = [loaded.refused.assign(stage=INPUT_STAGE)]
+            logger.info("chunk %d: read %d rows from %s, %d refused", number, loaded.rows_in, input_path,
+                        len(loaded.refused))
+            try:
+                frame, _ = run_stages(loaded.frame, rules, replace(inputs, earlier_leads=earlier), pipeline,
+                                      run_id=run_id, ledger=ledger, suites_dir=str(Settings().suites_dir()),
+                                      quarantined=quarantined)
+            except DataQualityError as failed:
+                # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
+                raise keep_failed_gate(failed, run_id, quarantine, quarantined) from None
+            earlier.add(frame)
+            started = time.perf_counter()
+            if out is not None and quarantine is not None:
+                out.append(frame)
+                quarantine.append(concat_quarantine(quarantined))
+            ledger.time("write", time.perf_counter() - started)
+            ledger.rows_out += len(frame)
+            for summarize in (mailable_counts, enrichment_counts, scoring_counts, routing_counts):
+                add_counts(counts, summarize(frame))
+            progress.step(f"chunk {number}: {ledger.rows_in} rows", unit="chunks")
+            del frame, quarantined, loaded
+        ledger.close(ledger.rows_out)
+        outputs = {}
+        if out is not None and quarantine is not None:
+            started = time.perf_counter()
+            outputs = {"output": str(out.commit()), "quarantine": str(quarantine.commit())}
+            ledger.time("write", time.perf_counter() - started)
+        progress.step("written", unit="chunks")
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **counts, **outputs})
+
+
+def timed(ledger: RunLedger, step: str, items: Iterator[Any]) -> Iterator[Any]:
+    """`items`, with the time spent producing each added to the ledger's `step`."""
+    while True:
+        started = time.perf_counter()
         try:
-            frame, _ = run_stages(loaded.frame, rules, inputs, pipeline, run_id=run_id, ledger=ledger,
-                                  suites_dir=str(Settings().suites_dir()), quarantined=quarantined)
-        except DataQualityError as failed:
-            # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
-            raise keep_failed_gate(failed, run_id, output_path, [loaded.refused.assign(stage=INPUT_STAGE),
-                                                                 *quarantined]) from None
-        ledger.close(len(frame))
-        everything = concat_quarantine([loaded.refused.assign(stage=INPUT_STAGE), *quarantined])
-        outputs = write_leads(frame, output_path, everything) if output_path else {}
-        progress.step("written", unit="stages")
-        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **mailable_counts(frame), **enrichment_counts(frame),
-                                         **scoring_counts(frame), **routing_counts(frame), **outputs})
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            ledger.time(step, time.perf_counter() - started)
+        yield item
 
 
-def keep_failed_gate(failed: DataQualityError, run_id: str, output_path: str | None,
+def keep_failed_gate(failed: DataQualityError, run_id: str, quarantine: QuarantineFileWriter | None,
                      earlier: list[Any]) -> DataQualityError:
-    """Record the failing gate's quarantine in the state store, write every quarantined row so far to the
-    quarantine file beside the output, and return the error saying where they are."""
+    """Record the failing gate's quarantine in the state store, write every quarantined row so far (this chunk's
+    `earlier` ones and the gate's; earlier chunks' are written already) to the quarantine file beside the output,
+    and return the error saying where they are."""
     rows = failed.quarantine if failed.quarantine is not None else None
     if rows is not None and len(rows):
         record_stage(run_id, failed.stage or failed.suite, None, rows)
         earlier = [*earlier, rows.assign(stage=failed.stage or failed.suite)]
     where = f"state store run {run_id}"
-    if output_path:
-        path = write_quarantine_file(concat_quarantine(earlier), str(quarantine_path(output_path)))
-        where = f"{path} and the {where}"
+    if quarantine is not None:
+        quarantine.append(concat_quarantine(earlier))
+        where = f"{quarantine.commit()} and the {where}"
     return DataQualityError(failed.suite, f"{failed.detail}; the rows quarantined so far are in {where}",
                             failed.result, quarantine=failed.quarantine, stage=failed.stage)

@@ -42,7 +42,9 @@ def run_stages(
     for stage in pipeline:
         memory = STAGE_STATE.get(stage.name)
         if memory is not None:
+            started = time.perf_counter()
             frame = memory[0](frame, rules)
+            ledger.time("state", time.perf_counter() - started)
         started = time.perf_counter()
         if stage.name in STATEFUL_TASKS:
             changed = STATEFUL_TASKS[stage.name](frame, rules, inputs, run_id, keep_state)
@@ -66,7 +68,9 @@ def run_stages(
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
         if memory is not None and memory[1] is not None and keep_state:
+            started = time.perf_counter()
             memory[1](frame, run_id)
+            ledger.time("state", time.perf_counter() - started)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
         progress.step(stage.name, unit="stages")
         del changed, gate, chunks, leads, keys  # the full stage output must not stay alive through the next stage
@@ -88,6 +92,8 @@ def recorded_run(flow: str, params: dict[str, Any]) -> Iterator[tuple[str, RunLe
 def complete_run(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     """Publish the run's artifacts (summary, report, KPIs) and mark it completed."""
     publish_summary(summary)
+    started = time.perf_counter()
     publish_kpis()
+    summary.setdefault("timings", {})["kpis_seconds"] = round(time.perf_counter() - started, 3)
     close_run(run_id, "completed", summary)
     return summary

@@ -13,7 +13,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
-from leadflow.pipeline import io
 from leadflow.pipeline.settings import Settings
 from leadflow.store import StateStore
 
@@ -63,26 +62,6 @@ def writer_lease(system: str, run_id: str, flow: str, rules: Any, *, join: str |
                   "%s: took over the writer lease of %s: it is gone; its run is marked crashed", system,
                   holder.describe())) as lease:
         yield lease
-
-
-@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def read_leads(path: str) -> io.LoadedLeads:
-    """Read a CSV/Parquet lead file; rows unfit to process come back as `refused`."""
-    return io.read_leads(path)
-
-
-@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def write_leads(frame: pd.DataFrame, path: str, quarantine: pd.DataFrame) -> dict[str, str]:
-    """Write the processed leads and `<output>.quarantine.csv` beside them."""
-    out = io.write_leads(frame, path)
-    q = io.write_quarantine(quarantine, io.quarantine_path(path))
-    return {"output": str(out), "quarantine": str(q)}
-
-
-@task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def write_quarantine_file(quarantine: pd.DataFrame, path: str) -> str:
-    """Write quarantine records (one line per row) to `path`."""
-    return str(io.write_quarantine(quarantine, path))
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)

@@ -101,8 +101,11 @@ def test_failed_write_leaves_nothing_half_written(tmp_path: Path, monkeypatch: p
     target.write_text("previous,content\n")
     loaded = read_leads(write(tmp_path, "email\na@b.com\n", name="in.csv"))
 
-    def crash_half_way(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
-        Path(path).write_text("email\npartial")
+    def crash_half_way(self: pd.DataFrame, target: object, **kwargs: object) -> None:
+        if hasattr(target, "write"):  # the writer appends chunks to an open temporary file
+            target.write("email\npartial")
+        else:
+            Path(target).write_text("email\npartial")
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", crash_half_way)

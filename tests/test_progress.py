@@ -57,12 +57,14 @@ def test_leadflow_no_progress_turns_bars_off(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.prefect
-def test_the_file_flow_steps_through_read_each_stage_and_write(prefect_api: str, state_home: Path, tmp_path: Path,
+def test_the_file_flow_steps_through_each_chunk_and_its_stages(prefect_api: str, state_home: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_lead_sync import run_flow, sample
+    from flows.lead_sync import lead_sync
+    from tests.test_lead_sync import sample
 
     seen: list[str] = []
     monkeypatch.setattr(progress, "step", lambda label="", advance=1, *, unit="steps": seen.append(f"{unit}:{label}"))
-    run_flow(sample(tmp_path, rows=40), tmp_path / "out.csv")
-    assert seen[0].startswith("stages:read ") and seen[-1] == "stages:written"
-    assert seen[1:-1] == ["stages:standardize", "stages:enrich", "stages:comply", "stages:score", "stages:lifecycle"]
+    lead_sync(input_path=str(sample(tmp_path, rows=40)), output_path=str(tmp_path / "out.csv"), chunk_rows=30)
+    stages = ["stages:standardize", "stages:enrich", "stages:comply", "stages:score", "stages:lifecycle"]
+    # 44 rows in chunks of 30: each chunk's stages, then the chunk (counting rows so far), then the files written
+    assert seen == [*stages, "chunks:chunk 1: 30 rows", *stages, "chunks:chunk 2: 44 rows", "chunks:written"]

@@ -128,18 +128,19 @@ EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect 
 """How Prefect's temporary server says it did not start (prefect.server.api.server.SubprocessASGIServer.start)."""
 
 
-def _run_sync(input_path: Path, output_path: Path | None, config: Path | None) -> dict[str, Any]:
+def _run_sync(input_path: Path, output_path: Path | None, config: Path | None, *,
+              chunk_rows: int | None = None) -> dict[str, Any]:
     from leadflow.pipeline.io import check_header
 
-    rules = _checked_rules(config)
+    _checked_rules(config)  # a bad config fails here, before Prefect starts
     check_header(input_path)
     from leadflow.pipeline.progress import terminal_progress
 
-    # read, each stage, write: one step each (on a terminal only)
-    with terminal_progress(f"leadflow run {input_path.name}", total=len(rules.pipeline) + 2, unit="stages"):
+    # one step per chunk read, processed and written (on a terminal only); each stage shows as the label
+    with terminal_progress(f"leadflow run {input_path.name}", unit="chunks"):
         return _run_flow(
             FLOW_ENTRYPOINT, input_path=str(input_path), output_path=str(output_path) if output_path else None,
-            config_path=str(config) if config else None,
+            config_path=str(config) if config else None, **({"chunk_rows": chunk_rows} if chunk_rows else {}),
         )
 
 

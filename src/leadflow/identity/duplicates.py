@@ -273,6 +273,7 @@ def find_duplicates(
     existing: pd.DataFrame | RecordIndex,
     config: DuplicateConfig = DEFAULT_DUPLICATE_CONFIG,
     *,
+    earlier: pd.Series | None = None,
     timings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Find, per lead, the existing CRM record (or earlier lead of the batch) it duplicates (see the module docstring).
@@ -284,6 +285,11 @@ def find_duplicates(
 
     Returns, on `leads.index`, exactly DUPLICATE_COLUMNS: duplicate_of ("string": the record_id, the original lead's
     lead_id or "email:<address>"; NA for none) and duplicate_confidence ("Float64" in 0..1; 0.0 for none).
+    `earlier` (on `leads.index`): for a batch read in chunks (a streamed file), what an earlier chunk's lead with the
+    same normalized address points later repeats to (its lead_id, "email:<address>", or the CRM record it
+    duplicates; NA: no earlier lead has the address). It takes the place of the within-batch original for those
+    leads, on the same terms (rule 3 must be on, the CRM had nothing for the lead, the lead is not the CRM's own
+    record, and it is not the same lead_id).
     `timings`, when given, receives the seconds spent per rule: "index" (keys and index of a frame), "exact",
     "fuzzy", "within_batch".
     """
@@ -429,6 +435,15 @@ def find_duplicates(
             via = found[orig]
             duplicate_of[rows[via]] = duplicate_of[orig[via]]
             confidence[rows[via]] = confidence[orig[via]]
+        if earlier is not None:
+            # An earlier chunk of the same file had the address first: that lead is the original of every repeat here.
+            target = earlier.reset_index(drop=True).astype("string")
+            before = open_rows & ~in_crm & target.notna().to_numpy(dtype=bool)
+            itself = before & (target == lead_ids).fillna(False).to_numpy(dtype=bool)  # the same lead pulled again
+            rows = np.flatnonzero(before & ~itself)
+            duplicate_of[rows] = target.iloc[rows].tolist()
+            confidence[rows] = EXACT_CONFIDENCE
+            duplicate_of[itself], confidence[itself] = None, 0.0
     lap("within_batch")
 
     return pd.DataFrame(

@@ -7,8 +7,10 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rapidfuzz.distance import OSA
@@ -201,10 +203,67 @@ def read_leads(path: Path | str) -> LoadedLeads:
     return replace(prepare_leads(raw, str(path), first_line=line), ignored=header.ignored)
 
 
-def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1) -> LoadedLeads:
-    """Trim, type and check raw string rows; rows with no identity or an unreadable boolean or number are refused."""
+DEFAULT_CHUNK_ROWS = 100_000
+"""Rows a streamed file is read, processed and written in at a time (`leadflow run --chunk-rows`): a run's memory is
+that of one chunk, whatever the file's size."""
+
+
+def iter_leads(path: Path | str, rows_per_chunk: int = DEFAULT_CHUNK_ROWS) -> Iterator[LoadedLeads]:
+    """`read_leads` a chunk at a time: the same checks, refusals and row numbers, each chunk's index continuing the
+    last one's, so positions are the file's. A file with a header and no rows gives one empty chunk."""
+    path = Path(path)
+    line = 2 if path.suffix.lower() == ".csv" else 1
+    header: HeaderCheck | None = None
+    start = 0
+    for raw in _raw_chunks(path, max(1, rows_per_chunk)):
+        raw = _normalised(raw, path)
+        if header is None:
+            header = check_columns(list(raw.columns), path)
+            if header.warning:
+                log.warning(header.warning)
+        loaded = prepare_leads(raw, str(path), first_line=line, start=start)
+        start += len(raw)
+        yield replace(loaded, ignored=header.ignored)
+    if header is None:
+        yield read_leads(path)
+
+
+def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """The file's rows as raw string frames of `rows` rows, with `_read_raw`'s errors."""
+    if path.suffix.lower() != ".csv":
+        _read_raw(path, nrows=0)  # type, existence and readability, with their errors
+        import pyarrow.parquet as pq
+
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+                yield batch.to_pandas().astype("string")
+        except (OSError, ValueError) as exc:
+            raise InputError(str(path), f"cannot read: {exc}") from None
+        return
+    _read_raw(path, nrows=0)
+    reader = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                         chunksize=rows)
+    with reader:
+        while True:
+            try:
+                chunk = next(reader)
+            except StopIteration:
+                return
+            except pd.errors.ParserError as exc:
+                match = _LINE_IN_PARSER_ERROR.search(str(exc))
+                raise InputError(str(path), f"malformed CSV: {str(exc).strip()}",
+                                 row=int(match.group(1)) if match else None) from None
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
+            yield chunk
+
+
+def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1, start: int = 0) -> LoadedLeads:
+    """Trim, type and check raw string rows; rows with no identity or an unreadable boolean or number are refused.
+    `start`: the position of the first row in its file (a later chunk of a streamed file), for row numbers and the
+    frame's index, so both stay unique across the file."""
     raw = raw.copy(deep=False)  # copy-on-write: the caller's frame is never modified
-    raw.index = pd.RangeIndex(len(raw))
+    raw.index = pd.RangeIndex(start, start + len(raw))
     for column in raw.columns:
         if column not in BOOLEAN_COLUMNS and raw[column].dtype == "string":
             raw[column] = raw[column].str.strip().replace("", pd.NA)
@@ -276,15 +335,88 @@ def _atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-ty
 
 def write_leads(frame: pd.DataFrame, path: Path | str) -> Path:
     """Write leads with every canonical column; the file appears whole or not at all."""
-    path = Path(path)
-    out = to_output(frame)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
-    else:
-        # OWASP CSV injection: no cell may start a formula in a spreadsheet (Parquet is not evaluated, left as is)
-        safe = defuse(out)
-        _atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL))
-    return path
+    with LeadFileWriter(path) as writer:
+        writer.append(frame)
+    return Path(path)
+
+
+class LeadFileWriter:
+    """Processed leads appended chunk by chunk (CSV or Parquet) to a temporary file beside `path`, moved into place
+    whole by `commit()`; nothing appears at `path` when the run fails (`close()` without a commit removes it).
+
+    Every chunk has every canonical column (`to_output`), then the input's own extra columns, in the first chunk's
+    order. A CSV cell never starts a formula (OWASP CSV injection, `leadflow.pipeline.csvsafe`)."""
+
+    def __init__(self, path: Path | str, extra_columns: tuple[str, ...] = ()) -> None:
+        self.path = Path(path)
+        self.parquet = self.path.suffix.lower() in (".parquet", ".pq")
+        self.extra_columns = tuple(extra_columns)
+        self.rows = 0
+        self._columns: list[str] | None = None
+        self._parquet_writer: Any = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._handle = None if self.parquet else self._tmp.open("w", encoding="utf-8", newline="")
+
+    def _shaped(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = to_output(frame)
+        if self._columns is None:
+            extras = [c for c in out.columns if c not in CANONICAL_COLUMNS]
+            self._columns = [*CANONICAL_COLUMNS, *extras, *(c for c in self.extra_columns if c not in extras)]
+        return out.reindex(columns=self._columns)
+
+    def append(self, frame: pd.DataFrame) -> None:
+        out = self._shaped(frame)
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            if self._parquet_writer is None:
+                self._parquet_writer = pq.ParquetWriter(self._tmp, table.schema)
+            self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
+        else:
+            defuse(out).to_csv(self._handle, index=False, header=not self._wrote_header,
+                               quoting=csv.QUOTE_MINIMAL)
+            self._wrote_header = True
+        self.rows += len(out)
+
+    _wrote_header = False
+    _committed = False
+
+    def commit(self) -> Path:
+        """Finish the file and move it into place (once; a second call only returns the path)."""
+        if self._committed:
+            return self.path
+        self._committed = True
+        if self._columns is None or (self.parquet and self._parquet_writer is None):
+            self.append(pd.DataFrame(columns=list(self.extra_columns)))  # no rows: the header (schema) alone
+        if self._parquet_writer is not None:
+            self._parquet_writer.close()
+            self._parquet_writer = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Drop the temporary file if it was not committed."""
+        if self._parquet_writer is not None:
+            self._parquet_writer.close()
+        if self._handle is not None:
+            self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> LeadFileWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is None:
+            self.commit()
+        self.close()
 
 
 def quarantine_path(output: Path | str) -> Path:
@@ -293,25 +425,71 @@ def quarantine_path(output: Path | str) -> Path:
     return output.with_name(output.name + ".quarantine.csv")
 
 
+QUARANTINE_HEAD = ["stage", "expectation", "reason", "lead_key"]
+
+
 def write_quarantine(quarantine: pd.DataFrame, path: Path | str) -> Path:
     """One line per quarantined row: stage, expectations, reasons, then the row's canonical columns."""
-    path = Path(path)
-    if len(quarantine):
-        grouped = quarantine.groupby(["stage", "position"], sort=False)
-        head = grouped.agg(
-            expectation=("expectation", "; ".join),
-            reason=("reason", "; ".join),
-            lead_key=("lead_key", "first"),
-            row=("row", "first"),
-        ).reset_index()
-        rows = pd.DataFrame(list(head["row"]))
-        body = to_output(rows) if len(rows) else rows
-        out = pd.concat(
-            [head[["stage", "expectation", "reason", "lead_key"]].reset_index(drop=True), body.reset_index(drop=True)],
-            axis=1,
-        )
-    else:
-        out = pd.DataFrame(columns=["stage", "expectation", "reason", "lead_key", *CANONICAL_COLUMNS])
-    safe = defuse(out)  # OWASP CSV injection: see leadflow.pipeline.csvsafe
-    _atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False))
-    return path
+    with QuarantineFileWriter(path) as writer:
+        writer.append(quarantine)
+    return Path(path)
+
+
+def quarantine_lines(quarantine: pd.DataFrame, extra_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Quarantine records as the quarantine file's lines: one per row (its expectations and reasons joined), then
+    the row's canonical columns and the input's extra columns."""
+    columns = [*QUARANTINE_HEAD, *CANONICAL_COLUMNS, *extra_columns]
+    if not len(quarantine):
+        return pd.DataFrame(columns=columns)
+    grouped = quarantine.groupby(["stage", "position"], sort=False)
+    head = grouped.agg(
+        expectation=("expectation", "; ".join),
+        reason=("reason", "; ".join),
+        lead_key=("lead_key", "first"),
+        row=("row", "first"),
+    ).reset_index()
+    rows = pd.DataFrame(list(head["row"]))
+    body = to_output(rows) if len(rows) else rows
+    out = pd.concat([head[QUARANTINE_HEAD].reset_index(drop=True), body.reset_index(drop=True)], axis=1)
+    return out.reindex(columns=columns)
+
+
+class QuarantineFileWriter:
+    """The quarantine file (`quarantine_lines`) appended chunk by chunk, like `LeadFileWriter`; `commit()` moves it
+    into place, header and all, even when no row was quarantined."""
+
+    def __init__(self, path: Path | str, extra_columns: tuple[str, ...] = ()) -> None:
+        self.path = Path(path)
+        self.extra_columns = tuple(extra_columns)
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._handle: Any = self._tmp.open("w", encoding="utf-8", newline="")
+        quarantine_lines(pd.DataFrame(), self.extra_columns).to_csv(self._handle, index=False)  # the header
+
+    def append(self, quarantine: pd.DataFrame) -> None:
+        if len(quarantine):
+            lines = quarantine_lines(quarantine, self.extra_columns)
+            defuse(lines).to_csv(self._handle, index=False, header=False)  # OWASP CSV injection: see csvsafe
+            self.rows += len(lines)
+
+    def commit(self) -> Path:
+        if not self._handle.closed:
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+        return self.path
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> QuarantineFileWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is None:
+            self.commit()
+        self.close()

@@ -38,6 +38,12 @@ class RunLedger:
     next_chunk: int = 0
     """The audit trail's next free chunk number in this run (pages of one run share the numbering)."""
     audit_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent outside the stages, gates and audit trail: read, state (loading and saving the stages'
+    memory), write, kpis; `time(step, seconds)` adds to them."""
+
+    def time(self, step: str, seconds: float) -> None:
+        self.timings[f"{step}_seconds"] = self.timings.get(f"{step}_seconds", 0.0) + seconds
 
     def quarantine(self, stage: str, records: pd.DataFrame) -> None:
         """Count a stage's quarantined rows (a row failing several expectations counts once)."""
@@ -73,6 +79,7 @@ class RunLedger:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "gate_seconds": {k: round(v, 3) for k, v in self.gate_seconds.items()},
             "audit_seconds": round(self.audit_seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
 

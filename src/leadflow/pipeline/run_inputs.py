@@ -19,6 +19,7 @@ from leadflow.routing import RoutingConfig, RoutingState, with_availability
 from leadflow.routing.ownership import OwnerDirectory, Ownership
 
 if TYPE_CHECKING:
+    from leadflow.identity.earlier_leads import EarlierLeads
     from leadflow.pipeline.config import Rules
 
 
@@ -38,6 +39,9 @@ class RunInputs:
     lifecycle stamps their stage from it. None: no history (stamps of a first sight stay empty)."""
     routing_state: RoutingState | None = None
     """The round-robin state this run starts from (read under the state store's routing lock). None: a fresh one."""
+    earlier_leads: EarlierLeads | None = None
+    """For a file read in chunks: the earlier chunks' addresses (`leadflow.identity.earlier_leads.EarlierLeads`),
+    so a repeat of a lead from an earlier chunk is still a within-batch duplicate. None: the batch is all there is."""
 
     def now(self) -> datetime:
         """`as_of`, or the current time when the run gave none."""

@@ -152,7 +152,8 @@ def enrich(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame
     """Account match, duplicates, firmographics with their sources, segment, role/disposable flags."""
     config, reference = rules.enrichment, inputs.reference_for(rules)
     matched = match_accounts(frame, reference.accounts, config.matching)
-    duplicates = find_duplicates(frame, reference.existing, config.duplicates)
+    earlier = inputs.earlier_leads.targets(frame["email"]) if inputs.earlier_leads is not None else None
+    duplicates = find_duplicates(frame, reference.existing, config.duplicates, earlier=earlier)
     flags = flag_addresses(
         frame["email"], frame["email_domain"],
         extra_roles=reference.role_localparts, extra_disposable=reference.disposable_domains,

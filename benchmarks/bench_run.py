@@ -1,0 +1,151 @@
+"""`leadflow run` end to end against a pass-through of the same file, measured in the same run.
+
+    python benchmarks/bench_run.py --rows 1000000
+    python benchmarks/bench_run.py --rows 1000000 10000000 --keep /tmp/bench-run   # flat memory from 1M to 10M
+
+For each size: a messy lead file is written (CSV; generated once and kept under --keep), then two processes run one
+after the other on it:
+- the pass-through: `pandas.read_csv` + `DataFrame.to_csv` of the same file, nothing else;
+- `leadflow run -i FILE -o OUT` exactly as a user types it (its own Prefect flow, state store, audit trail, gates,
+  quarantine file and KPIs), with a fresh LEADFLOW_HOME.
+Each process's CPU (user + sys, its child processes included) and peak RSS (the largest of it and its children) come
+from the kernel (`wait4`), so nothing is sampled. Printed: CPU, wall time, peak RSS, the ratios run / pass-through,
+and where the run's time went (read, stages, gates, audit trail, state saving, writing, KPIs) from the run's own
+summary in the state store.
+
+Targets (issue 17, 1M messy leads): CPU ≤ 5× the pass-through's; peak RSS ≤ 1.5 GB; at 10M, peak RSS within 10 % of
+the 1M figure; GX ≤ 20 % of the run; publish_kpis and state saving each ≤ 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+BLOCK = 250_000
+"""Leads generated per block; blocks past the first reuse its messiness with new ids and addresses."""
+
+
+def write_messy_file(path: Path, rows: int, seed: int = 17) -> Path:
+    """`rows` messy leads as CSV, written block by block (memory stays at one block)."""
+    if path.exists():
+        return path
+    from leadflow.synth import messy_leads
+
+    tmp = path.with_suffix(".tmp")
+    base = messy_leads(min(rows, BLOCK), seed=seed)
+    written = 0
+    block = 0
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        while written < rows:
+            n = min(BLOCK, rows - written)
+            frame = base.head(n).copy()
+            if block:
+                # same messiness, other people: unique ids and addresses for every block
+                frame["lead_id"] = frame["lead_id"] + f"B{block}"
+                frame["email"] = frame["email"].str.replace("@", f".b{block}@", n=1, regex=False)
+            frame.to_csv(out, index=False, header=written == 0)
+            written += n
+            block += 1
+    tmp.replace(path)
+    return path
+
+
+MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "started = time.perf_counter()\n"
+    "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "wall = time.perf_counter() - started\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'rc': done.returncode, 'out': (done.stdout + done.stderr)[-3000:], 'wall': wall,\n"
+    "                  'cpu': usage.ru_utime + usage.ru_stime, 'rss_mb': usage.ru_maxrss / 1024}))\n"
+)
+"""Runs a command in a fresh process of its own, so the kernel's totals for that process's children are the command's
+alone: CPU (user + sys) of it and every process it waited for, and the largest peak RSS among them."""
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """`argv`'s CPU seconds, wall seconds and peak RSS (MB), from the kernel; exits on failure with its output."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, *argv], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    if result["rc"]:
+        sys.exit(f"{' '.join(argv[:3])} failed ({result['rc']}):\n{result['out']}")
+    return result
+
+
+PASS_THROUGH = (
+    "import sys, pandas as pd\n"
+    "pd.read_csv(sys.argv[1]).to_csv(sys.argv[2], index=False)\n"
+)
+
+
+def run_stats(home: Path) -> dict:
+    """The last `lead_sync` run's summary from the state store under `home`."""
+    os.environ["LEADFLOW_HOME"] = str(home)
+    from leadflow.store import StateStore
+
+    runs = StateStore.open().runs(limit=1, flow="lead_sync")
+    stats = runs[0].get("stats") if runs else None
+    return stats if isinstance(stats, dict) else json.loads(stats or "{}")
+
+
+def breakdown(stats: dict, wall: float) -> list[tuple[str, float]]:
+    timings = stats.get("timings", {})
+    parts = [("read", timings.get("read_seconds", 0.0)),
+             ("stages", sum(stats.get("stage_seconds", {}).values())),
+             ("gates (GX)", sum(stats.get("gate_seconds", {}).values())),
+             ("audit trail", stats.get("audit_seconds", 0.0)),
+             ("state saving", timings.get("state_seconds", 0.0)),
+             ("write", timings.get("write_seconds", 0.0)),
+             ("publish_kpis", timings.get("kpi_seconds", 0.0))]
+    return parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
+    parser.add_argument("--keep", type=Path, default=None, help="Folder for the generated files (kept for reruns).")
+    parser.add_argument("--config", type=Path, default=None, help="leadflow.yaml for the run (default: built-in).")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-run-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    leadflow = str(Path(sys.executable).with_name("leadflow"))
+    results = []
+    for rows in args.rows:
+        source = write_messy_file(folder / f"messy-{rows}.csv", rows)
+        size_mb = source.stat().st_size / 1e6
+        env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        passed = run_measured([sys.executable, "-c", PASS_THROUGH, str(source), str(folder / "pass.csv")], env)
+        home = Path(tempfile.mkdtemp(prefix="bench-run-home-"))
+        argv = [leadflow, "run", "-i", str(source), "-o", str(folder / f"out-{rows}.csv")]
+        if args.config:
+            argv += ["--config", str(args.config)]
+        ran = run_measured(argv, {**env, "LEADFLOW_HOME": str(home)})
+        stats = run_stats(home)
+        results.append((rows, passed, ran))
+        print(f"\n{rows:,} messy leads ({size_mb:,.0f} MB CSV); rows out {stats.get('rows_out')}, "
+              f"quarantined {stats.get('rows_quarantined')}")
+        print(f"  {'':<14}{'CPU s':>9}{'wall s':>9}{'peak RSS MB':>13}")
+        print(f"  {'pass-through':<14}{passed['cpu']:>9.1f}{passed['wall']:>9.1f}{passed['rss_mb']:>13.0f}")
+        print(f"  {'leadflow run':<14}{ran['cpu']:>9.1f}{ran['wall']:>9.1f}{ran['rss_mb']:>13.0f}")
+        print(f"  ratio run / pass-through: CPU {ran['cpu'] / passed['cpu']:.2f}x (target <= 5), "
+              f"RSS {ran['rss_mb'] / passed['rss_mb']:.2f}x; {rows / ran['wall']:,.0f} leads/s")
+        print("  where the run's wall time went (share of the run):")
+        for name, seconds in breakdown(stats, ran["wall"]):
+            print(f"    {name:<16}{seconds:>8.1f} s  {100 * seconds / ran['wall']:>5.1f} %")
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(f"\npeak RSS {last[0]:,} vs {first[0]:,} leads: {last[2]['rss_mb'] / first[2]['rss_mb']:.3f}x "
+              "(target within 10 %)")
+
+
+if __name__ == "__main__":
+    pd.set_option("mode.copy_on_write", True)
+    main()

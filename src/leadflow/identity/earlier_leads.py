@@ -1,0 +1,85 @@
+"""The leads of a streamed file's earlier chunks, as a compact key index: normalized address → what a repeat of it
+points to.
+
+A file read in chunks cannot keep its earlier chunks' frames (memory would grow with the file), but the
+within-batch duplicate rule needs to know whether an address was seen before. This index keeps one row per
+distinct address: the address and the repeat's target (the first lead's lead_id, "email:<address>" when it had
+none, or the CRM record that first lead itself duplicates). It lives in a throwaway SQLite file beside the run's
+other temporary files, with a small page cache, so its memory stays flat from 1M leads to 10M; a lookup reads only
+the chunk's addresses.
+
+The first lead to reach the index with an address wins (`INSERT OR IGNORE`): a file is read in order, so that is
+the first lead of the file with the address, except within one chunk, where the earliest created is the original
+(`leadflow.identity.duplicates`, rule 3) and is the one added.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import pandas as pd
+
+from leadflow.identity.normalize import normalize_emails
+
+_CACHE_KIB = 8 * 1024
+"""SQLite's page cache for the index (negative PRAGMA cache_size = KiB): the index's memory, whatever its size."""
+
+
+class EarlierLeads:
+    """Normalized address → repeat target for the leads of a file's chunks processed so far (see the module)."""
+
+    def __init__(self, folder: Path | str | None = None) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="leadflow-earlier-", dir=folder)
+        self._db = sqlite3.connect(Path(self._folder.name) / "earlier.db", isolation_level=None)
+        self._db.executescript(
+            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{_CACHE_KIB}; "
+            "CREATE TABLE earlier (email TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;"
+        )
+        self.size = 0
+
+    def targets(self, emails: pd.Series) -> pd.Series:
+        """For each address (normalized here, as the duplicate rules do), the target an earlier chunk left; NA when
+        none did. On `emails.index`."""
+        keys = normalize_emails(emails)
+        out = pd.Series(pd.NA, index=emails.index, dtype="string")
+        if not self.size:
+            return out
+        wanted = keys.dropna().unique().tolist()
+        if not wanted:
+            return out
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (email TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("DELETE FROM wanted")
+        self._db.executemany("INSERT INTO wanted VALUES (?)", ((e,) for e in wanted))
+        found = dict(self._db.execute("SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.email = e.email"))
+        if found:
+            out = keys.map(found).astype("string")
+        return out
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Remember the addresses of a processed chunk's leads (`email`, `lead_id`, `duplicate_of`): a later repeat
+        points to what the lead points to, or to the lead itself."""
+        if not len(frame) or "email" not in frame:
+            return
+        keys = normalize_emails(frame["email"])
+        lead_id = frame["lead_id"].astype("string").str.strip() if "lead_id" in frame else None
+        own = ("email:" + keys) if lead_id is None else lead_id.mask(lead_id == "").fillna("email:" + keys)
+        target = frame["duplicate_of"].astype("string").fillna(own) if "duplicate_of" in frame else own
+        pairs = pd.DataFrame({"email": keys, "target": target}).dropna().drop_duplicates("email")
+        before = self._db.total_changes
+        self._db.executemany("INSERT OR IGNORE INTO earlier VALUES (?, ?)",
+                             pairs.itertuples(index=False, name=None))
+        self.size += self._db.total_changes - before
+
+    def close(self) -> None:
+        self._db.close()
+        self._folder.cleanup()
+
+    def __enter__(self) -> EarlierLeads:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
