@@ -104,7 +104,7 @@ def breakdown(stats: dict, wall: float) -> list[tuple[str, float]]:
              ("audit trail", stats.get("audit_seconds", 0.0)),
              ("state saving", timings.get("state_seconds", 0.0)),
              ("write", timings.get("write_seconds", 0.0)),
-             ("publish_kpis", timings.get("kpi_seconds", 0.0))]
+             ("publish_kpis", timings.get("kpis_seconds", 0.0))]
     return parts
 
 
@@ -147,5 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    pd.set_option("mode.copy_on_write", True)
     main()

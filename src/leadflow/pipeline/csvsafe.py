@@ -45,8 +45,20 @@ def is_live_formula(value: Any) -> bool:
     return isinstance(value, str) and defuse_cell(value) != value
 
 
+_SUSPECT: Final = r"^[=+\-@\t\r]|[\x00-\x08\x0b-\x1f\x7f]"
+"""A cell `defuse_cell` may change: it starts with a trigger, or holds a control character or CR (a superset,
+checked with one vectorised regex so only these cells are looked at one by one)."""
+
+
 def _defuse_column(series: pd.Series) -> pd.Series:
-    uniques = pd.unique(series.dropna())
+    if is_string_dtype(series.dtype) and not is_object_dtype(series.dtype):
+        suspect = series.str.contains(_SUSPECT, regex=True).fillna(False).to_numpy(dtype=bool)
+        if not suspect.any():
+            return series
+        candidates = series[suspect]
+    else:
+        candidates = series
+    uniques = pd.unique(candidates.dropna())
     changes = {v: new for v in uniques if isinstance(v, str) and (new := defuse_cell(v)) != v}
     if not changes:
         return series
