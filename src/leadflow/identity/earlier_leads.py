@@ -3,10 +3,11 @@ points to.
 
 A file read in chunks cannot keep its earlier chunks' frames (memory would grow with the file), but the
 within-batch duplicate rule needs to know whether an address was seen before. This index keeps one row per
-distinct address: the address and the repeat's target (the first lead's lead_id, "email:<address>" when it had
-none, or the CRM record that first lead itself duplicates). It lives in a throwaway SQLite file beside the run's
-other temporary files, with a small page cache, so its memory stays flat from 1M leads to 10M; a lookup reads only
-the chunk's addresses.
+distinct address: a 64-bit hash of the address (the table's integer key, cheap to insert), the address itself
+(compared on lookup, so a hash collision never makes a duplicate) and the repeat's target (the first lead's lead_id,
+"email:<address>" when it had none, or the CRM record that first lead itself duplicates). It lives in a throwaway
+SQLite file beside the run's other temporary files, with a small page cache, so its memory stays flat from 1M leads
+to 10M; a lookup reads only the chunk's addresses.
 
 The first lead to reach the index with an address wins (`INSERT OR IGNORE`): a file is read in order, so that is
 the first lead of the file with the address, except within one chunk, where the earliest created is the original
@@ -20,6 +21,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 
 from leadflow.identity.normalize import normalize_emails
@@ -28,15 +30,21 @@ _CACHE_KIB = 8 * 1024
 """SQLite's page cache for the index (negative PRAGMA cache_size = KiB): the index's memory, whatever its size."""
 
 
+def _hashes(emails: pd.Series) -> np.ndarray:
+    """A signed 64-bit hash per address (SQLite's INTEGER), computed in one vectorised pass."""
+    return pd.util.hash_pandas_object(emails.astype("string"), index=False).to_numpy().view(np.int64)
+
+
 class EarlierLeads:
     """Normalized address → repeat target for the leads of a file's chunks processed so far (see the module)."""
 
     def __init__(self, folder: Path | str | None = None) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="leadflow-earlier-", dir=folder)
-        self._db = sqlite3.connect(Path(self._folder.name) / "earlier.db", isolation_level=None)
+        self._db = sqlite3.connect(Path(self._folder.name) / "earlier.db")
         self._db.executescript(
-            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{_CACHE_KIB}; "
-            "CREATE TABLE earlier (email TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;"
+            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE; "
+            f"PRAGMA cache_size=-{_CACHE_KIB}; "
+            "CREATE TABLE earlier (hash INTEGER PRIMARY KEY, email TEXT NOT NULL, target TEXT NOT NULL);"
         )
         self.size = 0
 
@@ -47,15 +55,18 @@ class EarlierLeads:
         out = pd.Series(pd.NA, index=emails.index, dtype="string")
         if not self.size:
             return out
-        wanted = keys.dropna().unique().tolist()
-        if not wanted:
+        wanted = keys.dropna().drop_duplicates()
+        if not len(wanted):
             return out
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (email TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._db.execute("DELETE FROM wanted")
-        self._db.executemany("INSERT INTO wanted VALUES (?)", ((e,) for e in wanted))
-        found = dict(self._db.execute("SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.email = e.email"))
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (hash INTEGER PRIMARY KEY)")
+        hashes = np.sort(_hashes(wanted))
+        with self._db:
+            self._db.execute("DELETE FROM wanted")
+            self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in hashes.tolist()))
+        found = {email: target for email, target in self._db.execute(
+            "SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.hash = e.hash")}
         if found:
-            out = keys.map(found).astype("string")
+            out = keys.map(found).astype("string")  # an address whose hash matched another's is not in `found`
         return out
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -67,10 +78,14 @@ class EarlierLeads:
         lead_id = frame["lead_id"].astype("string").str.strip() if "lead_id" in frame else None
         own = ("email:" + keys) if lead_id is None else lead_id.mask(lead_id == "").fillna("email:" + keys)
         target = frame["duplicate_of"].astype("string").fillna(own) if "duplicate_of" in frame else own
-        pairs = pd.DataFrame({"email": keys, "target": target}).dropna().drop_duplicates("email")
+        first = keys.notna().to_numpy(dtype=bool) & ~keys.duplicated().to_numpy(dtype=bool)
+        emails, targets = keys[first], target[first]
+        hashes = _hashes(emails)
+        order = np.argsort(hashes, kind="stable")  # in key order: the table's B-tree pages are filled one by one
         before = self._db.total_changes
-        self._db.executemany("INSERT OR IGNORE INTO earlier VALUES (?, ?)",
-                             pairs.itertuples(index=False, name=None))
+        with self._db:  # one transaction: autocommit would make every row its own
+            self._db.executemany("INSERT OR IGNORE INTO earlier VALUES (?, ?, ?)", zip(
+                hashes[order].tolist(), emails.iloc[order].tolist(), targets.iloc[order].tolist(), strict=True))
         self.size += self._db.total_changes - before
 
     def close(self) -> None:
