@@ -62,7 +62,10 @@ def lead_sync(
             out = files.enter_context(LeadFileWriter(output_path, first.ignored))
             quarantine = files.enter_context(QuarantineFileWriter(quarantine_path(output_path), first.ignored))
         earlier = files.enter_context(EarlierLeads())
+        addresses = None  # the last chunk's, added to `earlier` only once another chunk comes
         for number, loaded in enumerate(chain([first], chunks), start=1):
+            if addresses is not None:
+                earlier.add(addresses)
             ledger.rows_in += loaded.rows_in
             ledger.quarantine(INPUT_STAGE, loaded.refused)
             record_stage(run_id, INPUT_STAGE, None, loaded.refused)
@@ -76,7 +79,7 @@ def lead_sync(
             except DataQualityError as failed:
                 # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
                 raise keep_failed_gate(failed, run_id, quarantine, quarantined) from None
-            earlier.add(frame)
+            addresses = frame[[c for c in ("email", "lead_id", "duplicate_of") if c in frame]]
             started = time.perf_counter()
             if out is not None and quarantine is not None:
                 out.append(frame)
