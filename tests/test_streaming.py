@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -92,6 +93,9 @@ def test_nothing_appears_until_commit_and_an_empty_file_keeps_its_header(tmp_pat
     with LeadFileWriter(target, extra_columns=("crm_note",)):
         pass
     assert list(pd.read_csv(target).columns) == [*CANONICAL_COLUMNS, "crm_note"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not the temporary file's 0600
     with QuarantineFileWriter(quarantine_path(target)):
         pass
     assert pd.read_csv(quarantine_path(target)).empty

@@ -321,13 +321,21 @@ def to_output(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _publish(tmp: Path, path: Path) -> None:
+    """Move a finished temporary file into place with the permissions a new file gets (mkstemp made it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def _atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        os.replace(tmp, path)
+        _publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -399,7 +407,7 @@ class LeadFileWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
         return self.path
 
     def close(self) -> None:
@@ -478,7 +486,7 @@ class QuarantineFileWriter:
     def commit(self) -> Path:
         if not self._handle.closed:
             self._handle.close()
-            os.replace(self._tmp, self.path)
+            _publish(self._tmp, self.path)
         return self.path
 
     def close(self) -> None:
