@@ -172,7 +172,8 @@ def load_assignments(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
     from leadflow.routing.ownership import with_assignments
     from leadflow.pipeline.schema import lead_keys
 
-    return with_assignments(frame, state_store().assignments(lead_keys(frame).dropna().unique().tolist()), rules)
+    keys = lead_keys(frame).dropna().unique().tolist()
+    return with_assignments(frame, state_store().assignments(keys, inputs=False), rules)  # no snapshots: not read
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)

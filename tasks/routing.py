@@ -12,6 +12,7 @@ from leadflow.pipeline.config import Rules
 from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.routing.ownership import kept_mask, with_assignments
 from leadflow.routing import RoutingState
+from leadflow.store import RoutingSession
 from leadflow.pipeline.schema import lead_keys
 from leadflow.stages.assign import ASSIGN, STATE_ATTR
 from tasks.io import BACKOFF, _transient, state_store
@@ -27,18 +28,14 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs, run_id: s
     with store.routing_session(run_id) as session:
         # Another run may have routed some of these leads since they were read: re-read their assignments under the
         # lock, so a lead is never routed twice (it keeps the other run's assignment, as it would on a later run).
-        frame = with_assignments(frame, session.assignments(lead_keys(frame).dropna().unique().tolist()), rules)
+        frame = with_assignments(frame, session.assignments(lead_keys(frame).dropna().unique().tolist(), inputs=False),
+                                 rules)
         state = RoutingState.from_json(session.payload or None)
         out = ASSIGN.apply(frame, rules, replace(inputs, routing_state=state))
         if not keep_state:
             return out
         session.save(_payload(out.attrs[STATE_ATTR]))
-        fresh = (out["assigned_at"] != frame["assigned_at"]).fillna(True) & out["assigned_at"].notna()
-        made = out.loc[fresh.to_numpy(dtype=bool), ["owner_id", "routing_rule", "routing_reason", "assigned_at",
-                                                    "sla_due_at"]]
-        snapshot = out.loc[made.index, [c for c in ROUTING_INPUTS if c in out.columns]]
-        recorded = session.record(made.assign(lead_key=lead_keys(out.loc[made.index]).to_numpy(),
-                                              inputs=_snapshots(snapshot)))
+        recorded, fresh = record_assignments(session, frame, out)
     touched = _touched(out, rules, fresh)
     if touched:
         store.mark_assignments(touched, "first_touch_at", inputs.now())
@@ -56,10 +53,18 @@ ROUTING_INPUTS = (
 """What is kept of a lead when it is assigned, so `routing simulate --since` can route it again under new rules."""
 
 
-def _snapshots(frame: pd.DataFrame) -> list[dict]:  # type: ignore[type-arg]
-    text = frame.astype("string")
-    return [{k: v for k, v in row.items() if v is not None and not pd.isna(v)}
-            for row in text.astype(object).where(text.notna(), None).to_dict("records")]
+def record_assignments(session: RoutingSession, frame: pd.DataFrame, out: pd.DataFrame) -> tuple[int, pd.Series]:
+    """Record the assignments the assign stage made (`out` has an `assigned_at` that `frame`, its input, did not),
+    each with its lead's `ROUTING_INPUTS` as they were; returns (assignments recorded, which rows are fresh). Whole
+    columns all the way (`RoutingSession.record`): a million assignments take seconds."""
+    fresh = (out["assigned_at"] != frame["assigned_at"]).fillna(True) & out["assigned_at"].notna()
+    kept = [c for c in ROUTING_INPUTS if c in out.columns]  # lead_id, source and email among them: the lead key
+    picked = out.loc[fresh.to_numpy(dtype=bool), list(dict.fromkeys([*ASSIGNMENT_COLUMNS, *kept]))]
+    made = picked[list(ASSIGNMENT_COLUMNS)].assign(lead_key=lead_keys(picked).to_numpy())
+    return session.record(made, picked[kept]), fresh
+
+
+ASSIGNMENT_COLUMNS = ("owner_id", "routing_rule", "routing_reason", "assigned_at", "sla_due_at")
 
 
 def _payload(state: RoutingState) -> dict:  # type: ignore[type-arg]

@@ -3,24 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from leadflow.store.engine import StoreBase
 from leadflow.store.tables import CACHE_STATUSES, backfill_chunks, enrichment_cache, lead_state
-from leadflow.store.values import (
-    CACHE_CHUNK_KEYS,
-    STATE_CHUNK_ROWS,
-    _cell_text,
-    _jsonable,
-    _now,
-    _require_columns,
-    _upsert,
-)
+from leadflow.store.bulk import BULK_CHUNK_ROWS, bulk_upsert, repeat, stamp_text, stamp_texts, texts
+from leadflow.store.values import CACHE_CHUNK_KEYS, _jsonable, _now, _require_columns, _upsert
 
 if TYPE_CHECKING:
     from leadflow.connectors.enrichment import ProviderResult
@@ -59,29 +53,32 @@ class LeadStateMixin(StoreBase):
         return frame.set_index("lead_key")
 
     def save_lifecycle_state(self, state: pd.DataFrame, run_id: str) -> int:
-        """Insert or replace leads' lifecycle state (`lead_key` plus the lifecycle columns); returns the row count."""
+        """Insert or replace leads' lifecycle state (`lead_key` plus the lifecycle columns; the last row of a lead_key
+        wins); returns the row count. Built a column at a time and written in bulk (`leadflow.store.bulk`)."""
         _require_columns(state, ("lead_key", "lifecycle_stage", "lifecycle_reason", *LIFECYCLE_STAMPS), "state")
-        latest = state.drop_duplicates("lead_key", keep="last")
+        earlier = state["lead_key"].duplicated(keep="last").to_numpy()
+        latest = state[~earlier] if earlier.any() else state  # a copy only when there is something to drop
+        # parsed as whole columns (one format inferred per column, as before), converted to text chunk by chunk
+        stamps = pd.DataFrame({c: pd.to_datetime(latest[c], utc=True, errors="coerce") for c in LIFECYCLE_STAMPS})
         now = _now()
-        # Whole columns at a time (one `.iloc` per row and column took longer than the standardize stage at 1M).
-        stamps = {}
-        for c in LIFECYCLE_STAMPS:
-            parsed = pd.to_datetime(latest[c], utc=True, errors="coerce")
-            stamps[c] = parsed.astype(object).where(parsed.notna(), None).tolist()
-        reasons = [_cell_text(r) for r in latest["lifecycle_reason"].astype(object).tolist()]
-        keys, stages = latest["lead_key"].tolist(), latest["lifecycle_stage"].astype(object).tolist()
-        rows = [
-            {"lead_key": key, "lifecycle_stage": None if pd.isna(stage) else stage, "lifecycle_reason": reason,
-             **dict(zip(LIFECYCLE_STAMPS, moments, strict=True)), "run_id": run_id, "updated_at": now}
-            for key, stage, reason, *moments in zip(keys, stages, reasons, *(stamps[c] for c in LIFECYCLE_STAMPS),
-                                                    strict=True)
-        ]
         with self._writing() as conn:
-            for start in range(0, len(rows), STATE_CHUNK_ROWS):
-                _upsert(conn, lead_state, rows[start : start + STATE_CHUNK_ROWS], [lead_state.c.lead_key],
-                        lambda excluded: {c: excluded[c] for c in ("lifecycle_stage", "lifecycle_reason",
-                                                                  *LIFECYCLE_STAMPS, "run_id", "updated_at")})
-        return len(rows)
+            dialect = conn.dialect
+
+            def chunks() -> Iterator[pa.Table]:
+                for start in range(0, len(latest), BULK_CHUNK_ROWS):
+                    part = latest.iloc[start : start + BULK_CHUNK_ROWS]
+                    yield pa.table({
+                        "lead_key": texts(part["lead_key"]),
+                        "lifecycle_stage": texts(part["lifecycle_stage"]),
+                        "lifecycle_reason": texts(part["lifecycle_reason"]),
+                        **{c: stamp_texts(stamps[c].iloc[start : start + BULK_CHUNK_ROWS], dialect.name)
+                           for c in LIFECYCLE_STAMPS},
+                        "run_id": repeat(run_id, len(part)),
+                        "updated_at": repeat(stamp_text(now, dialect), len(part)),
+                    })
+
+            return bulk_upsert(conn, lead_state, chunks(), ["lead_key"],
+                               ("lifecycle_stage", "lifecycle_reason", *LIFECYCLE_STAMPS, "run_id", "updated_at"))
 
     # -- enrichment cache --------------------------------------------------------------------------------------------
 
