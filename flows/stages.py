@@ -93,7 +93,7 @@ def complete_run(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     """Publish the run's artifacts (summary, report, KPIs) and mark it completed."""
     publish_summary(summary)
     started = time.perf_counter()
-    publish_kpis()
+    publish_kpis(run_id, summary)
     summary.setdefault("timings", {})["kpis_seconds"] = round(time.perf_counter() - started, 3)
     close_run(run_id, "completed", summary)
     return summary

@@ -21,17 +21,27 @@ def publish_summary(summary: dict[str, Any]) -> None:
 
 
 KPI_WINDOW = timedelta(days=1)
-"""The window of the KPIs published after every run (the full picture is `leadflow report --since 30d`)."""
+"""The window of the KPIs published after every run, from the start of its first hour (the full picture, read from
+the audit trail, is `leadflow report --since 30d`)."""
 
 
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def publish_kpis() -> dict[str, Any]:
-    """Speed-to-lead, SLA attainment, funnel and data-quality KPIs of the last day, as a table artifact."""
-    from leadflow.audit.kpis import flatten_summary, kpi_summary, load_kpi_data
+def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Speed-to-lead, SLA attainment, funnel and data-quality KPIs since the hour a day ago, as a table artifact.
 
+    With `run_id`, the run's own leads are first added to the hourly rollups (`leadflow.audit.kpi_rollups`); the
+    window is then read from the rollups, never by re-reading the audit trail. `run_stats` (the run's summary) stands
+    in for its stats, which the store gets only when the run is closed, after this task."""
+    from leadflow.audit.kpi_rollups import record_run_kpis, rollup_kpi_summary, window_start
+    from leadflow.audit.kpis import flatten_summary
+
+    store = state_store()
+    if run_id is not None:
+        record_run_kpis(store, run_id)
     now = datetime.now(UTC)
-    summary = kpi_summary(load_kpi_data(state_store(), now - KPI_WINDOW, as_of=now))
+    since = window_start(now - KPI_WINDOW)
+    summary = rollup_kpi_summary(store, since, as_of=now, run_id=run_id, run_stats=run_stats)
     flat = flatten_summary(summary)
     create_table_artifact(key="leadflow-kpis", table=[{"kpi": k, "value": v} for k, v in flat.items()],
-                          description=f"leadflow KPIs since {(now - KPI_WINDOW).isoformat(timespec='minutes')}")
+                          description=f"leadflow KPIs since {since.isoformat(timespec='minutes')}")
     return summary

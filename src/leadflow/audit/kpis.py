@@ -2,7 +2,9 @@
 sync errors and owner distribution.
 
 `load_kpi_data(store, since)` reads the frames once (read-only queries); every other function here is a pure
-function of the `KpiData` it returns, so the numbers can be checked on tiny hand-made data.
+function of the `KpiData` it returns, so the numbers can be checked on tiny hand-made data. This full read is what
+`leadflow report` draws; the KPIs published after every run come from hourly rollups each run keeps up to date
+(`leadflow.audit.kpi_rollups`, same headline keys as `kpi_summary`), not from re-reading the window.
 
 What each number means:
 

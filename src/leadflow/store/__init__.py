@@ -6,9 +6,11 @@ state (SQLite or PostgreSQL), behind one class, `StateStore`, built from one mix
 `routing` assignments and `RoutingSession`; `lead_state` lifecycle state, the enrichment cache and backfill chunks;
 `engine` `StoreError`, `alembic_config`, URL/engine setup and `StoreBase` (the engine and write transactions the
 mixins share); `values` value conversion and the upsert; `tables` the schema; `leases` the writer leases;
-`mirror` the CRM mirror's rows, per-object state and snapshots (tables in `mirror_tables`); `migrations` the Alembic
+`mirror` the CRM mirror's rows, per-object state and snapshots (tables in `mirror_tables`); `bulk` whole-column
+upserts (assignments, lifecycle state) and COPY; `kpi_tables` the KPI rollups' tables; `migrations` the Alembic
 revisions."""
 
+from leadflow.store.kpi_tables import kpi_lead_facts, kpi_rollups  # KPI rollups (migration 0012), in `metadata`
 from leadflow.store.routing import RoutingSession
 from leadflow.store.store import MIGRATIONS_DIR, StateStore, StoreError, alembic_config
 from leadflow.store.tables import EVENT_COLUMNS, FINAL_STATUSES, RUN_STATUSES, VERSION_TABLE, metadata
@@ -23,5 +25,7 @@ __all__ = [
     "StateStore",
     "StoreError",
     "alembic_config",
+    "kpi_lead_facts",
+    "kpi_rollups",
     "metadata",
 ]

@@ -1,0 +1,493 @@
+"""KPIs kept incrementally: each run adds what it changed to hourly rollups, and a window's headline numbers
+(`kpi_summary`'s keys) are read from the rollups, never by re-reading the audit trail.
+
+Why: `kpi_summary(load_kpi_data(...))` re-reads a whole window of lead_runs, audit events and assignments (164 s after a
+1M-lead run). Here the cost of a run's `record_run_kpis` is proportional to the leads that run staged, and a window's
+`rollup_kpi_summary` reads at most (hours x metrics x dimensions) counters, whatever the store's history holds.
+
+Tables (`leadflow.store.kpi_tables`, migration 0012):
+
+- `kpi_rollups` (hour, metric, dimension) → count. Metrics (`ROLLUP_METRICS`), each in the hour bucket of the time that
+  puts a row in `load_kpi_data`'s window:
+  `leads` (hour of max(first seen, assigned): a lead is in the window when either is, as in the full read);
+  `speed_to_lead_min` / `created_to_assigned_min` (dimension: a histogram bin, same hour as `leads`);
+  `assignments`, `owner` (dimension: owner id), `sla_with`, `sla_met`, `sla_pending` (dimension: the due minute of an
+  untouched assignment; whether it is open or missed is decided when read, against `as_of`) — hour of `assigned_at`;
+  `state`, `funnel` (dimension: lifecycle stage), `reached` (mql / sal / sql), `mql_to_sal_days`, `sal_to_sql_days`
+  (histogram bins) — hour of `lead_state.updated_at`; `published_run` (dimension: run id) marks a run as counted.
+- `kpi_lead_facts`, one row per lead: the inputs the rollups last counted for it (first seen, creation time — its own
+  and the earliest of the leads sharing its e-mail — assignment, write-back, SLA, lifecycle). A run reads the facts of
+  the leads it staged (and of leads sharing their e-mails), computes their old and new contributions, and upserts the
+  difference into `kpi_rollups` (one statement) and the changed facts (one statement), all in one transaction under
+  a lock; so a lead seen in several runs counts once, and a lead that moves (re-assigned, new lifecycle stage) leaves
+  its old hour and dimension. A run already marked `published_run` is not counted again (task retries).
+
+Counts are exact for windows that start on the hour: `rollup_kpi_summary` starts the window at the hour of `since`.
+Percentiles and medians come from log-spaced histograms: bins `HISTOGRAM_RATIO` (2 %) wide from `HISTOGRAM_FLOOR`
+minutes (days for velocity), mirrored for negative values, each read as its geometric centre, so each value is off by
+at most `PERCENTILE_ERROR` (< 1 %) relative, and so is a percentile interpolated between two values of one sign.
+Runs (`runs`, `rows_in`, `rows_quarantined`) are read from the `runs` table (one row per run, indexed by start time;
+the running run's own stats are passed in, as it is closed after publishing) and sync errors from `dead_letters` (one
+row per failed record), both small; neither is an event table.
+
+Differences from the full read, by design: a lead's creation time is the first one recorded (then the earliest
+within its e-mail), its write-back time the earliest ever seen, not only those inside the window; SLA `open` is
+decided to the minute of the due time (an untouched lead due in `as_of`'s minute counts as open); `breached_at` is
+not read (it is only stamped after the due time, when the lead is missed either way); the rollups start with
+migration 0012 (history before it is only in the full read, `leadflow report`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from leadflow.audit.kpis import (
+    FUNNEL_STAGES,
+    PERCENTILES,
+    UNASSIGNED,
+    KpiData,
+    _clean,
+    _rates,
+    quarantine_trend,
+    sync_errors,
+)
+from leadflow.audit.kpi_rollups_sql import FRESH_TABLE, count_fresh_leads, stage_fresh_leads
+from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
+from leadflow.store.tables import assignments, dead_letters, lead_events, lead_runs, lead_state, runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from leadflow.store import StateStore
+
+HISTOGRAM_FLOOR: Final[float] = 0.01
+"""Values closer to 0 than this (minutes, or days for velocity) fall in bin 0, read as 0."""
+HISTOGRAM_RATIO: Final[float] = 1.02
+PERCENTILE_ERROR: Final[float] = math.sqrt(HISTOGRAM_RATIO) - 1
+"""Largest relative error of a value read from its bin (~0.995 %)."""
+ROLLUP_METRICS: Final[tuple[str, ...]] = (
+    "leads", "speed_to_lead_min", "created_to_assigned_min", "assignments", "owner", "sla_with", "sla_met",
+    "sla_pending", "state", "funnel", "reached", "mql_to_sal_days", "sal_to_sql_days", "published_run")
+DUE_MINUTE_FORMAT: Final[str] = "%Y-%m-%dT%H:%MZ"
+_KPI_LOCK: Final[int] = 0x1EAD_C0DE
+"""PostgreSQL advisory lock key: one run at a time reads and rewrites lead facts and rollups (SQLite: its write lock)."""
+_HOUR: Final[float] = 3600.0
+USE_DATABASE_PATH: bool = True
+"""Count a run's fresh leads inside the database (`kpi_rollups_sql`); False counts every lead in pandas (tests)."""
+
+
+# --- histograms ------------------------------------------------------------------------------------------------------
+
+
+def histogram_bins(values: np.ndarray) -> np.ndarray:
+    """The log-spaced bin (int64) of each known value; 0 for |value| < HISTOGRAM_FLOOR, negative for negatives."""
+    magnitude = np.abs(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.floor(np.log(np.maximum(magnitude, HISTOGRAM_FLOOR) / HISTOGRAM_FLOOR) / math.log(HISTOGRAM_RATIO))
+    bins = np.where(magnitude < HISTOGRAM_FLOOR, 0, steps + 1) * np.sign(values)
+    return bins.astype("int64")
+
+
+def bin_values(bins: np.ndarray) -> np.ndarray:
+    """The value each bin is read as: its geometric centre (0 for bin 0)."""
+    bins = np.asarray(bins, dtype="int64")
+    centre = HISTOGRAM_FLOOR * np.power(HISTOGRAM_RATIO, np.abs(bins) - 0.5)
+    return np.where(bins == 0, 0.0, np.sign(bins) * centre)
+
+
+def histogram_percentiles(histogram: dict[int, int]) -> dict[str, float]:
+    """p50/p90/p95 and n from bin → count, as `kpis.percentiles` computes them (linear interpolation between the
+    two nearest ranks) over the values the bins stand for."""
+    known = sorted((b, c) for b, c in histogram.items() if c > 0)
+    total = int(sum(c for _, c in known))
+    out: dict[str, float] = {"n": total}
+    if not total:
+        return {**out, **{f"p{p}": math.nan for p in PERCENTILES}}
+    values = bin_values(np.array([b for b, _ in known]))
+    ends = np.cumsum([c for _, c in known])  # values[i] holds ranks [ends[i-1], ends[i])
+    for p in PERCENTILES:
+        rank = p / 100 * (total - 1)
+        low, high = math.floor(rank), math.ceil(rank)
+        a = values[np.searchsorted(ends, low, side="right")]
+        b = values[np.searchsorted(ends, high, side="right")]
+        out[f"p{p}"] = float(a + (b - a) * (rank - low))
+    return out
+
+
+# --- per-lead contributions ------------------------------------------------------------------------------------------
+
+
+def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
+    """What the leads in `facts` (`kpi_lead_facts` columns, times in epoch seconds) add to the rollups: one row per
+    (hour [epoch hours], metric, dimension) with its count."""
+    parts: list[pd.DataFrame] = []
+
+    def add(metric: str, at: pd.Series, dimension: Any, mask: pd.Series) -> None:
+        if not mask.any():
+            return
+        dims = dimension[mask] if isinstance(dimension, (pd.Series, np.ndarray)) else dimension
+        frame = pd.DataFrame({"hour": np.floor(at[mask].to_numpy() / _HOUR).astype("int64"), "dimension": dims})
+        counted = frame.groupby(["hour", "dimension"], sort=False).size().reset_index(name="count")
+        counted["metric"] = metric
+        parts.append(counted)
+
+    def known(column: str) -> pd.Series:
+        return facts[column].astype("float64")
+
+    first, created, assigned, written = known("first_seen"), known("created"), known("assigned"), known("written")
+    lead_at = pd.Series(np.fmax(first.to_numpy(), assigned.to_numpy()), index=facts.index)
+    everyone = lead_at.notna()
+    add("leads", lead_at, "", everyone)
+    for metric, later in (("speed_to_lead_min", written), ("created_to_assigned_min", assigned)):
+        minutes = ((later - created) / 60.0).to_numpy()
+        has = pd.Series(~np.isnan(minutes), index=facts.index) & everyone
+        add(metric, lead_at, pd.Series(histogram_bins(np.nan_to_num(minutes)), index=facts.index), has)
+
+    has_assignment = assigned.notna()
+    add("assignments", assigned, "", has_assignment)
+    owners = facts["owner_id"].astype("object")
+    add("owner", assigned, owners.where(owners.notna(), UNASSIGNED), has_assignment)
+    due, touched = known("due"), known("touched")
+    with_sla = has_assignment & due.notna()
+    add("sla_with", assigned, "", with_sla)
+    add("sla_met", assigned, "", with_sla & touched.notna() & (touched <= due))
+    pending = with_sla & touched.isna()
+    add("sla_pending", assigned, np.floor(due.fillna(0).to_numpy() / 60.0).astype("int64"), pending)
+
+    state_at = known("state_at")
+    in_state = state_at.notna()
+    add("state", state_at, "", in_state)
+    add("funnel", state_at, facts["stage"].astype("object"), in_state & facts["stage"].notna())
+    stamps = {name: known(name) for name in ("mql", "sal", "sql")}
+    for name, stamp in stamps.items():
+        add("reached", state_at, name, in_state & stamp.notna())
+    for metric, (a, b) in (("mql_to_sal_days", ("mql", "sal")), ("sal_to_sql_days", ("sal", "sql"))):
+        days = ((stamps[b] - stamps[a]) / 86400.0).to_numpy()
+        has = in_state & pd.Series(~np.isnan(days), index=facts.index)
+        add(metric, state_at, pd.Series(histogram_bins(np.nan_to_num(days)), index=facts.index), has)
+
+    if not parts:
+        return pd.DataFrame({"hour": pd.Series(dtype="int64"), "metric": pd.Series(dtype="object"),
+                             "dimension": pd.Series(dtype="object"), "count": pd.Series(dtype="int64")})
+    counts = pd.concat(parts, ignore_index=True)
+    due_rows = counts["metric"] == "sla_pending"
+    counts["dimension"] = counts["dimension"].astype("object")
+    if due_rows.any():
+        minutes = pd.to_datetime(counts.loc[due_rows, "dimension"].astype("int64") * 60, unit="s", utc=True)
+        counts.loc[due_rows, "dimension"] = minutes.dt.strftime(DUE_MINUTE_FORMAT).to_numpy()
+    counts["dimension"] = counts["dimension"].astype(str)
+    return counts[["hour", "metric", "dimension", "count"]]
+
+
+def rollup_deltas(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """new contributions minus old ones, per (hour, metric, dimension), zero rows dropped."""
+    before, after = rollup_counts(old), rollup_counts(new)
+    before["count"] = -before["count"]
+    both = pd.concat([before, after], ignore_index=True)
+    summed = both.groupby(["hour", "metric", "dimension"], sort=True, as_index=False)["count"].sum()
+    return summed[summed["count"] != 0].reset_index(drop=True)
+
+
+# --- recording a run -------------------------------------------------------------------------------------------------
+
+
+def _epoch(column: Any, dialect: str) -> Any:
+    """A time column as float epoch seconds in SQL (SQLite keeps naive UTC text, which `julianday` reads)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.extract("epoch", column), sa.Float)
+    return (sa.func.julianday(column) - 2440587.5) * 86400.0
+
+
+def _epoch_seconds(texts: pd.Series) -> pd.Series:
+    """Time texts (as `lead_runs.created_at` holds them) to epoch seconds; NaN when missing or unreadable."""
+    parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
+    if parsed.isna().sum() > texts.isna().sum():
+        parsed = pd.to_datetime(texts.astype("object"), utc=True, errors="coerce", format="mixed")
+    seconds = parsed.astype("datetime64[us, UTC]").astype("int64") / 1e6
+    return seconds.where(parsed.notna())
+
+
+def _joined(conn: Connection, driving: Any) -> pd.DataFrame:
+    """`driving` (lead_key, email, run_created, run_at) with each lead's assignment, lifecycle state and facts."""
+    a, s, f = assignments, lead_state, kpi_lead_facts
+    dialect = conn.dialect.name
+    query = sa.select(
+        driving.c.lead_key, driving.c.email.label("run_email"), driving.c.run_created,
+        _epoch(driving.c.run_at, dialect).label("run_at"),
+        _epoch(a.c.assigned_at, dialect).label("a_assigned"), _epoch(a.c.written_at, dialect).label("a_written"),
+        _epoch(a.c.sla_due_at, dialect).label("a_due"), _epoch(a.c.first_touch_at, dialect).label("a_touched"),
+        a.c.owner_id.label("a_owner"), s.c.lifecycle_stage.label("s_stage"),
+        *(_epoch(s.c[f"{name}_at"], dialect).label(f"s_{name}") for name in ("mql", "sal", "sql")),
+        _epoch(s.c.updated_at, dialect).label("s_at"),
+    ).select_from(driving.outerjoin(a, a.c.lead_key == driving.c.lead_key)
+                  .outerjoin(s, s.c.lead_key == driving.c.lead_key))
+    touched = _raw_frame(conn, query)
+    # the facts in a query of their own: a run of new leads then fetches no column of nulls
+    old = _raw_frame(conn, sa.select(*(f.c[c] for c in FACT_COLUMNS)).join(
+        driving, driving.c.lead_key == f.c.lead_key))
+    prefixed = {c: f"f_{c}" for c in FACT_COLUMNS}
+    if not len(old):
+        return touched.assign(**{name: None for name in prefixed.values()})
+    old = old.drop_duplicates("lead_key").rename(columns=prefixed)
+    return touched.merge(old, left_on="lead_key", right_on="f_lead_key", how="left")
+
+
+def _raw_frame(conn: Connection, query: Any) -> pd.DataFrame:
+    """The rows as the driver returns them (no SQLAlchemy row objects: ~3x faster at a million rows); only for
+    columns that need no result processing (numbers, text)."""
+    result = conn.execute(query)
+    columns = list(result.keys())
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+
+
+def _facts_frame(rows: Any, columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    for column in columns:
+        if column not in ("lead_key", "email", "owner_id", "stage", "run_id"):
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _new_facts(touched: pd.DataFrame, written_back: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(old facts of the leads this run touched that had facts, their new facts) from `_joined` rows."""
+    touched = touched.merge(written_back, on="lead_key", how="left") if len(written_back) else touched.assign(
+        wb_at=np.nan)
+    had = touched["f_lead_key"].notna()
+    old = touched.loc[had, ["lead_key", *(f"f_{c}" for c in FACT_COLUMNS if c != "lead_key")]]
+    old = _facts_frame(old.to_numpy(), list(FACT_COLUMNS))
+
+    def num(column: str) -> pd.Series:
+        return touched[column].astype("float64")
+
+    new = pd.DataFrame({"lead_key": touched["lead_key"].astype("object")})
+    new["email"] = touched["run_email"].where(touched["run_email"].notna(), touched["f_email"]).astype("object")
+    new["first_seen"] = np.fmin(num("f_first_seen"), num("run_at"))
+    own = num("f_own_created")
+    new["own_created"] = own.where(own.notna(), _epoch_seconds(touched["run_created"].astype("string")))
+    new["created"] = new["own_created"]  # the e-mail link comes after (`_link_created`)
+    new["assigned"] = num("a_assigned")
+    new["written"] = np.fmin(np.fmin(num("f_written"), num("wb_at")), num("a_written"))
+    new["due"], new["touched"] = num("a_due"), num("a_touched")
+    new["owner_id"] = touched["a_owner"].astype("object")
+    new["stage"] = touched["s_stage"].astype("object")
+    for name in ("mql", "sal", "sql"):
+        new[name] = num(f"s_{name}")
+    new["state_at"] = num("s_at")
+    new["run_id"] = run_id
+    new = new[new["first_seen"].notna()].reset_index(drop=True)
+    return old, new[list(FACT_COLUMNS)]
+
+
+def _link_created(new: pd.DataFrame, others: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Creation time = the earliest own creation time of the leads sharing the e-mail. Returns `new` linked, and the
+    other leads (not touched by the run) whose creation time this moves: (their old facts, their new facts)."""
+    pool = pd.concat([new[["email", "own_created"]], others[["email", "own_created"]]], ignore_index=True).dropna()
+    if not len(pool):
+        return new, others.iloc[:0], others.iloc[:0]
+    earliest = pool.groupby("email")["own_created"].min()
+    new = new.copy()
+    new["created"] = np.fmin(new["own_created"], new["email"].map(earliest).astype("float64"))
+    linked = np.fmin(others["own_created"], others["email"].map(earliest).astype("float64"))
+    moved = ~((linked == others["created"]) | (linked.isna() & others["created"].isna()))
+    old_others = others[moved]
+    return new, old_others, old_others.assign(created=linked[moved])
+
+
+def _changed(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `new` that differ from `old` (same key) in any column but run_id, or have no old row."""
+    if not len(old):
+        return new
+    columns = [c for c in FACT_COLUMNS if c not in ("lead_key", "run_id")]
+    before = old.set_index("lead_key")[columns].reindex(new["lead_key"])
+    after = new.set_index("lead_key")[columns]
+    same = (before.eq(after) | (before.isna() & after.isna())).all(axis=1)
+    return new[~same.to_numpy()]
+
+
+def _upsert_facts(conn: Connection, facts: pd.DataFrame) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE for all the changed facts (on PostgreSQL from a COPY-filled temp table)."""
+    if not len(facts):
+        return
+    columns = list(FACT_COLUMNS)
+    frame = facts[columns].astype("object")
+    rows = list(zip(*(frame[c].where(frame[c].notna(), None).tolist() for c in columns), strict=True))
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in columns)
+    updates = ", ".join(f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in columns if c != "lead_key")
+    target = preparer.format_table(kpi_lead_facts)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("CREATE TEMP TABLE kpi_fact_batch (LIKE kpi_lead_facts) ON COMMIT DROP")
+        dbapi_connection = conn.connection.driver_connection
+        assert dbapi_connection is not None
+        with dbapi_connection.cursor() as cursor, cursor.copy(f"COPY kpi_fact_batch ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.exec_driver_sql(f"INSERT INTO {target} ({names}) SELECT {names} FROM kpi_fact_batch "
+                             f"ON CONFLICT (lead_key) DO UPDATE SET {updates}")
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks}) ON CONFLICT (lead_key) DO UPDATE SET "
+                         f"{updates}", rows)
+
+
+def _add_to_rollups(conn: Connection, deltas: pd.DataFrame) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE SET count = count + delta for every changed counter."""
+    if not len(deltas):
+        return
+    hours = [datetime.fromtimestamp(int(h) * _HOUR, UTC) for h in deltas["hour"]]
+    rows = [{"hour": h, "metric": m, "dimension": d, "count": int(c)} for h, m, d, c in zip(
+        hours, deltas["metric"], deltas["dimension"], deltas["count"], strict=True)]
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(kpi_rollups)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[kpi_rollups.c.hour, kpi_rollups.c.metric, kpi_rollups.c.dimension],
+        set_={"count": kpi_rollups.c.count + statement.excluded["count"]}), rows)
+
+
+def record_run_kpis(store: StateStore, run_id: str) -> int:
+    """Add what run `run_id` recorded (the leads it staged or wrote back, their assignments and lifecycle state) to
+    the rollups; returns the number of changed counters (0 when the run was counted already)."""
+    with store._writing() as conn:  # one transaction; the lock keeps two runs from counting one lead twice
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KPI_LOCK})
+        started = conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar_one_or_none()
+        if started is None:
+            raise KeyError(f"runs: no run {run_id!r} to record KPIs for")
+        run_hour = math.floor(started.timestamp() / _HOUR)
+        marker = conn.execute(sa.select(kpi_rollups.c.count).where(
+            kpi_rollups.c.hour == datetime.fromtimestamp(run_hour * _HOUR, UTC),
+            kpi_rollups.c.metric == "published_run", kpi_rollups.c.dimension == run_id)).first()
+        if marker is not None:
+            return 0
+        deltas = _run_deltas(conn, run_id, started)
+        marker_row = pd.DataFrame({"hour": [run_hour], "metric": ["published_run"], "dimension": [run_id],
+                                   "count": [1]})
+        deltas = pd.concat([deltas, marker_row], ignore_index=True) if len(deltas) else marker_row
+        _add_to_rollups(conn, deltas)
+        return len(deltas)
+
+
+def _run_deltas(conn: Connection, run_id: str, started: datetime) -> pd.DataFrame:
+    """Read the run's leads with their facts, write their new facts, and return the rollup deltas."""
+    dialect = conn.dialect.name
+    lr, ev, f = lead_runs, lead_events, kpi_lead_facts
+    fresh = USE_DATABASE_PATH and stage_fresh_leads(conn, run_id, started)
+    fresh_table = sa.table(FRESH_TABLE, sa.column("lead_key"))
+
+    def not_fresh(key: Any) -> list[Any]:  # NOT EXISTS: an anti-join (NOT IN over a million keys is quadratic on PG)
+        return [~sa.exists().where(fresh_table.c.lead_key == key)] if fresh else []
+
+    run_rows = [lr.c.at >= started, lr.c.run_id == run_id, *not_fresh(lr.c.lead_key)]
+    staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
+                       sa.func.min(lr.c.created_at).label("run_created"), sa.func.min(lr.c.at).label("run_at")).where(
+        *run_rows).group_by(lr.c.lead_key).subquery()
+    touched = _joined(conn, staged)
+    written_back = _raw_frame(conn, sa.select(ev.c.lead_key, _epoch(sa.func.min(ev.c.at), dialect).label("wb_at"))
+                              .where(ev.c.run_id == run_id, ev.c.stage.like("writeback:%"),
+                                     *not_fresh(ev.c.lead_key))
+                              .group_by(ev.c.lead_key))
+    extra = sorted(set(written_back["lead_key"]) - set(touched["lead_key"]))
+    for start in range(0, len(extra), 500):  # written back, not staged (a replayed dead letter): from its facts
+        driving = sa.select(f.c.lead_key, sa.null().label("email"), sa.null().label("run_created"),
+                            sa.null().label("run_at")).where(f.c.lead_key.in_(extra[start:start + 500])).subquery()
+        touched = pd.concat([touched, _joined(conn, driving)], ignore_index=True)
+    old, new = _new_facts(touched, written_back, run_id)
+
+    emails = sa.select(lr.c.email).where(*run_rows, lr.c.email.is_not(None)).distinct().subquery()
+    others = _raw_frame(conn, sa.select(*(f.c[c] for c in FACT_COLUMNS)).join(emails, f.c.email == emails.c.email))
+    others = _facts_frame(others.to_numpy(), list(FACT_COLUMNS))
+    others = others[~others["lead_key"].isin(set(new["lead_key"]))]
+    new, old_others, new_others = _link_created(new, others)
+
+    changed = _changed(old, new)
+    _upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
+    before = pd.concat([old[old["lead_key"].isin(set(changed["lead_key"]))], old_others], ignore_index=True)
+    if fresh:
+        count_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO)
+    return rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True))
+
+
+# --- reading a window ------------------------------------------------------------------------------------------------
+
+
+def window_start(since: datetime) -> datetime:
+    """The hour `since` falls in: where a rollup window starts."""
+    if since.tzinfo is None or since.utcoffset() is None:
+        since = since.replace(tzinfo=UTC)
+    since = since.astimezone(UTC)
+    return since.replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_kpi_summary(store: StateStore, since: datetime, as_of: datetime | None = None, *,
+                       run_id: str | None = None, run_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`kpi_summary`'s numbers for the window from the hour of `since`, from the rollups (plus the `runs` and
+    `dead_letters` rows of the window). `run_stats` stands in for run `run_id`'s stats while it is still running."""
+    start = window_start(since)
+    as_of = as_of or datetime.now(UTC)
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    r = kpi_rollups
+    total = sa.func.sum(r.c.count)
+    with store.engine.connect() as conn:
+        counters = conn.execute(sa.select(r.c.metric, r.c.dimension, total).where(r.c.hour >= start)
+                                .group_by(r.c.metric, r.c.dimension).having(total != 0)).all()
+        run_rows = conn.execute(sa.select(runs.c.run_id, runs.c.flow, runs.c.started_at, runs.c.status,
+                                          runs.c.stats).where(runs.c.started_at >= start)).all()
+        letters = conn.execute(sa.select(dead_letters.c.error_code, dead_letters.c.status).where(
+            dead_letters.c.last_seen >= start)).all()
+    by_metric: dict[str, dict[str, int]] = {}
+    for metric, dimension, count in counters:
+        by_metric.setdefault(metric, {})[dimension] = int(count)
+
+    def count(metric: str, dimension: str = "") -> int:
+        return by_metric.get(metric, {}).get(dimension, 0)
+
+    def histogram(metric: str) -> dict[int, int]:
+        return {int(b): c for b, c in by_metric.get(metric, {}).items()}
+
+    run_frame = pd.DataFrame.from_records(run_rows, columns=["run_id", "flow", "started_at", "status", "stats"])
+    if run_id is not None and run_stats is not None:
+        run_frame["stats"] = [run_stats if rid == run_id else stats for rid, stats in zip(
+            run_frame["run_id"], run_frame["stats"], strict=True)]
+    frames = KpiData(since=start, as_of=as_of, leads=pd.DataFrame(), assignments=pd.DataFrame(),
+                     lead_state=pd.DataFrame(), runs=run_frame,
+                     dead_letters=pd.DataFrame.from_records(letters, columns=["error_code", "status"]))
+    quality, errors = quarantine_trend(frames), sync_errors(frames)
+    rows_in = int(quality["rows_in"].sum()) if len(quality) else 0
+    quarantined = int(quality["quarantined"].sum()) if len(quality) else 0
+
+    with_sla, met = count("sla_with"), count("sla_met")
+    still_open = sum(n for due, n in by_metric.get("sla_pending", {}).items()
+                     if datetime.strptime(due, DUE_MINUTE_FORMAT).replace(tzinfo=UTC) + timedelta(minutes=1) > as_of)
+    funnel = {stage: count("funnel", stage) for stage in FUNNEL_STAGES}
+    funnel.update({stage: n for stage, n in by_metric.get("funnel", {}).items() if stage not in funnel and n})
+    reached = {"leads": count("state"), **{name: count("reached", name) for name in ("mql", "sal", "sql")}}
+    summary = {
+        "leads": count("leads"),
+        "assignments": count("assignments"),
+        "speed_to_lead_min": histogram_percentiles(histogram("speed_to_lead_min")),
+        "created_to_assigned_min": histogram_percentiles(histogram("created_to_assigned_min")),
+        "sla": {"with_sla": with_sla, "met": met, "open": still_open, "missed": with_sla - met - still_open,
+                "attainment": (met + still_open) / with_sla if with_sla else math.nan},
+        "funnel": funnel,
+        "conversion": {**reached, **_rates(reached)},
+        "velocity_days": {f"{metric}": histogram_percentiles(histogram(metric))["p50"]
+                          for metric in ("mql_to_sal_days", "sal_to_sql_days")},
+        "runs": int(len(run_frame)),
+        "rows_in": rows_in,
+        "rows_quarantined": quarantined,
+        "quarantine_rate": quarantined / rows_in if rows_in else math.nan,
+        "dead_letters": int(errors["count"].sum()) if len(errors) else 0,
+        "dead_letters_by_code": {str(row.error_code): int(row.count) for row in errors.itertuples(index=False)},
+        "owners": sum(1 for n in by_metric.get("owner", {}).values() if n > 0),
+    }
+    return _clean(summary)

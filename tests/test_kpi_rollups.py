@@ -1,0 +1,301 @@
+"""KPIs kept incrementally (`leadflow.audit.kpi_rollups`): the rollup summary equals the full read
+(`kpi_summary(load_kpi_data(...))`) on runs recorded through the store's own API — counts exactly, percentiles within
+the histograms' documented error — on SQLite and PostgreSQL; a lead seen in several runs counts once; publishing a
+run costs the same whatever history the store holds."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from leadflow.audit import kpi_rollups as kpi_rollups_module
+from leadflow.audit.kpi_rollups import (
+    PERCENTILE_ERROR,
+    histogram_bins,
+    histogram_percentiles,
+    record_run_kpis,
+    rollup_counts,
+    rollup_kpi_summary,
+    window_start,
+)
+from leadflow.audit.kpis import flatten_summary, kpi_summary, load_kpi_data, percentiles
+from leadflow.store import StateStore
+from leadflow.store.kpi_tables import kpi_lead_facts, kpi_rollups
+from leadflow.store.tables import lead_state, runs
+
+HOUR = window_start(datetime.now(UTC))
+SINCE = HOUR - timedelta(days=1)
+AS_OF = HOUR + timedelta(hours=12)
+PERCENTILE_KEYS = ("speed_to_lead_min.p50", "speed_to_lead_min.p90", "speed_to_lead_min.p95",
+                   "created_to_assigned_min.p50", "created_to_assigned_min.p90", "created_to_assigned_min.p95",
+                   "velocity_days.mql_to_sal_days", "velocity_days.sal_to_sql_days")
+
+
+def at(minutes: float) -> pd.Timestamp:
+    return pd.Timestamp(HOUR) + pd.Timedelta(minutes=minutes)
+
+
+def stage_run(store: StateStore, leads: list[tuple[str, str | None, str | None]], *, started: datetime | None = None,
+              flow: str = "lead_sync") -> tuple[str, datetime]:
+    """A run staging `leads` (lead_key, email, created_at text), as the first stage records them; `started` moves the
+    run (and its lead rows) back in time."""
+    run_id = store.start_run(flow, {})
+    when = datetime.now(UTC)
+    if started is not None:
+        with store.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(started_at=started))
+        when = started + timedelta(minutes=1)
+    frame = pd.DataFrame(leads, columns=["lead_key", "email", "created_at"]).assign(
+        chunk=0, lead_source="Web")
+    store.add_changes(run_id, "standardize", when, [], frame)
+    return run_id, when
+
+
+def assign(store: StateStore, run_id: str, rows: list[tuple[str, str | None, pd.Timestamp, pd.Timestamp | None]]) -> None:
+    made = pd.DataFrame(rows, columns=["lead_key", "owner_id", "assigned_at", "sla_due_at"]).assign(
+        routing_rule="territory", routing_reason="EMEA")
+    with store.routing_session(run_id) as session:
+        session.record(made)
+
+
+def lifecycle(store: StateStore, run_id: str, rows: list[tuple[str, str, Any, Any, Any]],
+              updated: datetime | None = None) -> None:
+    store.save_lifecycle_state(pd.DataFrame(rows, columns=["lead_key", "lifecycle_stage", "mql_at", "sal_at",
+                                                           "sql_at"]).assign(lifecycle_reason=None, recycled_at=None),
+                               run_id)
+    if updated is not None:
+        with store.engine.begin() as conn:
+            conn.execute(lead_state.update().where(lead_state.c.run_id == run_id).values(updated_at=updated))
+
+
+def seed(store: StateStore) -> list[str]:
+    """Three runs: one two days ago (outside the window), two now, re-seeing and moving some of its leads."""
+    old_run, old_at = stage_run(store, [("crm:1", "one@x.com", "2026-01-01T00:00:00Z"),
+                                        ("crm:2", "two@x.com", at(-3000).isoformat())],
+                                started=HOUR - timedelta(days=2))
+    assign(store, old_run, [("crm:1", "005A", pd.Timestamp(old_at) + pd.Timedelta(minutes=5), None)])
+    lifecycle(store, old_run, [("crm:1", "mql", "2026-01-02T00:00:00Z", None, None)], updated=old_at)
+    store.finish_run(old_run, "completed", {"rows_in": 10, "rows_quarantined": 1})
+    record_run_kpis(store, old_run)
+
+    first, when = stage_run(store, [
+        ("crm:2", "two@x.com", at(-3000).isoformat()),    # seen two days ago: in the window by its assignment
+        ("crm:3", "three@x.com", at(-30).isoformat()),
+        ("crm:4", None, at(-200).isoformat()),
+        ("marketo:5", "five@x.com", at(-600).isoformat()),  # the form fill: salesforce:5 counts from it
+        ("salesforce:5", "five@x.com", at(-60).isoformat()),
+        ("crm:6", "six@x.com", None),
+    ])
+    assign(store, first, [
+        ("crm:2", "005A", at(10), at(70)),                 # touched in time
+        ("crm:3", "005B", at(12), at(12 * 60 + 30)),       # untouched, due after AS_OF: open
+        ("salesforce:5", None, at(15), at(75)),           # untouched, due before AS_OF: missed
+        ("crm:4", "005B", at(20), None),                   # no SLA
+    ])
+    store.mark_assignments(["crm:2"], "first_touch_at", at(40).to_pydatetime())
+    store.mark_assignments(["salesforce:5"], "written_at", at(95).to_pydatetime())
+    store.add_events(pd.DataFrame([
+        {"run_id": first, "lead_key": "crm:3", "stage": "writeback:salesforce", "column_name": "owner_id",
+         "old_value": None, "new_value": "005B", "at": at(33)},
+        {"run_id": first, "lead_key": "crm:2", "stage": "writeback:salesforce", "column_name": "owner_id",
+         "old_value": None, "new_value": "005A", "at": at(47)},
+    ]))
+    lifecycle(store, first, [
+        ("crm:2", "sql", at(-2000), at(-1000), at(-100)),
+        ("crm:3", "new", None, None, None),
+        ("crm:4", "mql", at(-100), None, None),
+        ("marketo:5", "sal", at(-500), at(-20), None),
+    ])
+    store.add_dead_letters(first, "salesforce", "Lead", pd.DataFrame({
+        "record_id": ["00Q1", "00Q2"], "error_code": ["FIELD_CUSTOM_VALIDATION_EXCEPTION", "UNABLE_TO_LOCK_ROW"],
+        "message": ["bad", "locked"], "retryable": [False, True], "payload": [{}, {}]}))
+    store.finish_run(first, "completed", {"rows_in": 7, "rows_quarantined": 1,
+                                          "quarantined_by_stage": {"standardize": 1}})
+    record_run_kpis(store, first)
+
+    second, _ = stage_run(store, [("crm:3", "three@x.com", at(-30).isoformat()),
+                                  ("crm:4", None, at(-200).isoformat()), ("crm:7", None, at(-5).isoformat())])
+    assign(store, second, [("crm:4", "005C", at(25), at(45)), ("crm:7", "005C", at(26), at(86))])  # crm:4 moves
+    store.mark_assignments(["crm:4"], "first_touch_at", at(50).to_pydatetime())  # late: missed
+    lifecycle(store, second, [("crm:3", "mql", at(30), None, None), ("crm:7", "new", None, None, None)])
+    return [old_run, first, second]
+
+
+def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    flat_got, flat_expected = flatten_summary(got), flatten_summary(expected)
+    assert flat_got.keys() == flat_expected.keys()
+    for key, value in flat_expected.items():
+        if key in PERCENTILE_KEYS and value is not None:
+            assert flat_got[key] == pytest.approx(value, rel=PERCENTILE_ERROR, abs=1e-3), key
+        else:
+            assert flat_got[key] == value, key
+
+
+def check_store(store: StateStore) -> None:
+    run_ids = seed(store)
+    stats = {"rows_in": 3, "rows_quarantined": 0}
+    assert record_run_kpis(store, run_ids[-1]) > 0
+    assert record_run_kpis(store, run_ids[-1]) == 0  # a retried task does not count the run twice
+    got = rollup_kpi_summary(store, SINCE, AS_OF, run_id=run_ids[-1], run_stats=stats)
+    store.finish_run(run_ids[-1], "completed", stats)
+    expected = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))
+    assert_same(got, expected)
+    assert got["leads"] == 7  # crm:2 (assigned in the window) to crm:7, not crm:1; crm:3 and crm:4 once
+    assert got["assignments"] == 5 and got["owners"] == 4
+    assert got["sla"] == {"with_sla": 5, "met": 1, "open": 1, "missed": 3, "attainment": 0.4}
+    assert got["funnel"] == {"new": 1, "mql": 2, "sal": 1, "sql": 1, "recycled": 0}
+    assert got["speed_to_lead_min"]["n"] == 3  # crm:2, crm:3 written back; salesforce:5 stamped
+    # salesforce:5 counts from marketo:5's form fill: 600 + 95 minutes
+    assert got["speed_to_lead_min"]["p50"] == pytest.approx(695, rel=PERCENTILE_ERROR)
+    assert got["runs"] == 2 and got["rows_in"] == 10 and got["dead_letters"] == 2
+
+
+def assert_rollups_count_the_facts(store: StateStore) -> None:
+    """The counters the database holds are what `rollup_counts` makes of every lead's facts: the set-based path
+    (fresh leads, counted in SQL) and the pandas path agree."""
+    with store.engine.connect() as conn:
+        facts = pd.read_sql(sa.select(kpi_lead_facts), conn)
+        stored = pd.read_sql(sa.select(kpi_rollups).where(kpi_rollups.c.metric != "published_run"), conn)
+    hours = pd.to_datetime(stored["hour"], utc=True) - pd.Timestamp(0, tz="UTC")
+    stored["hour"] = (hours // pd.Timedelta(hours=1)).astype("int64")
+    for column in ("first_seen", "own_created", "created", "assigned", "written", "due", "touched", "mql", "sal",
+                   "sql", "state_at"):
+        facts[column] = facts[column].astype("float64")
+    expected = rollup_counts(facts)
+
+    def table(frame: pd.DataFrame) -> dict[tuple[int, str, str], int]:
+        grouped = frame.groupby(["hour", "metric", "dimension"])["count"].sum()
+        return {key: int(n) for key, n in grouped.items() if n}
+
+    assert table(stored) == table(expected)
+
+
+@pytest.mark.parametrize("in_database", [True, False], ids=["database_path", "pandas_path"])
+def test_rollups_equal_the_full_read_on_sqlite(state_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                               in_database: bool) -> None:
+    monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+    with StateStore.open() as store:
+        check_store(store)
+        assert_rollups_count_the_facts(store)
+
+
+@pytest.mark.postgres
+def test_rollups_equal_the_full_read_on_postgres(postgres_url: str) -> None:
+    with StateStore.open(postgres_url) as store:
+        check_store(store)
+        assert_rollups_count_the_facts(store)
+
+
+def test_a_lead_seen_in_two_runs_counts_once(state_home: Path) -> None:
+    leads = [(f"crm:{i}", f"p{i}@x.com", at(-10 * i).isoformat()) for i in range(1, 4)]
+    with StateStore.open() as store:
+        for _ in range(2):
+            run_id, _ = stage_run(store, leads)
+            lifecycle(store, run_id, [(key, "new", None, None, None) for key, _, _ in leads])
+            record_run_kpis(store, run_id)
+            store.finish_run(run_id, "completed", {"rows_in": 3})
+        got = rollup_kpi_summary(store, SINCE, AS_OF)
+        expected = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))
+    assert got["leads"] == 3 and got["funnel"]["new"] == 3 and got["conversion"]["leads"] == 3
+    assert got["runs"] == 2 and got["rows_in"] == 6
+    assert_same(got, expected)
+
+
+def test_empty_window_has_the_summary_keys(state_home: Path) -> None:
+    with StateStore.open() as store:
+        got = rollup_kpi_summary(store, SINCE, AS_OF)
+        expected = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))
+    assert got == expected
+    assert got["leads"] == 0 and got["speed_to_lead_min"]["p50"] is None
+
+
+def test_histogram_percentiles_are_within_the_documented_error() -> None:
+    rng = np.random.default_rng(7)
+    for values in (rng.lognormal(3, 2, 5_000), -rng.lognormal(1, 1, 300), np.array([40.0, 60.0, 120.0]),
+                   np.array([0.001, 0.0, 5.0])):
+        bins, counts = np.unique(histogram_bins(values), return_counts=True)
+        got = histogram_percentiles(dict(zip(bins.tolist(), counts.tolist(), strict=True)))
+        expected = percentiles(values)
+        assert got["n"] == expected["n"]
+        for p in ("p50", "p90", "p95"):
+            assert got[p] == pytest.approx(expected[p], rel=PERCENTILE_ERROR, abs=0.01), p
+    assert PERCENTILE_ERROR < 0.01
+    assert math.isnan(histogram_percentiles({})["p50"])
+
+
+def test_record_run_kpis_names_an_unknown_run(state_home: Path) -> None:
+    with StateStore.open() as store, pytest.raises(KeyError, match="no run 'nope'"):
+        record_run_kpis(store, "nope")
+
+
+# --- cost ------------------------------------------------------------------------------------------------------------
+
+
+def bulk_run(store: StateStore, first_key: int, n: int, *, started: datetime | None = None) -> str:
+    keys = [f"crm:{i}" for i in range(first_key, first_key + n)]
+    frame = pd.DataFrame({"lead_key": keys, "email": [f"{k}@x.com" for k in keys], "chunk": 0,
+                          "created_at": at(-30).isoformat(), "lead_source": "Web"})
+    run_id = store.start_run("lead_sync", {})
+    when = datetime.now(UTC)
+    if started is not None:
+        with store.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(started_at=started))
+        when = started + timedelta(minutes=1)
+    store.add_changes(run_id, "standardize", when, [], frame)
+    return run_id
+
+
+def timed_publish(store: StateStore, run_id: str) -> float:
+    started = time.perf_counter()
+    record_run_kpis(store, run_id)
+    rollup_kpi_summary(store, SINCE, AS_OF)
+    return time.perf_counter() - started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("history", [1_000_000])
+def test_publish_cost_does_not_grow_with_history(state_home: Path, tmp_path: Path, history: int) -> None:
+    """Publishing a 10k-lead run: on an empty store and on one holding `history` leads' lead runs and facts (whose
+    own publish is timed too). Prints the figures."""
+    with StateStore.open(f"sqlite:///{tmp_path / 'small.db'}") as small:
+        small_seconds = timed_publish(small, bulk_run(small, 0, 10_000))
+    with StateStore.open(f"sqlite:///{tmp_path / 'big.db'}") as big:
+        history_run = bulk_run(big, 10_000_000, history, started=HOUR - timedelta(hours=3))
+        history_seconds = timed_publish(big, history_run)
+        big_seconds = timed_publish(big, bulk_run(big, 0, 10_000))
+        with big.engine.connect() as conn:
+            facts = conn.execute(sa.text("SELECT count(*) FROM kpi_lead_facts")).scalar_one()
+    print(f"\npublish of a {history:,}-lead run: {history_seconds:.2f} s; of a 10k-lead run: "
+          f"{small_seconds:.2f} s on an empty store, {big_seconds:.2f} s with {facts:,} leads of history")
+    assert facts == history + 10_000
+    assert big_seconds < max(3 * small_seconds, small_seconds + 1.0)
+
+
+@pytest.mark.prefect
+def test_publish_kpis_task_records_the_run_and_publishes_the_rollups(prefect_api: str, state_home: Path) -> None:
+    from prefect import flow
+
+    from tasks.report import publish_kpis
+
+    with StateStore.open() as store:
+        leads = [(f"crm:{i}", f"p{i}@x.com", at(-10 * i).isoformat()) for i in range(1, 4)]
+        run_id, _ = stage_run(store, leads)
+        lifecycle(store, run_id, [(key, "new", None, None, None) for key, _, _ in leads])
+
+    @flow
+    def closing(run_id: str) -> dict[str, Any]:
+        return publish_kpis(run_id, {"rows_in": 4, "rows_quarantined": 1})
+
+    summary = closing(run_id)
+    assert summary["leads"] == 3 and summary["funnel"]["new"] == 3
+    assert summary["runs"] == 1 and summary["rows_in"] == 4 and summary["quarantine_rate"] == 0.25
+    with StateStore.open() as store:
+        assert record_run_kpis(store, run_id) == 0  # published once
