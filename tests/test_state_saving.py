@@ -295,3 +295,19 @@ def test_many_keys_are_read_through_a_staged_key_table(store: StateStore, monkey
         assert len(session.assignments(keys[:5], inputs=False)) == 5  # the IN-list path, in the same transaction
     pd.testing.assert_frame_equal(bare, in_lists.drop(columns="inputs"), check_dtype=False)
     pd.testing.assert_frame_equal(by_key(store.assignments(keys, inputs=False)), bare)
+
+
+def test_many_lifecycle_keys_are_read_through_a_staged_key_table(store: StateStore,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk of a streamed file asks for more keys than IN lists suit: the staged join reads only those keys (not
+    the whole table, which grows with every chunk) and gives what the IN lists give."""
+    import leadflow.store.lead_state as lead_state_module
+
+    state = lifecycle(400)
+    store.save_lifecycle_state(state, "run-1")
+    keys = [*state["lead_key"].iloc[::3].tolist(), "file:nobody"]
+    in_lists = store.lifecycle_state(keys).sort_index()
+    monkeypatch.setattr(lead_state_module, "STATE_SCAN_KEYS", 10)
+    staged = store.lifecycle_state(keys).sort_index()
+    assert len(in_lists) == len(set(keys)) - 1
+    pd.testing.assert_frame_equal(staged, in_lists)

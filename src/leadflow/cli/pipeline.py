@@ -118,7 +118,7 @@ def run(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the processed leads (.csv/.parquet).")],
     config: ConfigOption = None,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", min=1000, help="Rows read, processed and written at a time: memory is one chunk's.")] = 100_000,
+        "--chunk-rows", min=1000, help="Rows read, processed and written at a time: memory is one chunk's.")] = 50_000,
 ) -> None:
     """Run every stage over a lead file, a chunk at a time (file mode); quarantined rows go beside the output."""
     _print_summary(_guard(lambda: _run_sync(input, output, config, chunk_rows=chunk_rows)))

@@ -203,7 +203,7 @@ def read_leads(path: Path | str) -> LoadedLeads:
     return replace(prepare_leads(raw, str(path), first_line=line), ignored=header.ignored)
 
 
-DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_ROWS = 50_000
 """Rows a streamed file is read, processed and written in at a time (`leadflow run --chunk-rows`): a run's memory is
 that of one chunk, whatever the file's size."""
 
