@@ -204,3 +204,11 @@ def test_typo_repair_runs_once_per_distinct_value(monkeypatch: pytest.MonkeyPatc
     out = standardize(frame, None)  # type: ignore[arg-type]  # the stage does not read its rules
     assert out["country_code"].tolist() == ["DE", "FR", "DE"] * 400
     assert sorted(calls) == ["frnace", "germnay"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("NGA", "NG"), ("Nga", None), ("nga", None), ("Nigeria", "NG"),
+                                                 ("DEU", "DE"), ("Deu", "DE")])
+def test_a_code_that_is_another_countrys_name_is_read_as_the_code_only_in_capitals(value: str,
+                                                                                     expected: str | None) -> None:
+    # Vietnamese CLDR "Nga" is Russia; NGA is Nigeria's alpha-3 code: empty beats wrong unless typed as a code
+    assert country_code_of(value) == expected

@@ -241,6 +241,19 @@ def _country_tables() -> tuple[dict[str, str | None], frozenset[str]]:
     return table, typo_keys
 
 
+@cache
+def _code_name_clashes() -> frozenset[str]:
+    """Keys of ISO alpha-3 codes that are also another country's CLDR name: Vietnamese "Nga" (Russia) is NGA
+    (Nigeria). Typed in capitals it is read as the code; otherwise it means two countries and comes out empty."""
+    codes = {c.alpha_3.lower(): c.alpha_2 for c in pycountry.countries}
+    clashes = set()
+    for name, alpha2 in _cldr_names(country_data().cldr_locales):
+        key = _name_key(name)
+        if key in codes and alpha2 is not None and alpha2 != codes[key]:
+            clashes.add(key)
+    return frozenset(clashes)
+
+
 def country_table() -> dict[str, str | None]:
     """Normalised name → alpha-2 code, or None for names known to mean no single country. Built once per process."""
     return _country_tables()[0]
@@ -321,6 +334,8 @@ def country_code_of(value: str) -> str | None:
         return None
     table = country_table()
     key = _name_key(value)
+    if key in _code_name_clashes() and not value.strip().isupper():
+        return None
     if key in table:
         return table[key]
     bare = _strip_accents(key)
