@@ -89,16 +89,12 @@ def test_configured_locales_cover_the_common_scripts() -> None:
     assert {"ar", "hi", "vi", "el", "he", "ru", "ko", "zh", "zh_Hant", "ja", "de", "fr", "es", "pl"} <= locales
 
 
-KNOWN_WRONG = {("vi", "RU")}
-"""Vietnamese "Nga" (Russia) is NGA, Nigeria's alpha-3 code, which takes precedence (benchmarks/bench_country.py)."""
-
-
 @pytest.mark.parametrize("locale", country_data().cldr_locales)
 def test_every_cldr_name_resolves_right_or_empty(locale: str) -> None:
     names = {code: name for code, name in cldr_territory_names(locale).items() if code in ISO_ALPHA2}
     outcomes = {code: country_code_of(name) for code, name in names.items()}
     wrong = {code: (names[code], got) for code, got in outcomes.items()
-             if got is not None and got != code and (locale, code) not in KNOWN_WRONG}
+             if got is not None and got != code}
     assert wrong == {}
     right = sum(got == code for code, got in outcomes.items())
     assert right >= 0.99 * len(names) and len(names) > 240
