@@ -159,7 +159,8 @@ def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     add("sla_with", assigned, "", with_sla)
     add("sla_met", assigned, "", with_sla & touched.notna() & (touched <= due))
     pending = with_sla & touched.isna()
-    add("sla_pending", assigned, np.floor(due.fillna(0).to_numpy() / 60.0).astype("int64"), pending)
+    # rounded to the millisecond first (as the SQL path does): epoch seconds read through julianday carry float noise
+    add("sla_pending", assigned, np.floor(np.round(due.fillna(0).to_numpy(), 3) / 60.0).astype("int64"), pending)
 
     state_at = known("state_at")
     in_state = state_at.notna()

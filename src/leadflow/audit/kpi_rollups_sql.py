@@ -63,9 +63,11 @@ class _Sql:
         return f"(strftime('%Y-%m-%d %H:%M:%S', {hour} * 3600, 'unixepoch') || '.000000')"
 
     def due_minute(self, due: str) -> str:
+        # rounded to the millisecond first, as the pandas path does: epoch seconds from julianday carry float noise
+        # (12:26:00 read as 12:25:59.9999 would land in the minute before)
         if self.postgres:
-            return f"to_char(to_timestamp({due}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
-        return f"strftime('%Y-%m-%dT%H:%MZ', {due}, 'unixepoch')"
+            return f"to_char(to_timestamp(round(({due})::numeric, 3)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
+        return f"strftime('%Y-%m-%dT%H:%MZ', round({due}, 3), 'unixepoch')"
 
     def histogram_bin(self, value: str, floor: float, ratio: float) -> str:
         steps = f"floor(ln(abs({value}) / {floor!r}) / {math.log(ratio)!r})"
