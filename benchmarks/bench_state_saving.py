@@ -44,8 +44,8 @@ from leadflow.routing import ROUTING_COLUMNS, RoutingState, load_routing_config,
 from leadflow.store import StateStore  # noqa: E402
 from leadflow.synth import routing_leads  # noqa: E402
 from tasks.routing import record_assignments  # noqa: E402
+from bench_store import DEFAULT_POSTGRES_URL, postgres_reachable  # noqa: E402  (this folder is on sys.path)
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AS_OF = datetime(2026, 11, 18, 15, tzinfo=UTC)
 
 
@@ -112,18 +112,6 @@ def bench(store: StateStore, frame: pd.DataFrame, out: pd.DataFrame) -> dict[str
 def report(backend: str, results: dict[str, float], leads: int) -> None:
     for step, seconds in results.items():
         print(f"{backend:<9} {step:<22} {seconds:7.2f} s  {leads / seconds:>12,.0f} leads/s")
-
-
-def postgres_reachable(url: str) -> str | None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means skip, with the reason shown
-        return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {getattr(exc, 'orig', None) or exc}"
-    finally:
-        engine.dispose()
-    return None
 
 
 def main() -> None:
