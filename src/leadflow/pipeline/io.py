@@ -58,7 +58,7 @@ def _normalise_header(name: object) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
-def _read_raw(path: Path, nrows: int | None = None) -> pd.DataFrame:
+def _check_path(path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(str(path), f"unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
@@ -66,30 +66,48 @@ def _read_raw(path: Path, nrows: int | None = None) -> pd.DataFrame:
         raise InputError(str(path), "file not found")
     if not path.is_file():
         raise InputError(str(path), "not a file")
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(
-                path,
-                dtype="string",
-                keep_default_na=False,
-                na_values=[""],
-                encoding="utf-8-sig",
-                nrows=nrows,
-            )
-        frame = pd.read_parquet(path)
-        return (frame if nrows is None else frame.head(nrows)).astype("string")
-    except pd.errors.EmptyDataError:
-        raise InputError(str(path), "file is empty (no header row)") from None
-    except pd.errors.ParserError as exc:
+
+
+_READ_ERRORS = (OSError, ValueError)
+"""What reading a lead file raises for a bad file (pandas' EmptyDataError and ParserError, UnicodeDecodeError and
+PermissionError among them); `_read_error` says which in one line."""
+
+
+def _read_error(path: Path, exc: Exception) -> InputError:
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return InputError(str(path), "file is empty (no header row)")
+    if isinstance(exc, pd.errors.ParserError):
         match = _LINE_IN_PARSER_ERROR.search(str(exc))
-        row = int(match.group(1)) if match else None
-        raise InputError(str(path), f"malformed CSV: {str(exc).strip()}", row=row) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(str(path), f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
-    except PermissionError:
-        raise InputError(str(path), "permission denied") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(str(path), f"cannot read: {exc}") from None
+        return InputError(str(path), f"malformed CSV: {str(exc).strip()}", row=int(match.group(1)) if match else None)
+    if isinstance(exc, UnicodeDecodeError):
+        return InputError(str(path), f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
+    if isinstance(exc, PermissionError):
+        return InputError(str(path), "permission denied")
+    return InputError(str(path), f"cannot read: {exc}")
+
+
+def _read_csv(path: Path, **options: Any) -> Any:
+    return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig", **options)
+
+
+def _read_raw(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """The file's rows (its first `nrows`) as raw strings; a Parquet file's head is read from its first row group,
+    not the whole file."""
+    _check_path(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            return _read_csv(path, nrows=nrows)
+        if nrows is None:
+            return pd.read_parquet(path).astype("string")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        file = pq.ParquetFile(path)
+        batch = next(file.iter_batches(batch_size=max(1, nrows)), None)
+        table = file.schema_arrow.empty_table() if batch is None else pa.Table.from_batches([batch])
+        return table.to_pandas().head(nrows).astype("string")
+    except _READ_ERRORS as exc:
+        raise _read_error(path, exc) from None
 
 
 def _normalised(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -230,32 +248,24 @@ def iter_leads(path: Path | str, rows_per_chunk: int = DEFAULT_CHUNK_ROWS) -> It
 
 def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """The file's rows as raw string frames of `rows` rows, with `_read_raw`'s errors."""
-    if path.suffix.lower() != ".csv":
-        _read_raw(path, nrows=0)  # type, existence and readability, with their errors
+    _read_raw(path, nrows=0)  # type, existence, header and readability, with their errors
+    if path.suffix.lower() == ".csv":
+        chunks: Iterator[pd.DataFrame] = _read_csv(path, chunksize=rows)
+    else:
         import pyarrow.parquet as pq
 
-        try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-                yield batch.to_pandas().astype("string")
-        except (OSError, ValueError) as exc:
-            raise InputError(str(path), f"cannot read: {exc}") from None
-        return
-    _read_raw(path, nrows=0)
-    reader = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig",
-                         chunksize=rows)
-    with reader:
+        chunks = (batch.to_pandas().astype("string") for batch in pq.ParquetFile(path).iter_batches(batch_size=rows))
+    try:
         while True:
             try:
-                chunk = next(reader)
+                chunk = next(chunks)
             except StopIteration:
                 return
-            except pd.errors.ParserError as exc:
-                match = _LINE_IN_PARSER_ERROR.search(str(exc))
-                raise InputError(str(path), f"malformed CSV: {str(exc).strip()}",
-                                 row=int(match.group(1)) if match else None) from None
-            except UnicodeDecodeError as exc:
-                raise InputError(str(path), f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
+            except _READ_ERRORS as exc:
+                raise _read_error(path, exc) from None
             yield chunk
+    finally:
+        chunks.close()  # the CSV reader's file (a generator's close for Parquet)
 
 
 def prepare_leads(raw: pd.DataFrame, label: str = "(frame)", *, first_line: int = 1, start: int = 0) -> LoadedLeads:
@@ -329,16 +339,45 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _StagedFile:
+    """A file written to a temporary file beside `path` and moved into place whole by `commit()` (once; later calls
+    only return the path); `close()` without a commit removes it. Subclasses close their writers in `_finish`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.rows = 0
+        self._committed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+
+    def _finish(self) -> None:
+        """Close what writes to the temporary file (called by both `commit` and `close`; must be idempotent)."""
+
+    def commit(self) -> Path:
+        if not self._committed:
+            self._committed = True
+            self._finish()
+            _publish(self._tmp, self.path)
+        return self.path
+
+    def close(self) -> None:
+        self._finish()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is None:
+            self.commit()
+        self.close()
+
+
 def _atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        _publish(Path(tmp), path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _StagedFile(path) as staged:
+        write(staged._tmp)
 
 
 def write_leads(frame: pd.DataFrame, path: Path | str) -> Path:
@@ -348,7 +387,7 @@ def write_leads(frame: pd.DataFrame, path: Path | str) -> Path:
     return Path(path)
 
 
-class LeadFileWriter:
+class LeadFileWriter(_StagedFile):
     """Processed leads appended chunk by chunk (CSV or Parquet) to a temporary file beside `path`, moved into place
     whole by `commit()`; nothing appears at `path` when the run fails (`close()` without a commit removes it).
 
@@ -356,16 +395,11 @@ class LeadFileWriter:
     order. A CSV cell never starts a formula (OWASP CSV injection, `leadflow.pipeline.csvsafe`)."""
 
     def __init__(self, path: Path | str, extra_columns: tuple[str, ...] = ()) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.parquet = self.path.suffix.lower() in (".parquet", ".pq")
         self.extra_columns = tuple(extra_columns)
-        self.rows = 0
         self._columns: list[str] | None = None
         self._parquet_writer: Any = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
         self._handle = None if self.parquet else self._tmp.open("w", encoding="utf-8", newline="")
 
     def _shaped(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -392,39 +426,19 @@ class LeadFileWriter:
         self.rows += len(out)
 
     _wrote_header = False
-    _committed = False
 
     def commit(self) -> Path:
-        """Finish the file and move it into place (once; a second call only returns the path)."""
-        if self._committed:
-            return self.path
-        self._committed = True
-        if self._columns is None or (self.parquet and self._parquet_writer is None):
+        if not self._committed and (self._columns is None or (self.parquet and self._parquet_writer is None)):
             self.append(pd.DataFrame(columns=list(self.extra_columns)))  # no rows: the header (schema) alone
+        return super().commit()
+
+    def _finish(self) -> None:
         if self._parquet_writer is not None:
             self._parquet_writer.close()
             self._parquet_writer = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-        _publish(self._tmp, self.path)
-        return self.path
-
-    def close(self) -> None:
-        """Drop the temporary file if it was not committed."""
-        if self._parquet_writer is not None:
-            self._parquet_writer.close()
-        if self._handle is not None:
-            self._handle.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> LeadFileWriter:
-        return self
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        if kind is None:
-            self.commit()
-        self.close()
 
 
 def quarantine_path(output: Path | str) -> Path:
@@ -462,18 +476,13 @@ def quarantine_lines(quarantine: pd.DataFrame, extra_columns: tuple[str, ...] = 
     return out.reindex(columns=columns)
 
 
-class QuarantineFileWriter:
+class QuarantineFileWriter(_StagedFile):
     """The quarantine file (`quarantine_lines`) appended chunk by chunk, like `LeadFileWriter`; `commit()` moves it
     into place, header and all, even when no row was quarantined."""
 
     def __init__(self, path: Path | str, extra_columns: tuple[str, ...] = ()) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.extra_columns = tuple(extra_columns)
-        self.rows = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
         self._handle: Any = self._tmp.open("w", encoding="utf-8", newline="")
         quarantine_lines(pd.DataFrame(), self.extra_columns).to_csv(self._handle, index=False)  # the header
 
@@ -483,21 +492,5 @@ class QuarantineFileWriter:
             defuse(lines).to_csv(self._handle, index=False, header=False)  # OWASP CSV injection: see csvsafe
             self.rows += len(lines)
 
-    def commit(self) -> Path:
-        if not self._handle.closed:
-            self._handle.close()
-            _publish(self._tmp, self.path)
-        return self.path
-
-    def close(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> QuarantineFileWriter:
-        return self
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        if kind is None:
-            self.commit()
-        self.close()
+    def _finish(self) -> None:
+        self._handle.close()
