@@ -38,6 +38,7 @@ from leadflow.pipeline.ledger import (
 from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import record_stage
+from tasks.report import record_chunk_kpis
 
 
 @flow(name="lead_sync", log_prints=False)
@@ -72,6 +73,7 @@ def lead_sync(
             quarantined: list[Any] = [loaded.refused.assign(stage=INPUT_STAGE)]
             logger.info("chunk %d: read %d rows from %s, %d refused", number, loaded.rows_in, input_path,
                         len(loaded.refused))
+            first_chunk, chunk_started = ledger.next_chunk, datetime.now(UTC)
             try:
                 frame, _ = run_stages(loaded.frame, rules, replace(inputs, earlier_leads=earlier), pipeline,
                                       run_id=run_id, ledger=ledger, suites_dir=str(Settings().suites_dir()),
@@ -80,6 +82,10 @@ def lead_sync(
                 # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
                 raise keep_failed_gate(failed, run_id, quarantine, quarantined) from None
             addresses = frame[[c for c in ("email", "lead_id", "duplicate_of") if c in frame]]
+            started = time.perf_counter()
+            if ledger.next_chunk > first_chunk:
+                record_chunk_kpis(run_id, range(first_chunk, ledger.next_chunk), chunk_started)
+            ledger.time("kpis", time.perf_counter() - started)
             started = time.perf_counter()
             if out is not None and quarantine is not None:
                 out.append(frame)
@@ -97,7 +103,8 @@ def lead_sync(
             outputs = {"output": str(out.commit()), "quarantine": str(quarantine.commit())}
             ledger.time("write", time.perf_counter() - started)
         progress.step("written", unit="chunks")
-        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **counts, **outputs})
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), **counts, **outputs},
+                            staged_kpis_recorded=True)
 
 
 def timed(ledger: RunLedger, step: str, items: Iterator[Any]) -> Iterator[Any]:

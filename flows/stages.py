@@ -89,11 +89,13 @@ def recorded_run(flow: str, params: dict[str, Any]) -> Iterator[tuple[str, RunLe
         raise
 
 
-def complete_run(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """Publish the run's artifacts (summary, report, KPIs) and mark it completed."""
+def complete_run(run_id: str, summary: dict[str, Any], *, staged_kpis_recorded: bool = False) -> dict[str, Any]:
+    """Publish the run's artifacts (summary, report, KPIs) and mark it completed. `staged_kpis_recorded`: the run
+    recorded its staged leads' KPIs chunk by chunk (`record_chunk_kpis`)."""
     publish_summary(summary)
     started = time.perf_counter()
-    publish_kpis(run_id, summary)
-    summary.setdefault("timings", {})["kpis_seconds"] = round(time.perf_counter() - started, 3)
+    publish_kpis(run_id, summary, staged_recorded=staged_kpis_recorded)
+    timings = summary.setdefault("timings", {})
+    timings["kpis_seconds"] = round(timings.get("kpis_seconds", 0.0) + time.perf_counter() - started, 3)
     close_run(run_id, "completed", summary)
     return summary

@@ -26,18 +26,20 @@ the audit trail, is `leadflow report --since 30d`)."""
 
 
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = None,
+                 staged_recorded: bool = False) -> dict[str, Any]:
     """Speed-to-lead, SLA attainment, funnel and data-quality KPIs since the hour a day ago, as a table artifact.
 
     With `run_id`, the run's own leads are first added to the hourly rollups (`leadflow.audit.kpi_rollups`); the
     window is then read from the rollups, never by re-reading the audit trail. `run_stats` (the run's summary) stands
-    in for its stats, which the store gets only when the run is closed, after this task."""
+    in for its stats, which the store gets only when the run is closed, after this task. `staged_recorded`: the run's
+    staged leads were recorded chunk by chunk (`record_chunk_kpis`); only its write-backs and mark are left."""
     from leadflow.audit.kpi_rollups import record_run_kpis, rollup_kpi_summary, window_start
     from leadflow.audit.kpis import flatten_summary
 
     store = state_store()
     if run_id is not None:
-        record_run_kpis(store, run_id)
+        record_run_kpis(store, run_id, staged=not staged_recorded)
     now = datetime.now(UTC)
     since = window_start(now - KPI_WINDOW)
     summary = rollup_kpi_summary(store, since, as_of=now, run_id=run_id, run_stats=run_stats)
@@ -45,3 +47,13 @@ def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = N
     create_table_artifact(key="leadflow-kpis", table=[{"kpi": k, "value": v} for k, v in flat.items()],
                           description=f"leadflow KPIs since {since.isoformat(timespec='minutes')}")
     return summary
+
+
+@task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def record_chunk_kpis(run_id: str, chunks: range, since: datetime) -> int:
+    """Add the leads a streamed run staged in audit `chunks` (at or after `since`) to the KPI rollups, so the run's
+    end never holds all its leads' facts at once; returns the changed counters. Idempotent: a retry counts nothing
+    twice."""
+    from leadflow.audit.kpi_rollups import record_run_kpis
+
+    return record_run_kpis(state_store(), run_id, chunks=chunks, since=since)

@@ -209,6 +209,88 @@ def test_a_lead_seen_in_two_runs_counts_once(state_home: Path) -> None:
     assert_same(got, expected)
 
 
+def stage_chunk(store: StateStore, run_id: str, chunk: int, leads: list[tuple[str, str | None, str | None]],
+                when: datetime) -> None:
+    frame = pd.DataFrame(leads, columns=["lead_key", "email", "created_at"]).assign(chunk=chunk, lead_source="Web")
+    store.add_changes(run_id, "standardize", when, [], frame)
+
+
+def streamed_run(store: StateStore, *, per_chunk: bool) -> str:
+    """One run staging two chunks, each followed by its assignments and lifecycle state, as `lead_sync` streams a
+    file; recorded chunk by chunk then closed (`per_chunk`), or once at the end."""
+    run_id = store.start_run("lead_sync", {})
+    started = datetime.now(UTC)
+    chunks = [
+        [("crm:1", "one@x.com", at(-100).isoformat()), ("crm:2", "shared@x.com", at(-50).isoformat()),
+         ("crm:3", None, at(-40).isoformat())],
+        # crm:4 shares crm:2's address and was created earlier: crm:2's creation time moves; crm:1 is seen again
+        [("crm:4", "shared@x.com", at(-400).isoformat()), ("crm:1", "one@x.com", at(-100).isoformat()),
+         ("crm:5", "five@x.com", at(-20).isoformat())],
+    ]
+    for number, leads in enumerate(chunks):
+        chunk_started = max(started, datetime.now(UTC))
+        stage_chunk(store, run_id, number, leads, chunk_started + timedelta(seconds=1))
+        keys = [key for key, _, _ in leads]
+        assign(store, run_id, [(key, f"005{number}", at(10 + i), at(70 + i)) for i, key in enumerate(keys)])
+        lifecycle(store, run_id, [(key, "mql" if number else "new", at(-5) if number else None, None, None)
+                                  for key in keys])
+        if per_chunk:
+            assert record_run_kpis(store, run_id, chunks=range(number, number + 1), since=chunk_started) > 0
+            assert record_run_kpis(store, run_id, chunks=range(number, number + 1), since=chunk_started) == 0
+    assert record_run_kpis(store, run_id, staged=not per_chunk) > 0  # the run's mark, at least
+    assert record_run_kpis(store, run_id, staged=not per_chunk) == 0
+    store.finish_run(run_id, "completed", {"rows_in": 6})
+    return run_id
+
+
+def stored_kpis(store: StateStore) -> tuple[pd.DataFrame, dict[tuple[str, str], int]]:
+    """Every lead's facts but those stamped with the clock (first seen, lifecycle update), and the counters summed over
+    their hours (which follow those stamps)."""
+    with store.engine.connect() as conn:
+        facts = pd.read_sql(sa.select(kpi_lead_facts), conn).drop(columns=["first_seen", "state_at", "run_id"])
+        counters = pd.read_sql(sa.select(kpi_rollups).where(kpi_rollups.c.metric != "published_run"), conn)
+    by_metric = counters.groupby(["metric", "dimension"])["count"].sum()
+    return (facts.sort_values("lead_key").reset_index(drop=True),
+            {key: int(n) for key, n in by_metric.items() if n})
+
+
+@pytest.mark.parametrize("in_database", [True, False], ids=["database_path", "pandas_path"])
+def test_a_run_recorded_chunk_by_chunk_counts_as_recorded_at_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_database: bool) -> None:
+    """Streaming records each chunk's leads as it goes (so a 10M-lead run's end holds no 10M facts): the facts and
+    counters equal those of one recording at the end, creation times linked across chunks, a lead seen in two
+    chunks counted once; recording a chunk again, or closing the run again, adds nothing."""
+    monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+    results = []
+    for per_chunk in (True, False):
+        with StateStore.open(f"sqlite:///{tmp_path / f'{per_chunk}.db'}") as store:
+            streamed_run(store, per_chunk=per_chunk)
+            results.append(stored_kpis(store))
+            summary = rollup_kpi_summary(store, SINCE, AS_OF)
+            assert_same(summary, kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF)))
+            assert_rollups_count_the_facts(store)
+            assert summary["leads"] == 5 and summary["funnel"]["mql"] == 3 and summary["funnel"]["new"] == 2
+    (chunked_facts, chunked_counts), (whole_facts, whole_counts) = results
+    # times read by the database (julianday) and by pandas differ by float noise (microseconds), nothing more
+    pd.testing.assert_frame_equal(chunked_facts, whole_facts, check_exact=False, atol=1e-3, rtol=0)
+    assert chunked_counts == whole_counts
+    created = dict(zip(chunked_facts["lead_key"], chunked_facts["created"], strict=True))
+    assert created["crm:2"] == created["crm:4"] == pytest.approx(at(-400).timestamp())
+
+
+@pytest.mark.postgres
+def test_a_run_recorded_chunk_by_chunk_on_postgres(postgres_url: str) -> None:
+    with StateStore.open(postgres_url) as store:
+        streamed_run(store, per_chunk=True)
+        summary = rollup_kpi_summary(store, SINCE, AS_OF)
+        assert_same(summary, kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF)))
+        assert_rollups_count_the_facts(store)
+        facts, _ = stored_kpis(store)
+    assert summary["leads"] == 5 and summary["funnel"]["mql"] == 3 and summary["runs"] == 1
+    created = dict(zip(facts["lead_key"], facts["created"], strict=True))
+    assert created["crm:2"] == created["crm:4"] == pytest.approx(at(-400).timestamp())
+
+
 def test_empty_window_has_the_summary_keys(state_home: Path) -> None:
     with StateStore.open() as store:
         got = rollup_kpi_summary(store, SINCE, AS_OF)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -354,9 +354,17 @@ def _add_to_rollups(conn: Connection, deltas: pd.DataFrame) -> None:
         set_={"count": kpi_rollups.c.count + statement.excluded["count"]}), rows)
 
 
-def record_run_kpis(store: StateStore, run_id: str) -> int:
+def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = None, since: datetime | None = None,
+                    staged: bool = True) -> int:
     """Add what run `run_id` recorded (the leads it staged or wrote back, their assignments and lifecycle state) to
-    the rollups; returns the number of changed counters (0 when the run was counted already)."""
+    the rollups and mark the run counted; returns the number of changed counters (0 when the run was counted already).
+
+    A streamed run records as it goes, so the end of a 10M-lead run does not hold 10M leads' facts at once: `chunks`
+    (audit chunk numbers, `lead_runs.chunk`) records only the leads staged in those chunks at or after `since` (the
+    chunk's start; it keeps the scan on the `at` index), without write-backs and without marking the run; the closing
+    call passes `staged=False` (its staged leads are counted) to add the write-backs and the mark. Recording a lead
+    twice changes nothing (its facts are unchanged), so a retried chunk counts once."""
+    scope = _Scope(chunks, since, staged=staged, written=chunks is None)
     with store._writing() as conn:  # one transaction; the lock keeps two runs from counting one lead twice
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KPI_LOCK})
@@ -369,32 +377,58 @@ def record_run_kpis(store: StateStore, run_id: str) -> int:
             kpi_rollups.c.metric == "published_run", kpi_rollups.c.dimension == run_id)).first()
         if marker is not None:
             return 0
-        deltas = _run_deltas(conn, run_id, started)
+        deltas, fresh_counters = _run_deltas(conn, run_id, started, scope)
+        if chunks is not None:
+            _add_to_rollups(conn, deltas)
+            return len(deltas) + fresh_counters
         marker_row = pd.DataFrame({"hour": [run_hour], "metric": ["published_run"], "dimension": [run_id],
                                    "count": [1]})
         deltas = pd.concat([deltas, marker_row], ignore_index=True) if len(deltas) else marker_row
         _add_to_rollups(conn, deltas)
-        return len(deltas)
+        return len(deltas) + fresh_counters
 
 
-def _run_deltas(conn: Connection, run_id: str, started: datetime) -> pd.DataFrame:
-    """Read the run's leads with their facts, write their new facts, and return the rollup deltas."""
+class _Scope(NamedTuple):
+    """Which of a run's rows `record_run_kpis` reads: staged leads (in `chunks` at or after `since`, or all) and
+    write-backs."""
+
+    chunks: range | None
+    since: datetime | None
+    staged: bool
+    written: bool
+
+    def lead_run_filters(self, started: datetime) -> list[Any]:
+        lr = lead_runs
+        if not self.staged:
+            return [sa.false()]
+        if self.chunks is None:
+            return [lr.c.at >= started]
+        return [lr.c.at >= max(started, self.since or started), lr.c.chunk >= self.chunks.start,
+                lr.c.chunk < self.chunks.stop]
+
+
+def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope) -> tuple[pd.DataFrame, int]:
+    """Read the run's leads (those in `scope`) with their facts, write their new facts, and return the rollup
+    deltas of the leads counted in pandas and the number of counters the fresh leads changed in the database."""
     dialect = conn.dialect.name
     lr, ev, f = lead_runs, lead_events, kpi_lead_facts
-    fresh = USE_DATABASE_PATH and stage_fresh_leads(conn, run_id, started)
+    scoped = scope.lead_run_filters(started)
+    fresh = USE_DATABASE_PATH and stage_fresh_leads(
+        conn, run_id, max(started, scope.since or started) if scope.chunks else started, chunks=scope.chunks,
+        staged=scope.staged, written=scope.written)
     fresh_table = sa.table(FRESH_TABLE, sa.column("lead_key"))
 
     def not_fresh(key: Any) -> list[Any]:  # NOT EXISTS: an anti-join (NOT IN over a million keys is quadratic on PG)
         return [~sa.exists().where(fresh_table.c.lead_key == key)] if fresh else []
 
-    run_rows = [lr.c.at >= started, lr.c.run_id == run_id, *not_fresh(lr.c.lead_key)]
+    run_rows = [*scoped, lr.c.run_id == run_id, *not_fresh(lr.c.lead_key)]
     staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
                        sa.func.min(lr.c.created_at).label("run_created"), sa.func.min(lr.c.at).label("run_at")).where(
         *run_rows).group_by(lr.c.lead_key).subquery()
     touched = _joined(conn, staged)
     written_back = _raw_frame(conn, sa.select(ev.c.lead_key, _epoch(sa.func.min(ev.c.at), dialect).label("wb_at"))
                               .where(ev.c.run_id == run_id, ev.c.stage.like("writeback:%"),
-                                     *not_fresh(ev.c.lead_key))
+                                     *not_fresh(ev.c.lead_key), *([] if scope.written else [sa.false()]))
                               .group_by(ev.c.lead_key))
     extra = sorted(set(written_back["lead_key"]) - set(touched["lead_key"]))
     for start in range(0, len(extra), 500):  # written back, not staged (a replayed dead letter): from its facts
@@ -412,9 +446,8 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime) -> pd.DataFram
     changed = _changed(old, new)
     _upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
     before = pd.concat([old[old["lead_key"].isin(set(changed["lead_key"]))], old_others], ignore_index=True)
-    if fresh:
-        count_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO)
-    return rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True))
+    fresh_counters = count_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO) if fresh else 0
+    return rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True)), fresh_counters
 
 
 # --- reading a window ------------------------------------------------------------------------------------------------

@@ -86,21 +86,27 @@ def has_math(conn: Connection) -> bool:
     return True
 
 
-def stage_fresh_leads(conn: Connection, run_id: str, started: datetime) -> bool:
-    """Fill the temporary `FRESH_TABLE` with the facts of the run's fresh leads (see the module docstring); False
-    (and no table) when the database cannot do it, so the caller counts every lead in pandas."""
+def stage_fresh_leads(conn: Connection, run_id: str, started: datetime, *, chunks: range | None = None,
+                      staged: bool = True, written: bool = True) -> bool:
+    """Fill the temporary `FRESH_TABLE` with the facts of the run's fresh leads (see the module docstring) among its
+    `lead_runs` rows at or after `started` (and in audit `chunks`, when given; none unless `staged`), with their
+    write-backs unless `written` is False; False (and no table) when the database cannot do it, so the caller counts
+    every lead in pandas."""
     if not has_math(conn):
         return False
     sql = _Sql(conn.dialect.name)
     drop_temporary(conn)
     when = sa.bindparam("started", started, type_=UTCDateTime())
-    staged = ("SELECT lead_key, max(email) AS email, min(created_at) AS created_text, min(at) AS first_at "
-              "FROM lead_runs WHERE at >= :started AND run_id = :run_id GROUP BY lead_key")
-    written = ("SELECT lead_key, min(at) AS wb_at FROM lead_events WHERE run_id = :run_id "
-               "AND stage LIKE 'writeback:%' GROUP BY lead_key")
+    in_scope = "" if staged else " AND 1 = 0"
+    if chunks is not None:
+        in_scope += f" AND chunk >= {int(chunks.start)} AND chunk < {int(chunks.stop)}"
+    staged_rows = ("SELECT lead_key, max(email) AS email, min(created_at) AS created_text, min(at) AS first_at "
+                   f"FROM lead_runs WHERE at >= :started AND run_id = :run_id{in_scope} GROUP BY lead_key")
+    written_rows = ("SELECT lead_key, min(at) AS wb_at FROM lead_events WHERE run_id = :run_id "
+                    f"AND stage LIKE 'writeback:%'{'' if written else ' AND 1 = 0'} GROUP BY lead_key")
     created = sql.parsed_epoch("st.created_text")
     select = f"""
-        WITH staged AS MATERIALIZED ({staged}), written AS MATERIALIZED ({written}),
+        WITH staged AS MATERIALIZED ({staged_rows}), written AS MATERIALIZED ({written_rows}),
              shared AS MATERIALIZED (SELECT email FROM staged WHERE email IS NOT NULL GROUP BY email
                                      HAVING count(*) > 1)
         SELECT st.lead_key, st.email, {sql.epoch('st.first_at')} AS first_seen, {created} AS own_created,
@@ -132,8 +138,9 @@ def stage_fresh_leads(conn: Connection, run_id: str, started: datetime) -> bool:
     return True
 
 
-def count_fresh_leads(conn: Connection, floor: float, ratio: float) -> None:
-    """Insert the fresh leads' facts and add their counters to `kpi_rollups` (see `kpi_rollups.rollup_counts`)."""
+def count_fresh_leads(conn: Connection, floor: float, ratio: float) -> int:
+    """Insert the fresh leads' facts and add their counters to `kpi_rollups` (see `kpi_rollups.rollup_counts`);
+    returns the number of counters changed."""
     sql = _Sql(conn.dialect.name)
     names = ", ".join(FACT_COLUMNS)
     conn.exec_driver_sql(f"INSERT INTO kpi_lead_facts ({names}) SELECT {names} FROM {FRESH_TABLE}")
@@ -168,12 +175,13 @@ def count_fresh_leads(conn: Connection, floor: float, ratio: float) -> None:
               "state_at IS NOT NULL AND sal IS NOT NULL AND sql IS NOT NULL"),
     ]
     union = " UNION ALL ".join(parts)
-    conn.exec_driver_sql(
+    changed = conn.exec_driver_sql(
         f"INSERT INTO kpi_rollups (hour, metric, dimension, count) "
         f"SELECT {sql.hour_stamp('h')}, metric, dimension, count(*) FROM ({union}) AS cells WHERE true "
         f"GROUP BY h, metric, dimension "
-        f"ON CONFLICT (hour, metric, dimension) DO UPDATE SET count = kpi_rollups.count + excluded.count")
+        f"ON CONFLICT (hour, metric, dimension) DO UPDATE SET count = kpi_rollups.count + excluded.count").rowcount
     drop_temporary(conn)
+    return max(int(changed or 0), 0)
 
 
 def drop_temporary(conn: Connection) -> None:
