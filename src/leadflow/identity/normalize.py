@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -121,8 +121,10 @@ def _collapsed_suffixes() -> frozenset[str]:
     return frozenset(_REPEATS.sub(r"\1", w) for w in _suffix_data()[0])
 
 
+@lru_cache(maxsize=1 << 16)
 def _near_suffix(word: str) -> bool:
-    """A legal suffix with one typo (5+ letters) or a doubled letter ("IInc", "LLLC")."""
+    """A legal suffix with one typo (5+ letters) or a doubled letter ("IInc", "LLLC"). Cached: it is asked of every
+    company name's last word, and last words repeat ("Group", "Solutions")."""
     if _REPEATS.sub(r"\1", word) in _collapsed_suffixes():
         return True
     return (

@@ -138,13 +138,26 @@ def _segments(employees: pd.Series, revenue: pd.Series, bands: list[SegmentBand]
 
 def _source_text(sources: pd.DataFrame) -> pd.Series:
     """`employees=account;industry=provider` per row, computed once per distinct combination."""
-    codes = sources.fillna("").astype(str)
-    combo, uniques = pd.factorize(pd.MultiIndex.from_frame(codes))
-    texts = [
-        ";".join(f"{column}={value}" for column, value in zip(sources.columns, combination, strict=True) if value)
-        for combination in uniques
-    ]
-    labels = np.array([t or None for t in texts] + [None], dtype=object)
+    # One int64 key per row from each column's codes (a MultiIndex would build a tuple per row): the columns are few
+    # and each has a handful of values, so the mixed-radix key cannot overflow.
+    key = np.zeros(len(sources), dtype=np.int64)
+    levels = []
+    for column in sources.columns:
+        codes, values = pd.factorize(sources[column].fillna("").astype(str), use_na_sentinel=False)
+        key = key * max(len(values), 1) + codes
+        levels.append(np.asarray(values, dtype=object))
+    combo, keys = pd.factorize(key)
+    first = np.empty(len(keys), dtype=np.int64)
+    first[combo[::-1]] = np.arange(len(key) - 1, -1, -1)  # each combination's first row
+    texts = []
+    for row in first:
+        parts, rest = [], int(key[row])
+        for column, values in zip(reversed(sources.columns), reversed(levels), strict=True):
+            rest, code = divmod(rest, max(len(values), 1))
+            if values[code]:
+                parts.append(f"{column}={values[code]}")
+        texts.append(";".join(reversed(parts)) or None)
+    labels = np.array(texts + [None], dtype=object)
     return pd.Series(labels[combo], index=sources.index, dtype="string")
 
 
