@@ -32,11 +32,27 @@ def sandbox(
     fault_seed: Annotated[int | None, typer.Option(
         "--fault-seed", help="With --fault-rate: seed of the fault draws, to replay a run's faults (default: "
         "random, printed).")] = None,
+    push_salesforce: Annotated[str | None, typer.Option(
+        "--push-salesforce", envvar="LEADFLOW_SANDBOX_PUSH_SALESFORCE", help="POST Salesforce Outbound Messages "
+        "(SOAP) for every Lead and Contact created or updated to this URL; retried until acknowledged.")] = None,
+    push_hubspot: Annotated[str | None, typer.Option(
+        "--push-hubspot", envvar="LEADFLOW_SANDBOX_PUSH_HUBSPOT", help="POST HubSpot webhooks (contact.creation, "
+        "contact.propertyChange; X-HubSpot-Signature-v3 with LEADFLOW_SANDBOX_HUBSPOT_CLIENT_SECRET, else a secret "
+        "kept in FOLDER/hubspot-push.secret) to this URL.")] = None,
+    push_marketo: Annotated[str | None, typer.Option(
+        "--push-marketo", envvar="LEADFLOW_SANDBOX_PUSH_MARKETO", help="POST a Marketo smart-campaign webhook for "
+        "every lead created or updated through the API to this URL (header X-Leadflow-Marketo-Secret: "
+        "LEADFLOW_SANDBOX_MARKETO_WEBHOOK_SECRET, else FOLDER/marketo-push.secret).")] = None,
+    push_time_scale: Annotated[float, typer.Option(
+        "--push-time-scale", min=0.000001, help="Multiply the systems' retry intervals by this (e.g. 0.01: "
+        "Salesforce's 15 s first retry after 0.15 s).")] = 1.0,
+    push_ca_bundle: Annotated[Path | None, typer.Option(
+        "--push-ca-bundle", help="CA bundle to trust an https push URL with (default: the system's).")] = None,
 ) -> None:
     """Serve the local CRM/MAP sandboxes on 127.0.0.1 until Ctrl-C, with a config that points leadflow at them."""
     import threading
 
-    from leadflow.sandbox.launch import ALL_SYSTEMS, plan_fault_rates, running_sandboxes
+    from leadflow.sandbox.launch import ALL_SYSTEMS, plan_fault_rates, push_targets, running_sandboxes
 
     faults: dict[str, Any] | None = None
     if fault_rate is not None:
@@ -46,13 +62,20 @@ def sandbox(
     elif fault_kinds is not None or fault_seed is not None:
         _fail(LeadflowError("--fault-kinds and --fault-seed need --fault-rate"))
 
+    urls = {"salesforce": push_salesforce, "hubspot": push_hubspot, "marketo": push_marketo}
+    push = push_targets(folder, urls, verify=str(push_ca_bundle) if push_ca_bundle else True)
     with running_sandboxes(folder, leads=leads, enrichment=True, routing=True, setup=not stock_org,
-                           faults=faults, accounts=accounts, contacts=contacts) as boxes:
+                           faults=faults, accounts=accounts, contacts=contacts, push=push,
+                           push_time_scale=push_time_scale) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         for name, rate in boxes.faults.items():
             typer.echo(f"  faults       {name}: {rate['rate']:.0%} of calls fail ({', '.join(rate['kinds'])}), "
                        f"seed {rate['seed']}")
+        for name, box in boxes.push.items():
+            typer.echo(f"  push         {name} → {box.target.url}")
+        if boxes.push:
+            typer.echo(f"  push ids and secret references: {boxes.folder / 'push.yaml'}")
         _print_sandbox_setup(boxes.setup)
         if stock_org:
             typer.echo("Salesforce is a stock org: `leadflow doctor --config CONFIG` names the fields it lacks, "

@@ -114,6 +114,9 @@ class Portal:
         self.default_clock = clock
         self.index_delay = index_delay or spread_index_delay(self.limits.search_index_lag_ms)
         """(contact id, change stamp ms) → ms until search shows the change; replace it to script a test."""
+        self.webhooks: Callable[[str, Any, dict[str, Any], int], None] | None = None
+        """(kind "creation" / "propertyChange", contact id, properties, ms) on API creates and changes, when webhooks
+        push somewhere (`leadflow.sandbox.push.attach_hubspot`)."""
         self._lock = threading.RLock()
         self._contacts: dict[int, dict[str, Any]] = {}
         self._next_id = 101
@@ -199,11 +202,14 @@ class Portal:
         contact until the change is indexed."""
         with self._lock:
             record = self._contacts[int(contact_id)]
+            changed = {k: v for k, v in properties.items() if record["properties"].get(k) != v}
             record["properties"].update(properties)
             record.pop("raw", None)
             record["lm"] = max(self.now_ms(), record["lm"] + 1)
             record["ix"] = record["lm"] + self.index_delay(record["id"], record["lm"])
             self.save()
+            if self.webhooks is not None and changed:
+                self.webhooks("propertyChange", record["id"], changed, record["lm"])
             return shape(record, list(properties) or None)
 
     def reset_rate_limits(self) -> None:
@@ -418,6 +424,8 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
                     return _error(409, f"Contact already exists. Existing ID: {cid}", "CONFLICT")
         now = portal.now_ms()
         cid = portal.add(properties, created_ms=now, modified_ms=now)
+        if portal.webhooks is not None:
+            portal.webhooks("creation", cid, properties, now)
         return JSONResponse(portal.contact(cid, list(properties)), status_code=201)
 
     @app.get("/crm/v3/properties/contacts")

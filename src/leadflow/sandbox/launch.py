@@ -26,6 +26,8 @@ class Sandboxes:
     """What `leadflow setup salesforce` did to the sandbox org on start (a SetupResult), if it ran."""
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The fault rate set on each sandbox at start (`FaultRate.describe()`), by system."""
+    push: dict[str, Any] = field(default_factory=dict)
+    """The push outbox of each sandbox that pushes notifications (`leadflow.sandbox.push.Outbox`), by system."""
 
 
 def _secret_file(folder: Path, name: str, value: str) -> dict[str, str]:
@@ -107,6 +109,8 @@ def running_sandboxes(
     faults: Mapping[str, Any] | None = None,
     accounts: int | None = None,
     contacts: int | None = None,
+    push: Mapping[str, Any] | None = None,
+    push_time_scale: float = 1.0,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
@@ -117,7 +121,8 @@ def running_sandboxes(
     sandbox org's users and a `routing:` section, so the sync assigns leads too. `faults` (`{"rate": 0.1, "kinds":
     [...], "seed": 7, "systems": [...]}`, all but rate optional) sets a fault rate on the sandboxes once they are up
     (after setup): see `plan_fault_rates`; `boxes.faults` says what each got. `accounts` / `contacts`: how many the
-    Salesforce org gets on first start (default leads // 10 and leads // 4).
+    Salesforce org gets on first start (default leads // 10 and leads // 4). `push` (system → `PushTarget`, see
+    `push_targets`): those sandboxes push notifications there once up (`pushing`); none by default.
     """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
@@ -187,7 +192,95 @@ def running_sandboxes(
             handle = boxes.handles[name]
             plan = handle.instance.faults if name == "marketo" else handle.faults
             boxes.faults[name] = plan.set_rate(args["rate"], args["kinds"], seed=args["seed"]).describe()
+        if push:
+            boxes.push = stack.enter_context(pushing(boxes, push, time_scale=push_time_scale))
         yield boxes
+
+
+PUSH_SECRET_ENV: dict[str, str] = {"hubspot": "LEADFLOW_SANDBOX_HUBSPOT_CLIENT_SECRET",
+                                   "marketo": "LEADFLOW_SANDBOX_MARKETO_WEBHOOK_SECRET"}
+"""Where `push_targets` reads the secret HubSpot signs webhooks with (the app's client secret) and the value of
+Marketo's webhook header; unset, one is drawn and kept in `<folder>/<system>-push.secret`."""
+
+
+def push_targets(folder: Path, urls: Mapping[str, str | None], *, verify: bool | str = True) -> dict[str, Any]:
+    """A `PushTarget` for each system given a URL. Salesforce outbound messages carry no secret (the listener checks
+    the organization id); HubSpot's and Marketo's secrets come from `PUSH_SECRET_ENV`, else from the secret file an
+    earlier start wrote, else are drawn and written there (mode 0600), so the receiving side can read them."""
+    import os
+    import secrets
+
+    from leadflow.sandbox.push import PushTarget
+
+    unknown = set(urls) - set(ALL_SYSTEMS)
+    if unknown:
+        raise ValueError(f"no sandbox for {sorted(unknown)}; known: {list(ALL_SYSTEMS)}")
+    targets: dict[str, Any] = {}
+    for name, url in urls.items():
+        if not url:
+            continue
+        secret = ""
+        if name in PUSH_SECRET_ENV:
+            path = folder / f"{name}-push.secret"
+            secret = os.environ.get(PUSH_SECRET_ENV[name], "")
+            if not secret and path.is_file():
+                secret = path.read_text(encoding="utf-8").strip()
+            if not secret:
+                folder.mkdir(parents=True, exist_ok=True)
+                secret = secrets.token_hex(24)
+                _secret_file(folder, f"{name}-push", secret)
+        targets[name] = PushTarget(url, secret, verify)
+    return targets
+
+
+@contextmanager
+def pushing(boxes: Sandboxes, targets: Mapping[str, Any], *, time_scale: float = 1.0,
+            **outbox_options: Any) -> Iterator[dict[str, Any]]:
+    """Attach a push outbox to each running sandbox named in `targets` and deliver in the background until exit;
+    writes `push.yaml` beside the config: per system the URL, where its secret is (by reference) and the ids the
+    notifications carry. Yields system → Outbox."""
+    import os
+
+    from leadflow.sandbox.push import Pusher, attach_hubspot, attach_marketo, attach_salesforce
+
+    missing = set(targets) - set(boxes.handles)
+    if missing:
+        raise ValueError(f"push: {sorted(missing)} not among the sandboxes started ({sorted(boxes.handles)})")
+    options = {"time_scale": time_scale} | outbox_options
+    outboxes: dict[str, Any] = {}
+    for name, target in targets.items():
+        handle = boxes.handles[name]
+        if name == "salesforce":
+            outboxes[name] = attach_salesforce(handle.org, handle.url, target, **options)
+        elif name == "hubspot":
+            outboxes[name] = attach_hubspot(handle.portal, target, **options)
+        elif name == "marketo":
+            outboxes[name] = attach_marketo(handle.instance, target, **options)
+    described: dict[str, Any] = {}
+    for name, box in outboxes.items():
+        entry: dict[str, Any] = {"url": box.target.url}
+        if name in PUSH_SECRET_ENV:
+            path = boxes.folder / f"{name}-push.secret"
+            if os.environ.get(PUSH_SECRET_ENV[name]) == box.target.secret:
+                entry["secret"] = {"env": PUSH_SECRET_ENV[name]}
+            elif path.is_file() and path.read_text(encoding="utf-8").strip() == box.target.secret:
+                entry["secret"] = {"file": str(path.resolve())}
+        described[name] = entry | box.fmt.describe()
+    header = "# Written by `leadflow sandbox`: where the sandboxes push notifications. Secrets by reference only.\n"
+    (boxes.folder / "push.yaml").write_text(header + yaml.safe_dump(described, sort_keys=False), encoding="utf-8")
+    pusher = Pusher(list(outboxes.values())).start()
+    try:
+        yield outboxes
+    finally:
+        pusher.stop()
+        for name in outboxes:
+            handle = boxes.handles[name]
+            if name == "salesforce":
+                handle.org.outbound = None
+            elif name == "hubspot":
+                handle.portal.webhooks = None
+            else:
+                handle.instance.webhook = None
 
 
 def setup_salesforce_sandbox(config_path: Path) -> Any:

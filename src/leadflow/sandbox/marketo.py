@@ -330,6 +330,7 @@ def _upsert_one(instance: MarketoInstance, action: str, lookup: str, row: dict[s
             lead.update({k: v for k, v in row.items() if k != "id"})
             instance.leads[new_id] = lead
             instance.add_activity(new_id, 12, now, str(new_id), {"Source Type": "Web service API"})
+            instance.lead_changed(lead)
             return {"id": new_id, "status": "created"}
         if action == "createOnly":
             return skipped("1005", "Lead already exists")
@@ -342,6 +343,7 @@ def _upsert_one(instance: MarketoInstance, action: str, lookup: str, row: dict[s
                                    "Source": "Web service API"}, [change])
         if changes:
             lead["updatedAt"] = iso(now)
+            instance.lead_changed(lead)
         return {"id": lead["id"], "status": "updated"}
 
 

@@ -99,6 +99,9 @@ class MarketoInstance:
     clock: Callable[[], float] = time.time
     persist_to: Path | None = None
     faults: FaultPlan = field(default_factory=lambda: FaultPlan(MARKETO_FAULTS))
+    webhook: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
+    """Called with each lead created or changed through the REST API when a smart campaign's webhook pushes
+    somewhere (`leadflow.sandbox.push.attach_marketo`)."""
     # Observations.
     calls: list[str] = field(default_factory=list)
     lookup_sizes: list[int] = field(default_factory=list)
@@ -228,6 +231,11 @@ class MarketoInstance:
             if fields is not None:
                 record["fields"] = fields
             self.activities.append(record)
+
+    def lead_changed(self, lead: dict[str, Any]) -> None:
+        """A lead was created or changed through the API: the webhook fires, when one is configured."""
+        if self.webhook is not None:
+            self.webhook(dict(lead))
 
     def position_since(self, since: datetime) -> int:
         """Id of the last activity strictly before `since` (0 = from the start)."""

@@ -100,6 +100,9 @@ class Org(RecycleBin):
     field_writes: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list, repr=False)
     """(object, id, fields set) for every update applied since start (not persisted)."""
     faults: FaultPlan = field(default_factory=FaultPlan, repr=False)
+    outbound: Any = field(default=None, repr=False)
+    """(object, record) → None, called on every create and update when outbound messages push somewhere
+    (`leadflow.sandbox.push.attach_salesforce`); None: nothing is pushed (not persisted)."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _visible: tuple[int, dict[str, dict[str, FieldMeta]]] | None = field(default=None, repr=False)
     _version: int = field(default=0, repr=False)
@@ -288,6 +291,8 @@ class Org(RecycleBin):
                     self.objects["LeadHistory"][history_id] = {"Id": history_id} | row
             if obj in SETUP_OBJECTS:
                 self.touch()
+            if self.outbound is not None:
+                self.outbound(obj, record)
         return record_id
 
     def validate(self, obj: str, values: dict[str, Any], *, create: bool,
