@@ -30,6 +30,7 @@ from leadflow.cli.common import (
     _fail,
 )
 from leadflow.cli.ops import alerts_app, alerts_install, audit_app, audit_test_lead, deploy, sla_app, sla_check, version
+from leadflow.cli.intake import intake_app
 from leadflow.cli.mirror import mirror_app
 from leadflow.cli.pipeline import backfill, demo, process_map, run, sync
 from leadflow.cli.routing import routing_app, routing_simulate, routing_test
@@ -84,6 +85,7 @@ app.command()(retention)
 app.command()(report)
 app.add_typer(audit_app, name="audit")
 app.add_typer(mirror_app, name="mirror")
+app.add_typer(intake_app, name="intake")
 app.command()(version)
 app.add_typer(setup_app, name="setup")
 app.command("doctor")(doctor_command)
