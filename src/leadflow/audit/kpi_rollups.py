@@ -58,7 +58,13 @@ from leadflow.audit.kpis import (
     quarantine_trend,
     sync_errors,
 )
-from leadflow.audit.kpi_rollups_sql import FRESH_TABLE, count_fresh_leads, stage_fresh_leads
+from leadflow.audit.kpi_rollups_sql import (
+    CHUNK_ROWS_TABLE,
+    FRESH_TABLE,
+    count_fresh_leads,
+    stage_chunk_rows,
+    stage_fresh_leads,
+)
 from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
 from leadflow.store.tables import assignments, dead_letters, lead_events, lead_runs, lead_state, runs
 
@@ -398,13 +404,8 @@ class _Scope(NamedTuple):
     written: bool
 
     def lead_run_filters(self, started: datetime) -> list[Any]:
-        lr = lead_runs
-        if not self.staged:
-            return [sa.false()]
-        if self.chunks is None:
-            return [lr.c.at >= started]
-        return [lr.c.at >= max(started, self.since or started), lr.c.chunk >= self.chunks.start,
-                lr.c.chunk < self.chunks.stop]
+        """`lead_runs` filters of a whole run's recording (a chunk's reads `CHUNK_ROWS_TABLE` instead)."""
+        return [lead_runs.c.at >= started] if self.staged else [sa.false()]
 
 
 def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope) -> tuple[pd.DataFrame, int]:
@@ -413,9 +414,13 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     dialect = conn.dialect.name
     lr, ev, f = lead_runs, lead_events, kpi_lead_facts
     scoped = scope.lead_run_filters(started)
+    since = max(started, scope.since or started) if scope.chunks is not None else started
+    if scope.chunks is not None and scope.staged:  # read the chunk's rows once, on the `at` index
+        stage_chunk_rows(conn, run_id, since, scope.chunks)
+        lr = sa.table(CHUNK_ROWS_TABLE, *(sa.column(c.name, c.type) for c in lead_runs.c if c.name != "id"))
+        scoped = []
     fresh = USE_DATABASE_PATH and stage_fresh_leads(
-        conn, run_id, max(started, scope.since or started) if scope.chunks else started, chunks=scope.chunks,
-        staged=scope.staged, written=scope.written)
+        conn, run_id, since, source=lr.name, chunks=scope.chunks, staged=scope.staged, written=scope.written)
     fresh_table = sa.table(FRESH_TABLE, sa.column("lead_key"))
 
     def not_fresh(key: Any) -> list[Any]:  # NOT EXISTS: an anti-join (NOT IN over a million keys is quadratic on PG)
@@ -447,6 +452,8 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     _upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
     before = pd.concat([old[old["lead_key"].isin(set(changed["lead_key"]))], old_others], ignore_index=True)
     fresh_counters = count_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO) if fresh else 0
+    if lr is not lead_runs:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CHUNK_ROWS_TABLE}")
     return rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True)), fresh_counters
 
 
