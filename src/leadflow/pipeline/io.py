@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import re
@@ -15,7 +14,7 @@ from typing import Any
 import pandas as pd
 from rapidfuzz.distance import OSA
 
-from leadflow.pipeline.csvsafe import defuse
+from leadflow.pipeline.csv_out import write_csv
 from leadflow.pipeline.errors import InputError
 from leadflow.pipeline.schema import (
     BOOLEAN_COLUMNS,
@@ -420,8 +419,7 @@ class LeadFileWriter(_StagedFile):
                 self._parquet_writer = pq.ParquetWriter(self._tmp, table.schema)
             self._parquet_writer.write_table(table.cast(self._parquet_writer.schema))
         else:
-            defuse(out).to_csv(self._handle, index=False, header=not self._wrote_header,
-                               quoting=csv.QUOTE_MINIMAL)
+            write_csv(out, self._handle, header=not self._wrote_header)  # defused: OWASP CSV injection, see csvsafe
             self._wrote_header = True
         self.rows += len(out)
 
@@ -489,7 +487,7 @@ class QuarantineFileWriter(_StagedFile):
     def append(self, quarantine: pd.DataFrame) -> None:
         if len(quarantine):
             lines = quarantine_lines(quarantine, self.extra_columns)
-            defuse(lines).to_csv(self._handle, index=False, header=False)  # OWASP CSV injection: see csvsafe
+            write_csv(lines, self._handle, header=False)  # defused: OWASP CSV injection, see csvsafe
             self.rows += len(lines)
 
     def _finish(self) -> None:
