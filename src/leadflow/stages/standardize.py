@@ -2,7 +2,8 @@
 
 Every per-value function runs once per distinct value (see leadflow.pipeline.uniques); the rules are data under
 leadflow/reference/. Where a value cannot be resolved with certainty the output is empty rather than a guess.
-Country and subdivision lookups live in leadflow.stages.standardize_countries and are re-exported here.
+Country and subdivision lookups live in leadflow.stages.standardize_countries and are re-exported here; phones
+(`phone_e164_of`) in leadflow.stages.standardize_phones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Annotated, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
-import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import EmailNotValidError
@@ -49,6 +49,7 @@ from leadflow.stages.standardize_countries import (
     subdivision_data,
     subdivision_table,
 )
+from leadflow.stages.standardize_phones import phone_e164_of
 from leadflow.pipeline.uniques import map_unique, map_unique_multi
 from leadflow.pipeline.yamlio import load_yaml, parse_model
 
@@ -149,32 +150,6 @@ class NameData(BaseModel):
 _TITLE_PUNCTUATION = re.compile(r"[^\w&+]+")
 _WHITESPACE_PATTERN: Final[str] = "[\\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+"
 """Literal Unicode spaces rather than escapes, so both Python `re` and pyarrow's RE2 read the class the same way."""
-
-
-# ---------------------------------------------------------------------------------------------------------- phones
-
-_E164 = phonenumbers.PhoneNumberFormat.E164
-_INTERNATIONAL_00 = re.compile(r"^[^\d+]*00(?=[1-9])")
-""""0049 30 …": 00 is the international call prefix in most of the world; NANP national numbers never start with 0."""
-
-
-def phone_e164_of(key: str) -> str | None:
-    """E.164 form of `"<country_code>\\x1f<phone text>"`, parsed with the country as default region; None unless valid."""
-    region, _, text = key.partition(_SEP)
-    candidates = [text]
-    if _INTERNATIONAL_00.match(text):
-        candidates.append(_INTERNATIONAL_00.sub("+", text, count=1))
-    for candidate in candidates:
-        try:
-            number = phonenumbers.parse(candidate, region or None)
-        except phonenumbers.NumberParseException:
-            continue
-        # Valid for the lead's own region implies valid; checking that first skips is_valid_number's scan of every
-        # region sharing the calling code (25 for +1) in the common case.
-        valid_here = bool(region) and phonenumbers.is_valid_number_for_region(number, region)
-        if valid_here or phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, _E164)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------- emails
