@@ -101,7 +101,8 @@ def compiled_suite(path: Path) -> quality_gx.CompiledSuite:
             _SUITES.move_to_end(key)
             return entry
     suite = _parse_suite(path, data)
-    entry = quality_gx.CompiledSuite(suite, columns=suite_columns(suite))
+    entry = quality_gx.CompiledSuite(suite, columns=suite_columns(suite),
+                                     numbers=quality_gx.numpy_number_columns(suite.expectation_configurations))
     with _SUITES_LOCK:
         entry = _SUITES.setdefault(key, entry)  # of two threads loading the same suite at once, both keep one
         _SUITES.move_to_end(key)
@@ -202,7 +203,9 @@ class QualityGate:
         columns = [c for c in compiled.columns if c in frame.columns]
         checked = frame[columns]
         checked.attrs = {}  # pandas deep-copies attrs (a stage's new state) on every GX filter step otherwise
-        checked = checked.assign(**{ROW_POSITION: np.arange(len(frame))})
+        # nullable numbers only range and null checks read, as numpy numbers: GX then compares them vectorised
+        checked = checked.assign(**quality_gx.numpy_numbers(checked, compiled.numbers),
+                                 **{ROW_POSITION: np.arange(len(frame))})
         results = _validate(compiled, checked)
         expectations: list[dict[str, Any]] = []
         failed_positions: list[np.ndarray] = []
