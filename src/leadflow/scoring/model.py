@@ -24,6 +24,8 @@ distinct (rule, points, count) token and joined by Arrow.
 
 from __future__ import annotations
 
+import math
+
 import difflib
 import re
 import time
@@ -331,6 +333,29 @@ def _strings(values: pa.Array, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([values.cast(pa.large_string())])), index=index)
 
 
+def _factorize_columns(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Codes (in order of first appearance) and the distinct rows of equal-length int64 columns, as
+    `MultiIndex.from_arrays(columns).factorize()` gives them, without building a tuple per row: the columns are
+    combined into one int64 key when their ranges allow (else that MultiIndex)."""
+    lows = [int(c.min()) for c in columns]
+    spans = [int(c.max()) - low + 1 for c, low in zip(columns, lows, strict=True)]
+    if math.prod(spans) >= 2**62:  # pragma: no cover - far beyond rules x points x counts
+        codes, uniques = pd.MultiIndex.from_arrays(list(columns)).factorize()
+        return codes, [tuple(int(v) for v in u) for u in uniques]
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column, low, span in zip(columns, lows, spans, strict=True):
+        key = key * span + (column - low)
+    codes, keys = pd.factorize(key)
+    uniques = []
+    for k in keys.tolist():
+        row = []
+        for low, span in zip(reversed(lows), reversed(spans), strict=True):
+            k, part = divmod(k, span)
+            row.append(part + low)
+        uniques.append(tuple(reversed(row)))
+    return codes, uniques
+
+
 def _reasons(contrib: np.ndarray, counts: np.ndarray, labels: list[str], n_fit: int, top: int, index: pd.Index) -> pd.Series:
     n, r = contrib.shape
     if top == 0 or r == 0 or n == 0:
@@ -349,11 +374,10 @@ def _reasons(contrib: np.ndarray, counts: np.ndarray, labels: list[str], n_fit: 
     count = np.where(engaged, counts[rows, np.maximum(order - n_fit, 0)] if counts.size else 0, 0)
     # One token per distinct (rule, shown points, count): a few thousand strings, however many leads.
     rule_v, shown_v, count_v = order[valid], shown[valid], count[valid]
-    token = pd.MultiIndex.from_arrays([rule_v, shown_v, count_v]) if rule_v.size else None
     codes = np.full(order.shape, -1, dtype=np.int64)
     texts: list[str] = []
-    if token is not None:
-        token_codes, uniques = token.factorize()
+    if rule_v.size:
+        token_codes, uniques = _factorize_columns(rule_v, shown_v, count_v.astype(np.int64, copy=False))
         codes[valid] = token_codes
         texts = [
             f"{p:+d} {labels[rule]}" + (f" ({c})" if c > 1 else "")
