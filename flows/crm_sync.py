@@ -181,7 +181,8 @@ class SyncRun:
     end: datetime | None
     dry_run: bool
     override_export_guard: bool
-    mark_key: str
+    mark_key: str | None
+    """The watermark a processed page moves; None moves none (push intake: the records came by id, not by time)."""
     only_lead_sources: list[str] | None
 
     @property
@@ -275,7 +276,7 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
     if echoes:
         report["echo_skipped"] = report.get("echo_skipped", 0) + echoes
     if page.empty and (run.only_lead_sources is not None or echoes):
-        if run.start is None and not run.dry_run and page_mark is not None:
+        if run.start is None and not run.dry_run and page_mark is not None and run.mark_key is not None:
             commit_watermark(run.mark_key, page_mark, run_id)
         progress.step(f"{system}: {report['pulled']} pulled, {report.get('echo_skipped', 0)} echoes skipped", echoes,
                       unit="leads")
@@ -342,7 +343,7 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
         # Recorded last: a crash before this re-pulls the page and processes it again (no receipt yet).
         save_page_receipts(run, connector, as_pulled, sent, result.written,
                            [str(r) for r in result.failures["record_id"]] if len(result.failures) else [])
-        if run.start is None and page_mark is not None:
+        if run.start is None and page_mark is not None and run.mark_key is not None:
             commit_watermark(run.mark_key, page_mark, run_id)
             report["watermark"] = page_mark.isoformat()
     progress.step(f"{system}: {report['pulled']} pulled, {report['written']} written", len(page) + echoes,

@@ -91,6 +91,7 @@ ERROR_COLUMN: Final[str] = "_pull_error"
 ID_PROPERTY: Final[str] = "hs_object_id"
 SEARCH_PATH: Final[str] = "/crm/v3/objects/contacts/search"
 BATCH_UPDATE_PATH: Final[str] = "/crm/v3/objects/contacts/batch/update"
+BATCH_READ_PATH: Final[str] = "/crm/v3/objects/contacts/batch/read"
 MAX_PAGE_SIZE: Final[int] = 200
 MAX_BATCH: Final[int] = 100
 _CONNECTOR_COLUMNS: Final[frozenset[str]] = frozenset({"lead_id", "source", CURSOR_COLUMN, ERROR_COLUMN})
@@ -419,6 +420,23 @@ class HubspotConnector:
             if len(results) < self.page_size:
                 return
             last_id = max(ids)
+
+    def fetch_by_ids(self, contact_ids: Iterable[str]) -> pd.DataFrame:
+        """The contacts with these ids as HubSpot has them now (the record, not the lagging search index), in the
+        columns `pull` gives: `POST /crm/v3/objects/contacts/batch/read` with the mapped properties, ≤ 100 ids per
+        call (HubSpot API reference, CRM Contacts "Retrieve a batch of contacts":
+        https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-read;
+        ids not found come back as a 207 with an OBJECT_NOT_FOUND error and are simply absent here)."""
+        ids = sorted({str(i).strip() for i in contact_ids if str(i).strip().isdigit()})
+        results: list[Any] = []
+        for start in range(0, len(ids), MAX_BATCH):
+            chunk = [{"id": i} for i in ids[start:start + MAX_BATCH]]
+            payload = self._request("POST", BATCH_READ_PATH, {"properties": self.mapping.properties, "inputs": chunk})
+            found = payload.get("results") if isinstance(payload, dict) else None
+            results += found if isinstance(found, list) else []
+        frame = self.to_frame(results)
+        self.guard.saw(frame["lead_id"].dropna())
+        return frame
 
     # -- rows ------------------------------------------------------------------------------------------------------
     def to_frame(self, results: Iterable[Any]) -> pd.DataFrame:

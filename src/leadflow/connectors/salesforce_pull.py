@@ -15,6 +15,7 @@ backfill on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -28,6 +29,10 @@ from leadflow.connectors.salesforce_mapping import ObjectMapping, SalesforceMapp
 from leadflow.connectors.salesforce_session import SessionMixin, error_code, log
 from leadflow.identity.enrichment import ACCOUNT_COLUMNS, EXISTING_COLUMNS
 from leadflow.pipeline.schema import parse_number
+
+FETCH_CHUNK: Final[int] = 200
+"""Lead ids per `fetch_by_ids` query (one API call each)."""
+_ID: Final = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 DEFAULT_OBJECT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "Contact": ("Id", "FirstName", "LastName", "Email", "Title", "Phone", "AccountId", "OwnerId", "SystemModstamp"),
@@ -52,6 +57,25 @@ class PullMixin(SessionMixin):
         pages = self._rest_pages("Lead", lead.select(), lead.modstamp_field, lead.id_field, start, until)
         for records in dedup_pages(pages, lead.id_field, lead.modstamp_field):
             yield self._lead_frame(records, lead)
+
+    def fetch_by_ids(self, record_ids: list[str]) -> pd.DataFrame:
+        """The Leads with these ids as the org has them now, in the columns `pull` gives (a pushed notification names
+        the record; the record is read, never the notification trusted): `SELECT … FROM Lead WHERE Id IN (…)`, one
+        REST query per FETCH_CHUNK ids (SOQL and SOSL Reference, "IN and NOT IN": `WHERE Id IN ('…', '…')`:
+        https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_comparisonoperators.htm;
+        a REST query travels in the URL, so the chunk keeps it far under the 16,384-byte URI limit:
+        salesforce_history). A deleted or unknown id is simply absent. Every fetched lead counts towards the export
+        guard, as a pulled one does."""
+        from leadflow.connectors.salesforce_org import soql_ids
+
+        lead = self.mapping.objects["Lead"]
+        ids = sorted({str(i) for i in record_ids if isinstance(i, str) and _ID.fullmatch(i)})
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(ids), FETCH_CHUNK):
+            soql = (f"SELECT {', '.join(lead.select())} FROM Lead WHERE {lead.id_field} IN "
+                    f"({soql_ids(ids[start:start + FETCH_CHUNK])})")
+            records += self._call(lambda sf: sf.query_all(soql))["records"]
+        return self._lead_frame(records, lead)
 
     def pull_objects(
         self, sobject: str, since: datetime | None = None, until: datetime | None = None,

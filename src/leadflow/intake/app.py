@@ -66,11 +66,12 @@ class Handled:
 
 def build_app(
     config: IntakeConfig, secrets: IntakeSecrets, store: StateStore, *, clock: Callable[[], float] = time.time,
-    monotonic: Callable[[], float] = time.monotonic,
+    monotonic: Callable[[], float] = time.monotonic, on_recorded: Callable[[int], None] | None = None,
 ) -> Starlette:
     """The intake service for `config`'s sources, recording into `store`. `clock` (wall seconds) judges timestamps;
-    `monotonic` drives the rate limits."""
-    intake = _Intake(config, secrets, store, clock)
+    `monotonic` drives the rate limits; `on_recorded(new)` is told after a request recorded new notifications (the
+    processor's wake-up)."""
+    intake = _Intake(config, secrets, store, clock, on_recorded)
     buckets = {source: TokenBucket(config.rate_limit_of(source).requests_per_second,
                                    config.rate_limit_of(source).burst, monotonic)
                for source in config.sources.configured()}
@@ -141,14 +142,17 @@ class _Intake:
     """The per-source handlers: verify, parse, record; each returns what it recorded and the response to send."""
 
     def __init__(self, config: IntakeConfig, secrets: IntakeSecrets, store: StateStore,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_recorded: Callable[[int], None] | None = None) -> None:
         self.config, self._secrets, self.store, self._clock = config, secrets, store, clock
+        self._on_recorded = on_recorded
 
     async def _record(self, notifications: list[InboxNotification], ignored: int = 0) -> Handled:
         try:
             new, duplicates = await run_in_threadpool(self.store.record_notifications, notifications)
         except ValueError as exc:  # a value the inbox cannot hold (an id longer than its column): the sender's fault
             raise Refused(400, str(exc)) from None
+        if new and self._on_recorded is not None:
+            self._on_recorded(new)  # committed: the processor may claim them now
         return Handled(new, duplicates, ignored)
 
     async def salesforce(self, request: Request, body: bytes) -> tuple[Handled, Response]:

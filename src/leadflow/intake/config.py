@@ -11,6 +11,9 @@ intake:
   tls: {certfile: tls/cert.pem, keyfile: tls/key.pem}   # serve HTTPS; paths relative to this file
   max_body_bytes: 1048576         # larger bodies: 413
   rate_limit: {requests_per_second: 20, burst: 40}     # per source; a source may override it
+  processing:                     # the micro-batch processor (`leadflow intake serve` without --no-process)
+    run_config: leadflow.yaml     # systems, routing and pipeline the batches run with
+    batch: {max_notifications: 50, max_wait_ms: 500}
   sources:
     salesforce: {organization_ids: ["00D5e000000AbCdEAK"]}
     hubspot: {client_secret: {env: HUBSPOT_CLIENT_SECRET}}
@@ -124,6 +127,45 @@ class Sources(BaseModel):
         return tuple(name for name in SOURCES if getattr(self, name) is not None)
 
 
+class BatchSettings(BaseModel):
+    """A micro-batch closes when `max_notifications` are pending or `max_wait_ms` after the first pending one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_notifications: int = Field(default=50, ge=1, le=200, description="At most this many per batch (one fetch "
+                                   "call per system: Salesforce's IN list and HubSpot's batch read stay in one call).")
+    max_wait_ms: int = Field(default=500, ge=0, le=60_000)
+
+
+class Processing(BaseModel):
+    """How `leadflow intake serve` processes the inbox: the run config it syncs with, the batches, the warm data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_config: Path | None = Field(default=None, description="The run config (systems, routing, pipeline) the "
+                                    "batches run with, relative to this file; default: leadflow's (leadflow.yaml).")
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    claim_timeout_seconds: float = Field(default=300.0, ge=1, description="A claim older than this (its process was "
+                                         "killed) is replayed; longer than the longest batch.")
+    refresh_seconds: float = Field(default=300.0, ge=0, description="The CRM mirror, MAP activities and connectors "
+                                   "are kept between batches and refreshed this often (0: every batch).")
+    wake_seconds: float = Field(default=5.0, gt=0, description="Without a new notification, look for replays and "
+                                "retries this often.")
+    busy_backoff_seconds: float = Field(default=10.0, ge=0, description="A system another run writes to is left "
+                                        "alone this long (its notifications stay pending).")
+    max_attempts: int = Field(default=10, ge=1, description="A notification failing transiently this often fails "
+                              "for good.")
+    web_crm: str = Field(default="salesforce", pattern="^salesforce$", description="Where a web lead is created "
+                         "before it is processed (the CRM that owns it).")
+
+    @model_validator(mode="after")
+    def _claims_outlive_batches(self) -> Processing:
+        if self.claim_timeout_seconds * 1000 <= self.batch.max_wait_ms:
+            raise ValueError("claim_timeout_seconds must be longer than batch.max_wait_ms: a claim would go stale "
+                             "before its batch closed")
+        return self
+
+
 class IntakeConfig(BaseModel):
     """The `intake:` section."""
 
@@ -138,6 +180,7 @@ class IntakeConfig(BaseModel):
     timestamp_tolerance_seconds: int = Field(default=MAX_TIMESTAMP_AGE_SECONDS, ge=1, le=MAX_TIMESTAMP_AGE_SECONDS)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     sources: Sources
+    processing: Processing = Field(default_factory=Processing)
 
     _origin: str = PrivateAttr(default="(intake config)")
     _yaml_prefix: str = PrivateAttr(default="")
@@ -213,6 +256,12 @@ def load_intake_config(path: Path) -> IntakeConfig:
                 raise ConfigError(str(path), f"file {str(getattr(tls, name))!r} not found",
                                   yaml_path=config.yaml_path(f"tls.{name}"))
         config.tls = tls
+    run_config = config.processing.run_config
+    if run_config is not None:
+        config.processing.run_config = _relative(run_config, path.parent)
+        if not config.processing.run_config.is_file():
+            raise ConfigError(str(path), f"file {str(config.processing.run_config)!r} not found",
+                              yaml_path=config.yaml_path("processing.run_config"))
     return config
 
 

@@ -1,16 +1,19 @@
 """Starting the intake service for `leadflow intake serve`: config, secrets, state store and socket are checked up
 front, each failure a one-line `LeadflowError` (a bad config names its YAML path; a missing secret where it should
-come from; a busy port the address), then uvicorn serves the app on the bound socket until SIGINT/SIGTERM."""
+come from; a busy port the address), then uvicorn serves the app on the bound socket until SIGINT/SIGTERM, with the
+inbox's micro-batch processor (`leadflow.intake.processor`) in a background thread unless accept-only."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from leadflow.intake.app import build_app
-from leadflow.intake.config import IntakeConfig, default_config_path, load_intake_config, resolve_secrets
+from leadflow.intake.config import IntakeConfig, Processing, default_config_path, load_intake_config, resolve_secrets
+from leadflow.intake.processor import Handler, Processor
 from leadflow.pipeline.errors import ConfigError, LeadflowError
 
 log = logging.getLogger("leadflow.intake")
@@ -59,8 +62,11 @@ def check_tls(config: IntakeConfig) -> None:
                           yaml_path=config.yaml_path("tls")) from None
 
 
-def serve(config_path: Path | None = None, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the intake service in the foreground until stopped."""
+def serve(config_path: Path | None = None, *, host: str | None = None, port: int | None = None,
+          handler_for: Callable[[Processing], Handler] | None = None) -> None:
+    """Run the intake service in the foreground until stopped. With `handler_for` (the processing settings → the
+    batch handler, the `intake_batch` flow), the micro-batch processor runs beside it in a background thread, woken
+    by every request that records something; without, the service only accepts (`--no-process`)."""
     import uvicorn
 
     from leadflow.store import StateStore
@@ -73,7 +79,8 @@ def serve(config_path: Path | None = None, *, host: str | None = None, port: int
     port = port or config.port
     with StateStore.open() as store:
         sock = bind(host, port)
-        app = build_app(config, secrets, store)
+        processor = Processor(store, handler_for(config.processing), config.processing) if handler_for else None
+        app = build_app(config, secrets, store, on_recorded=processor.notify if processor else None)
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         log.setLevel(logging.INFO)
@@ -85,7 +92,14 @@ def serve(config_path: Path | None = None, *, host: str | None = None, port: int
             ssl_certfile=str(config.tls.certfile) if config.tls else None,
             ssl_keyfile=str(config.tls.keyfile) if config.tls else None,
         ))
+        if processor is not None:
+            batch = config.processing.batch
+            log.info("processing the inbox in batches of up to %d or %d ms (worker %s)", batch.max_notifications,
+                     batch.max_wait_ms, processor.worker)
+            processor.start()
         try:
             server.run(sockets=[sock])
         finally:
             sock.close()
+            if processor is not None:
+                processor.stop()

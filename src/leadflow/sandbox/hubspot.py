@@ -408,6 +408,28 @@ def create_app(portal: Portal, faults: FaultPlan | None = None) -> FastAPI:
             out.update(numErrors=len(errors), errors=errors)
         return JSONResponse(out, status_code=207 if errors else 200)
 
+    @app.post("/crm/v3/objects/contacts/batch/read")
+    async def batch_read(request: Request) -> JSONResponse:
+        # HubSpot API reference, CRM Contacts "Retrieve a batch of contacts" (the records themselves, not the search
+        # index); unknown ids: 207 with an OBJECT_NOT_FOUND error naming them.
+        started = iso_ms(portal.now_ms())
+        body = await json_body(request)
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs or len(inputs) > portal.limits.max_batch_inputs:
+            return _error(400, f"inputs must be a list of 1 to {portal.limits.max_batch_inputs} objects",
+                          "VALIDATION_ERROR")
+        wanted = body.get("properties") if isinstance(body.get("properties"), list) else None
+        ids = [str(item.get("id")) if isinstance(item, dict) else "" for item in inputs]
+        found = {cid: portal.contact(cid, wanted) for cid in dict.fromkeys(ids)}
+        portal.stats["batch_read"] += 1
+        missing = [cid for cid, record in found.items() if record is None]
+        out: dict[str, Any] = {"status": "COMPLETE", "results": [r for r in found.values() if r is not None],
+                               "startedAt": started, "completedAt": iso_ms(portal.now_ms())}
+        if missing:
+            out.update(numErrors=1, errors=[{"status": "error", "category": "OBJECT_NOT_FOUND", "context": {
+                "ids": missing}, "message": "Could not get some CONTACT objects, they may be deleted or not exist."}])
+        return JSONResponse(out, status_code=207 if missing else 200)
+
     @app.post("/crm/v3/objects/contacts")
     async def create(request: Request) -> JSONResponse:
         body = await json_body(request)
