@@ -146,10 +146,12 @@ def load_lifecycle_state(frame: pd.DataFrame, rules: Any = None) -> pd.DataFrame
     known = state_store().lifecycle_state(keys.dropna().tolist())
     if known.empty:
         return frame
+    # each lead's row in `known` (-1: none), looked up once for every column
+    at = known.index.get_indexer(keys)
+    has = at >= 0
     out = frame.copy(deep=False)
     for column in LIFECYCLE_COLUMNS:
-        stored = keys.map(known[column]).astype("string")
-        has = keys.isin(known.index).to_numpy(dtype=bool)
+        stored = pd.Series(known[column].array.take(at, allow_fill=True), index=frame.index, dtype="string")
         out[column] = out[column].astype("string").mask(has, stored)
     return out
 

@@ -311,3 +311,134 @@ def test_many_lifecycle_keys_are_read_through_a_staged_key_table(store: StateSto
     staged = store.lifecycle_state(keys).sort_index()
     assert len(in_lists) == len(set(keys)) - 1
     pd.testing.assert_frame_equal(staged, in_lists)
+
+
+# -- lifecycle state read back, and the bulk write's shared values -----------------------------------------------
+
+
+def old_lifecycle_state(store: StateStore, keys: list[str]) -> pd.DataFrame:
+    """`StateStore.lifecycle_state` before the driver-cursor read: IN lists through SQLAlchemy, stamps parsed back
+    to `datetime` and formatted by pandas."""
+    columns = ["lead_key", "lifecycle_stage", "lifecycle_reason", *STAMPS]
+    wanted = list(dict.fromkeys(k for k in keys if k))
+    query = sa.select(*(lead_state.c[c] for c in columns))
+    rows: list[Any] = []
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            rows.extend(conn.execute(query.where(lead_state.c.lead_key.in_(wanted[start : start + 500]))).all())
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for column in STAMPS:
+        frame[column] = pd.to_datetime(frame[column], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
+    for column in ("lead_key", "lifecycle_stage", "lifecycle_reason"):
+        frame[column] = frame[column].astype("string")
+    return frame.set_index("lead_key")
+
+
+def old_load(frame: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    """The body of `tasks.io.load_lifecycle_state` before it looked each lead up once for every column."""
+    keys = lead_keys(frame)
+    if known.empty:
+        return frame
+    out = frame.copy(deep=False)
+    for column in ("lifecycle_stage", "lifecycle_reason", *STAMPS):
+        stored = keys.map(known[column]).astype("string")
+        has = keys.isin(known.index).to_numpy(dtype=bool)
+        out[column] = out[column].astype("string").mask(has, stored)
+    return out
+
+
+@pytest.mark.parametrize("staged", [False, True], ids=["one-query", "staged-keys"])
+def test_lifecycle_state_reads_what_the_sqlalchemy_read_gave(store: StateStore, monkeypatch: pytest.MonkeyPatch,
+                                                              staged: bool) -> None:
+    """Stamps formatted by the database (cut from SQLite's text, `to_char` on PostgreSQL) are what parsing and
+    `strftime` gave: seconds truncated (23:59:59.999999 stays in 1969), NULL stays missing, unicode and quotes kept."""
+    state = lifecycle(300)
+    state.loc[10, "mql_at"] = "1999-01-01T00:00:00.000001+14:00"  # a day earlier in UTC
+    store.save_lifecycle_state(state, "run-1")
+    keys = [*state["lead_key"].iloc[::2].tolist(), "file:nobody", "", state["lead_key"].iloc[0], "q'\"x"]
+    if staged:
+        monkeypatch.setattr(lead_state_module, "STATE_SCAN_KEYS", 10)
+    found = store.lifecycle_state(keys).sort_index()
+    expected = old_lifecycle_state(store, keys).sort_index()
+    pd.testing.assert_frame_equal(found, expected)
+    assert len(found) == state["lead_key"].iloc[::2].nunique()
+    assert "1969-12-31T23:59:59Z" in set(found["mql_at"].dropna())
+    assert "1998-12-31T10:00:00Z" in set(found["mql_at"].dropna())
+    assert store.lifecycle_state([]).empty and store.lifecycle_state(["file:nobody"]).empty
+    pd.testing.assert_frame_equal(store.lifecycle_state(["file:nobody"]), old_lifecycle_state(store, ["file:nobody"]),
+                                  check_index_type=False)
+
+
+def test_the_lifecycle_loader_gives_what_it_gave(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tasks.io.load_lifecycle_state`: known leads take their stored state (missing stamps included), unknown leads
+    and leads without a key keep theirs, duplicate leads both take it."""
+    import tasks.io as io_tasks
+
+    saved = lifecycle(200)
+    saved["lead_key"] = pd.array([f"salesforce:00Q{i:06d}" for i in range(200)], dtype="string")
+    store.save_lifecycle_state(saved, "run-1")
+    n = 300
+    frame = pd.DataFrame({
+        "lead_id": pd.array([f"00Q{i % 250:06d}" if i % 17 else None for i in range(n)], dtype="string"),
+        "source": pd.array(["salesforce"] * n, dtype="string"),
+        "email": pd.array([None] * n, dtype="string"),
+        "lifecycle_stage": pd.array(["new"] * n, dtype="string"),
+        "lifecycle_reason": pd.Series(["from source"] * n, dtype=object),
+        **{c: pd.array(["2020-01-01T00:00:00Z"] * n, dtype="string") for c in STAMPS},
+    }, index=pd.RangeIndex(1000, 1000 + n)[::-1])
+    monkeypatch.setattr(io_tasks, "state_store", lambda: store)
+    loaded = io_tasks.load_lifecycle_state.fn(frame)
+    expected = old_load(frame, old_lifecycle_state(store, lead_keys(frame).dropna().tolist()))
+    pd.testing.assert_frame_equal(loaded, expected)
+    assert (loaded["lifecycle_stage"] != "new").sum() > 150  # most were known
+    nobody = frame.assign(lead_id=pd.array([f"x{i}" for i in range(n)], dtype="string"))
+    assert io_tasks.load_lifecycle_state.fn(nobody) is nobody
+
+
+def test_shared_and_empty_columns_are_sent_once_and_stored_as_before(store: StateStore) -> None:
+    """run_id and updated_at go into the statement once (quotes and all), as do columns missing in every row of a
+    batch; the table is what the row-by-row save leaves, also when a run id holds a quote."""
+    state = lifecycle(400)
+    bare = state.assign(sal_at=None, recycled_at=pd.NA, lifecycle_reason=None)  # whole columns empty
+    run = "run'); DROP TABLE lead_state; --"
+
+    def old() -> None:
+        old_save_lifecycle_state(store, state, "run-1")
+        old_save_lifecycle_state(store, bare.iloc[::3], run)
+
+    def new() -> None:
+        store.save_lifecycle_state(state, "run-1")
+        assert store.save_lifecycle_state(bare.iloc[::3], run) == bare.iloc[::3]["lead_key"].nunique()
+
+    before, after = both_ways(store, lead_state, old, new)
+    assert after == before
+    assert {row[-2] for row in after[0]} == {"run-1", run}
+
+
+def test_bulk_constants_must_be_text() -> None:
+    from leadflow.store.bulk import _sqlite_literal
+
+    assert _sqlite_literal("it's") == "'it''s'"
+    assert _sqlite_literal(None) == "NULL"
+    for bad in (5, "nul\x00"):
+        with pytest.raises(ValueError, match="bulk constant"):
+            _sqlite_literal(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(pd.array([None, None], dtype="string")),
+    pd.Series([None, "2026-11-17T10:00:00Z", "x", "2026-11-17 10:00:00.123+02:00"], dtype=object),
+    pd.Series(pd.array(["2026-11-17T10:00:00.123456789+02:00", "1969-12-31T23:59:59.999999999Z", None] * 30,
+                       dtype="string")),
+    pd.Series(pd.array(["2026-11-17T10:00:00Z", "2026-11-17T10:00:00.123+02:00", "", None], dtype="string")),
+    pd.Series([], dtype="string"),
+    pd.Series(pd.to_datetime(["2026-01-01", None]), index=[5, 3]),
+], ids=["empty-column", "object", "nanoseconds", "mixed-formats", "no-rows", "parsed"])
+def test_stamps_are_parsed_once_per_distinct_value_as_to_datetime_parses(values: pd.Series) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format" on the mixed columns
+        expected = pd.to_datetime(values, utc=True, errors="coerce")
+        parsed = lead_state_module._parsed_stamps(values)
+    pd.testing.assert_series_equal(parsed, expected)

@@ -1,9 +1,10 @@
 """Bulk writes for per-lead state: rows built as whole Arrow columns, never a Python dict per row.
 
-`bulk_upsert` inserts or replaces an Arrow table's rows: on SQLite one compiled `INSERT … ON CONFLICT DO UPDATE` run
+`bulk_upsert` inserts or replaces an Arrow table's rows: on SQLite one `INSERT … ON CONFLICT DO UPDATE` per batch run
 as DBAPI executemany with plain tuples, on PostgreSQL COPY (CSV written by Arrow) into a temporary table, then one
-`INSERT … SELECT … ON CONFLICT DO UPDATE`. Values must already be what the driver would have been given: text for
-times (`stamp_texts`, `stamp_text`), JSON as text (`json_objects`), None for NULL. SQLAlchemy's per-row bind
+`INSERT … SELECT … ON CONFLICT DO UPDATE`. Values every row shares (a run id, a time) and, on SQLite, columns empty in
+a whole batch go into the statement once rather than into every row. Values must already be what the driver would
+have been given: text for times (`stamp_texts`, `stamp_text`), JSON as text (`json_objects`), None for NULL. SQLAlchemy's per-row bind
 processing (a dict and a `datetime` per row and column) made a million-lead run's assignments take ~50 s and its
 lifecycle state ~18-70 s; this path takes a fifth to a third of that (benchmarks/bench_state_saving.py).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -22,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from leadflow.store.tables import UTCDateTime
@@ -126,12 +126,14 @@ _SPECIAL_BYTES[:0x20] = _SPECIAL_BYTES[ord('"')] = _SPECIAL_BYTES[ord("\\")] = T
 
 
 def bulk_upsert(conn: Connection, target: sa.Table, chunks: Iterable[pa.Table], keys: Sequence[str],
-                update: Sequence[str]) -> int:
+                update: Sequence[str], constants: Mapping[str, str | None] | None = None) -> int:
     """Insert `chunks` (Arrow tables with the same columns of `target`, driver-ready values) into `target`, replacing
     the `update` columns of rows whose `keys` exist already; returns the rows sent. A key may appear once only (in
-    all chunks together): PostgreSQL refuses to update one row twice in one statement."""
+    all chunks together): PostgreSQL refuses to update one row twice in one statement. `constants`: more columns,
+    each with one driver-ready text (or None) every row shares, sent once per statement instead of once per row."""
+    constants = dict(constants or {})
     if conn.dialect.name != "postgresql":
-        return _executemany_upsert(conn, target, chunks, keys, update)
+        return _executemany_upsert(conn, target, chunks, keys, update, constants)
     sent = 0
     staging: sa.TableClause | None = None
     for chunk in chunks:
@@ -144,11 +146,15 @@ def bulk_upsert(conn: Connection, target: sa.Table, chunks: Iterable[pa.Table], 
     if staging is None:
         return 0
     preparer = conn.dialect.identifier_preparer
-    names = ", ".join(preparer.quote(c) for c in staging.c.keys())
+    names = ", ".join(preparer.quote(c) for c in [*staging.c.keys(), *constants])
+    # each constant a parameter cast to its column's type (the statement's only parameters: `%s` is psycopg's)
+    values = ", ".join([*(preparer.quote(c) for c in staging.c.keys()),
+                        *(f"CAST(%s AS {target.c[c].type.compile(dialect=conn.dialect)})" for c in constants)])
     sets = ", ".join(f"{preparer.quote(c)} = EXCLUDED.{preparer.quote(c)}" for c in update)
     conflict = ", ".join(preparer.quote(c) for c in keys)
-    conn.exec_driver_sql(f"INSERT INTO {preparer.format_table(target)} ({names}) SELECT {names} FROM "
-                         f"{preparer.format_table(staging)} ON CONFLICT ({conflict}) DO UPDATE SET {sets}")
+    conn.exec_driver_sql(f"INSERT INTO {preparer.format_table(target)} ({names}) SELECT {values} FROM "
+                         f"{preparer.format_table(staging)} ON CONFLICT ({conflict}) DO UPDATE SET {sets}",
+                         tuple(constants.values()))
     # dropped now rather than at commit, so the transaction's next upsert does not carry it (after an error the
     # rollback removes it)
     conn.exec_driver_sql(f"DROP TABLE {preparer.format_table(staging)}")
@@ -182,22 +188,43 @@ def stage_keys(conn: Connection, what: str, keys: Sequence[str]) -> sa.TableClau
 
 
 def _executemany_upsert(conn: Connection, target: sa.Table, chunks: Iterable[pa.Table], keys: Sequence[str],
-                        update: Sequence[str]) -> int:
+                        update: Sequence[str], constants: Mapping[str, str | None]) -> int:
     sent = 0
-    sql: str | None = None
     for chunk in chunks:
-        if not chunk.num_rows:
-            continue
-        if sql is None:
-            statement = sqlite.insert(target)
-            statement = statement.on_conflict_do_update(index_elements=[target.c[k] for k in keys],
-                                                        set_={c: statement.excluded[c] for c in update})
-            # compiled once and run with plain tuples: SQLAlchemy's per-row bind processing is the slow part
-            sql = str(statement.compile(dialect=conn.dialect, column_keys=list(chunk.column_names)))
         for batch in chunk.to_batches(BULK_CHUNK_ROWS):
-            conn.exec_driver_sql(sql, list(zip(*(column.to_pylist() for column in batch.columns), strict=True)))
-        sent += chunk.num_rows
+            if not batch.num_rows:
+                continue
+            # a column null in every row of the batch is a constant too: fewer values bound per row (the binding,
+            # a Python object per value, is most of what executemany costs beside SQLite's own B-tree work)
+            empty = {name: None for name, column in zip(batch.schema.names, batch.columns, strict=True)
+                     if column.null_count == batch.num_rows and name not in keys}
+            sent_columns = [name for name in batch.schema.names if name not in empty]
+            sql = _sqlite_upsert_sql(conn, target, sent_columns, {**empty, **constants}, keys, update)
+            rows = zip(*(batch.column(name).to_pylist() for name in sent_columns), strict=True)
+            conn.exec_driver_sql(sql, list(rows))
+            sent += batch.num_rows
     return sent
+
+
+def _sqlite_upsert_sql(conn: Connection, target: sa.Table, columns: Sequence[str], constants: Mapping[str, str | None],
+                       keys: Sequence[str], update: Sequence[str]) -> str:
+    """`INSERT … VALUES (?, …, 'constant', …) ON CONFLICT (keys) DO UPDATE SET …` for SQLite's executemany."""
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in [*columns, *constants])
+    values = ", ".join(["?"] * len(columns) + [_sqlite_literal(value) for value in constants.values()])
+    sets = ", ".join(f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in update)
+    conflict = ", ".join(preparer.quote(c) for c in keys)
+    return (f"INSERT INTO {preparer.format_table(target)} ({names}) VALUES ({values}) "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}")
+
+
+def _sqlite_literal(value: str | None) -> str:
+    """A text (or NULL) as an SQLite literal: quotes doubled, the only escape SQL text has."""
+    if value is None:
+        return "NULL"
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(f"a bulk constant must be text without NUL, not {value!r}")
+    return "'" + value.replace("'", "''") + "'"
 
 
 def copy_csv(conn: Connection, target: sa.TableClause, table: pa.Table) -> None:

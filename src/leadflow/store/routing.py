@@ -157,13 +157,12 @@ class RoutingSession:
                     "routing_rule": texts(part["routing_rule"]),
                     "routing_reason": texts(part["routing_reason"]),
                     **{c: stamp_texts(times[c].iloc[rows], dialect.name) for c in ("assigned_at", "sla_due_at")},
-                    **{c: repeat(None, len(part)) for c in ("first_touch_at", "breached_at")},
-                    "run_id": repeat(self.run_id, len(part)),
                     "inputs": inputs,
-                    "written_at": repeat(None, len(part)),
                 })
 
-        return bulk_upsert(self._conn, assignments, chunks(), ["lead_key"], _REPLACED)
+        # what every row shares is sent once, not once per row
+        constants = {"first_touch_at": None, "breached_at": None, "run_id": self.run_id, "written_at": None}
+        return bulk_upsert(self._conn, assignments, chunks(), ["lead_key"], _REPLACED, constants)
 
 
 _REPLACED = ("owner_id", "routing_rule", "routing_reason", "assigned_at", "sla_due_at", "first_touch_at",
