@@ -227,7 +227,6 @@ lead_state = sa.Table(
     sa.Column("recycled_at", UTCDateTime(), nullable=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_lead_state_lifecycle_stage", "lifecycle_stage"),
 )
 """Each lead's lifecycle stage and stamps as leadflow last decided them (the lifecycle stage's memory)."""
 
