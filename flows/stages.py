@@ -18,7 +18,7 @@ from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.pipeline.ledger import RunLedger
 from leadflow.pipeline.schema import lead_keys
 from leadflow.pipeline.stage import Pipeline
-from tasks.io import STAGE_STATE, close_run, open_run, record_changes, record_stage
+from tasks.io import STAGE_STATE, close_run, open_run, record_changes
 from tasks.quality import gate_leads
 from tasks.report import publish_kpis, publish_summary
 from tasks.routing import assign_leads
@@ -62,9 +62,8 @@ def run_stages(
             ledger.next_chunk = plan.next_chunk
             leads = lead_run_rows(changed, keys, plan)
         chunks = pack_changes(frame, changed, stage.writes, keys, plan)
-        record_changes(run_id, stage.name, datetime.now(UTC), chunks, leads)
+        record_changes(run_id, stage.name, datetime.now(UTC), chunks, leads, gate.quarantine)
         ledger.audit_seconds += time.perf_counter() - started
-        record_stage(run_id, stage.name, None, gate.quarantine)
         quarantined.append(gate.quarantine.assign(stage=stage.name))
         frame = gate.passed
         if memory is not None and memory[1] is not None and keep_state:

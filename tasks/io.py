@@ -84,10 +84,15 @@ def record_stage(
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def record_changes(
-    run_id: str, stage: str, at: datetime, chunks: list[ChangeChunk], leads: pd.DataFrame | None = None
+    run_id: str, stage: str, at: datetime, chunks: list[ChangeChunk], leads: pd.DataFrame | None = None,
+    quarantine: pd.DataFrame | None = None,
 ) -> None:
-    """Persist a stage's before/after chunks and, from a page's first stage, the leads it staged (`lead_runs`)."""
-    state_store().add_changes(run_id, stage, at, chunks, leads)
+    """Persist a stage's before/after chunks, from a page's first stage the leads it staged (`lead_runs`), and the
+    rows its gate quarantined (one task per stage and chunk, not two)."""
+    store = state_store()
+    store.add_changes(run_id, stage, at, chunks, leads)
+    if quarantine is not None and len(quarantine):
+        store.add_quarantine(run_id, stage, quarantine[["lead_key", "expectation", "reason", "row"]])
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)
