@@ -401,9 +401,36 @@ def normalize_timestamps(series: pd.Series) -> pd.Series:
 # ----------------------------------------------------------------------------------------------------------- stage
 
 
+_MAY_NEED_CLEANING: Final[str] = (
+    "^$|^ | $|  |[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200b}\\x{2028}\\x{2029}\\x{202f}"
+    "\\x{205f}\\x{3000}\\x{feff}]")
+"""(RE2) A value `clean_text` may change: empty, a space at an end, two spaces, or any other character that Python's
+or Unicode's whitespace or `_WHITESPACE_PATTERN` includes. Any other value is only words and single inner spaces."""
+_CLEAN_PREFILTER_MIN: Final[int] = 1_000
+
+
 def clean_text(series: pd.Series) -> pd.Series:
-    """As `string`, whitespace runs collapsed to one space, trimmed; empty → NA."""
-    text = series.astype("string").str.replace(_WHITESPACE_PATTERN, " ", regex=True).str.strip()
+    """As `string`, whitespace runs collapsed to one space, trimmed; empty → NA.
+
+    Most values need nothing (~3 % of messy leads do): above `_CLEAN_PREFILTER_MIN` rows, one Arrow regex match finds
+    the values that may change and only those are cleaned, the rest kept as they are (the same result)."""
+    text = series.astype("string")
+    arrow = getattr(text.array, "_pa_array", None)
+    if arrow is None or len(text) < _CLEAN_PREFILTER_MIN:
+        return _clean_all(text)
+    may = pc.fill_null(pc.match_substring_regex(arrow, _MAY_NEED_CLEANING), False).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(may)
+    if not len(rows):
+        return text
+    if len(rows) * 4 > len(text):
+        return _clean_all(text)
+    result = text.copy()
+    result.iloc[rows] = _clean_all(text.iloc[rows]).to_numpy()
+    return result
+
+
+def _clean_all(text: pd.Series) -> pd.Series:
+    text = text.str.replace(_WHITESPACE_PATTERN, " ", regex=True).str.strip()
     return text.mask(text == "")
 
 
