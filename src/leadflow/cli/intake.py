@@ -25,8 +25,10 @@ def intake_serve(
     no_process: Annotated[bool, typer.Option("--no-process", help="Accept and record only; leave the inbox to "
                                              "another `leadflow intake serve`.")] = False,
 ) -> None:
-    """Serve POST /intake/{salesforce,hubspot,marketo,web} and GET /healthz until stopped (Ctrl-C, SIGTERM), and
-    process the inbox in micro-batches (fetch by id, then the sync's stages, gates, guard and write-back)."""
+    """Accept, verify and record pushed lead notifications, and process them in warm micro-batches.
+
+    Serves POST /intake/{salesforce,hubspot,marketo,web} and GET /healthz until stopped (Ctrl-C, SIGTERM), and
+    processes the inbox in micro-batches (fetch by id, then the sync's stages, gates, guard and write-back)."""
     from leadflow.intake.service import serve
 
     _guard(lambda: serve(config, host=host, port=port, handler_for=None if no_process else batch_handler))
