@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from leadflow.pipeline.yamlio import load_yaml, parse_model
 
 __all__ = ["DEFAULT_MAPPING", "FieldRule", "MappedColumn", "MarketoMapping", "convert", "load_mapping",
-           "marketo_id", "utc_iso"]
+           "marketo_id", "utc_iso", "whole_number"]
 
 DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "reference" / "marketo_mapping.yaml"
 MappedColumn = Literal[
@@ -77,7 +77,8 @@ def utc_iso(value: Any) -> str | None:
         return None
 
 
-def marketo_id(value: Any) -> int | None:
+def whole_number(value: Any) -> int | None:
+    """A JSON id or stamp as an int: an int or a digit string, never a bool; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -85,6 +86,10 @@ def marketo_id(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
+
+
+marketo_id = whole_number
+"""A Marketo lead id (`whole_number`)."""
 
 
 def convert(value: Any, rule: FieldRule) -> tuple[Any, bool]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from xml.parsers import expat
 
+from leadflow.connectors.marketo_mapping import whole_number
 from leadflow.intake.verify import Refused
 from leadflow.pipeline.schema import DERIVED_COLUMNS, INPUT_COLUMNS
 from leadflow.store.inbox import InboxNotification
@@ -192,16 +193,6 @@ def _json(body: bytes) -> Any:
         raise Refused(400, f"malformed JSON: {str(exc)[:200]}") from None
 
 
-def _whole_number(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def parse_hubspot(body: bytes) -> tuple[list[InboxNotification], int]:
     """HubSpot's webhook batch (a JSON array of events, https://developers.hubspot.com/docs/api/webhooks): one
     notification per contact event — `contact.*` subscriptions, or `object.*` ones of object type 0-1 — keyed by
@@ -221,7 +212,7 @@ def parse_hubspot(body: bytes) -> tuple[list[InboxNotification], int]:
         if family != "contact" and not (family == "object" and str(event.get("objectTypeId")) == HUBSPOT_CONTACT_TYPE_ID):
             ignored += 1
             continue
-        object_id, occurred = _whole_number(event.get("objectId")), _whole_number(event.get("occurredAt"))
+        object_id, occurred = whole_number(event.get("objectId")), whole_number(event.get("occurredAt"))
         if object_id is None:
             raise Refused(400, f"event [{position}] has no objectId")
         if occurred is None:
@@ -242,7 +233,7 @@ def parse_marketo(body: bytes) -> list[InboxNotification]:
         where = f"[{position}]." if isinstance(data, list) else ""
         if not isinstance(item, dict):
             raise Refused(422, f"{where or 'body'} is not a JSON object")
-        lead_id = _whole_number(item.get("leadId"))
+        lead_id = whole_number(item.get("leadId"))
         if lead_id is None:
             raise Refused(422, f"{where}leadId: missing or not a whole number (the template's {{{{lead.Id}}}})")
         updated = item.get("updatedAt")

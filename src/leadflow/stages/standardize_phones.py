@@ -18,6 +18,7 @@ the reference algorithm itself. tests/test_standardize_phones.py compares both o
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Final
 
 import phonenumbers
@@ -187,32 +188,18 @@ class _Meta:
         return stripped
 
 
-_REGION_META: dict[str, _Meta | None] = {}
-_NONGEO_META: dict[int, _Meta | None] = {}
-
-
+@cache
 def _region_meta(region: str) -> _Meta | None:
     """`PhoneMetadata.metadata_for_region(region)`, reduced; None when phonenumbers has none."""
-    try:
-        return _REGION_META[region]
-    except KeyError:
-        pass
     metadata = PhoneMetadata.metadata_for_region(region, None)
-    meta = None if metadata is None else _Meta(metadata)
-    _REGION_META[region] = meta
-    return meta
+    return None if metadata is None else _Meta(metadata)
 
 
+@cache
 def _nongeo_meta(country_code: int) -> _Meta | None:
     """`PhoneMetadata.metadata_for_nongeo_region(cc)` (calling codes of region "001", e.g. +800), reduced."""
-    try:
-        return _NONGEO_META[country_code]
-    except KeyError:
-        pass
     metadata = PhoneMetadata.metadata_for_nongeo_region(country_code, None)
-    meta = None if metadata is None else _Meta(metadata)
-    _NONGEO_META[country_code] = meta
-    return meta
+    return None if metadata is None else _Meta(metadata)
 
 
 def _meta_for(country_code: int, region: str) -> _Meta | None:
