@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.connectors.base import WriteResult
+from tasks.runner import task
 
 
 @task(cache_policy=NO_CACHE)

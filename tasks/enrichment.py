@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -18,6 +18,7 @@ from leadflow.identity.enrichment import PROVIDER_COLUMNS
 from leadflow.routing.ownership import OwnerDirectory
 from leadflow.sync.mirror import MirrorView
 from tasks.io import BACKOFF, _transient, state_store
+from tasks.runner import task
 
 _providers: dict[str, HttpFirmographicsProvider] = {}
 

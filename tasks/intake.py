@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pandas as pd
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.intake.batches import soql_text, web_lead_fields
+from tasks.runner import task
 
 REPLAY_LOOKBACK = timedelta(minutes=1)
 """A replayed web lead looks for the Lead its earlier attempt created from this long before the form was received."""

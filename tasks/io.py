@@ -9,12 +9,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
 from leadflow.pipeline.settings import Settings
 from leadflow.store import StateStore
+from tasks.runner import task
 
 if TYPE_CHECKING:
     from leadflow.audit.changes import ChangeChunk

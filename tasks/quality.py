@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.quality import GateResult, QualityGate
 from tasks.events import emit_dq_failed
+from tasks.runner import task
 
 
 def publish_gate(gate: GateResult) -> None:

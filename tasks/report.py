@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.ledger import summary_markdown, summary_table
 from tasks.io import _transient, state_store
+from tasks.runner import task
 
 
 @task

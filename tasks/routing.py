@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.config import Rules
@@ -16,6 +16,7 @@ from leadflow.store import RoutingSession
 from leadflow.pipeline.schema import lead_keys
 from leadflow.stages.assign import ASSIGN, STATE_ATTR
 from tasks.io import BACKOFF, _transient, state_store
+from tasks.runner import task
 
 
 @task(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=_transient, cache_policy=NO_CACHE)

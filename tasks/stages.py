@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from prefect import Task, task
+from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.config import Rules
@@ -11,6 +11,7 @@ from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.stages import COMPLY, ENRICH, LIFECYCLE, SCORE, STANDARDIZE
 from leadflow.stages.enrich import domains_to_look_up
 from tasks.enrichment import look_up_firmographics, with_provider_answers
+from tasks.runner import task
 
 
 @task(cache_policy=NO_CACHE)
