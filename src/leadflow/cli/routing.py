@@ -1,4 +1,5 @@
-"""`leadflow routing test` and `routing simulate`; their work is done in `leadflow.routing.simulate`."""
+"""`leadflow routing test` and `routing simulate` (their work is done in `leadflow.routing.simulate`) and `routing
+graph` (`leadflow.cli.routing_graph`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from leadflow.cli.common import _guard
+from leadflow.cli.routing_graph import routing_graph
 
 routing_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                          help="Lead routing: test rules against example cases, simulate a rules change.")
+                          help="Lead routing: test rules against example cases, simulate a rules change, draw the rules.")
+routing_app.command("graph")(routing_graph)
 
 
 @routing_app.command("test")
