@@ -21,7 +21,7 @@ CRM_WRITERS = ("lead-sync-hourly", "lead-fastlane", "lead-backfill")
 
 def test_there_are_deployments() -> None:
     assert set(BY_NAME) == {"lead-file-sync", "lead-sync-hourly", "lead-backfill", "lead-fastlane", "sla-watch",
-                            "map-crm-reconcile"}
+                            "map-crm-reconcile", "lead-intake"}
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
@@ -56,6 +56,9 @@ def test_crm_writers_run_one_at_a_time_and_the_backfill_form_is_enforced() -> No
     for name in CRM_WRITERS:
         assert BY_NAME[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert BY_NAME["lead-backfill"]["enforce_parameter_schema"] is True
+    # the long-running intake service: a second copy would only find its port taken
+    assert BY_NAME["lead-intake"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert "schedules" not in BY_NAME["lead-intake"]
 
 
 def test_backfill_form_is_typed() -> None:

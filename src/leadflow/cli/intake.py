@@ -12,7 +12,7 @@ from leadflow.cli.common import _guard
 
 intake_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="Push intake: accept, verify and record lead notifications from CRMs, MAPs and forms.")
-BATCH_ENTRYPOINT = "flows/intake.py:intake_batch"
+SERVICE_ENTRYPOINT = "flows/intake_service.py:intake_service"
 
 
 @intake_app.command("serve")
@@ -35,11 +35,10 @@ def intake_serve(
 
 
 def batch_handler(processing: Any) -> Any:
-    """The `intake_batch` flow of the project, bound to warm systems built from `processing.run_config`."""
+    """The project's `intake_batch` flow over warm systems (`flows.intake_service.warm_batch_handler`, what the
+    Prefect-served `intake_service` uses too)."""
     from leadflow.cli.common import _load_flow, _prefect_env
 
     _prefect_env()
-    batch_flow = _load_flow(BATCH_ENTRYPOINT)  # puts the project on sys.path: the flow imports flows.* and tasks.*
-    module = sys.modules[batch_flow.fn.__module__]
-    warm = module.WarmSystems(processing.run_config, processing.refresh_seconds)
-    return lambda rows: batch_flow(module.IntakeBatch(rows, warm))
+    service = _load_flow(SERVICE_ENTRYPOINT)  # puts the project on sys.path: the flows import flows.* and tasks.*
+    return sys.modules[service.fn.__module__].warm_batch_handler(processing)
