@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger
 from flows.stages import complete_run, recorded_run, run_stages
 from leadflow.pipeline import progress
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.errors import LeadflowError
 from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.base import SourceStopped
 from leadflow.connectors.registry import connect
@@ -29,6 +30,7 @@ from leadflow.pipeline.schema import conform, lead_keys
 from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from leadflow.store.leases import LeaseLost
+from leadflow.sync.mirror import MirrorView
 from leadflow.sync.pages import (
     PULL_ERROR,
     PULL_STAGE,
@@ -49,6 +51,7 @@ from leadflow.sync.writeback import (
 )
 from tasks.crm import check_dead_letter_replay, write_back, write_back_guarded
 from tasks.enrichment import (
+    join_activity_windows,
     pull_activities,
     pull_status_history,
     refresh_crm_mirror,
@@ -59,6 +62,7 @@ from tasks.enrichment import (
 )
 from tasks.events import emit_budget_exhausted, emit_sync_errors
 from tasks.io import (
+    TRANSIENT,
     commit_watermark,
     confirm_owners_written,
     dead_letter_counts,
@@ -72,6 +76,7 @@ from tasks.io import (
     seen_leads,
     writer_lease,
 )
+from tasks.notify import notice_rows, run_notices
 
 System = Literal["salesforce", "marketo", "hubspot"]
 LEAD_OBJECT = "Lead"
@@ -117,14 +122,46 @@ def crm_sync(
         # The CRM mirror and the MAP's activities are read when the first page has leads to process: a run with
         # nothing new (the fast lane, most of the time) costs only its pulls.
         run_inputs = LazyInputs(lambda: reference_inputs(rules, pipeline, connectors, inputs))
+        notices: list[pd.DataFrame] = []
         for system in names:
             per_system[system] = sync_system(
                 SyncRun(run_id, ledger, rules, run_inputs, pipeline, start, end, dry_run, override_export_guard,
-                        f"{system}:{watermark_key}" if watermark_key else system, only_lead_sources),
+                        f"{system}:{watermark_key}" if watermark_key else system, only_lead_sources, notices),
                 system, connectors[system], (writer_leases or {}).get(system))
         ledger.close(ledger.rows_out)
-        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run})
+        notified = run_notices(notices, rules, inputs.as_of)
+        return complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system, "dry_run": dry_run,
+                                     **({"owner_notices": notified} if notified else {})})
 
+
+ACTIVITY_OVERLAP = timedelta(minutes=5)
+"""How far before the last pull's end a refresh reads MAP activities again. Marketo's date-based paging token returns
+the activities recorded after a datetime (https://developers.marketo.com/rest-api/paging-tokens/), but an activity
+can be recorded some time after its activityDate (Adobe KB ka-28493, "REST API Paging Tokens Use Case":
+https://experienceleague.adobe.com/en/docs/experience-cloud-kcs/kbarticles/ka-28493): the overlap picks those up."""
+
+REFRESH_FAILURES = (LeadflowError, *TRANSIENT)
+"""What a refresh of reference data survives by keeping what it had: a source that stopped (quota, budget), an API
+error, a dropped connection, a state store briefly unavailable."""
+
+
+@dataclass(frozen=True)
+class PulledActivities:
+    """The MAP activities pulled so far (canonical activity frame), covering the scoring look-back up to `end`."""
+
+    frame: pd.DataFrame
+    end: datetime
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """What `reference_inputs` reads from the systems, kept so a long-lived process can refresh it: the CRM mirror
+    and the MAP's activities (None: not needed, or not read)."""
+
+    mirror: MirrorView | None = None
+    activities: PulledActivities | None = None
+    stale: tuple[str, ...] = ()
+    """The sources whose last refresh failed (their previous data kept)."""
 
 
 def reference_inputs(rules: Any, pipeline: Any, connectors: dict[str, Any], inputs: RunInputs) -> RunInputs:
@@ -132,27 +169,86 @@ def reference_inputs(rules: Any, pipeline: Any, connectors: dict[str, Any], inpu
     matching and duplicates, users and queues for routing), refreshed by what changed since the last run, and the
     MAP's recent activities for scoring. A CRM that stops here stops the run's pages (enriching without the CRM
     would write "no account" over good matches); a MAP that stops only leaves scoring without activities."""
+    assert inputs.as_of is not None
+    return with_reference_data(rules, pipeline, inputs, read_reference_data(rules, pipeline, connectors,
+                                                                             inputs.as_of))
+
+
+def read_reference_data(rules: Any, pipeline: Any, connectors: dict[str, Any], as_of: datetime) -> ReferenceData:
+    """The CRM mirror and the MAP's activities of the scoring look-back up to `as_of`, as `reference_inputs` reads
+    them (a CRM stop raises; a MAP stop leaves the activities out)."""
     logger = get_run_logger()
-    if "salesforce" in connectors and {"enrich", "assign"} & set(pipeline.names):
+    mirror = activities = None
+    if _needs_crm(pipeline, connectors):
         try:
             mirror = refresh_crm_mirror(connectors["salesforce"])
         except SourceStopped as stop:
             logger.warning("salesforce stopped while refreshing the CRM mirror (%s): nothing synced", stop.reason)
             raise SourceStopped(stop.system, f"CRM mirror: {stop.reason}") from None
-        if "enrich" in pipeline.names:
-            inputs = with_crm_reference(inputs, rules, mirror.accounts, mirror.existing)
-        if "assign" in pipeline.names:
-            # Who is a person, who left, which ids are queues: only leads nobody works are routed.
-            inputs = with_owner_directory(inputs, mirror.owners)
-    if "score" in pipeline.names and "marketo" in connectors:
-        assert inputs.as_of is not None
-        lookback = timedelta(days=rules.scoring_model.lookback_days)
+    if _needs_activities(pipeline, connectors):
         try:
-            inputs = with_activities(inputs, rules, pull_activities(connectors["marketo"], inputs.as_of - lookback,
-                                                                    inputs.as_of))
+            activities = pulled_activities(rules, connectors["marketo"], as_of, None)
         except SourceStopped as stop:
             logger.warning("marketo stopped while pulling activities (%s): scoring without them", stop.reason)
+    return ReferenceData(mirror, activities)
+
+
+def refresh_reference_data(rules: Any, pipeline: Any, connectors: dict[str, Any], as_of: datetime,
+                           kept: ReferenceData) -> ReferenceData:
+    """`kept` brought up to `as_of` reading only what changed: the CRM mirror through `refresh_crm_mirror`, the
+    activities of [last pull's end − ACTIVITY_OVERLAP, as_of). A source whose refresh fails keeps its `kept` data
+    (named in `stale`, logged)."""
+    stale: list[str] = []
+    mirror, activities = kept.mirror, kept.activities
+    if _needs_crm(pipeline, connectors):
+        mirror = _kept_on_failure("salesforce", lambda: refresh_crm_mirror(connectors["salesforce"]), mirror, stale)
+    if _needs_activities(pipeline, connectors):
+        activities = _kept_on_failure("marketo", lambda: pulled_activities(rules, connectors["marketo"], as_of,
+                                                                            kept.activities), activities, stale)
+    return ReferenceData(mirror, activities, tuple(stale))
+
+
+def _kept_on_failure(system: str, refresh: Callable[[], Any], kept: Any, stale: list[str]) -> Any:
+    """`refresh()`, or `kept` when it fails with one of REFRESH_FAILURES (logged; `system` added to `stale`)."""
+    try:
+        return refresh()
+    except REFRESH_FAILURES as exc:
+        stale.append(system)
+        get_run_logger().warning("refreshing %s reference data failed (%s: %s): the previous data is kept and the "
+                                 "refresh tried again next batch", system, type(exc).__name__, exc)
+        return kept
+
+
+def pulled_activities(rules: Any, connector: Any, as_of: datetime, kept: PulledActivities | None) -> PulledActivities:
+    """The MAP activities of the scoring look-back up to `as_of`: the whole look-back the first time, then only
+    [kept.end − ACTIVITY_OVERLAP, as_of), joined to `kept` (`join_activity_windows`)."""
+    window_start = as_of - timedelta(days=rules.scoring_model.lookback_days)
+    since = window_start if kept is None else min(max(window_start, kept.end - ACTIVITY_OVERLAP), as_of)
+    since = since.replace(microsecond=0)  # the paging token's sinceDatetime is whole seconds
+    pulled = pull_activities(connector, since, as_of)
+    earlier = kept.frame if kept is not None else pulled.iloc[:0]
+    return PulledActivities(join_activity_windows(earlier, pulled, since, window_start), as_of)
+
+
+def with_reference_data(rules: Any, pipeline: Any, inputs: RunInputs, data: ReferenceData) -> RunInputs:
+    """`inputs` carrying `data` as the stages use it (accounts and records, owner directory, activities)."""
+    if data.mirror is not None:
+        if "enrich" in pipeline.names:
+            inputs = with_crm_reference(inputs, rules, data.mirror.accounts, data.mirror.existing)
+        if "assign" in pipeline.names:
+            # Who is a person, who left, which ids are queues: only leads nobody works are routed.
+            inputs = with_owner_directory(inputs, data.mirror.owners)
+    if data.activities is not None:
+        inputs = with_activities(inputs, rules, data.activities.frame)
     return inputs
+
+
+def _needs_crm(pipeline: Any, connectors: dict[str, Any]) -> bool:
+    return "salesforce" in connectors and bool({"enrich", "assign"} & set(pipeline.names))
+
+
+def _needs_activities(pipeline: Any, connectors: dict[str, Any]) -> bool:
+    return "score" in pipeline.names and "marketo" in connectors
 
 
 class LazyInputs:
@@ -184,6 +280,8 @@ class SyncRun:
     mark_key: str | None
     """The watermark a processed page moves; None moves none (push intake: the records came by id, not by time)."""
     only_lead_sources: list[str] | None
+    notices: list[pd.DataFrame] = field(default_factory=list)
+    """The run's newly assigned leads whose owners are told at its end (`tasks.notify.run_notices`)."""
 
     @property
     def inputs(self) -> RunInputs:
@@ -340,6 +438,8 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
         if "assign" in pipeline.names and "owner_id" in connector.writable_columns:
             placed = owners_in_place(sent, frame, result.written) & frame["assigned_at"].notna()
             confirm_owners_written(lead_keys(frame)[placed.to_numpy()].tolist(), run.inputs.as_of)
+        if "assign" in pipeline.names and rules.notifications is not None:
+            run.notices.append(owners_to_tell(frame, sent, result.written, connector, writes, run.inputs.as_of))
         # Recorded last: a crash before this re-pulls the page and processes it again (no receipt yet).
         save_page_receipts(run, connector, as_pulled, sent, result.written,
                            [str(r) for r in result.failures["record_id"]] if len(result.failures) else [])
@@ -352,6 +452,20 @@ def process_page(run: SyncRun, system: str, connector: Any, page: pd.DataFrame, 
     add_counts(report, enrichment_counts(frame))
     add_counts(report, scoring_counts(frame))
     add_counts(report, routing_counts(frame))
+
+
+def owners_to_tell(frame: pd.DataFrame, sent: pd.DataFrame, written: list[str], connector: Any, writes: bool,
+                   as_of: datetime | None) -> pd.DataFrame:
+    """The page's leads assigned by this run whose owner may be told: where leadflow writes owners to the system,
+    only those whose owner is now in place there (a lead whose owner write failed is not told: its dead letter
+    is replayed later without a notice)."""
+    from leadflow.notify import newly_assigned
+
+    fresh = newly_assigned(frame, since=as_of)
+    if writes and "owner_id" in connector.writable_columns and len(fresh):
+        placed = owners_in_place(sent, frame, written)
+        fresh = fresh[placed.loc[fresh.index].to_numpy(dtype=bool)]
+    return notice_rows(fresh)
 
 
 def first_sight_ids(frame: pd.DataFrame, rules: Any) -> list[str]:

@@ -5,8 +5,9 @@ stages, gates, guard, write-back, audit trail, receipts, events — as one `inta
 watermark moves: polling stays the safety net and keeps its own.
 
 `WarmSystems` keeps what a run builds lazily — connectors (logged in, rate limiters warm), the CRM mirror and MAP
-activities (`reference_inputs`), the GX contexts (cached per process by the gate) — between batches, refreshed every
-`processing.refresh_seconds`.
+activities (`read_reference_data`), the GX contexts (cached per process by the gate) — between batches; every
+`processing.refresh_seconds` the reference data is brought up to date with only what changed
+(`refresh_reference_data`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.crm_sync import LEAD_OBJECT, SyncRun, process_page, reference_inputs
+from flows.crm_sync import (
+    LEAD_OBJECT,
+    ReferenceData,
+    SyncRun,
+    process_page,
+    read_reference_data,
+    refresh_reference_data,
+    with_reference_data,
+)
 from flows.stages import complete_run, recorded_run
 from leadflow.connectors.registry import connect
 from leadflow.intake.batches import WEB_CRM, BatchOutcome, crm_groups
@@ -33,13 +42,15 @@ from leadflow.store.leases import LeaseBusy
 from tasks.events import emit_sync_errors
 from tasks.intake import create_web_leads, fetch_records
 from tasks.io import dead_letter_counts, writer_lease
+from tasks.notify import run_notices
 from tasks.runner import inline_tasks
 
 
 class WarmSystems:
-    """The run config, pipeline, connectors and reference inputs, kept between batches; all rebuilt once older than
-    `refresh_seconds` (0: every batch). Each batch starts its connectors' API budgets and export guards afresh, as a
-    run does."""
+    """The run config, pipeline, connectors and reference inputs, kept between batches. Connectors live as long as
+    the process; the reference data (CRM mirror, MAP activities) is read once, then refreshed with only what changed
+    once older than `refresh_seconds` (0: every batch; a refresh that failed is tried again next batch). Each batch
+    starts its connectors' API budgets and export guards afresh, as a run does."""
 
     def __init__(self, config_path: Path | None, refresh_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -47,16 +58,12 @@ class WarmSystems:
         self.rules = load_rules(config_path)
         self.pipeline = pipeline_from_names(self.rules.pipeline, origin=self.rules.source)
         self._connectors: dict[str, Any] = {}
+        self._data: ReferenceData | None = None
         self._inputs: RunInputs | None = None
-        self._built = clock()
+        self._read_at = clock()
         self.refreshes = 0
 
     def start_batch(self) -> None:
-        if self._clock() - self._built >= self.refresh_seconds and (self._connectors or self._inputs is not None):
-            self.close()
-            self.refreshes += 1
-        if not self._connectors:
-            self._built = self._clock()
         for connector in self._connectors.values():
             budget, guard = getattr(connector, "budget", None), getattr(connector, "guard", None)
             if budget is not None:
@@ -74,15 +81,27 @@ class WarmSystems:
         return self._connectors
 
     def inputs(self, as_of: datetime) -> RunInputs:
-        """The reference inputs (CRM mirror, owners, activities) as of the last refresh, evaluated at `as_of`."""
-        if self._inputs is None:
-            self._inputs = reference_inputs(self.rules, self.pipeline, self.connectors(), RunInputs(as_of=as_of))
+        """The reference inputs (CRM mirror, owners, activities) evaluated at `as_of`: read the first time,
+        brought up to `as_of` with only what changed once older than `refresh_seconds`."""
+        now = self._clock()
+        if self._data is None:
+            self._keep(read_reference_data(self.rules, self.pipeline, self.connectors(), as_of), as_of)
+            self._read_at = now
+        elif now - self._read_at >= self.refresh_seconds:
+            self._keep(refresh_reference_data(self.rules, self.pipeline, self.connectors(), as_of, self._data), as_of)
+            self.refreshes += 1
+            if not self._data.stale:  # a failed source is tried again at the next batch
+                self._read_at = now
+        assert self._inputs is not None
         return replace(self._inputs, as_of=as_of)
+
+    def _keep(self, data: ReferenceData, as_of: datetime) -> None:
+        self._data, self._inputs = data, with_reference_data(self.rules, self.pipeline, RunInputs(as_of=as_of), data)
 
     def close(self) -> None:
         for connector in self._connectors.values():
             getattr(connector, "close", lambda: None)()
-        self._connectors, self._inputs = {}, None
+        self._connectors, self._data, self._inputs = {}, None, None
 
 
 class BatchInputs:
@@ -128,8 +147,11 @@ def intake_batch(batch: IntakeBatch) -> BatchOutcome:
                 continue
             per_system[system] = intake_system(run, system, group, warm, started, outcome)
         ledger.close(ledger.rows_out)
+        # After the batch's write-backs: a failure to notify never holds back a routed lead.
+        notified = run_notices(run.notices, warm.rules, run.inputs.as_of) if run.notices else {}
         outcome.summary = complete_run(run_id, {"run_id": run_id, **ledger.summary(), "systems": per_system,
-                                                "notifications": len(rows), "dry_run": False})
+                                                "notifications": len(rows), "dry_run": False,
+                                                **({"owner_notices": notified} if notified else {})})
     return outcome
 
 

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from leadflow.ops.alerts import AlertsConfig
 from leadflow.pipeline.connections import Connections
 from leadflow.identity.enrichment import EnrichmentConfig, Reference, load_reference
+from leadflow.notify.config import NotificationsConfig
 from leadflow.pipeline.errors import ConfigError
 from leadflow.scoring.lifecycle import DEFAULT_LIFECYCLE, LIFECYCLE_COLUMNS, LifecyclePolicy, load_lifecycle_policy
 from leadflow.routing.ownership import DEFAULT_OPEN_STATUSES, Ownership, RouteWhen, reassign_statuses_error
@@ -162,6 +163,8 @@ class RunConfig(BaseModel):
     routing: RoutingSection | None = None
     alerts: AlertsConfig | None = Field(default=None, description="Alerts: `leadflow alerts install` makes them.")
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    notifications: NotificationsConfig | None = Field(default=None, description="Tell owners of their new leads "
+                                                      "(Slack, e-mail): `leadflow.notify`.")
 
 
 @cache
@@ -202,6 +205,8 @@ class Rules:
     its `RunInputs.owners`)."""
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
     """Writer leases: how long to wait for another writer, a lease's lifetime."""
+    notifications: NotificationsConfig | None = None
+    """How owners hear of their new leads (None: they are not told)."""
 
 
 def load_consent_policy(path: Path = DEFAULT_CONSENT_POLICY) -> ConsentPolicy:
@@ -272,6 +277,7 @@ def load_rules(config_path: Path | None = None) -> Rules:
         untouched_statuses=frozenset(config.routing.open_statuses) if config.routing else frozenset(),
         ownership=config.routing.ownership() if config.routing else Ownership(),
         concurrency=config.concurrency,
+        notifications=config.notifications,
     )
 
 
