@@ -105,6 +105,21 @@ def with_activities(inputs: RunInputs, rules: Rules, activities: pd.DataFrame) -
     return inputs.with_reference(replace(reference, activities=conform_activities(both)))
 
 
+def join_activity_windows(earlier: pd.DataFrame, pulled: pd.DataFrame, since: datetime,
+                          window_start: datetime) -> pd.DataFrame:
+    """One canonical activity frame from activities kept from earlier pulls and `pulled`, the pull of [since, …):
+    the earlier ones before `since` (from `window_start` on), the pulled ones from `since` on. Each instant comes
+    from one pull, so an activity both pulls saw (the overlap) is counted once, while two alike activities of one
+    pull stay two, as a single pull of the whole window would give them."""
+    from leadflow.scoring.model import conform_activities
+
+    earlier, pulled = conform_activities(earlier), conform_activities(pulled)
+    start, cut = pd.Timestamp(window_start), pd.Timestamp(since)
+    kept = earlier[(earlier["occurred_at"] >= start) & (earlier["occurred_at"] < cut)]
+    fresh = pulled[pulled["occurred_at"] >= max(start, cut)]
+    return conform_activities(pd.concat([kept, fresh], ignore_index=True))
+
+
 def with_owner_directory(inputs: RunInputs, directory: OwnerDirectory) -> RunInputs:
     """`inputs` whose ownership knows the CRM's users and queues, and whose routing treats inactive users as such
     (`RunInputs.ownership_for`, `RunInputs.routing_for`)."""

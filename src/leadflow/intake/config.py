@@ -147,8 +147,9 @@ class Processing(BaseModel):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     claim_timeout_seconds: float = Field(default=300.0, ge=1, description="A claim older than this (its process was "
                                          "killed) is replayed; longer than the longest batch.")
-    refresh_seconds: float = Field(default=300.0, ge=0, description="The CRM mirror, MAP activities and connectors "
-                                   "are kept between batches and refreshed this often (0: every batch).")
+    refresh_seconds: float = Field(default=300.0, ge=0, description="The CRM mirror and MAP activities are kept "
+                                   "between batches and brought up to date (only what changed) this often (0: every "
+                                   "batch); connectors live as long as the process.")
     wake_seconds: float = Field(default=5.0, gt=0, description="Without a new notification, look for replays and "
                                 "retries this often.")
     busy_backoff_seconds: float = Field(default=10.0, ge=0, description="A system another run writes to is left "
