@@ -100,6 +100,31 @@ def test_claims_of_a_killed_processor_are_replayed_once_stale(store: StateStore)
     assert sorted(replay["record_id"]) == ["7", "8"] and (replay["attempts"] == 2).all()
 
 
+def test_claims_of_a_dead_process_on_this_host_are_released_at_start_not_after_the_timeout(
+    store: StateStore,
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead_pid = int(finished.stdout)  # a process that ran and exited: nothing runs under its id now
+    store.record_notifications([note("hubspot", str(i)) for i in range(1, 7)])
+    store.claim_notifications(f"{host}:{dead_pid}:aaaa", 2, 60)             # killed
+    store.claim_notifications(f"{host}:{os.getpid()}:bbbb", 1, 60)          # this pid, an earlier incarnation
+    store.claim_notifications(f"{host}:{os.getppid()}:cccc", 1, 60)         # a live process: not judged
+    store.claim_notifications(f"elsewhere:{dead_pid}:dddd", 1, 60)          # another host: not judged
+    processor = Processor(store, Recorder(), settings(5, 500, claim_timeout_seconds=60), clock=Clock())
+    assert processor.release_dead_claims() == 3
+    rows = store.inbox_notifications().set_index("record_id")
+    assert list(rows["state"]) == ["pending", "pending", "pending", "claimed", "claimed", "pending"]
+    assert list(rows["attempts"]) == [1, 1, 1, 1, 1, 0]  # the killed claims counted their attempt
+    assert processor.release_dead_claims() == 0
+
+
 def test_transient_errors_are_retried_permanent_ones_fail_with_the_reason(store: StateStore) -> None:
     import requests
 

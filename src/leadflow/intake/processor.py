@@ -46,6 +46,26 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def gone_from_this_host(worker: str, me: str) -> bool:
+    """Whether `worker` (a `worker_name`) was a process on this host that no longer runs: an earlier incarnation of
+    this process id, or a process id nothing runs under. Workers of other hosts, and any whose process id runs
+    (whatever runs under it now), are not judged: their claims wait for the claim timeout."""
+    host, _, rest = worker.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if worker == me or host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this process id, another incarnation: the one that held it is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it runs, as another user
+    return False
+
+
 class Processor:
     """Claims batches from `store`'s inbox for `handle` and records what became of them (see the module)."""
 
@@ -174,8 +194,20 @@ class Processor:
                         "; ".join(sorted(set(final.values())))[:500])
 
     # -- the loop -------------------------------------------------------------------------------------------------
+    def release_dead_claims(self) -> int:
+        """Replay now, not after `claim_timeout_seconds`, what a killed process on this host left claimed."""
+        released = int(self.store.release_dead_claims(lambda worker: gone_from_this_host(worker, self.worker)))
+        if released:
+            log.warning("intake: %d notification(s) claimed by a process that is gone: replaying them", released)
+            self.notify(released)
+        return released
+
     def run(self) -> None:
-        """Decide, wait (woken early by `notify`), until `stop`."""
+        """Replay what a killed process left claimed; then decide, wait (woken early by `notify`), until `stop`."""
+        try:
+            self.release_dead_claims()
+        except Exception as exc:  # noqa: BLE001 - the store is down: the claim timeout replays them later
+            log.error("intake processor: releasing dead claims failed: %s: %s", type(exc).__name__, exc)
         while not self._stop.is_set():
             self._wake.clear()
             try:

@@ -11,7 +11,7 @@ processors on several machines never claim the same row; on SQLite the single-wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -170,6 +170,19 @@ class InboxMixin(StoreBase):
                     t.c.id.in_(wanted[start : start + CACHE_CHUNK_KEYS]), t.c.state == "claimed",
                     t.c.claimed_by == worker).values(**values)).rowcount
         return changed
+
+    def release_dead_claims(self, dead: Callable[[str], bool]) -> int:
+        """Put back to pending the claimed rows of every worker `dead` says is gone (a process on this host that no
+        longer runs), so a restart replays them at once instead of after the claim timeout; the claim already
+        counted its attempt. Returns how many rows went back."""
+        t = intake_inbox
+        with self._writing() as conn:
+            holders = [w for (w,) in conn.execute(sa.select(t.c.claimed_by).where(t.c.state == "claimed").distinct())
+                       if w and dead(w)]
+            if not holders:
+                return 0
+            return conn.execute(t.update().where(t.c.state == "claimed", t.c.claimed_by.in_(holders)).values(
+                state="pending", claimed_by=None, claimed_at=None)).rowcount
 
     def inbox_counts(self, system: str | None = None) -> dict[str, int]:
         """Rows per state (every state, 0 when none), of one system or all."""
