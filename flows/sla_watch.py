@@ -1,4 +1,5 @@
-"""`sla_watch`: assignments past their first-touch SLA become breaches: recorded, published, and raised as events."""
+"""`sla_watch`: assignments past their first-touch SLA become breaches: recorded, published, and raised as events;
+the due steps of the rules' escalation chains fire (reminders, manager notices, reassignment, queue), each once."""
 
 from __future__ import annotations
 
@@ -7,16 +8,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from leadflow.pipeline.config import load_rules
+from leadflow.pipeline.errors import LeadflowError
 from leadflow.pipeline.run_inputs import RunInputs
 from leadflow.connectors.registry import connect
+from leadflow.routing.escalation import PLAN_COLUMNS, chain_rules
+from leadflow.routing.escalation import summary as escalation_summary
+from leadflow.routing.model import OWNER_ACTIONS
 from leadflow.routing.sla import breach_summary, owner_changes
 from tasks.crm import write_back
 from tasks.enrichment import refresh_crm_mirror, with_owner_directory
+from tasks.escalation import escalate_owners, plan_escalations, send_escalation_notices
 from tasks.events import emit_sla_breached
+from tasks.first_touch import pull_crm_first_touches
 from tasks.io import check_sla, close_run, open_run, reassign_breaches, writer_lease
 
 
@@ -24,23 +32,33 @@ from tasks.io import check_sla, close_run, open_run, reassign_breaches, writer_l
 def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> dict[str, Any]:
     """Check every open assignment's first-touch SLA as of `as_of` (default now); each breach is recorded once. With
     a config whose routing rules say `on_sla_breach: reassign`, those leads are routed again to someone else and the
-    new owner is written back to the CRM they came from."""
+    new owner is written back to the CRM they came from; rules with an `escalation` chain fire their due steps
+    (`leadflow.routing.escalation`), each once."""
     moment = as_of or datetime.now(UTC)
     run_id = open_run("sla_watch", {"as_of": moment.isoformat(), "config_path": config_path})
+    rules = load_rules(Path(config_path)) if config_path else None
+    # First touches the CRM records (tasks, events, status changes) since the last run, pulled once per run before
+    # the check: a lead a rep worked in the CRM is not a breach, and its SLA is measured to that touch.
+    touches = crm_first_touches(rules, run_id)
     breaches = check_sla(moment, run_id)
     summary = {"run_id": run_id, "as_of": moment.isoformat(), **breach_summary(breaches)}
-    rules = load_rules(Path(config_path)) if config_path else None
-    if rules is not None and rules.routing is not None and len(breaches):
+    if touches is not None:
+        summary["first_touches"] = touches
+    plan = escalation_plan(rules, moment)
+    summary |= escalation_summary(plan)
+    if rules is not None and rules.routing is not None and (len(breaches) or owner_steps_due(plan)):
         # Reassigning writes owners: one writer per system at a time, so hold the writer lease of every system
         # written back to (waiting for a running sync, as any writer does) from the routing to the write.
         written = [s for s in rules.systems.names if getattr(rules.systems, s).write_back]
         try:
             with ExitStack() as held:
                 leases = {s: held.enter_context(writer_lease(s, run_id, "sla_watch", rules)) for s in written}
-                summary |= reassign_and_write(rules, breaches, moment, run_id, leases)
+                summary |= reassign_and_write(rules, breaches, moment, run_id, leases, plan)
         except Exception as exc:
             close_run(run_id, "failed", summary, f"{type(exc).__name__}: {exc}")
             raise
+    if rules is not None and len(plan):
+        summary |= send_escalation_notices(plan, rules, rules.routing, moment, run_id)
     if len(breaches):
         create_table_artifact(key="sla-breaches", table=breaches.astype(str).to_dict("records"),
                               description=f"{len(breaches)} leads past their first-touch SLA")
@@ -51,10 +69,35 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
     return summary
 
 
-def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str, leases: dict[str, Any]
-                       ) -> dict[str, Any]:
-    """Route the breached leads whose rule says so to someone else and write the new owners back (each system under
-    its writer lease, checked before the write)."""
+def crm_first_touches(rules: Any, run_id: str) -> dict[str, Any] | None:
+    """Pull the CRM's first touches when the config has Salesforce (None otherwise); a CRM that stops or refuses
+    leaves the check to the first touches known so far (logged)."""
+    if rules is None or rules.systems.salesforce is None:
+        return None
+    try:
+        with connect("salesforce", rules.systems, origin=rules.source) as crm:
+            return pull_crm_first_touches(crm, rules, run_id)
+    except LeadflowError as exc:
+        get_run_logger().warning("CRM first touches not pulled (%s): SLAs checked against those known so far", exc)
+        return {"error": str(exc)}
+
+
+def escalation_plan(rules: Any, moment: datetime) -> pd.DataFrame:
+    """The escalation steps due now (none without a routing config or a rule with an `escalation` chain)."""
+    if rules is None or rules.routing is None or not chain_rules(rules.routing):
+        return pd.DataFrame(columns=list(PLAN_COLUMNS))
+    return plan_escalations(rules.routing, moment)
+
+
+def owner_steps_due(plan: pd.DataFrame) -> bool:
+    """Whether a reassign_pool or queue step acts: the run then writes owners, under the writer leases."""
+    return bool((plan["acts"].astype(bool) & plan["action"].isin(list(OWNER_ACTIONS))).any())
+
+
+def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str, leases: dict[str, Any],
+                       plan: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Route the breached leads whose rule says so to someone else, fire the due reassign_pool and queue steps of
+    `plan`, and write the new owners back (each system under its writer lease, checked before the write)."""
     summary: dict[str, Any] = {}
     inputs = RunInputs(as_of=moment)
     if rules.systems.salesforce is not None:
@@ -64,12 +107,25 @@ def reassign_and_write(rules: Any, breaches: Any, moment: datetime, run_id: str,
             inputs = with_owner_directory(inputs, refresh_crm_mirror(crm).owners)
     routing = inputs.routing_for(rules)
     assert routing is not None
-    made = reassign_breaches(breaches, routing, moment, run_id)
-    summary["reassigned"] = len(made)
+    if len(breaches):
+        made = reassign_breaches(breaches, routing, moment, run_id)
+        summary["reassigned"] = len(made)
+        summary |= write_owners(rules, made, leases, "reassigned_written")
+    if plan is not None and owner_steps_due(plan):
+        escalated = escalate_owners(plan, routing, moment, run_id)
+        summary["escalation_owner_changes"] = len(escalated)
+        summary |= write_owners(rules, escalated, leases, "escalation_written")
+    return summary
+
+
+def write_owners(rules: Any, made: pd.DataFrame, leases: dict[str, Any], key: str) -> dict[str, Any]:
+    """Write new owners back to the systems their leads came from, each under its writer lease (checked first):
+    `{key: {system: records written}}`."""
+    written: dict[str, int] = {}
     for system, changes in owner_changes(made).items():
         if system not in leases:
             continue
         leases[system].ensure()
         result = write_back(connect(system, rules.systems, origin=rules.source), changes, False, True)
-        summary.setdefault("reassigned_written", {})[system] = len(result.written)
-    return summary
+        written[system] = len(result.written)
+    return {key: written} if written else {}

@@ -190,7 +190,8 @@ def test_all_capped_overflows() -> None:
                                  "overflow": {"queue": "review"}}})
     out = route(leads(4), cfg)
     assert out["owner_id"].tolist() == ["u1", "u2", "00G_REVIEW", "00G_REVIEW"]
-    assert out["routing_reason"].iloc[3] == "queue review (pool team: nobody available)"
+    assert out["routing_reason"].iloc[3] == (
+        "queue review (skipped Ann: daily cap 1; skipped Ben: daily cap 1; pool team: nobody available)")
 
 
 @pytest.mark.parametrize(
@@ -246,7 +247,7 @@ def test_overflow_to_another_pool() -> None:
     })
     out = route(leads(4), cfg)
     assert out["owner_id"].tolist() == ["u1", "u2", "u3", "u2"]
-    assert out["routing_reason"].iloc[1] == "pool east round robin (pool west: nobody available)"
+    assert out["routing_reason"].iloc[1] == "pool east round robin (skipped Ann: daily cap 1; pool west: nobody available)"
 
 
 # ------------------------------------------------------------------------------------------------ account owner
@@ -419,7 +420,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("territories/0/countries", ["XX"], "territories[0].countries", "alpha-2"),
         ("timezone", "Mars/Olympus", "timezone", "IANA time zone"),
         ("users/u1/timezone", "Europe/Nowhere", "users.u1.timezone", "IANA time zone"),
-        ("users/u1/working_hours", {"start": "18:00", "end": "09:00"}, "users.u1.working_hours", "before end"),
+        ("users/u1/working_hours", {"start": "18:00", "end": "18:00"}, "users.u1.working_hours", "needs a length"),
         ("users/u1/working_hours", {"start": 1050}, "users.u1.working_hours.start", "quote it"),
         ("pools/team/overflow", {"pool": "team"}, "pools.team.overflow", "circle"),
         ("rules/0/otherwise", {"assign_to": "ghost"}, "rules[0]", "does not apply to pool"),

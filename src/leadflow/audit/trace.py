@@ -3,7 +3,8 @@
 `trace(store, query)` finds a lead's keys — by e-mail (`email:<addr>` keys plus `source:id` keys whose audit events,
 quarantined rows or assignments carry that address) or by id (`<source>:<id>` keys) — and returns, as plain JSON-able
 data, each run it went through (flow, start, params) with the stages and the columns each changed (old → new, at),
-quarantine (expectation, reason), routing, lifecycle, what was written back and dead letters for its record ids.
+quarantine (expectation, reason), routing, escalation steps (`escalation:<action>`), lifecycle, what was written back
+and dead letters for its record ids.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from leadflow.store.escalations import step_history
 
 if TYPE_CHECKING:
     from leadflow.store import StateStore
@@ -46,7 +49,8 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
     Keys: query, kind (`email`/`id`), lead_keys, found, runs (time order; each with flow, started_at, finished_at,
     status, params, staged [{lead_key, at, created_at, lead_source}] (when the run took the lead in), stages [{stage,
     changes [{lead_key, column, old, new, at}]}] and quarantine), quarantine,
-    assignments, lifecycle, writeback, dead_letters, timeline (every item with its `at`, time order).
+    assignments, lifecycle, writeback, dead_letters, escalations (the escalation steps recorded, in firing order: step
+    (0-based), action, rule, due_at, fired_at, owner_id, outcome…), timeline (every item with its `at`, time order).
     """
     query = query.strip()
     kind = "email" if is_email(query) else "id"
@@ -57,6 +61,7 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
     assignments = [_iso_all(a) for a in data["assignments"]]
     lifecycle = [_iso_all(s) for s in data["lead_state"]]
     dead = [_iso_all(d) for d in data["dead_letters"]]
+    escalations = [_iso_all(e) for e in step_history(store, keys)]
     run_info = {r["run_id"]: r for r in data["runs"]}
 
     by_run: dict[str, dict[str, Any]] = {}
@@ -87,8 +92,8 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
 
     timeline: list[dict[str, Any]] = []
     for event in events:
-        timeline.append({"at": event["at"], "kind": "writeback" if event["stage"].startswith("writeback:") else
-                         "change", **event})
+        what = next((k for k in ("writeback", "escalation") if event["stage"].startswith(f"{k}:")), "change")
+        timeline.append({"at": event["at"], "kind": what, **event})
     timeline += [{"at": _iso(r["at"]), "kind": "staged", **_iso_all(r)} for r in data.get("lead_runs", [])]
     timeline += [{"at": q["at"], "kind": "quarantine", **q} for q in quarantined]
     for a in assignments:
@@ -117,6 +122,7 @@ def trace(store: StateStore, query: str) -> dict[str, Any]:
         "lifecycle": lifecycle,
         "writeback": [e for e in events if e["stage"].startswith("writeback:")],
         "dead_letters": dead,
+        "escalations": escalations,
         "timeline": timeline,
     }
 
@@ -150,6 +156,13 @@ def trace_lines(result: dict[str, Any]) -> list[str]:
                          f"({a['routing_reason'] or ''}) assigned {_short(a['assigned_at'])}, SLA due "
                          f"{_short(a['sla_due_at'])}, first touch {_short(a['first_touch_at'])}, breach "
                          f"{_short(a['breached_at'])}, written {_short(a['written_at'])}")
+    if result.get("escalations"):
+        lines += ["", "escalation"]
+        for e in result["escalations"]:
+            lines.append(f"  {_short(e['fired_at'])}  {e['lead_key']}: step {e['step'] + 1}"
+                         f"{' (last)' if e['last_step'] else ''} {e['action']} of rule {e['rule']}, due "
+                         f"{_short(e['due_at'])} (chain from {_short(e['chain_start'])}), owner "
+                         f"{e['owner_id'] or '(none)'}: {e['outcome'] or ''}")
     if result["lifecycle"]:
         lines += ["", "lifecycle"]
         for s in result["lifecycle"]:

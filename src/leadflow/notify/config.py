@@ -19,6 +19,7 @@ notifications:
   batch_threshold: 5                       # more leads than this for one owner in a run: one digest instead
   templates:
     lead_subject: "New lead: {lead_name} ({company})"
+    reminder_text: "{owner_name}: {lead_name} has waited {waiting}. {link}"   # escalation `remind`
 ```
 
 Templates are Python format strings with named placeholders only (`{lead_name}`; `{{` and `}}` for literal braces).
@@ -51,6 +52,10 @@ DIGEST_PLACEHOLDERS: Final[tuple[str, ...]] = (
 )
 """What digest_subject and digest_text may use: `leads` is the digest lines, one per lead (most urgent first),
 `more` says how many were left out (empty when none), `first_due` the earliest SLA due time."""
+ESCALATION_PLACEHOLDERS: Final[tuple[str, ...]] = (*LEAD_PLACEHOLDERS, "waiting", "step", "manager_name")
+"""What the escalation templates (reminder_*, manager_*) may use: the lead's placeholders (`owner_name` is the lead's
+owner), `waiting` how long the lead has waited (e.g. 15m), `step` the chain step (e.g. `step 2/4 notify_manager
+(after 15m)`), `manager_name` who a manager notice goes to."""
 
 DEFAULT_PORTS: Final[dict[str, int]] = {"starttls": 587, "ssl": 465, "none": 25}
 """RFC 6409 §3.1 (submission, 587, upgraded by STARTTLS: RFC 3207), RFC 8314 §3.3 (implicit TLS, 465), RFC 5321
@@ -184,6 +189,20 @@ class Templates(BaseModel):
     digest_subject: str = "{count} new leads for you, first due {first_due}"
     digest_text: str = "{owner_name}, {count} new leads are yours (most urgent first):\n{leads}{more}"
     digest_line: str = "- {lead_name} at {company}: due {sla_due_at}; rule {rule}: {routing_reason}; {link}"
+    reminder_subject: str = "Reminder: {lead_name} ({company}) has waited {waiting} for you"
+    reminder_text: str = (
+        "{owner_name}, {lead_name} at {company} has waited {waiting} for a first touch "
+        "(assigned {assigned_at}, first touch due {sla_due_at}).\n"
+        "Rule {rule}: {routing_reason}\n"
+        "{link}"
+    )
+    manager_subject: str = "{owner_name} has not touched {lead_name} ({company}) in {waiting}"
+    manager_text: str = (
+        "{manager_name}, {owner_name}'s lead {lead_name} at {company} has waited {waiting} for a first touch "
+        "(assigned {assigned_at}, first touch due {sla_due_at}); escalation {step}.\n"
+        "Rule {rule}: {routing_reason}\n"
+        "{link}"
+    )
 
     @field_validator("lead_subject", "lead_text", "digest_line")
     @classmethod
@@ -194,6 +213,11 @@ class Templates(BaseModel):
     @classmethod
     def _digest(cls, value: str) -> str:
         return check_template(value, DIGEST_PLACEHOLDERS)
+
+    @field_validator("reminder_subject", "reminder_text", "manager_subject", "manager_text")
+    @classmethod
+    def _escalation(cls, value: str) -> str:
+        return check_template(value, ESCALATION_PLACEHOLDERS)
 
 
 class NotificationsConfig(BaseModel):

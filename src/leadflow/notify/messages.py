@@ -137,6 +137,47 @@ def build_messages(
     return messages
 
 
+def build_escalation_messages(
+    notices: pd.DataFrame,
+    config: NotificationsConfig,
+    *,
+    routing: RoutingConfig | None = None,
+    directory_emails: Mapping[str, str] | None = None,
+    record_url: str | None = None,
+) -> list[OwnerMessage]:
+    """One message per escalation notice (`leadflow.routing.escalation.claim_notices`: `action` remind or
+    notify_manager, `recipient_id`, `owner_id`, `waiting`, `step_text`, the assignment's columns and the lead's fields),
+    to its recipient: the `reminder_*` templates for the owner, `manager_*` for the owner's manager; times in the
+    recipient's zone. Recipients in id order, then as given."""
+    if notices.empty:
+        return []
+    base = (str(config.record_url) if config.record_url is not None else record_url or "").rstrip("/")
+    emails = directory_emails or {}
+    keys = _lead_keys(notices)
+    t = config.templates
+    order = np.argsort(notices["recipient_id"].astype(str).to_numpy(), kind="stable")
+    messages: list[OwnerMessage] = []
+    for position in order:
+        row = notices.iloc[position].to_dict()
+        recipient = _resolve_owner(str(row["recipient_id"]), config, routing, emails)
+        owner = _resolve_owner(str(row["owner_id"]), config, routing, emails)
+        due = pd.to_datetime(row.get("sla_due_at"), utc=True)
+        values = _lead_values(row, due, pd.to_datetime(row.get("assigned_at"), utc=True), recipient, base)
+        values["owner_id"], values["owner_name"] = owner.owner_id, owner.name
+        values["manager_name"] = recipient.name
+        values["waiting"], values["step"] = _one_line(row.get("waiting")), _one_line(row.get("step_text"))
+        subject, text = ((t.manager_subject, t.manager_text) if row["action"] == "notify_manager"
+                         else (t.reminder_subject, t.reminder_text))
+        plain, slack = _plain(values), _slack(values)
+        messages.append(OwnerMessage(
+            owner_id=recipient.owner_id, owner_name=recipient.name,
+            subject=_subject(subject.format_map(plain)), text=text.format_map(plain),
+            slack_text=recipient.mention + text.format_map(slack), lead_ids=(str(keys[position]),), digest=False,
+            email=recipient.email, slack_user=recipient.slack_user, slack_channel=recipient.slack_channel,
+        ))
+    return messages
+
+
 def local_time(moment: Any, zone: ZoneInfo) -> str:
     """`moment` (a UTC timestamp) in `zone`, ISO 8601 with offset and zone name; MISSING when unknown."""
     if moment is None or pd.isna(moment):

@@ -2,12 +2,16 @@
 
 The routing config is YAML (`reference/routing.yaml`, loaded with `leadflow.routing.load_routing_config`):
 
-- **users** keyed by owner id (the CRM user id): `active`, a time zone, `working_hours` (days and a local start/end;
-  none = always working) and `out_of_office` date ranges (inclusive, local dates).
-- **pools** of members with a `weight` and an optional `daily_cap`. A pool hands out leads by smooth weighted round
-  robin (nginx's algorithm: deterministic, exactly proportional to the weights over a cycle) among its members that
-  are available at `as_of` and below their cap; when nobody is left its `overflow` action applies (default: hold
-  "pool <name> unavailable").
+- **users** keyed by owner id (the CRM user id): `active`, a time zone, `working_hours` (days and a local start/end,
+  or `"22:00-06:00"`: an end before the start crosses midnight; none = always working), `out_of_office` date ranges
+  (inclusive, local dates) and `holidays` (a country/subdivision calendar and/or dates). `leadflow routing pause`
+  pauses a user until a moment (kept in the state store, not here).
+- **pools** of members with a `weight` and optional caps: `daily_cap` and `hourly_cap` (round-robin leads per local
+  day / clock hour) and `open_cap` (assigned leads nobody has touched yet). A pool hands out leads by smooth weighted
+  round robin (nginx's algorithm: deterministic, exactly proportional to the weights over a cycle) among its members
+  that are available at `as_of` and below their caps; when nobody is left its `overflow` action applies (default:
+  hold "pool <name> unavailable"). A pool may have its own `working_hours` and `holidays` (in its `timezone`):
+  outside them it is closed and its overflow applies.
 - **queues** (a CRM queue id as owner) and **territories** (country, ISO 3166-2 state, postal range, segment,
   industry → a pool; every criterion a territory lists must match; the first matching territory wins).
 - **rules**, first match wins; each has a `when` condition (`leadflow.pipeline.conditions`; none = always) and one action:
@@ -22,10 +26,11 @@ checked by `RoutingConfig` itself, so every error names its YAML path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import date
 from datetime import time as dtime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
@@ -33,13 +38,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from leadflow.pipeline.conditions import Condition
+from leadflow.routing.escalation_model import ESCALATION_ACTIONS, OWNER_ACTIONS, EscalationStep, duration_text
 from leadflow.routing.ownership import Reassign
+
+if TYPE_CHECKING:
+    from holidays import HolidayBase
 
 __all__ = [
     "ACTION_KINDS",
     "DAYS",
+    "ESCALATION_ACTIONS",
+    "OWNER_ACTIONS",
     "Action",
     "DateRange",
+    "EscalationStep",
+    "Holidays",
     "Member",
     "Pool",
     "PostalRange",
@@ -49,6 +62,7 @@ __all__ = [
     "Territory",
     "User",
     "WorkingHours",
+    "duration_text",
 ]
 
 DAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -97,9 +111,21 @@ class DateRange(BaseModel):
 
 
 class WorkingHours(BaseModel):
-    """Local working time: `{days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:30"}`."""
+    """Local working time: `{days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:30"}`, or `"09:00-17:30"`
+    (Monday to Friday). An end before the start is a shift crossing midnight (`"22:00-06:00"`): `days` are the days
+    it starts, and an hour after midnight belongs to the shift that started the day before."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _span(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            start, dash, end = value.partition("-")
+            if not dash:
+                raise ValueError(f'{value!r} is not working hours: write "09:00-17:30" or {{days, start, end}}')
+            return {"start": start.strip(), "end": end.strip()}
+        return value
 
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
         default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
@@ -123,8 +149,9 @@ class WorkingHours(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkingHours:
-        if self.start >= self.end:
-            raise ValueError(f"start {self.start:%H:%M} must be before end {self.end:%H:%M}")
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start:%H:%M}: a shift needs a length (an end before the "
+                             "start is a shift crossing midnight)")
         if len(set(self.days)) != len(self.days):
             raise ValueError("a day is listed twice")
         return self
@@ -132,6 +159,75 @@ class WorkingHours(BaseModel):
     @property
     def weekdays(self) -> frozenset[int]:
         return frozenset(DAYS.index(d) for d in self.days)
+
+    @property
+    def overnight(self) -> bool:
+        """The shift crosses midnight (ends the day after it starts)."""
+        return self.end < self.start
+
+
+@functools.cache
+def _holiday_calendar(country: str, subdivision: str | None) -> HolidayBase:
+    """The `holidays` package's calendar (years filled in on first look-up); NotImplementedError if it has none."""
+    import holidays  # ~65 ms: only for configs that name a country
+
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
+class Holidays(BaseModel):
+    """Days off: a country's public holidays, optionally of one subdivision (the `holidays` package), and/or
+    explicit `dates`: `{country: DE, subdivision: BY, dates: [2026-12-24]}`. Local dates of whoever they apply to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: str | None = None
+    subdivision: str | None = Field(default=None, description='e.g. "BY" (Bavaria) with country DE; ISO 3166-2.')
+    dates: list[date] = Field(default_factory=list)
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _cc(cls, value: Any) -> Any:
+        return None if value is None else _country(value)
+
+    @field_validator("subdivision", mode="before")
+    @classmethod
+    def _subdivision(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        code = _text(value, "subdivision").strip()
+        return code.split("-", 1)[1] if "-" in code and len(code.split("-", 1)[0]) == 2 else code  # DE-BY → BY
+
+    @model_validator(mode="after")
+    def _known_calendar(self) -> Holidays:
+        if self.country is None:
+            if self.subdivision is not None:
+                raise ValueError("a subdivision needs its country (e.g. {country: DE, subdivision: BY})")
+            if not self.dates:
+                raise ValueError("give a country (and subdivision) and/or dates")
+            return self
+        try:
+            _holiday_calendar(self.country, self.subdivision)
+        except NotImplementedError:
+            import holidays
+
+            known = holidays.list_supported_countries().get(self.country)
+            if known is None:
+                raise ValueError(f"the holidays package has no calendar for {self.country}") from None
+            raise ValueError(f"{self.country} has no subdivision {self.subdivision!r} in the holidays package "
+                             f"(known: {', '.join(known)})") from None
+        return self
+
+    def name_on(self, day: date) -> str | None:
+        """The holiday on local date `day` (e.g. `Epiphany (DE-BY)`, `2026-12-24`), None if it is no holiday."""
+        if day in self.dates:
+            return day.isoformat()
+        if self.country is None:
+            return None
+        name = _holiday_calendar(self.country, self.subdivision).get(day)
+        if not name:
+            return None
+        where = self.country + (f"-{self.subdivision}" if self.subdivision else "")
+        return f"{name.replace('; ', ', ')} ({where})"
 
 
 class User(BaseModel):
@@ -142,6 +238,10 @@ class User(BaseModel):
     timezone: str | None = Field(default=None, description="IANA; default: the config's timezone.")
     working_hours: WorkingHours | None = Field(default=None, description="None: always working.")
     out_of_office: list[DateRange] = Field(default_factory=list)
+    holidays: Holidays | None = Field(default=None, description="Days off in the user's time zone; SLA clocks in "
+                                      "working hours skip them too.")
+    manager: str | None = Field(default=None, description="A user id: who hears of this user's leads left "
+                                "untouched (escalation `notify_manager`).")
 
     @field_validator("timezone")
     @classmethod
@@ -155,6 +255,9 @@ class Member(BaseModel):
     user: str
     weight: int = Field(default=1, ge=1)
     daily_cap: int | None = Field(default=None, ge=0, description="Round-robin leads per local day.")
+    hourly_cap: int | None = Field(default=None, ge=0, description="Round-robin leads per local clock hour.")
+    open_cap: int | None = Field(default=None, ge=0, description="Leads assigned to the user (by any rule) that "
+                                 "nobody has touched yet (no first touch recorded).")
 
 
 class Action(BaseModel):
@@ -209,6 +312,15 @@ class Pool(BaseModel):
 
     members: list[Member] = Field(min_length=1)
     overflow: Action | None = Field(default=None, description='Default: hold "pool <name> unavailable".')
+    timezone: str | None = Field(default=None, description="IANA, of the pool's working hours and holidays; default: "
+                                 "the config's timezone.")
+    working_hours: WorkingHours | None = Field(default=None, description="None: open whenever a member is available.")
+    holidays: Holidays | None = Field(default=None, description="Days the pool is closed (its overflow applies).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else _zone(value)
 
     @field_validator("members")
     @classmethod
@@ -305,6 +417,9 @@ class Rule(Action):
         default="alert", description="reassign: a lead past this rule's SLA with no first touch is routed again, "
         "to anyone but its current owner (the breach is alerted either way)."
     )
+    escalation: list[EscalationStep] = Field(
+        default_factory=list, description="Steps for a lead nobody touched, each fired once when due "
+        "(`leadflow.routing.escalation`); `on_sla_breach: reassign` is the older one-step form, kept as it was.")
 
     @field_validator("reassign", mode="before")
     @classmethod
@@ -370,6 +485,10 @@ class RoutingConfig(BaseModel):
             if action.otherwise is not None:
                 check(action.otherwise, (*loc, "otherwise"))
 
+        for uid, user in self.users.items():
+            if user.manager is not None and (user.manager not in self.users or user.manager == uid):
+                why = "a user is not their own manager" if user.manager == uid else f"unknown user {user.manager!r}"
+                errors.append(_error(("users", uid, "manager"), why + _known(self.users)))
         for name, pool in self.pools.items():
             for i, member in enumerate(pool.members):
                 if member.user not in self.users:
@@ -386,6 +505,7 @@ class RoutingConfig(BaseModel):
             if rule.name in seen:
                 errors.append(_error(("rules", i, "name"), f"rule name {rule.name!r} is used twice (rules[{seen[rule.name]}])"))
             seen.setdefault(rule.name, i)
+            errors += self._escalation_errors(rule, ("rules", i))
             if rule.when is None and i < len(self.rules) - 1:
                 errors.append(_error(("rules", i, "when"),
                                      f"rule {rule.name!r} has no `when` and matches every lead: the rules after it "
@@ -403,6 +523,25 @@ class RoutingConfig(BaseModel):
             if pool.overflow is None:
                 pool.overflow = Action(hold=f"pool {name} unavailable")
         return self
+
+    def _escalation_errors(self, rule: Rule, loc: tuple[str | int, ...]) -> list[InitErrorDetails]:
+        """A rule's escalation chain: steps in increasing `after`, known queues and pools, an owner to escalate."""
+        errors: list[InitErrorDetails] = []
+        if rule.escalation and rule.kind == "hold":
+            errors.append(_error((*loc, "escalation"), "a hold gives the lead no owner: nothing to escalate"))
+        if rule.escalation and rule.on_sla_breach == "reassign":
+            errors.append(_error((*loc, "on_sla_breach"), "`on_sla_breach: reassign` and an `escalation` chain "
+                                 "would both reassign: put a reassign_pool step in the chain instead"))
+        for j, step in enumerate(rule.escalation):
+            where = (*loc, "escalation", j)
+            if j and step.after <= rule.escalation[j - 1].after:
+                errors.append(_error((*where, "after"), f"after {duration_text(step.after)} must be later than the "
+                                     f"step before it (after {duration_text(rule.escalation[j - 1].after)})"))
+            if step.queue is not None and step.queue not in self.queues:
+                errors.append(_error((*where, "queue"), f"unknown queue {step.queue!r}{_known(self.queues)}"))
+            if step.pool is not None and step.pool not in self.pools:
+                errors.append(_error((*where, "pool"), f"unknown pool {step.pool!r}{_known(self.pools)}"))
+        return errors
 
     def _pools_of(self, action: Action | None) -> set[str]:
         if action is None:
@@ -437,6 +576,9 @@ class RoutingConfig(BaseModel):
 
     def zone_of(self, user: str) -> ZoneInfo:
         return ZoneInfo(self.users[user].timezone or self.timezone)
+
+    def pool_zone(self, pool: str) -> ZoneInfo:
+        return ZoneInfo(self.pools[pool].timezone or self.timezone)
 
 
 def _known(names: Iterable[str]) -> str:

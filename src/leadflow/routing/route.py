@@ -74,7 +74,7 @@ def route_leads(
     clock = time.perf_counter()
     as_of = _utc(as_of).replace(microsecond=0)
     n = len(frame)
-    router = _Router(frame, config, as_of)
+    router = _Router(frame, config, as_of, state.paused)
 
     # 1. The first matching rule per lead: every condition once, over the whole frame.
     rule_of = np.full(n, len(config.rules) - 1, dtype=np.int32)

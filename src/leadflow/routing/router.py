@@ -2,7 +2,9 @@
 territory, queue, hold, `otherwise`), leaving the leads bound for a pool to the round robin (`leadflow.routing.pools`).
 
 `_Out` holds per-lead result codes; `_Router` interns reasons and notes (the path, e.g. `territory EMEA`) as ints and
-computes lead facts (account owners, territories) once, when an action first needs them.
+computes lead facts (account owners, territories) once, when an action first needs them. It also knows who is
+unavailable at `as_of` and why (`leadflow.routing.times`), and which pools are closed: a member skipped for a pause
+or a holiday (or, in the round robin, a cap) is named in the notes as `skipped <name>: <why>`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leadflow.routing.model import Action, RoutingConfig, Territory
-from leadflow.routing.times import _available
+from leadflow.routing.times import NOTED, Pause, _pool_closed, _unavailable
 
 __all__: list[str] = []
 
@@ -34,20 +36,34 @@ class _Out:
 
 
 class _Router:
-    def __init__(self, frame: pd.DataFrame, config: RoutingConfig, as_of: datetime) -> None:
+    def __init__(self, frame: pd.DataFrame, config: RoutingConfig, as_of: datetime,
+                 paused: dict[str, Pause] | None = None) -> None:
         self.frame, self.config, self.as_of, self.n = frame, config, as_of, len(frame)
         self.user_ids = list(config.users)
         self.user_ix = {u: i for i, u in enumerate(self.user_ids)}
         self.zones = [config.zone_of(u) for u in self.user_ids]
-        self.available = np.array([_available(config.users[u], z, as_of) for u, z in zip(self.user_ids, self.zones, strict=True)],
-                                  dtype=bool)
+        paused = paused or {}
+        self.why_unavailable = [_unavailable(config.users[u], z, as_of, paused.get(u))
+                                for u, z in zip(self.user_ids, self.zones, strict=True)]
+        """Per user: (kind, text) of why they are unavailable at `as_of`, None when available."""
+        self.available = np.array([why is None for why in self.why_unavailable], dtype=bool)
         self.local_day = [as_of.astimezone(z).date().isoformat() for z in self.zones]
+        self.local_hour = [as_of.astimezone(z).strftime("%Y-%m-%dT%H%z") for z in self.zones]
+        """Per user: the local clock hour (with its UTC offset, so a repeated hour at the end of DST is another)."""
         self.queue_names = list(config.queues)
         self.owners = self.user_ids + [config.queues[q].owner_id for q in self.queue_names]
         self.pool_names = list(config.pools)
         self.pool_ix = {p: i for i, p in enumerate(self.pool_names)}
-        self.pool_open = [bool(any(self.available[self.user_ix[m.user]] for m in config.pools[p].members))
-                          for p in self.pool_names]
+        self.pool_closed = [_pool_closed(config.pools[p], config.pool_zone(p), as_of) for p in self.pool_names]
+        """Per pool: why its own working hours or holidays close it at `as_of`, None when open."""
+        self.pool_open = [closed is None and bool(any(self.available[self.user_ix[m.user]] for m in config.pools[p].members))
+                          for p, closed in zip(self.pool_names, self.pool_closed, strict=True)]
+        self.skip_of_note: dict[str, tuple[str, str]] = {}
+        """`skipped <name>: <why>` note → (user id, why): how many leads were routed around whom, from the notes."""
+        self.pool_skips = [tuple(self.skip_note(self.user_ix[m.user], why[1]) for m in config.pools[p].members
+                                 if (why := self.why_unavailable[self.user_ix[m.user]]) is not None and why[0] in NOTED)
+                           for p in self.pool_names]
+        """Per pool: the notes for its members unavailable for a pause or a holiday."""
         self.texts: list[str] = []
         self._text_ix: dict[str, int] = {}
         self.notes: list[tuple[str, ...]] = [()]
@@ -74,6 +90,17 @@ class _Router:
 
     def join(self, first: int, second: int) -> int:
         return self.note(first, *self.notes[second]) if second else first
+
+    def skip_note(self, u: int, why: str) -> str:
+        note = f"skipped {self.config.users[self.user_ids[u]].name}: {why}"
+        self.skip_of_note.setdefault(note, (self.user_ids[u], why))
+        return note
+
+    def unavailable_note(self, u: int, prefix: str = "") -> str:
+        """`<name> unavailable`, with why when it is a pause or a holiday."""
+        why = self.why_unavailable[u]
+        detail = f": {why[1]}" if why is not None and why[0] in NOTED else ""
+        return f"{prefix}{self.config.users[self.user_ids[u]].name} unavailable{detail}"
 
     # lead facts, computed once when an action needs them
     def account_users(self) -> np.ndarray:
@@ -119,9 +146,9 @@ class _Router:
             if self.available[u]:
                 self.final(out, idx, u, f"assigned to {name}", notes)
             elif action.otherwise is not None:
-                self.apply(action.otherwise, idx, self.note(notes, f"{name} unavailable"), out)
+                self.apply(action.otherwise, idx, self.note(notes, self.unavailable_note(u)), out)
             else:
-                self.final(out, idx, u, f"assigned to {name}", self.note(notes, f"{name} unavailable"))
+                self.final(out, idx, u, f"assigned to {name}", self.note(notes, self.unavailable_note(u)))
         elif kind == "account_owner":
             owner = self.account_users()[idx]
             ok = owner >= 0
@@ -131,8 +158,7 @@ class _Router:
             self.otherwise(action, idx[owner == -1], notes, "account owner not a routing user", out)
             away = (owner >= 0) & ~ok
             for u in np.unique(owner[away]).tolist():
-                name = users[self.user_ids[u]].name
-                self.otherwise(action, idx[away & (owner == u)], notes, f"account owner {name} unavailable", out)
+                self.otherwise(action, idx[away & (owner == u)], notes, self.unavailable_note(u, "account owner "), out)
         else:  # territory
             found = self.territories()[idx]
             self.otherwise(action, idx[found < 0], notes, "no territory", out, hold="no matching territory")
@@ -155,9 +181,11 @@ class _Router:
             out.text[idx] = -1
             out.notes[idx] = notes
             out.pool[idx] = p
-        else:  # nobody in the pool is available at all: its overflow, decided now
+        else:  # the pool is closed or nobody in it is available at all: its overflow, decided now
             action, note = self.overflow_action(p)
-            self.apply(action, idx, self.note(notes, note), out)
+            closed = self.pool_closed[p]
+            why = (f"pool {self.pool_names[p]} closed: {closed}",) if closed is not None else (*self.pool_skips[p], note)
+            self.apply(action, idx, self.note(notes, *why), out)
 
     def overflow_action(self, p: int) -> tuple[Action, str]:
         name = self.pool_names[p]

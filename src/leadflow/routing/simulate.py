@@ -3,7 +3,8 @@
 - `run_routing_tests`: the example cases ops write for a routing rules file (`leadflow routing test`): each case is
   one lead and what should happen to it (rule, owner, hold, words in the reason), routed alone from an empty state.
 - `simulate_routing`: what a rules change would do to a lead file (`leadflow routing simulate`): the leads routed with
-  the current rules and with the new ones, both from an empty state; nothing is written.
+  the current rules and with the new ones, both from an empty round-robin state but with the pauses in force and the
+  untouched leads per owner the state store holds (when there is one); who was skipped and why; nothing is written.
 
 A case file::
 
@@ -304,6 +305,10 @@ class SimulationResult:
     """Leads that keep their owner but are routed by another rule."""
     examples: pd.DataFrame
     """A few changed leads: lead_key, before (owner via rule), after."""
+    skipped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Members routed around for a pause, a holiday or a cap: user_id, name, why, before, after (leads)."""
+    unavailable: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Users unavailable at `as_of` under the new rules: user_id, name, why; and pools closed (user_id `pool <name>`)."""
 
 
 def read_routing_input(path: Path | str) -> pd.DataFrame:
@@ -395,6 +400,44 @@ def recent_assigned_leads(since: datetime) -> pd.DataFrame:
     return conform(pd.DataFrame(rows).astype("string"))
 
 
+def stored_availability(as_of: datetime) -> Any:
+    """A RoutingState with the pauses not over at `as_of` and each owner's untouched leads from the state store, or
+    an empty one when there is no store (never created here)."""
+    from leadflow.pipeline.settings import Settings
+    from leadflow.routing import RoutingState
+    from leadflow.store import StateStore
+
+    settings = Settings()
+    if not settings.database_url and not (settings.home / "state.db").is_file():
+        return RoutingState()
+    store = StateStore.open()
+    try:
+        return RoutingState(paused=store.routing_pauses(as_of), open_leads=store.open_leads())
+    finally:
+        store.close()
+
+
+def skipped_table(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
+                  names: dict[str, str]) -> pd.DataFrame:
+    """(user id, why) → leads, before and after, as rows: user_id, name, why, before, after."""
+    keys = sorted(set(before) | set(after))
+    return pd.DataFrame({"user_id": [u for u, _ in keys], "name": [names.get(u, "") for u, _ in keys],
+                         "why": [w for _, w in keys], "before": [before.get(k, 0) for k in keys],
+                         "after": [after.get(k, 0) for k in keys]}, columns=["user_id", "name", "why", "before", "after"])
+
+
+def unavailable_table(config: Any, state: Any, as_of: datetime) -> pd.DataFrame:
+    """Who cannot take leads at `as_of` under `config` and why (users, then pools closed by their own calendar)."""
+    from leadflow.routing.router import _Router
+
+    router = _Router(pd.DataFrame(), config, as_of, state.paused)
+    rows = [(u, config.users[u].name, why[1]) for u, why in zip(router.user_ids, router.why_unavailable, strict=True)
+            if why is not None]
+    rows += [(f"pool {p}", "", f"closed: {closed}") for p, closed in zip(router.pool_names, router.pool_closed, strict=True)
+             if closed is not None]
+    return pd.DataFrame(rows, columns=["user_id", "name", "why"])
+
+
 def simulate_routing(
     new_rules: Path | str,
     input_path: Path | str | None,
@@ -404,11 +447,11 @@ def simulate_routing(
     since: str | None = None,
 ) -> SimulationResult:
     """Route the leads in `input_path` with the current rules (default: the bundled routing.yaml) and with
-    `new_rules`, both from an empty routing state at `as_of` (default: now), and compare. Every lead is routed afresh
-    (routing columns from an earlier run are ignored). Writes nothing. Both rules files are validated before the
-    leads are read."""
+    `new_rules`, both from an empty round-robin state at `as_of` (default: now) with the state store's pauses and
+    untouched leads (`stored_availability`), and compare. Every lead is routed afresh (routing columns from an earlier
+    run are ignored). Writes nothing. Both rules files are validated before the leads are read."""
     from leadflow.scoring.backtest import parse_as_of
-    from leadflow.routing import DEFAULT_ROUTING, RoutingState, load_routing_config, route_leads
+    from leadflow.routing import DEFAULT_ROUTING, load_routing_config, route_leads
 
     current_path = Path(current_rules) if current_rules is not None else Path(DEFAULT_ROUTING)
     current = load_routing_config(current_path)
@@ -420,12 +463,16 @@ def simulate_routing(
         parse_since(since or "", moment))
     # A previous routing in the file (routing_rule + assigned_at) would be kept as it is: route every lead afresh.
     fresh = leads.drop(columns=[c for c in PREVIOUS_ROUTING if c in leads.columns])
-    before, _ = route_leads(fresh, current, RoutingState(), as_of=moment)
-    after, _ = route_leads(fresh, new, RoutingState(), as_of=moment)
-    diff = compare_routing(leads, before, after, names=owner_names(current, new))
+    live = stored_availability(moment)
+    before, before_state = route_leads(fresh, current, live, as_of=moment)
+    after, after_state = route_leads(fresh, new, live, as_of=moment)
+    names = owner_names(current, new)
+    diff = compare_routing(leads, before, after, names=names)
     return SimulationResult(input_path=str(input_path) if input_path else f"state store, assigned since {since}",
                             current_path=str(current_path), new_path=str(new_rules),
-                            as_of=moment, leads=len(leads), **diff)
+                            as_of=moment, leads=len(leads), **diff,
+                            skipped=skipped_table(before_state.skipped, after_state.skipped, names),
+                            unavailable=unavailable_table(new, live, moment))
 
 
 def simulate_lines(result: SimulationResult) -> list[str]:
@@ -454,4 +501,13 @@ def simulate_lines(result: SimulationResult) -> list[str]:
             lines.append(f"  {row.lead_key}: {row.before} -> {row.after}")
     elif result.changed == 0:
         lines += ["", "  no lead changes owner"]
+    if len(result.skipped):
+        lines += ["", "  members skipped (leads routed around them)", f"  {'member: why':<64}{'before':>8}{'after':>8}"]
+        for row in result.skipped.itertuples(index=False):
+            label = f"{row.name or row.user_id}: {row.why}"
+            lines.append(f"  {label[:63]:<64}{row.before:>8}{row.after:>8}")
+    if len(result.unavailable):
+        lines += ["", f"  unavailable at {result.as_of.isoformat()} (new rules)"]
+        for row in result.unavailable.itertuples(index=False):
+            lines.append(f"  {(f'{row.user_id} {row.name}').strip()}: {row.why}")
     return lines

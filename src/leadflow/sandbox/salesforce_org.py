@@ -17,6 +17,8 @@ from leadflow.sandbox.faults import FaultPlan
 from leadflow.sandbox.salesforce_index import RecordTable, candidates, tables
 from leadflow.sandbox.salesforce_recycle import RecycleBin, empty_bin
 from leadflow.sandbox.salesforce_rules import (
+    ACTIVITIES,
+    activity_errors,
     converted_error,
     field_access,
     history_rows,
@@ -284,6 +286,8 @@ class Org(RecycleBin):
                     record[stamp] = now_text
             if obj == "User":
                 record = user_name(record | {"Name": None})
+            if obj == "Task":  # Object Reference "Task": IsClosed follows Status (a closed status: Completed)
+                record["IsClosed"] = record.get("Status") == "Completed"
             self.objects[obj][record_id] = record
             if before is not None:
                 for row in history_rows(obj, before, record, now_text):
@@ -384,6 +388,8 @@ class Org(RecycleBin):
                 errors.append(problem)
             elif create:
                 clean["OwnerId"] = owner
+        if obj in ACTIVITIES:
+            errors.extend(activity_errors(self.objects, obj, clean, create=create))
         if obj == "FieldPermissions" and create:
             errors.extend(setup_field_permission_errors(clean, {o: self.all_fields(o) for o in STANDARD}))
         if create:

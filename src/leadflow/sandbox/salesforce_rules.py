@@ -161,6 +161,38 @@ def owner_error(objects: dict[str, dict[str, dict[str, Any]]], obj: str, owner_i
     return rec_err("FIELD_INTEGRITY_EXCEPTION", f"Owner ID: id value of incorrect type: {owner}", ["OwnerId"])
 
 
+ACTIVITIES: Final = frozenset({"Task", "Event"})
+_WHO: Final = {"00Q": "Lead", "003": "Contact"}
+"""Key prefixes a WhoId may carry (Object Reference "Task", "Event": WhoId "Represents the ID of a related Contact
+or Lead"); a WhatId may name an Account (the only "what" object the sandbox holds)."""
+
+
+def activity_errors(objects: dict[str, dict[str, dict[str, Any]]], obj: str, clean: dict[str, Any], *,
+                    create: bool) -> list[dict[str, Any]]:
+    """A Task's or Event's WhoId must name an existing Lead or Contact and its WhatId an existing Account:
+    INVALID_CROSS_REFERENCE_KEY for an id that names no record, FIELD_INTEGRITY_EXCEPTION ("… id value of incorrect
+    type") for an id of another object (SOAP API Developer Guide, "StatusCode"). A new Event that is not all-day
+    needs its time (ActivityDateTime or StartDateTime) and its length (DurationInMinutes or EndDateTime): Object
+    Reference "Event" (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
+    sforce_api_objects_event.htm), REQUIRED_FIELD_MISSING otherwise."""
+    errors: list[dict[str, Any]] = []
+    for name, label, kinds in (("WhoId", "Name ID", _WHO), ("WhatId", "Related To ID", {"001": "Account"})):
+        value = clean.get(name)
+        if value is None:
+            continue
+        target = kinds.get(str(value)[:3])
+        if target is None:
+            errors.append(rec_err("FIELD_INTEGRITY_EXCEPTION", f"{label}: id value of incorrect type: {value}", [name]))
+        elif objects.get(target, {}).get(str(value)) is None and _by_15(objects.get(target, {}), str(value)) is None:
+            errors.append(rec_err("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", [name]))
+    if obj == "Event" and create and not clean.get("IsAllDayEvent"):
+        missing = [f for f, alt in (("ActivityDateTime", "StartDateTime"), ("DurationInMinutes", "EndDateTime"))
+                   if clean.get(f) is None and clean.get(alt) is None]
+        if missing:
+            errors.append(rec_err("REQUIRED_FIELD_MISSING", f"Required fields are missing: {missing}", missing))
+    return errors
+
+
 def _by_15(records: dict[str, dict[str, Any]], record_id: str) -> dict[str, Any] | None:
     """Salesforce accepts the 15-character form of an id wherever the 18-character one goes."""
     if len(record_id) != 15:

@@ -122,6 +122,9 @@ INDUSTRY_VALUES: Final[tuple[str, ...]] = (
     "Not For Profit", "Other", "Recreation", "Retail", "Shipping", "Technology", "Telecommunications",
     "Transportation", "Utilities",
 )
+TASK_STATUSES: Final[tuple[str, ...]] = ("Not Started", "In Progress", "Completed", "Waiting on someone else",
+                                         "Deferred")
+"""The stock Task Status values of a new org (Object Reference "Task": Status)."""
 OWNER: Final = _f("OwnerId", "reference", 18, nillable=False, reference_to=("Group", "User"), label="Owner ID")
 
 # Standard fields per object. Lead: Field Reference "Lead" (lengths: FirstName 40, LastName 80, Company 255, Title 128,
@@ -183,6 +186,33 @@ STANDARD: Final[dict[str, tuple[FieldMeta, ...]]] = {
         _ro("OldValue", "anyType"), _ro("NewValue", "anyType"), _ro("IsDeleted", "boolean", nillable=False),
         _ro("CreatedDate", "datetime", nillable=False),
     ),
+    # Object Reference "Task" (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
+    # sforce_api_objects_task.htm) and "Event" (…/sforce_api_objects_event.htm): WhoId is polymorphic (a Lead or a
+    # Contact), WhatId another object (Account, Opportunity, …); Task Status and Priority are required picklists that
+    # default on create ("Not Started", "Normal"); IsClosed is read-only. Event: ActivityDateTime/StartDateTime and
+    # DurationInMinutes/EndDateTime unless IsAllDayEvent (`activity_error` in salesforce_rules).
+    "Task": (
+        _ID, _f("WhoId", "reference", 18, reference_to=("Contact", "Lead"), label="Name ID"),
+        _f("WhatId", "reference", 18, reference_to=("Account",), label="Related To ID"),
+        _f("Subject", "string", 255), _f("ActivityDate", "date", label="Due Date Only"),
+        _f("Status", "picklist", 40, picklist=TASK_STATUSES, restricted=True, nillable=False, default="Not Started"),
+        _f("Priority", "picklist", 40, picklist=("High", "Normal", "Low"), restricted=True, nillable=False,
+           default="Normal"),
+        _f("TaskSubtype", "picklist", 40, picklist=("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"),
+           restricted=True, updateable=False),
+        _ro("IsClosed", "boolean", nillable=False, label="Closed", default="false"), OWNER,
+        _f("Description", "textarea", 32000, label="Comments"), _DELETED, *_STAMPS,
+    ),
+    "Event": (
+        _ID, _f("WhoId", "reference", 18, reference_to=("Contact", "Lead"), label="Name ID"),
+        _f("WhatId", "reference", 18, reference_to=("Account",), label="Related To ID"),
+        _f("Subject", "string", 255), _f("ActivityDate", "date", label="Due Date Only"),
+        _f("ActivityDateTime", "datetime", label="Due Date Time"), _f("StartDateTime", "datetime", label="Start"),
+        _f("EndDateTime", "datetime", label="End"), _f("DurationInMinutes", "int", digits=8, label="Duration"),
+        _f("IsAllDayEvent", "boolean", nillable=False, label="All-Day Event", default="false"),
+        _f("EventSubtype", "picklist", 40, picklist=("Event",), restricted=True, updateable=False), OWNER,
+        _f("Description", "textarea", 32000), _DELETED, *_STAMPS,
+    ),
     # Object Reference "PermissionSet", "FieldPermissions", "PermissionSetAssignment".
     "PermissionSet": (
         _ID, _f("Name", "string", 80, nillable=False, label="API Name"), _f("Label", "string", 80, nillable=False),
@@ -204,7 +234,7 @@ STANDARD: Final[dict[str, tuple[FieldMeta, ...]]] = {
 }
 PREFIX: Final = {"Lead": "00Q", "Contact": "003", "Account": "001", "User": "005", "Group": "00G",
                  "QueueSobject": "03g", "LeadHistory": "017", "PermissionSet": "0PS", "FieldPermissions": "01k",
-                 "PermissionSetAssignment": "0Pa", "CustomField": "00N"}
+                 "PermissionSetAssignment": "0Pa", "CustomField": "00N", "Task": "00T", "Event": "00U"}
 REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "Lead": ("LastName", "Company"), "Contact": ("LastName",), "Account": ("Name",), "User": ("Username",),
     "Group": ("Name",), "QueueSobject": ("QueueId", "SobjectType"), "PermissionSet": ("Name", "Label"),
@@ -213,11 +243,11 @@ REQUIRED: Final[dict[str, tuple[str, ...]]] = {
 }
 NOT_CREATEABLE: Final = frozenset({"LeadHistory"})
 """Objects the API cannot insert or update (Object Reference "LeadHistory": supported calls query(), retrieve())."""
-RECYCLABLE: Final = frozenset({"Lead", "Contact", "Account"})
+RECYCLABLE: Final = frozenset({"Lead", "Contact", "Account", "Task", "Event"})
 """Objects whose deleted records go to the Recycle Bin (IsDeleted true; QueryAll still returns them; undelete()
 restores them): the objects with IsDeleted whose supported calls include delete() and undelete() (Object Reference,
-"Lead", "Contact", "Account": https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
-sforce_api_objects_lead.htm). A User is never deleted (its supported calls have no delete()); the others here
+"Lead", "Contact", "Account", "Task", "Event": https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+object_reference/sforce_api_objects_lead.htm). A User is never deleted (its supported calls have no delete()); the others here
 (queues, setup objects) are removed outright."""
 SETUP_OBJECTS: Final = frozenset({"PermissionSet", "FieldPermissions", "PermissionSetAssignment"})
 """Objects whose writes change what the integration user can see."""

@@ -86,6 +86,8 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
     the default lead owner; open leads a rep typed in, and every worked, nurtured, closed or converted lead, belong to
     a rep (some of whom have since been deactivated). Converted leads are `IsConverted`. Each worked lead has the
     status change that field history tracking would have recorded (LeadHistory), at a time before the seed's base.
+    Most worked leads also have the activities a rep logged on them (a Task: a call or an e-mail; some an Event: a
+    meeting), created between the lead's creation and its status change, and some contacts have tasks too.
     `accounts` (default leads // 10) and `contacts` (default leads // 4), at least one each when there are leads;
     the defaults give exactly the records they always gave for a seed."""
     from leadflow.pipeline.schema import parse_bool
@@ -111,6 +113,7 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
                                             else accounts, active_reps, seed, stamps)
     _seed_contacts(org, records, account_ids, by_domain, max(leads // 4, 1) if contacts is None else contacts,
                    active_reps, seed, stamps)
+    _seed_activities(org, seed)
     return org
 
 
@@ -325,3 +328,61 @@ def _account_sources(records: list[dict[str, Any]], domains: list[str | None], n
 
         out += [(None, row) for row in _rows(messy_leads(n - len(out), seed + 2_000), _LEAD_COLUMNS)]
     return out
+
+
+TASK_SHARE: Final = 0.7
+"""Worked leads with a Task a rep logged (a call or an e-mail) before changing the lead's status."""
+EVENT_SHARE: Final = 0.2
+"""Worked leads with an Event (a meeting)."""
+CONTACT_TASK_SHARE: Final = 0.1
+"""Contacts with a Task (activities on contacts are not lead touches)."""
+
+
+def _seed_activities(org: Org, seed: int) -> None:
+    """Tasks and Events on worked leads, created after the lead and before its status change (LeadHistory), by its
+    owner; Tasks on some contacts. Their own random stream: the leads, accounts and contacts stay as they were."""
+    rng = random.Random(f"{seed}:activities")
+    tasks, events = org.objects["Task"], org.objects["Event"]
+    leads = org.objects["Lead"]
+    changes = sorted((h["LeadId"], h["CreatedDate"]) for h in org.objects["LeadHistory"].values()
+                     if h.get("Field") == "Status")
+    n_task = n_event = 0
+    for lead_id, changed in changes:
+        lead = leads.get(lead_id)
+        if lead is None:
+            continue
+        created, moved = _parsed(lead["CreatedDate"]), _parsed(changed)
+        span = max((moved - created).total_seconds(), 60.0)
+        if rng.random() < TASK_SHARE:
+            n_task += 1
+            at = sf_datetime(created + timedelta(seconds=rng.uniform(0.05, 0.9) * span))
+            subtype = rng.choice(("Call", "Email"))
+            tasks[f"00T5e{n_task:010d}AAA"] = _record("Task", {
+                "Id": f"00T5e{n_task:010d}AAA", "WhoId": lead_id, "Subject": subtype, "TaskSubtype": subtype,
+                "Status": "Completed", "Priority": "Normal", "IsClosed": True, "OwnerId": lead["OwnerId"],
+                "ActivityDate": at[:10], "IsDeleted": False}, at)
+        if rng.random() < EVENT_SHARE:
+            n_event += 1
+            at = sf_datetime(created + timedelta(seconds=rng.uniform(0.05, 1.0) * span))
+            start = _parsed(at) + timedelta(days=rng.randint(1, 5))
+            events[f"00U5e{n_event:010d}AAA"] = _record("Event", {
+                "Id": f"00U5e{n_event:010d}AAA", "WhoId": lead_id, "Subject": "Meeting", "EventSubtype": "Event",
+                "ActivityDateTime": sf_datetime(start), "StartDateTime": sf_datetime(start),
+                "EndDateTime": sf_datetime(start + timedelta(minutes=30)), "DurationInMinutes": 30,
+                "ActivityDate": sf_datetime(start)[:10], "IsAllDayEvent": False, "OwnerId": lead["OwnerId"],
+                "IsDeleted": False}, at)
+    for contact_id in sorted(org.objects["Contact"]):
+        if rng.random() < CONTACT_TASK_SHARE:
+            contact = org.objects["Contact"][contact_id]
+            n_task += 1
+            at = sf_datetime(SEED_BASE - timedelta(minutes=rng.randint(1, 60 * 24 * 90)))
+            tasks[f"00T5e{n_task:010d}AAA"] = _record("Task", {
+                "Id": f"00T5e{n_task:010d}AAA", "WhoId": contact_id, "WhatId": contact.get("AccountId"),
+                "Subject": "Call", "TaskSubtype": "Call", "Status": "Completed", "Priority": "Normal",
+                "IsClosed": True, "OwnerId": contact["OwnerId"], "ActivityDate": at[:10], "IsDeleted": False}, at)
+    org.counters["Task"], org.counters["Event"] = n_task, n_event
+
+
+def _parsed(stamp: str) -> datetime:
+    """A stamp in the sandbox's wire format (`2026-10-01T12:00:00.000+0000`) as a datetime."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z")

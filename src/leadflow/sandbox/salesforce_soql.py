@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from leadflow.sandbox.salesforce_schema import NUMBER_TYPES, SCHEMA
 
@@ -124,7 +124,7 @@ def parse_soql(text: str, schema: dict[str, dict[str, str]] | None = None) -> So
     if peek("WHERE"):
         take()
         while True:
-            name = _field(obj, take("word"), schema)
+            name, by_type = _condition_field(obj, take("word"), schema)
             if peek("IN"):
                 take()
                 take("op", "(")
@@ -135,14 +135,16 @@ def parse_soql(text: str, schema: dict[str, dict[str, str]] | None = None) -> So
                     values.append(_literal(*toks[i]))
                     i += 1
                 take("op", ")")
-                query.where.append((name, "IN", values))
+                query.where.append((name, "TYPE IN" if by_type else "IN", values))
             else:
                 op = take("op")
                 if op in "(),":
                     raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{op}'")
                 if i >= len(toks):
                     raise SoqlError("MALFORMED_QUERY", "unexpected end of query")
-                query.where.append((name, op, _literal(*toks[i])))
+                if by_type and op not in ("=", "!="):
+                    raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{op}' (a .Type compares with =, != or IN)")
+                query.where.append((name, f"TYPE {op}" if by_type else op, _literal(*toks[i])))
                 i += 1
             if not peek("AND"):
                 break
@@ -166,6 +168,8 @@ def parse_soql(text: str, schema: dict[str, dict[str, str]] | None = None) -> So
         raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{toks[i][1]}'")
     for name, op, value in query.where:
         ftype = schema[obj][name]
+        if op.startswith("TYPE"):
+            continue  # object names, checked as text
         for v in value if op == "IN" else [value]:
             if v is None:
                 if op not in ("=", "!="):
@@ -210,6 +214,29 @@ def _literal(kind: str, text: str) -> Any:
     raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{text}'")
 
 
+POLYMORPHIC: Final = {"WhoId": ("Who", {"00Q": "Lead", "003": "Contact"}),
+                      "WhatId": ("What", {"001": "Account"})}
+"""Polymorphic reference fields, their relationship name and the objects their key prefixes name. SOQL filters
+them by the referenced object's type: `WHERE Who.Type = 'Lead'` (SOQL and SOSL Reference, "Understanding
+Polymorphic Keys and Relationships": https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/
+sforce_api_calls_soql_relationships_and_polymorph_keys.htm)."""
+
+
+def _condition_field(obj: str, name: str, schema: dict[str, dict[str, str]]) -> tuple[str, bool]:
+    """(field, by type?) of a WHERE condition's left side: a field, or `Who.Type` / `What.Type` (the type of the
+    record a polymorphic reference names)."""
+    relation, dot, attribute = name.partition(".")
+    if dot and attribute.lower() == "type":
+        for field_name, (rel, _) in POLYMORPHIC.items():
+            if rel.lower() == relation.lower() and field_name in schema[obj]:
+                return field_name, True
+    return _field(obj, name, schema), False
+
+
+def _type_of(field_name: str, value: Any) -> str | None:
+    return POLYMORPHIC[field_name][1].get(str(value)[:3]) if value is not None else None
+
+
 def _field(obj: str, name: str, schema: dict[str, dict[str, str]] | None = None) -> str:
     for known in (SCHEMA if schema is None else schema)[obj]:
         if known.lower() == name.lower():
@@ -225,6 +252,12 @@ def _field(obj: str, name: str, schema: dict[str, dict[str, str]] | None = None)
 def _matches(record: dict[str, Any], where: list[tuple[str, str, Any]]) -> bool:
     for name, op, want in where:
         have = record.get(name)
+        if op.startswith("TYPE"):
+            kind = _type_of(name, have)
+            wanted = [w.lower() for w in (want if op == "TYPE IN" else [want]) if isinstance(w, str)]
+            if (kind is not None and kind.lower() in wanted) != (op != "TYPE !="):
+                return False
+            continue
         if op == "IN":
             if have not in want:
                 return False

@@ -1,5 +1,6 @@
-"""Routing: the round-robin state held under a lock (`RoutingSession`) and the recorded assignments with their SLA
-stamps: `RoutingMixin` of `StateStore`."""
+"""Routing: the round-robin state held under a lock (`RoutingSession`), the recorded assignments with their SLA
+stamps, and routing pauses (`leadflow routing pause` / `resume`, tables in `availability_tables`): `RoutingMixin` of
+`StateStore`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from leadflow.routing.times import Pause
 from leadflow.store.engine import StoreBase
+from leadflow.store.availability_tables import PAUSE_COLUMNS, routing_pauses
+from leadflow.store.first_touch_tables import PULL_SOURCE
 from leadflow.store.tables import assignments, lead_events, lead_runs, routing_state
 from leadflow.store.bulk import (
     BULK_CHUNK_ROWS,
@@ -48,7 +52,51 @@ class RoutingMixin(StoreBase):
             else:
                 row = conn.execute(sa.select(routing_state.c.payload).where(
                     routing_state.c.name == ROUTING_STATE)).first()
-            yield RoutingSession(conn, run_id, dict(row[0]) if row and row[0] else {})
+            payload = dict(row[0]) if row and row[0] else {}
+            # read fresh under the same lock, never saved with the state (`leadflow.routing.RoutingState`)
+            paused = _pauses_in_force(conn, _now())
+            if paused:
+                payload["paused"] = {user: pause.to_json() for user, pause in paused.items()}
+            untouched = _open_leads(conn)
+            if untouched:
+                payload["open_leads"] = untouched
+            yield RoutingSession(conn, run_id, payload)
+
+    def pause_routing(self, user_id: str, until: datetime, *, reason: str, by: str, at: datetime) -> None:
+        """Record that `user_id` takes no routed leads from `at` until `until` (replaces a pause in force)."""
+        with self._writing() as conn:
+            conn.execute(routing_pauses.insert().values(user_id=user_id, action="pause", until=until,
+                                                        reason=reason or None, by=by, at=at))
+
+    def resume_routing(self, user_id: str, *, by: str, at: datetime) -> Pause | None:
+        """End `user_id`'s pause in force at `at`, recorded with who and when; returns it (None, and nothing
+        recorded, when there was none)."""
+        with self._writing() as conn:
+            pause = _pauses_in_force(conn, at, user_id).get(user_id)
+            if pause is not None:
+                conn.execute(routing_pauses.insert().values(user_id=user_id, action="resume", until=None, reason=None,
+                                                            by=by, at=at))
+            return pause
+
+    def routing_pauses(self, as_of: datetime) -> dict[str, Pause]:
+        """The pauses not yet over at `as_of` (those starting later included), per user id."""
+        with self._engine.connect() as conn:
+            return _pauses_in_force(conn, as_of)
+
+    def open_leads(self) -> dict[str, int]:
+        """Per owner: recorded assignments nobody has touched yet (what a pool member's `open_cap` counts)."""
+        with self._engine.connect() as conn:
+            return _open_leads(conn)
+
+    def pause_log(self, user_id: str | None = None) -> pd.DataFrame:
+        """Every pause and resume (of `user_id`), oldest first: id, user_id, action, until, reason, by, at."""
+        query = sa.select(routing_pauses).order_by(routing_pauses.c.id)
+        if user_id is not None:
+            query = query.where(routing_pauses.c.user_id == user_id)
+        frame = self._rows(query, list(PAUSE_COLUMNS))
+        for column in ("until", "at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
 
     def assignments(self, lead_keys: list[str] | None = None, *, since: datetime | None = None, inputs: bool = True
                     ) -> pd.DataFrame:
@@ -92,15 +140,20 @@ class RoutingMixin(StoreBase):
         return frame
 
     def mark_assignments(self, lead_keys: list[str], column: str, at: datetime) -> int:
-        """Stamp `first_touch_at`, `breached_at` or `written_at` on these assignments (only where still empty)."""
+        """Stamp `first_touch_at`, `breached_at` or `written_at` on these assignments (only where still empty). A
+        first touch stamped here is the time a pull saw the lead worked: labelled `first_touch_source = "pull"`, the
+        fallback a first touch the CRM records replaces (`FirstTouchMixin.record_first_touches`)."""
         if column not in ("first_touch_at", "breached_at", "written_at"):
             raise ValueError(f"cannot stamp {column!r}")
+        values: dict[str, Any] = {column: at}
+        if column == "first_touch_at":
+            values["first_touch_source"] = PULL_SOURCE
         done = 0
         with self._writing() as conn:
             for start in range(0, len(lead_keys), CACHE_CHUNK_KEYS):
                 result = conn.execute(assignments.update().where(
                     assignments.c.lead_key.in_(lead_keys[start : start + CACHE_CHUNK_KEYS]),
-                    assignments.c[column].is_(None)).values({column: at}))
+                    assignments.c[column].is_(None)).values(values))
                 done += result.rowcount or 0
         return done
 
@@ -161,12 +214,30 @@ class RoutingSession:
                 })
 
         # what every row shares is sent once, not once per row
-        constants = {"first_touch_at": None, "breached_at": None, "run_id": self.run_id, "written_at": None}
+        constants = {"first_touch_at": None, "first_touch_source": None, "breached_at": None, "run_id": self.run_id,
+                     "written_at": None}
         return bulk_upsert(self._conn, assignments, chunks(), ["lead_key"], _REPLACED, constants)
 
 
+def _pauses_in_force(conn: Connection, as_of: datetime, user_id: str | None = None) -> dict[str, Pause]:
+    """Per user whose latest pause/resume row is a pause ending after `as_of`: that pause."""
+    query = sa.select(routing_pauses).order_by(routing_pauses.c.id)
+    if user_id is not None:
+        query = query.where(routing_pauses.c.user_id == user_id)
+    latest = {row.user_id: row for row in conn.execute(query)}
+    return {user: Pause(until=row.until, reason=row.reason or "", by=row.by, at=row.at)
+            for user, row in sorted(latest.items()) if row.action == "pause" and row.until > as_of}
+
+
+def _open_leads(conn: Connection) -> dict[str, int]:
+    """Per owner: recorded assignments with no first touch yet (what `open_cap` counts)."""
+    query = sa.select(assignments.c.owner_id, sa.func.count()).where(
+        assignments.c.first_touch_at.is_(None), assignments.c.owner_id.is_not(None)).group_by(assignments.c.owner_id)
+    return {str(owner): int(n) for owner, n in conn.execute(query)}
+
+
 _REPLACED = ("owner_id", "routing_rule", "routing_reason", "assigned_at", "sla_due_at", "first_touch_at",
-             "breached_at", "run_id", "inputs", "written_at")
+             "first_touch_source", "breached_at", "run_id", "inputs", "written_at")
 """What a new assignment of a lead replaces: everything but the key."""
 
 

@@ -27,6 +27,7 @@ from leadflow.pipeline.settings import Settings
 from leadflow.store.audit_trail import AuditTrailMixin
 from leadflow.store.bulk import copy_csv
 from leadflow.store.dead_letters import DeadLettersMixin
+from leadflow.store.first_touches import FirstTouchMixin
 from leadflow.store.inbox import InboxMixin
 from leadflow.store.engine import (
     _MIGRATION_LOCK,
@@ -91,7 +92,7 @@ _EVENT_KEY_COLUMNS: Final[tuple[str, ...]] = ("run_id", "lead_key", "stage", "co
 
 
 class StateStore(RunsMixin, AuditTrailMixin, DeadLettersMixin, RoutingMixin, LeadStateMixin, MirrorMixin,
-                 ReceiptsMixin, InboxMixin):
+                 ReceiptsMixin, InboxMixin, FirstTouchMixin):
     """Run history, watermarks, quarantine, lead audit events, dead letters, routing and lead state in one SQL database.
 
     Open with `StateStore.open()`; every public write runs in a single transaction, so a failed call leaves nothing.

@@ -257,6 +257,9 @@ assignments = sa.Table(
     sa.Column("inputs", sa.JSON(), nullable=True),
     # when the owner reached the lead's system; until then the CRM's owner is the stale one and ours wins
     sa.Column("written_at", UTCDateTime(), nullable=True),
+    # where first_touch_at came from: "task", "event", "status_history" (the CRM's record) or "pull" (the time a pull
+    # saw the lead worked: the fallback); migration 0018
+    sa.Column("first_touch_source", sa.String(20), nullable=True),
     sa.Index("ix_assignments_sla_due_at", "sla_due_at"),
 )
 """Each lead's current assignment and its first-touch SLA (what `leadflow sla check` watches)."""
