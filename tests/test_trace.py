@@ -91,6 +91,22 @@ def _seed(store: StateStore) -> dict[str, str]:
                                                   "last_name": ["Lovelace"]}),
                          method="rest", watermark=T0, last_change_at=T0, now=T0)
     store.save_mirror_snapshot("Lead", "g", 1, store.mirror_rows("Lead"), T0)
+    # what later features keep per person: CRM first touches, KPI facts, escalation steps, pushed notifications
+    store.record_first_touches(pd.DataFrame({"lead_key": ["salesforce:00Q1", "salesforce:00Q2"],
+                                             "touched_at": [T0 + timedelta(hours=2)] * 2, "source": ["task"] * 2}),
+                               run_id=run2)
+    from leadflow.store import escalation_steps, kpi_lead_facts
+    from leadflow.store.inbox import InboxNotification
+
+    with store._engine.begin() as conn:
+        conn.execute(kpi_lead_facts.insert(), [
+            {"lead_key": "salesforce:00Q1", "email": EMAIL.lower(), "first_seen": 1.0, "run_id": run2},
+            {"lead_key": "salesforce:00Q2", "email": "bob@example.com", "first_seen": 1.0, "run_id": run2}])
+        conn.execute(escalation_steps.insert(), [{
+            "lead_key": "salesforce:00Q1", "chain_start": T0, "step": 1, "rule": "emea", "action": "remind",
+            "last_step": False, "due_at": T0, "fired_at": T0, "run_id": run2, "owner_id": "005A"}])
+    store.record_notifications([InboxNotification("salesforce", "Lead", record, "1", {"Email": email})
+                                for record, email in (("00Q1", EMAIL), ("00Q2", "bob@example.com"))])
     return {"run1": run1, "run2": run2}
 
 
@@ -113,7 +129,7 @@ def test_trace_by_email_returns_the_whole_journey_in_time_order(store_and_url: t
     assert [w["new"] for w in result["writeback"]] == ["DE"]
     (assignment,) = result["assignments"]
     assert assignment["owner_id"] == "005A" and assignment["routing_rule"] == "emea"
-    assert assignment["first_touch_at"].startswith("2026-11-01T11:30")
+    assert assignment["first_touch_at"].startswith("2026-11-01T11:00")  # the CRM's Task, not the pull's 11:30
     assert [s["lifecycle_stage"] for s in result["lifecycle"]] == ["mql"]
     assert [(d["record_id"], d["status"]) for d in result["dead_letters"]] == [("00Q1", "permanent")]
     times = [item["at"] for item in result["timeline"]]
@@ -147,11 +163,12 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     dry = forget(store, EMAIL, dry_run=True)
     assert dry["tables"] == {"audit_chunks": 0, "lead_runs": 0, "lead_events": 4, "quarantine": 1,
                              "dead_letters": 1, "assignments": 1, "lead_state": 1, "write_receipts": 1,
-                             "mirror_records": 2}
+                             "kpi_lead_facts": 1, "lead_first_touches": 1, "escalation_steps": 1,
+                             "intake_inbox": 1, "mirror_records": 2}
     assert trace(store, EMAIL)["found"]  # a dry run erases nothing
 
     done = forget(store, EMAIL)
-    assert done["tables"] == dry["tables"] and done["removed"] == 11
+    assert done["tables"] == dry["tables"] and done["removed"] == 15
     assert list(store.mirror_rows("Lead")["record_id"]) == ["00Q2"] and store.mirror_rows("Contact").empty
     assert store.mirror_snapshot("Lead") is None  # the snapshot held Ada too
     assert list(store.receipts(["salesforce:00Q1", "salesforce:00Q2"]).index) == ["salesforce:00Q2"]
@@ -168,7 +185,8 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     assert {r["run_id"]: r["stats"] for r in store.runs() if r["flow"] != "forget"} == stats_before
     tomb = store.events(lead_key=done["tombstone"])
     assert len(tomb) == 1 and tomb.loc[0, "stage"] == "forget" and tomb.loc[0, "column_name"] == "erased"
-    assert tomb.loc[0, "new_value"] == "11" and "ada" not in done["tombstone"]
+    assert tomb.loc[0, "new_value"] == "15" and "ada" not in done["tombstone"]
+    assert list(store.inbox_notifications()["record_id"]) == ["00Q2"]
     assert json.loads(tomb.loc[0, "old_value"])["per_run"] == {ids["run1"]: 2, ids["run2"]: 3}
     (forget_run,) = store.runs(flow="forget")
     assert forget_run["run_id"] == tomb.loc[0, "run_id"]
@@ -203,9 +221,9 @@ def test_cli_trace_forget_retention(store_and_url: tuple[StateStore, str], monke
     out = runner.invoke(app, ["trace", "00Q1"])
     assert out.exit_code == 0 and "standardize" in out.output and "'Germany' -> 'DE'" in out.output
     out = runner.invoke(app, ["forget", EMAIL, "--dry-run"])
-    assert out.exit_code == 0 and "Would remove 11 rows" in out.output
+    assert out.exit_code == 0 and "Would remove 15 rows" in out.output
     out = runner.invoke(app, ["forget", EMAIL])
-    assert out.exit_code == 0 and "Removed 11 rows" in out.output and "lead_events" in out.output
+    assert out.exit_code == 0 and "Removed 15 rows" in out.output and "lead_events" in out.output
     assert json.loads(runner.invoke(app, ["trace", EMAIL, "--json"]).output)["found"] is False
     assert runner.invoke(app, ["forget", "not-an-email"]).exit_code == 2
     out = runner.invoke(app, ["retention", "--days", "365", "--dry-run"])

@@ -58,8 +58,9 @@ def forget(
     result = _guard(work)
     verb = "Would remove" if dry_run else "Removed"
     typer.secho(f"{verb} {result['removed']} rows for {len(result['lead_keys'])} lead key(s)", bold=True)
+    width = max((len(table) for table in result["tables"]), default=0)
     for table, count in result["tables"].items():
-        typer.echo(f"  {table:<16}{count:>8}")
+        typer.echo(f"  {table:<{width}}{count:>8}")
     if not dry_run:
         typer.echo(f"Tombstone: {result['tombstone']} (stage forget)")
 

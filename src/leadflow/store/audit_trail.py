@@ -26,6 +26,10 @@ from leadflow.store.tables import (
     runs,
     write_receipts,
 )
+from leadflow.store.escalation_tables import escalation_steps
+from leadflow.store.first_touch_tables import lead_first_touches
+from leadflow.store.inbox_tables import intake_inbox
+from leadflow.store.kpi_tables import kpi_lead_facts
 from leadflow.store.mirror_tables import mirror_records, mirror_snapshots
 from leadflow.store.values import _json_dumps, _jsonable, _now, _require_aware
 
@@ -180,7 +184,8 @@ class AuditTrailMixin(StoreBase):
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Erase one person: their audit events, quarantine rows, dead letters, assignments, lead state, write
-        receipts and the CRM mirror's copy of their records.
+        receipts, KPI facts, CRM first touches, escalation steps, pushed notifications and the CRM mirror's copy of
+        their records.
 
         Runs (and their stats) and the enrichment cache (company domains) are left alone. Unless `dry_run`, one
         anonymous tombstone event records the erasure in a new `forget` run: lead_key `erased:<sha256(subject)>`,
@@ -200,6 +205,13 @@ class AuditTrailMixin(StoreBase):
             (assignments, assignments.c.lead_key.in_(keys) if keys else sa.false()),
             (lead_state, lead_state.c.lead_key.in_(keys) if keys else sa.false()),
             (write_receipts, write_receipts.c.lead_key.in_(keys) if keys else sa.false()),
+            # KPI facts hold the address and timeline; the hourly rollups (counts only) keep their totals.
+            (kpi_lead_facts, sa.or_(kpi_lead_facts.c.lead_key.in_(keys) if keys else sa.false(),
+                                    kpi_lead_facts.c.email == email.strip().lower() if email else sa.false())),
+            (lead_first_touches, lead_first_touches.c.lead_key.in_(keys) if keys else sa.false()),
+            (escalation_steps, escalation_steps.c.lead_key.in_(keys) if keys else sa.false()),
+            # pushed notifications carry the record's id and, for web forms, the lead itself
+            (intake_inbox, intake_inbox.c.record_id.in_(ids) if ids else sa.false()),
             # The CRM mirror's copy of them: a refresh brings it back only if the CRM still holds and changes it.
             (mirror_records, sa.or_(mirror_records.c.record_id.in_(ids) if ids else sa.false(),
                                     mirror_records.c.email == email.strip().lower() if email else sa.false())),

@@ -17,31 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from leadflow.store.tables import UTCDateTime, assignments, lead_events, metadata
+from leadflow.store.escalation_tables import escalation_steps
+from leadflow.store.tables import assignments, lead_events
 from leadflow.store.values import CACHE_CHUNK_KEYS
 
 if TYPE_CHECKING:
     from leadflow.store.store import StateStore
     from leadflow.store.routing import RoutingSession
 
-escalation_steps = sa.Table(
-    "escalation_steps",
-    metadata,
-    sa.Column("lead_key", sa.String(300), primary_key=True),
-    sa.Column("chain_start", UTCDateTime(), primary_key=True),
-    sa.Column("step", sa.Integer(), primary_key=True),
-    sa.Column("rule", sa.String(100), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    # whose working time the chain counts in (the owner the chain started with)
-    sa.Column("chain_owner", sa.String(100), nullable=True),
-    sa.Column("last_step", sa.Boolean(), nullable=False),
-    sa.Column("due_at", UTCDateTime(), nullable=False),
-    sa.Column("fired_at", UTCDateTime(), nullable=False),
-    sa.Column("run_id", sa.String(36), nullable=False),
-    sa.Column("owner_id", sa.String(100), nullable=True),
-    sa.Column("outcome", sa.Text(), nullable=True),
-)
-"""One row per escalation step fired or superseded, per lead and chain."""
 
 STEP_COLUMNS: Final[tuple[str, ...]] = tuple(c.name for c in escalation_steps.columns)
 OPEN_COLUMNS: Final[tuple[str, ...]] = ("lead_key", "owner_id", "routing_rule", "routing_reason", "assigned_at",
