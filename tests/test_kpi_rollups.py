@@ -291,6 +291,89 @@ def test_a_run_recorded_chunk_by_chunk_on_postgres(postgres_url: str) -> None:
     assert created["crm:2"] == created["crm:4"] == pytest.approx(at(-400).timestamp())
 
 
+def varied_run(store: StateStore, n: int = 240) -> str:
+    """One run of `n` new leads (distinct keys and e-mails, so all are counted in the database on its path) with every
+    input a counter reads: assignments over several hours to reps or none, with and without an SLA, touched in time,
+    late or not at all, written back or not; lifecycle stages with MQL/SAL/SQL stamps in either order; creation times
+    before and after the assignment, or unknown."""
+    rng = np.random.default_rng(17)
+    leads = [(f"crm:{i}", f"p{i}@x.com", None if i % 11 == 0 else at(float(rng.uniform(-5000, 300))).isoformat())
+             for i in range(n)]
+    run_id, _ = stage_run(store, leads)
+    keys = [key for key, _, _ in leads]
+    owners = [None, "005A", "005B", "005C"]
+    assigned = [(key, owners[i % 4], at(float(rng.uniform(-600, 600))),
+                 None if i % 5 == 0 else at(float(rng.uniform(-300, 900))))
+                for i, key in enumerate(keys) if i % 3]
+    assign(store, run_id, assigned)
+    with_sla = [key for key, _, _, due in assigned if due is not None]
+    store.mark_assignments(with_sla[::4], "first_touch_at", at(-400).to_pydatetime())   # mostly in time
+    store.mark_assignments(with_sla[1::4], "first_touch_at", at(800).to_pydatetime())   # mostly late
+    store.mark_assignments([key for key, _, _, _ in assigned][::3], "written_at", at(700).to_pydatetime())
+    stamps = [None, *(at(float(minutes)) for minutes in rng.uniform(-90_000, 0, 30))]
+    lifecycle(store, run_id, [(key, ("new", "mql", "sal", "sql", "recycled")[i % 5], stamps[i % 31],
+                               stamps[(i * 7) % 31], stamps[(i * 13) % 31]) for i, key in enumerate(keys) if i % 4])
+    return run_id
+
+
+def test_fresh_leads_counted_in_one_pass_equal_the_pandas_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database path counts a run's fresh leads with one GROUP BY (and one narrow GROUP BY per histogram or due
+    minute metric): its counters are `rollup_counts` of the facts it wrote, and equal those of the pandas path."""
+    fresh_counts: list[int] = []
+    real = kpi_rollups_module.record_fresh_leads
+
+    def spy(*args: Any) -> pd.DataFrame:
+        counted = real(*args)
+        fresh_counts.append(int(counted["count"].sum()))
+        return counted
+
+    monkeypatch.setattr(kpi_rollups_module, "record_fresh_leads", spy)
+    results = []
+    for in_database in (True, False):
+        monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+        with StateStore.open(f"sqlite:///{tmp_path / f'{in_database}.db'}") as store:
+            run_id = varied_run(store)
+            assert record_run_kpis(store, run_id) > 0
+            assert record_run_kpis(store, run_id) == 0
+            assert_rollups_count_the_facts(store)
+            results.append(stored_kpis(store))
+            assert_same(rollup_kpi_summary(store, SINCE, AS_OF), kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF)))
+    assert len(fresh_counts) == 1 and fresh_counts[0] > 240  # every lead was counted in the database
+    (db_facts, db_counts), (pandas_facts, pandas_counts) = results
+    pd.testing.assert_frame_equal(db_facts, pandas_facts, check_exact=False, atol=1e-3, rtol=0)
+    assert db_counts == pandas_counts
+    metrics = {metric for metric, _ in db_counts}
+    assert {"owner", "sla_met", "sla_pending", "speed_to_lead_min", "created_to_assigned_min", "funnel", "reached",
+            "mql_to_sal_days", "sal_to_sql_days"} <= metrics
+
+
+@pytest.mark.postgres
+def test_fresh_leads_counted_in_one_pass_on_postgres(postgres_url: str) -> None:
+    with StateStore.open(postgres_url) as store:
+        run_id = varied_run(store)
+        assert record_run_kpis(store, run_id) > 0
+        assert_rollups_count_the_facts(store)
+        assert_same(rollup_kpi_summary(store, SINCE, AS_OF), kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF)))
+        with store.engine.connect() as conn:
+            pending = conn.execute(sa.select(sa.func.count()).select_from(kpi_rollups).where(
+                kpi_rollups.c.metric == "sla_pending", kpi_rollups.c.count > 0)).scalar_one()
+    assert pending > 0
+
+
+def test_sqlite_floor_in_sql_equals_math_floor(state_home: Path) -> None:
+    """The SQLite path floors in SQL (SQLAlchemy's `floor` there is Python's, a call per row): the same integer."""
+    from leadflow.audit.kpi_rollups_sql import _Sql
+
+    values = [-2.5, -2.0, -1e-9, 0.0, 1e-9, 0.5, 2.0, 2.9999999999, 499046.99999999994, 1796135.0, 1e12 + 0.5]
+    with StateStore.open() as store, store.engine.connect() as conn:
+        for value in values:
+            got = conn.execute(sa.text(f"SELECT {_Sql('sqlite').floor('v')} FROM (SELECT :v AS v)"),
+                               {"v": value}).scalar_one()
+            assert got == math.floor(value), value
+        assert conn.execute(sa.text(f"SELECT {_Sql('sqlite').floor('NULL')}")).scalar_one() is None
+
+
 def test_empty_window_has_the_summary_keys(state_home: Path) -> None:
     with StateStore.open() as store:
         got = rollup_kpi_summary(store, SINCE, AS_OF)

@@ -60,10 +60,11 @@ from leadflow.audit.kpis import (
 )
 from leadflow.audit.kpi_rollups_sql import (
     CHUNK_ROWS_TABLE,
-    FRESH_TABLE,
-    count_fresh_leads,
+    LEADS_TABLE,
+    drop_temporary,
+    record_fresh_leads,
     stage_chunk_rows,
-    stage_fresh_leads,
+    stage_run_leads,
 )
 from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
 from leadflow.store.tables import assignments, dead_letters, lead_events, lead_runs, lead_state, runs
@@ -132,17 +133,23 @@ def histogram_percentiles(histogram: dict[int, int]) -> dict[str, float]:
 
 def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     """What the leads in `facts` (`kpi_lead_facts` columns, times in epoch seconds) add to the rollups: one row per
-    (hour [epoch hours], metric, dimension) with its count."""
-    parts: list[pd.DataFrame] = []
+    (hour [epoch hours], metric, dimension) with its count (one GROUP BY over every metric's cells)."""
+    hours: list[np.ndarray] = []
+    metrics: list[np.ndarray] = []
+    dimensions: list[np.ndarray] = []
 
     def add(metric: str, at: pd.Series, dimension: Any, mask: pd.Series) -> None:
-        if not mask.any():
+        chosen = mask.to_numpy(dtype=bool)
+        n = int(chosen.sum())
+        if not n:
             return
-        dims = dimension[mask] if isinstance(dimension, (pd.Series, np.ndarray)) else dimension
-        frame = pd.DataFrame({"hour": np.floor(at[mask].to_numpy() / _HOUR).astype("int64"), "dimension": dims})
-        counted = frame.groupby(["hour", "dimension"], sort=False).size().reset_index(name="count")
-        counted["metric"] = metric
-        parts.append(counted)
+        hours.append(np.floor(at.to_numpy()[chosen] / _HOUR).astype("int64"))
+        metrics.append(np.full(n, metric, dtype=object))
+        if isinstance(dimension, (pd.Series, np.ndarray)):
+            values = dimension.to_numpy() if isinstance(dimension, pd.Series) else dimension
+            dimensions.append(np.asarray(values[chosen]).astype(str).astype(object))
+        else:
+            dimensions.append(np.full(n, str(dimension), dtype=object))
 
     def known(column: str) -> pd.Series:
         return facts[column].astype("float64")
@@ -154,7 +161,7 @@ def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     for metric, later in (("speed_to_lead_min", written), ("created_to_assigned_min", assigned)):
         minutes = ((later - created) / 60.0).to_numpy()
         has = pd.Series(~np.isnan(minutes), index=facts.index) & everyone
-        add(metric, lead_at, pd.Series(histogram_bins(np.nan_to_num(minutes)), index=facts.index), has)
+        add(metric, lead_at, histogram_bins(np.nan_to_num(minutes)), has)
 
     has_assignment = assigned.notna()
     add("assignments", assigned, "", has_assignment)
@@ -165,30 +172,33 @@ def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     add("sla_with", assigned, "", with_sla)
     add("sla_met", assigned, "", with_sla & touched.notna() & (touched <= due))
     pending = with_sla & touched.isna()
-    # rounded to the millisecond first (as the SQL path does): epoch seconds read through julianday carry float noise
-    add("sla_pending", assigned, np.floor(np.round(due.fillna(0).to_numpy(), 3) / 60.0).astype("int64"), pending)
+    if pending.any():
+        # rounded to the millisecond first (as the SQL path does): epoch seconds read through julianday carry float
+        # noise; each distinct due minute is formatted once
+        minutes = np.floor(np.round(due[pending].to_numpy(), 3) / 60.0).astype("int64")
+        distinct, which = np.unique(minutes, return_inverse=True)
+        texts = pd.to_datetime(distinct * 60, unit="s", utc=True).strftime(DUE_MINUTE_FORMAT).to_numpy(dtype=object)
+        add("sla_pending", assigned[pending], texts[which], pending[pending])
 
     state_at = known("state_at")
     in_state = state_at.notna()
     add("state", state_at, "", in_state)
-    add("funnel", state_at, facts["stage"].astype("object"), in_state & facts["stage"].notna())
+    stages = facts["stage"].astype("object")
+    add("funnel", state_at, stages, in_state & stages.notna())
     stamps = {name: known(name) for name in ("mql", "sal", "sql")}
     for name, stamp in stamps.items():
         add("reached", state_at, name, in_state & stamp.notna())
     for metric, (a, b) in (("mql_to_sal_days", ("mql", "sal")), ("sal_to_sql_days", ("sal", "sql"))):
         days = ((stamps[b] - stamps[a]) / 86400.0).to_numpy()
         has = in_state & pd.Series(~np.isnan(days), index=facts.index)
-        add(metric, state_at, pd.Series(histogram_bins(np.nan_to_num(days)), index=facts.index), has)
+        add(metric, state_at, histogram_bins(np.nan_to_num(days)), has)
 
-    if not parts:
+    if not hours:
         return pd.DataFrame({"hour": pd.Series(dtype="int64"), "metric": pd.Series(dtype="object"),
                              "dimension": pd.Series(dtype="object"), "count": pd.Series(dtype="int64")})
-    counts = pd.concat(parts, ignore_index=True)
-    due_rows = counts["metric"] == "sla_pending"
-    counts["dimension"] = counts["dimension"].astype("object")
-    if due_rows.any():
-        minutes = pd.to_datetime(counts.loc[due_rows, "dimension"].astype("int64") * 60, unit="s", utc=True)
-        counts.loc[due_rows, "dimension"] = minutes.dt.strftime(DUE_MINUTE_FORMAT).to_numpy()
+    cells = pd.DataFrame({"hour": np.concatenate(hours), "metric": np.concatenate(metrics),
+                          "dimension": np.concatenate(dimensions)})
+    counts = cells.groupby(["hour", "metric", "dimension"], sort=False).size().reset_index(name="count")
     counts["dimension"] = counts["dimension"].astype(str)
     return counts[["hour", "metric", "dimension", "count"]]
 
@@ -383,15 +393,13 @@ def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = No
             kpi_rollups.c.metric == "published_run", kpi_rollups.c.dimension == run_id)).first()
         if marker is not None:
             return 0
-        deltas, fresh_counters = _run_deltas(conn, run_id, started, scope)
-        if chunks is not None:
-            _add_to_rollups(conn, deltas)
-            return len(deltas) + fresh_counters
-        marker_row = pd.DataFrame({"hour": [run_hour], "metric": ["published_run"], "dimension": [run_id],
-                                   "count": [1]})
-        deltas = pd.concat([deltas, marker_row], ignore_index=True) if len(deltas) else marker_row
+        parts = [_run_deltas(conn, run_id, started, scope)]
+        if chunks is None:
+            parts.append(pd.DataFrame({"hour": [run_hour], "metric": ["published_run"], "dimension": [run_id],
+                                       "count": [1]}))
+        deltas = _summed(parts)
         _add_to_rollups(conn, deltas)
-        return len(deltas) + fresh_counters
+        return len(deltas)
 
 
 class _Scope(NamedTuple):
@@ -403,37 +411,61 @@ class _Scope(NamedTuple):
     staged: bool
     written: bool
 
+    def first_at(self, started: datetime) -> datetime:
+        """The earliest `lead_runs.at` in scope: the chunk's start, or the run's."""
+        return max(started, self.since or started) if self.chunks is not None else started
+
     def lead_run_filters(self, started: datetime) -> list[Any]:
-        """`lead_runs` filters of a whole run's recording (a chunk's reads `CHUNK_ROWS_TABLE` instead)."""
-        return [lead_runs.c.at >= started] if self.staged else [sa.false()]
+        """`lead_runs` filters of the run's rows in scope (but `run_id`)."""
+        if not self.staged:
+            return [sa.false()]
+        chunked = [] if self.chunks is None else [lead_runs.c.chunk >= self.chunks.start,
+                                                   lead_runs.c.chunk < self.chunks.stop]
+        return [lead_runs.c.at >= self.first_at(started), *chunked]
 
 
-def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope) -> tuple[pd.DataFrame, int]:
+def _summed(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Counter deltas (hour, metric, dimension, count) added up per counter, zero rows dropped."""
+    counted = [part for part in parts if len(part)]
+    if len(counted) < 2:
+        return (counted or parts)[0].reset_index(drop=True)
+    summed = pd.concat(counted, ignore_index=True).groupby(
+        ["hour", "metric", "dimension"], sort=True, as_index=False)["count"].sum()
+    return summed[summed["count"] != 0].reset_index(drop=True)
+
+
+def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope) -> pd.DataFrame:
     """Read the run's leads (those in `scope`) with their facts, write their new facts, and return the rollup
-    deltas of the leads counted in pandas and the number of counters the fresh leads changed in the database."""
+    deltas: of the fresh leads counted in the database (`kpi_rollups_sql`), and of the others, counted in pandas."""
     dialect = conn.dialect.name
-    lr, ev, f = lead_runs, lead_events, kpi_lead_facts
-    scoped = scope.lead_run_filters(started)
-    since = max(started, scope.since or started) if scope.chunks is not None else started
-    if scope.chunks is not None and scope.staged:  # read the chunk's rows once, on the `at` index
-        stage_chunk_rows(conn, run_id, since, scope.chunks)
-        lr = sa.table(CHUNK_ROWS_TABLE, *(sa.column(c.name, c.type) for c in lead_runs.c if c.name != "id"))
-        scoped = []
-    fresh = USE_DATABASE_PATH and stage_fresh_leads(
-        conn, run_id, since, source=lr.name, chunks=scope.chunks, staged=scope.staged, written=scope.written)
-    fresh_table = sa.table(FRESH_TABLE, sa.column("lead_key"))
-
-    def not_fresh(key: Any) -> list[Any]:  # NOT EXISTS: an anti-join (NOT IN over a million keys is quadratic on PG)
-        return [~sa.exists().where(fresh_table.c.lead_key == key)] if fresh else []
-
-    run_rows = [*scoped, lr.c.run_id == run_id, *not_fresh(lr.c.lead_key)]
-    staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
-                       sa.func.min(lr.c.created_at).label("run_created"), sa.func.min(lr.c.at).label("run_at")).where(
-        *run_rows).group_by(lr.c.lead_key).subquery()
+    ev, f = lead_events, kpi_lead_facts
+    since = scope.first_at(started)
+    in_database = USE_DATABASE_PATH and stage_run_leads(
+        conn, run_id, since, chunks=scope.chunks, staged=scope.staged, written=scope.written)
+    if in_database:  # the leads not counted in the database, as `stage_run_leads` read them
+        leads = sa.table(LEADS_TABLE, *(sa.column(c) for c in ("lead_key", "email", "created_text", "first_at",
+                                                               "fresh")))
+        staged = sa.select(leads.c.lead_key, leads.c.email, leads.c.created_text.label("run_created"),
+                           leads.c.first_at.label("run_at")).where(leads.c.fresh == 0).subquery()
+        lr = lead_runs
+        run_rows = [*scope.lead_run_filters(started), lr.c.run_id == run_id,
+                    lr.c.lead_key.in_(sa.select(leads.c.lead_key).where(leads.c.fresh == 0))]
+        # NOT EXISTS: an anti-join (NOT IN over a million keys is quadratic on PG)
+        not_fresh = [~sa.exists().where(leads.c.lead_key == ev.c.lead_key, leads.c.fresh == 1)]
+    else:
+        lr, run_rows = lead_runs, [*scope.lead_run_filters(started), lead_runs.c.run_id == run_id]
+        if scope.chunks is not None:  # read the chunk's rows once, on the `at` index
+            stage_chunk_rows(conn, run_id, since, scope.chunks)
+            lr = sa.table(CHUNK_ROWS_TABLE, *(sa.column(c.name, c.type) for c in lead_runs.c if c.name != "id"))
+            run_rows = [lr.c.run_id == run_id]
+        staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
+                           sa.func.min(lr.c.created_at).label("run_created"),
+                           sa.func.min(lr.c.at).label("run_at")).where(*run_rows).group_by(lr.c.lead_key).subquery()
+        not_fresh = []
     touched = _joined(conn, staged)
     written_back = _raw_frame(conn, sa.select(ev.c.lead_key, _epoch(sa.func.min(ev.c.at), dialect).label("wb_at"))
                               .where(ev.c.run_id == run_id, ev.c.stage.like("writeback:%"),
-                                     *not_fresh(ev.c.lead_key), *([] if scope.written else [sa.false()]))
+                                     *not_fresh, *([] if scope.written else [sa.false()]))
                               .group_by(ev.c.lead_key))
     extra = sorted(set(written_back["lead_key"]) - set(touched["lead_key"]))
     for start in range(0, len(extra), 500):  # written back, not staged (a replayed dead letter): from its facts
@@ -445,16 +477,19 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     emails = sa.select(lr.c.email).where(*run_rows, lr.c.email.is_not(None)).distinct().subquery()
     others = _raw_frame(conn, sa.select(*(f.c[c] for c in FACT_COLUMNS)).join(emails, f.c.email == emails.c.email))
     others = _facts_frame(others.to_numpy(), list(FACT_COLUMNS))
-    others = others[~others["lead_key"].isin(set(new["lead_key"]))]
+    others = others[~others["lead_key"].isin(new["lead_key"])]
     new, old_others, new_others = _link_created(new, others)
 
     changed = _changed(old, new)
     _upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
-    before = pd.concat([old[old["lead_key"].isin(set(changed["lead_key"]))], old_others], ignore_index=True)
-    fresh_counters = count_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO) if fresh else 0
-    if lr is not lead_runs:
+    before = pd.concat([old[old["lead_key"].isin(changed["lead_key"])], old_others], ignore_index=True)
+    deltas = rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True))
+    if in_database:
+        deltas = _summed([deltas, record_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO)])
+        drop_temporary(conn)
+    elif lr is not lead_runs:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CHUNK_ROWS_TABLE}")
-    return rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True)), fresh_counters
+    return deltas
 
 
 # --- reading a window ------------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""The set-based path of `leadflow.audit.kpi_rollups.record_run_kpis`: a run's *fresh* leads — no facts yet, and an
-e-mail no other lead has — counted inside the database, so a million new leads never travel to Python.
+"""The set-based path of `leadflow.audit.kpi_rollups.record_run_kpis`: a run's leads read once in the database, and
+its *fresh* leads — no facts yet, and an e-mail no other lead has — counted there, so a million new leads never travel
+to Python.
 
-For those leads the old contribution is nothing and the creation time is their own, so their facts are one
-INSERT … SELECT (into a temporary table, then `kpi_lead_facts`) and their counters one INSERT … SELECT … GROUP BY into
-`kpi_rollups`, computing exactly what `kpi_rollups.rollup_counts` computes (histogram bins with `ln`, hours, due
-minutes). Every other lead the run touched goes through the pandas path. `lead_runs.created_at` text is read by the
+One statement reads the run's staged leads (its `lead_runs` rows in scope, grouped by lead) into a temporary table
+with a `fresh` flag and, for the fresh ones, their facts: for those the old contribution is nothing and the creation
+time is their own, so their facts are one INSERT … SELECT into `kpi_lead_facts`, and their counters one GROUP BY with
+conditional counts (plus one narrow GROUP BY per histogram or due-minute metric that has values), computing exactly
+what `kpi_rollups.rollup_counts` computes (histogram bins with `ln`, hours, due minutes). Every other lead goes
+through the pandas path, which reads its keys from the same table. `lead_runs.created_at` text is read by the
 database (`julianday` on SQLite; on PostgreSQL a cast, with a text without offset taken as UTC); when it cannot read
 one, the savepoint is rolled back and the whole run takes the pandas path.
 """
@@ -16,6 +19,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
+import pandas as pd
 import sqlalchemy as sa
 
 from leadflow.store.kpi_tables import FACT_COLUMNS
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FRESH_TABLE: Final[str] = "kpi_fresh_leads"
+LEADS_TABLE: Final[str] = "kpi_run_leads"
 UNASSIGNED_TEXT: Final[str] = "(no owner)"
 
 
@@ -57,11 +61,6 @@ class _Sql:
     def integer_text(self, value: str) -> str:
         return f"CAST(CAST({value} AS BIGINT) AS TEXT)" if self.postgres else f"CAST(CAST({value} AS INTEGER) AS TEXT)"
 
-    def hour_stamp(self, hour: str) -> str:
-        if self.postgres:
-            return f"to_timestamp({hour} * 3600)"
-        return f"(strftime('%Y-%m-%d %H:%M:%S', {hour} * 3600, 'unixepoch') || '.000000')"
-
     def due_minute(self, due: str) -> str:
         # rounded to the millisecond first, as the pandas path does: epoch seconds from julianday carry float noise
         # (12:26:00 read as 12:25:59.9999 would land in the minute before)
@@ -69,24 +68,35 @@ class _Sql:
             return f"to_char(to_timestamp(round(({due})::numeric, 3)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
         return f"strftime('%Y-%m-%dT%H:%MZ', round({due}, 3), 'unixepoch')"
 
+    def floor(self, value: str) -> str:
+        if self.postgres:
+            return f"floor({value})"
+        # SQLAlchemy gives SQLite a `floor` in Python (math.floor: a call per row, and an error on NULL); this is
+        # the same integer for every finite value
+        return f"(CAST({value} AS INTEGER) - ({value} < CAST({value} AS INTEGER)))"
+
+    def hour(self, epoch: str) -> str:
+        return self.floor(f"({epoch}) / 3600.0")
+
     def histogram_bin(self, value: str, floor: float, ratio: float) -> str:
-        steps = f"floor(ln(abs({value}) / {floor!r}) / {math.log(ratio)!r})"
+        steps = self.floor(f"ln(abs({value}) / {floor!r}) / {math.log(ratio)!r}")
         return self.integer_text(f"(CASE WHEN abs({value}) < {floor!r} THEN 0 WHEN {value} > 0 THEN 1 + {steps} "
                                  f"ELSE -(1 + {steps}) END)")
 
 
 def has_math(conn: Connection) -> bool:
-    """Whether the database has `ln` and `floor` (SQLite only when built with its math functions)."""
+    """Whether the database has `ln` (SQLite only when built with its math functions)."""
     if conn.dialect.name == "postgresql":
         return True
     try:
-        conn.exec_driver_sql("SELECT ln(2.0), floor(2.5)").all()
+        conn.exec_driver_sql("SELECT ln(2.0)").all()
     except sa.exc.OperationalError:
         return False
     return True
 
 
 CHUNK_ROWS_TABLE: Final[str] = "kpi_chunk_rows"
+"""A chunk's `lead_runs` rows, read once when the whole run takes the pandas path."""
 
 
 def stage_chunk_rows(conn: Connection, run_id: str, since: datetime, chunks: range) -> None:
@@ -107,103 +117,148 @@ def stage_chunk_rows(conn: Connection, run_id: str, since: datetime, chunks: ran
         conn.exec_driver_sql(f"ANALYZE {CHUNK_ROWS_TABLE}")
 
 
-def stage_fresh_leads(conn: Connection, run_id: str, started: datetime, *, source: str = "lead_runs",
-                      chunks: range | None = None, staged: bool = True, written: bool = True) -> bool:
-    """Fill the temporary `FRESH_TABLE` with the facts of the run's fresh leads (see the module docstring) among its
-    `lead_runs` rows (or `source`'s: `CHUNK_ROWS_TABLE`) at or after `started` (and in audit `chunks`, when given;
-    none unless `staged`), with their write-backs unless `written` is False; False (and no table) when the database
-    cannot do it, so the caller counts every lead in pandas."""
+def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: range | None = None,
+                    staged: bool = True, written: bool = True) -> bool:
+    """Fill the temporary `LEADS_TABLE` with one row per lead run `run_id` staged (its `lead_runs` rows at or after
+    `since`, in audit `chunks` when given; none unless `staged`): `lead_key`, `email`, `created_text`, `first_at` as
+    the pandas path reads them, `fresh` (1 or 0, see the module docstring) and, for a fresh lead, its facts, with
+    its write-backs unless `written` is False. False (and no table) when the database cannot do it, so the caller
+    counts every lead in pandas.
+
+    A chunk's rows are read on SQLite through the `at` index by name: without statistics its planner scans the whole
+    table in `lead_key` order to save a GROUP BY sort, which made recording a streamed run chunk by chunk quadratic."""
     if not has_math(conn):
         return False
     sql = _Sql(conn.dialect.name)
     drop_temporary(conn)
-    when = sa.bindparam("started", started, type_=UTCDateTime())
-    in_scope = "" if staged else " AND 1 = 0"
+    in_scope, hint = "" if staged else " AND 1 = 0", ""
     if chunks is not None:
         in_scope += f" AND chunk >= {int(chunks.start)} AND chunk < {int(chunks.stop)}"
+        hint = "" if sql.postgres else " INDEXED BY ix_lead_runs_at"
     staged_rows = ("SELECT lead_key, max(email) AS email, min(created_at) AS created_text, min(at) AS first_at "
-                   f"FROM {source} WHERE at >= :started AND run_id = :run_id{in_scope} GROUP BY lead_key")
+                   f"FROM lead_runs{hint} WHERE at >= :since AND run_id = :run_id{in_scope} GROUP BY lead_key")
     written_rows = ("SELECT lead_key, min(at) AS wb_at FROM lead_events WHERE run_id = :run_id "
-                    f"AND stage LIKE 'writeback:%'{'' if written else ' AND 1 = 0'} GROUP BY lead_key")
-    created = sql.parsed_epoch("st.created_text")
+                    "AND stage LIKE 'writeback:%' GROUP BY lead_key")
+    # the CASE stops at the first answer (an AND in a result column would run every look-up)
+    flagged = """SELECT st.lead_key, st.email, st.created_text, st.first_at,
+               CASE WHEN EXISTS (SELECT 1 FROM kpi_lead_facts f WHERE f.lead_key = st.lead_key) THEN 0
+                    WHEN st.email IS NULL THEN 1
+                    WHEN EXISTS (SELECT 1 FROM kpi_lead_facts f WHERE f.email = st.email) THEN 0
+                    WHEN EXISTS (SELECT 1 FROM shared WHERE shared.email = st.email) THEN 0
+                    ELSE 1 END AS fresh
+        FROM staged st"""
+    # only a fresh lead's creation text is read (a text PostgreSQL cannot read sends the run to pandas), and only a
+    # fresh lead's assignment and state are looked up: the pandas path reads the others'
+    created = f"CASE WHEN fl.fresh = 1 THEN {sql.parsed_epoch('fl.created_text')} END"
+    fresh_key = "fl.lead_key AND fl.fresh = 1"
+    written_at = sql.least(sql.epoch("w.wb_at"), sql.epoch("a.written_at")) if written else sql.epoch("a.written_at")
+    written_join = f"LEFT JOIN written w ON w.lead_key = {fresh_key}" if written else ""
     select = f"""
-        WITH staged AS MATERIALIZED ({staged_rows}), written AS MATERIALIZED ({written_rows}),
+        WITH staged AS MATERIALIZED ({staged_rows}),
+             {f"written AS MATERIALIZED ({written_rows})," if written else ""}
              shared AS MATERIALIZED (SELECT email FROM staged WHERE email IS NOT NULL GROUP BY email
-                                     HAVING count(*) > 1)
-        SELECT st.lead_key, st.email, {sql.epoch('st.first_at')} AS first_seen, {created} AS own_created,
-               {created} AS created, {sql.epoch('a.assigned_at')} AS assigned,
-               {sql.least(sql.epoch('w.wb_at'), sql.epoch('a.written_at'))} AS written,
-               {sql.epoch('a.sla_due_at')} AS due, {sql.epoch('a.first_touch_at')} AS touched, a.owner_id,
-               s.lifecycle_stage AS stage, {sql.epoch('s.mql_at')} AS mql, {sql.epoch('s.sal_at')} AS sal,
+                                     HAVING count(*) > 1),
+             flagged AS MATERIALIZED ({flagged})
+        SELECT fl.lead_key, fl.email, fl.created_text, fl.first_at, fl.fresh, {sql.epoch('fl.first_at')} AS first_seen,
+               {created} AS own_created, {created} AS created, {sql.epoch('a.assigned_at')} AS assigned,
+               {written_at} AS written, {sql.epoch('a.sla_due_at')} AS due, {sql.epoch('a.first_touch_at')} AS touched,
+               a.owner_id, s.lifecycle_stage AS stage, {sql.epoch('s.mql_at')} AS mql, {sql.epoch('s.sal_at')} AS sal,
                {sql.epoch('s.sql_at')} AS sql, {sql.epoch('s.updated_at')} AS state_at, :run_id AS run_id
-        FROM staged st LEFT JOIN assignments a ON a.lead_key = st.lead_key
-             LEFT JOIN lead_state s ON s.lead_key = st.lead_key LEFT JOIN written w ON w.lead_key = st.lead_key
-        WHERE NOT EXISTS (SELECT 1 FROM kpi_lead_facts f WHERE f.lead_key = st.lead_key)
-          AND (st.email IS NULL OR (NOT EXISTS (SELECT 1 FROM kpi_lead_facts f WHERE f.email = st.email)
-                                    AND NOT EXISTS (SELECT 1 FROM shared WHERE shared.email = st.email)))"""
-    create = (f"CREATE TEMPORARY TABLE {FRESH_TABLE} ON COMMIT DROP AS {select}" if sql.postgres
-              else f"CREATE TEMPORARY TABLE {FRESH_TABLE} AS {select}")
+        FROM flagged fl LEFT JOIN assignments a ON a.lead_key = {fresh_key}
+             LEFT JOIN lead_state s ON s.lead_key = {fresh_key} {written_join}"""
+    create = (f"CREATE TEMPORARY TABLE {LEADS_TABLE} ON COMMIT DROP AS {select}" if sql.postgres
+              else f"CREATE TEMPORARY TABLE {LEADS_TABLE} AS {select}")
     savepoint = conn.begin_nested()
     try:
-        conn.execute(sa.text(create).bindparams(when), {"run_id": run_id})
+        conn.execute(sa.text(create).bindparams(sa.bindparam("since", since, type_=UTCDateTime())),
+                     {"run_id": run_id})
     except sa.exc.DBAPIError as exc:
         savepoint.rollback()
         log.warning("KPI rollups: the database could not read run %s's leads (%s); counting them in pandas",
                     run_id, str(getattr(exc, "orig", exc)).strip().splitlines()[0])
         return False
     savepoint.commit()
-    # the pandas path keeps to the other leads with NOT EXISTS on this table: without an index, a scan per lead
-    conn.exec_driver_sql(f"CREATE INDEX ix_{FRESH_TABLE}_lead_key ON {FRESH_TABLE} (lead_key)")
+    if written:  # the write-back query keeps to the other leads with NOT EXISTS on this table: without an index, a
+        # scan per lead
+        conn.exec_driver_sql(f"CREATE INDEX ix_{LEADS_TABLE}_lead_key ON {LEADS_TABLE} (lead_key)")
     if sql.postgres:
-        conn.exec_driver_sql(f"ANALYZE {FRESH_TABLE}")
+        conn.exec_driver_sql(f"ANALYZE {LEADS_TABLE}")
     return True
 
 
-def count_fresh_leads(conn: Connection, floor: float, ratio: float) -> int:
-    """Insert the fresh leads' facts and add their counters to `kpi_rollups` (see `kpi_rollups.rollup_counts`);
-    returns the number of counters changed."""
+def record_fresh_leads(conn: Connection, floor: float, ratio: float) -> pd.DataFrame:
+    """Insert the fresh leads' facts and return their counters (`kpi_rollups.rollup_counts`' columns: hour in epoch
+    hours, metric, dimension, count), from one GROUP BY over them, plus one narrow GROUP BY per histogram or due
+    minute metric that some fresh lead has a value for."""
     sql = _Sql(conn.dialect.name)
     names = ", ".join(FACT_COLUMNS)
-    conn.exec_driver_sql(f"INSERT INTO kpi_lead_facts ({names}) SELECT {names} FROM {FRESH_TABLE}")
+    conn.exec_driver_sql(f"INSERT INTO kpi_lead_facts ({names}) SELECT {names} FROM {LEADS_TABLE} WHERE fresh = 1")
     lead_at = sql.greatest("first_seen", "coalesce(assigned, first_seen)")
 
-    def cells(at: str, metric: str, dimension: str, where: str) -> str:
-        return (f"SELECT floor({at} / 3600.0) AS h, '{metric}' AS metric, {dimension} AS dimension "
-                f"FROM {FRESH_TABLE} WHERE {where}")
+    def count_if(condition: str) -> str:
+        return f"count(CASE WHEN {condition} THEN 1 END)"
+
+    # the hour columns' nulls say which metrics a group counts in: a lead without an assignment has no assigned hour
+    groups = conn.exec_driver_sql(f"""
+        SELECT {sql.hour(lead_at)}, {sql.hour("assigned")}, {sql.hour("state_at")},
+               CASE WHEN assigned IS NOT NULL THEN coalesce(owner_id, '{UNASSIGNED_TEXT}') END,
+               CASE WHEN state_at IS NOT NULL THEN stage END, count(*),
+               {count_if("due IS NOT NULL")}, {count_if("touched <= due")},
+               {count_if("due IS NOT NULL AND touched IS NULL")},
+               {count_if("mql IS NOT NULL")}, {count_if("sal IS NOT NULL")}, {count_if("sql IS NOT NULL")},
+               {count_if("written IS NOT NULL AND created IS NOT NULL")},
+               {count_if("assigned IS NOT NULL AND created IS NOT NULL")},
+               {count_if("mql IS NOT NULL AND sal IS NOT NULL")}, {count_if("sal IS NOT NULL AND sql IS NOT NULL")}
+        FROM {LEADS_TABLE} WHERE fresh = 1 GROUP BY 1, 2, 3, 4, 5""").all()
+    counts: dict[tuple[int, str, str], int] = {}
+
+    def add(hour: float | None, metric: str, dimension: str | None, n: int) -> None:
+        if hour is not None and dimension is not None and n:
+            key = (int(hour), metric, dimension)
+            counts[key] = counts.get(key, 0) + int(n)
+
+    totals = {"speed_to_lead_min": 0, "created_to_assigned_min": 0, "sla_pending": 0, "mql_to_sal_days": 0,
+              "sal_to_sql_days": 0}
+    for lead_hour, assigned_hour, state_hour, owner, stage, n, with_sla, met, pending, to_mql, to_sal, to_sql, speed, \
+            created_to_assigned, mql_to_sal, sal_to_sql in groups:
+        add(lead_hour, "leads", "", n)
+        if assigned_hour is not None:
+            for metric, dimension, count in (("assignments", "", n), ("owner", owner, n), ("sla_with", "", with_sla),
+                                             ("sla_met", "", met)):
+                add(assigned_hour, metric, dimension, count)
+            totals["sla_pending"] += pending
+            totals["created_to_assigned_min"] += created_to_assigned
+        if state_hour is not None:
+            for metric, dimension, count in (("state", "", n), ("funnel", stage, n), ("reached", "mql", to_mql),
+                                             ("reached", "sal", to_sal), ("reached", "sql", to_sql)):
+                add(state_hour, metric, dimension, count)
+            totals["mql_to_sal_days"] += mql_to_sal
+            totals["sal_to_sql_days"] += sal_to_sql
+        totals["speed_to_lead_min"] += speed
 
     def histogram(value: str) -> str:
         return sql.histogram_bin(value, floor, ratio)
 
-    parts = [
-        cells(lead_at, "leads", "''", "first_seen IS NOT NULL"),
-        cells(lead_at, "speed_to_lead_min", histogram("(written - created) / 60.0"),
-              "written IS NOT NULL AND created IS NOT NULL"),
-        cells(lead_at, "created_to_assigned_min", histogram("(assigned - created) / 60.0"),
-              "assigned IS NOT NULL AND created IS NOT NULL"),
-        cells("assigned", "assignments", "''", "assigned IS NOT NULL"),
-        cells("assigned", "owner", f"coalesce(owner_id, '{UNASSIGNED_TEXT}')", "assigned IS NOT NULL"),
-        cells("assigned", "sla_with", "''", "assigned IS NOT NULL AND due IS NOT NULL"),
-        cells("assigned", "sla_met", "''", "assigned IS NOT NULL AND due IS NOT NULL AND touched <= due"),
-        cells("assigned", "sla_pending", sql.due_minute("due"),
-              "assigned IS NOT NULL AND due IS NOT NULL AND touched IS NULL"),
-        cells("state_at", "state", "''", "state_at IS NOT NULL"),
-        cells("state_at", "funnel", "stage", "state_at IS NOT NULL AND stage IS NOT NULL"),
-        *(cells("state_at", "reached", f"'{name}'", f"state_at IS NOT NULL AND {name} IS NOT NULL")
-          for name in ("mql", "sal", "sql")),
-        cells("state_at", "mql_to_sal_days", histogram("(sal - mql) / 86400.0"),
-              "state_at IS NOT NULL AND mql IS NOT NULL AND sal IS NOT NULL"),
-        cells("state_at", "sal_to_sql_days", histogram("(sql - sal) / 86400.0"),
-              "state_at IS NOT NULL AND sal IS NOT NULL AND sql IS NOT NULL"),
-    ]
-    union = " UNION ALL ".join(parts)
-    changed = conn.exec_driver_sql(
-        f"INSERT INTO kpi_rollups (hour, metric, dimension, count) "
-        f"SELECT {sql.hour_stamp('h')}, metric, dimension, count(*) FROM ({union}) AS cells WHERE true "
-        f"GROUP BY h, metric, dimension "
-        f"ON CONFLICT (hour, metric, dimension) DO UPDATE SET count = kpi_rollups.count + excluded.count").rowcount
-    drop_temporary(conn)
-    return max(int(changed or 0), 0)
+    narrow = {
+        "speed_to_lead_min": (lead_at, histogram("(written - created) / 60.0"),
+                              "written IS NOT NULL AND created IS NOT NULL"),
+        "created_to_assigned_min": (lead_at, histogram("(assigned - created) / 60.0"),
+                                    "assigned IS NOT NULL AND created IS NOT NULL"),
+        "sla_pending": ("assigned", sql.due_minute("due"),
+                        "assigned IS NOT NULL AND due IS NOT NULL AND touched IS NULL"),
+        "mql_to_sal_days": ("state_at", histogram("(sal - mql) / 86400.0"),
+                            "state_at IS NOT NULL AND mql IS NOT NULL AND sal IS NOT NULL"),
+        "sal_to_sql_days": ("state_at", histogram("(sql - sal) / 86400.0"),
+                            "state_at IS NOT NULL AND sal IS NOT NULL AND sql IS NOT NULL"),
+    }
+    parts = [f"SELECT '{metric}', {sql.hour(at)}, {dimension}, count(*) FROM {LEADS_TABLE} "
+             f"WHERE fresh = 1 AND {where} GROUP BY 2, 3"
+             for metric, (at, dimension, where) in narrow.items() if totals[metric]]
+    if parts:
+        for metric, hour, dimension, n in conn.exec_driver_sql(" UNION ALL ".join(parts)):
+            add(hour, metric, dimension, n)
+    return pd.DataFrame([(*key, n) for key, n in counts.items()], columns=["hour", "metric", "dimension", "count"])
 
 
 def drop_temporary(conn: Connection) -> None:
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FRESH_TABLE}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {LEADS_TABLE}")
