@@ -33,9 +33,11 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs, run_id: s
                                  rules)
         state = RoutingState.from_json(session.payload or None)
         out = ASSIGN.apply(frame, rules, replace(inputs, routing_state=state))
+        # taken off the frame: pandas deep-copies `attrs` into every frame and series derived from it
+        new_state = out.attrs.pop(STATE_ATTR)
         if not keep_state:
             return out
-        session.save(_payload(out.attrs[STATE_ATTR]))
+        session.save(_payload(new_state))
         recorded, fresh = record_assignments(session, frame, out)
     touched = _touched(out, rules, fresh)
     if touched:
