@@ -158,3 +158,20 @@ def test_postgres_claims_skip_rows_locked_by_another_claimer(postgres_url: str) 
             other.rollback()
         assert result == [["00Q2", "00Q3"]]
         assert list(store.claim_notifications("w", 10, 300)["record_id"]) == ["00Q1"]
+
+
+def test_retention_deletes_settled_notifications_only(store: StateStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from leadflow.store.inbox import InboxNotification
+
+    store.record_notifications([InboxNotification("hubspot", "contact", str(i), "1") for i in range(1, 5)])
+    claimed = store.claim_notifications("w", 3, 60)
+    ids = sorted(int(i) for i in claimed["id"])
+    store.complete_notifications(ids[:1], "w")
+    store.fail_notifications(ids[1:2], "w", "bad", retry=False)   # 1 done, 1 failed, 1 claimed, 1 pending
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert store.prune_inbox(later, dry_run=True) == 2
+    assert store.prune_inbox(datetime.now(UTC) - timedelta(days=1)) == 0  # received after `before`
+    assert store.prune_inbox(later, chunk_rows=1) == 2
+    assert store.inbox_counts() == {"pending": 1, "claimed": 1, "done": 0, "failed": 0}

@@ -199,10 +199,12 @@ def test_retention_deletes_only_old_rows(store_and_url: tuple[StateStore, str]) 
     _seed(store)
     now = T0 + timedelta(days=10)
     assert retention(store, 365, dry_run=True, now=now)["tables"] == {"lead_events": 1, "audit_chunks": 0,
-                                                                       "lead_runs": 0, "quarantine": 1}
+                                                                       "lead_runs": 0, "quarantine": 1,
+                                                                       "intake_inbox": 0}
     assert len(store.events()) == 7
     assert retention(store, 365, now=now, chunk_rows=1)["tables"] == {"lead_events": 1, "audit_chunks": 0,
-                                                                       "lead_runs": 0, "quarantine": 1}
+                                                                       "lead_runs": 0, "quarantine": 1,
+                                                                       "intake_inbox": 0}
     assert len(store.events()) == 6 and len(store.quarantine()) == 1
     assert store.prune_events(T0 - timedelta(days=1)) == 0
     assert store.prune_events(T0 + timedelta(hours=1, seconds=1)) == 4  # strictly older than `before`

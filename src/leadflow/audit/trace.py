@@ -196,15 +196,16 @@ def forget(store: StateStore, email: str, *, dry_run: bool = False) -> dict[str,
 
 def retention(store: StateStore, days: int, *, dry_run: bool = False, now: datetime | None = None,
               chunk_rows: int = 50_000) -> dict[str, Any]:
-    """Delete the audit trail (events, change chunks, lead runs) and quarantine rows older than `days` days (counts only when `dry_run`)."""
+    """Delete the audit trail (events, change chunks, lead runs), quarantine rows and settled pushed notifications
+    older than `days` days (counts only when `dry_run`)."""
     if days < 0:
         raise ValueError("days must not be negative")
     before = (now or datetime.now(UTC)) - timedelta(days=days)
     from leadflow.pipeline import progress
 
     if dry_run:
-        counts = store.count_older(before)
-        progress.step("counted", 4, unit="tables")
+        counts = store.count_older(before) | {"intake_inbox": store.prune_inbox(before, dry_run=True)}
+        progress.step("counted", 5, unit="tables")
     else:
         counts = {"lead_events": store.prune_events(before, chunk_rows=chunk_rows)}
         progress.step("lead_events", unit="tables")
@@ -212,6 +213,8 @@ def retention(store: StateStore, days: int, *, dry_run: bool = False, now: datet
         progress.step("audit_chunks, lead_runs", 2, unit="tables")
         counts["quarantine"] = store.prune_quarantine(before, chunk_rows=chunk_rows)
         progress.step("quarantine", unit="tables")
+        counts["intake_inbox"] = store.prune_inbox(before, chunk_rows=chunk_rows)  # settled notifications only
+        progress.step("intake_inbox", unit="tables")
     return {"before": before.isoformat(), "dry_run": dry_run, "tables": counts}
 
 

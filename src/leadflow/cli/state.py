@@ -75,7 +75,7 @@ def retention(
     def work() -> dict[str, Any]:
         from leadflow.pipeline.progress import terminal_progress
 
-        with _existing_store() as store, terminal_progress("leadflow retention", total=4, unit="tables"):
+        with _existing_store() as store, terminal_progress("leadflow retention", total=5, unit="tables"):
             return prune(store, days, dry_run=dry_run)
 
     result = _guard(work)
@@ -104,6 +104,8 @@ def report(
 
         now = datetime.now(UTC)
         start = parse_since(since, now)
+        from leadflow.audit.kpi_report import owner_names
+
         rules = load_rules(config)
         mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
         from leadflow.pipeline.progress import terminal_progress
@@ -111,7 +113,7 @@ def report(
         store = _existing_store()
         try:
             with terminal_progress("leadflow report", total=3, unit="report"):
-                return write_report(store, start, out, mermaid, as_of=now)
+                return write_report(store, start, out, mermaid, as_of=now, names=owner_names(rules.routing))
         finally:
             store.close()
 

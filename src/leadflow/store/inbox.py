@@ -184,6 +184,24 @@ class InboxMixin(StoreBase):
             return conn.execute(t.update().where(t.c.state == "claimed", t.c.claimed_by.in_(holders)).values(
                 state="pending", claimed_by=None, claimed_at=None)).rowcount
 
+    def prune_inbox(self, before: datetime, *, chunk_rows: int = 50_000, dry_run: bool = False) -> int:
+        """Delete the notifications settled (`done` or `failed`) and received before `before`, `chunk_rows` per
+        transaction; pending and claimed ones are never deleted. Returns the count (only counts when `dry_run`)."""
+        _require_aware(before, "before")
+        t = intake_inbox
+        settled = sa.and_(t.c.state.in_(["done", "failed"]), t.c.received_at < before)
+        if dry_run:
+            with self._engine.connect() as conn:
+                return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(settled)).scalar_one())
+        deleted = 0
+        while True:
+            chunk = sa.select(t.c.id).where(settled).limit(chunk_rows).scalar_subquery()
+            with self._writing() as conn:
+                done = conn.execute(t.delete().where(t.c.id.in_(chunk))).rowcount or 0
+            deleted += done
+            if done < chunk_rows:
+                return deleted
+
     def inbox_counts(self, system: str | None = None) -> dict[str, int]:
         """Rows per state (every state, 0 when none), of one system or all."""
         t = intake_inbox
