@@ -35,7 +35,7 @@ def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = N
     in for its stats, which the store gets only when the run is closed, after this task. `staged_recorded`: the run's
     staged leads were recorded chunk by chunk (`record_chunk_kpis`); only its write-backs and mark are left."""
     from leadflow.audit.kpi_rollups import record_run_kpis, rollup_kpi_summary, window_start
-    from leadflow.audit.kpis import flatten_summary
+    from leadflow.audit.kpis import readable_rows
 
     store = state_store()
     if run_id is not None:
@@ -43,8 +43,8 @@ def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = N
     now = datetime.now(UTC)
     since = window_start(now - KPI_WINDOW)
     summary = rollup_kpi_summary(store, since, as_of=now, run_id=run_id, run_stats=run_stats)
-    flat = flatten_summary(summary)
-    create_table_artifact(key="leadflow-kpis", table=[{"kpi": k, "value": v} for k, v in flat.items()],
+    # durations as a person reads them (s / min / h / d), rates as percentages; the numbers stay in `summary`
+    create_table_artifact(key="leadflow-kpis", table=readable_rows(summary),
                           description=f"leadflow KPIs since {since.isoformat(timespec='minutes')}")
     return summary
 

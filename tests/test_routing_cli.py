@@ -17,6 +17,13 @@ from leadflow.routing.simulate import DEFAULT_CASES, load_cases, run_routing_tes
 runner = CliRunner()
 
 
+
+@pytest.fixture(autouse=True)
+def _own_state_home(state_home: Path) -> Path:
+    """Each test its own (empty) state home, never the developer's `.leadflow`: `routing simulate` reads pauses and
+    open leads from a state store when one exists."""
+    return state_home
+
 def _bundled_routing() -> Path:
     from leadflow.routing import DEFAULT_ROUTING
 

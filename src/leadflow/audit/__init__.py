@@ -1,5 +1,7 @@
 """What happened to a lead and how the flow performs: the compact audit trail of stage changes (`changes`), a lead's
 journey, erasure and retention (`trace`), KPIs (`kpis`: read whole; `kpi_rollups`, `kpi_rollups_sql`: the hourly
-rollups each run adds to, which a run's KPIs are read from), the HTML report (`report`) and its charts (`charts`), and
-the marked test lead that times each hop (`test_lead_probe`).
+rollups each run adds to, which a run's KPIs are read from, and their histograms, `kpi_histograms`), the summary the
+report and `leadflow kpis --json` share (`kpi_report`), durations as people read them (`durations`), picklist folding
+(`picklists`), the HTML report (`report`) and its charts (`charts`), and the marked test lead that times each hop
+(`test_lead_probe`).
 """

@@ -10,11 +10,14 @@ Tables (`leadflow.store.kpi_tables`, migration 0012):
 - `kpi_rollups` (hour, metric, dimension) → count. Metrics (`ROLLUP_METRICS`), each in the hour bucket of the time that
   puts a row in `load_kpi_data`'s window:
   `leads` (hour of max(first seen, assigned): a lead is in the window when either is, as in the full read);
-  `speed_to_lead_min` / `created_to_assigned_min` (dimension: a histogram bin, same hour as `leads`);
+  `speed_to_lead_min` / `created_to_assigned_min` / `created_to_first_touch_min` (dimension: a histogram bin of the
+  minutes, clock skew clamped to 0, same hour as `leads`); `skew_clamped` (dimension: the measure, at the hour of
+  its histogram: durations below −`SKEW_TOLERANCE_SECONDS` clamped to 0);
   `assignments`, `owner` (dimension: owner id), `sla_with`, `sla_met`, `sla_pending` (dimension: the due minute of an
   untouched assignment; whether it is open or missed is decided when read, against `as_of`) — hour of `assigned_at`;
-  `state`, `funnel` (dimension: lifecycle stage), `reached` (mql / sal / sql), `mql_to_sal_days`, `sal_to_sql_days`
-  (histogram bins) — hour of `lead_state.updated_at`; `published_run` (dimension: run id) marks a run as counted.
+  `state`, `funnel` (dimension: lifecycle stage), `reached` (mql / sal / sql: a later stamp passes the earlier
+  stages), `skipped` (mql / sal: reached without its own stamp), `mql_to_sal_days`, `sal_to_sql_days` (histogram bins,
+  skew clamped) — hour of `lead_state.updated_at`; `published_run` (dimension: run id) marks a run as counted.
 - `kpi_lead_facts`, one row per lead: the inputs the rollups last counted for it (first seen, creation time — its own
   and the earliest of the leads sharing its e-mail — assignment, write-back, SLA, lifecycle). A run reads the facts of
   the leads it staged (and of leads sharing their e-mails), computes their old and new contributions, and upserts the
@@ -50,13 +53,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow.audit.kpis import (
     FUNNEL_STAGES,
-    PERCENTILES,
+    HEADLINE_SKEW,
+    SKEW_TOLERANCE_SECONDS,
     UNASSIGNED,
     KpiData,
     _clean,
     _rates,
     quarantine_trend,
+    sla_numbers,
     sync_errors,
+)
+from leadflow.audit.kpi_histograms import (
+    HISTOGRAM_FLOOR,
+    HISTOGRAM_RATIO,
+    PERCENTILE_ERROR,
+    bin_values,
+    histogram_bins,
+    histogram_percentiles,
 )
 from leadflow.audit.kpi_rollups_sql import (
     CHUNK_ROWS_TABLE,
@@ -74,58 +87,20 @@ if TYPE_CHECKING:
 
     from leadflow.store import StateStore
 
-HISTOGRAM_FLOOR: Final[float] = 0.01
-"""Values closer to 0 than this (minutes, or days for velocity) fall in bin 0, read as 0."""
-HISTOGRAM_RATIO: Final[float] = 1.02
-PERCENTILE_ERROR: Final[float] = math.sqrt(HISTOGRAM_RATIO) - 1
-"""Largest relative error of a value read from its bin (~0.995 %)."""
 ROLLUP_METRICS: Final[tuple[str, ...]] = (
-    "leads", "speed_to_lead_min", "created_to_assigned_min", "assignments", "owner", "sla_with", "sla_met",
-    "sla_pending", "state", "funnel", "reached", "mql_to_sal_days", "sal_to_sql_days", "published_run")
+    "leads", "speed_to_lead_min", "created_to_assigned_min", "created_to_first_touch_min", "skew_clamped",
+    "assignments", "owner", "sla_with", "sla_met", "sla_pending", "state", "funnel", "reached", "skipped",
+    "mql_to_sal_days", "sal_to_sql_days", "published_run")
+__all__ = ["HISTOGRAM_FLOOR", "HISTOGRAM_RATIO", "PERCENTILE_ERROR", "ROLLUP_METRICS", "bin_values", "histogram_bins",
+           "histogram_percentiles", "record_run_kpis", "recount_rollups", "rollup_counts", "rollup_deltas",
+           "rollup_kpi_summary", "window_start"]
+"""The histogram helpers are re-exported from `leadflow.audit.kpi_histograms`."""
 DUE_MINUTE_FORMAT: Final[str] = "%Y-%m-%dT%H:%MZ"
 _KPI_LOCK: Final[int] = 0x1EAD_C0DE
 """PostgreSQL advisory lock key: one run at a time reads and rewrites lead facts and rollups (SQLite: its write lock)."""
 _HOUR: Final[float] = 3600.0
 USE_DATABASE_PATH: bool = True
 """Count a run's fresh leads inside the database (`kpi_rollups_sql`); False counts every lead in pandas (tests)."""
-
-
-# --- histograms ------------------------------------------------------------------------------------------------------
-
-
-def histogram_bins(values: np.ndarray) -> np.ndarray:
-    """The log-spaced bin (int64) of each known value; 0 for |value| < HISTOGRAM_FLOOR, negative for negatives."""
-    magnitude = np.abs(values)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        steps = np.floor(np.log(np.maximum(magnitude, HISTOGRAM_FLOOR) / HISTOGRAM_FLOOR) / math.log(HISTOGRAM_RATIO))
-    bins = np.where(magnitude < HISTOGRAM_FLOOR, 0, steps + 1) * np.sign(values)
-    return bins.astype("int64")
-
-
-def bin_values(bins: np.ndarray) -> np.ndarray:
-    """The value each bin is read as: its geometric centre (0 for bin 0)."""
-    bins = np.asarray(bins, dtype="int64")
-    centre = HISTOGRAM_FLOOR * np.power(HISTOGRAM_RATIO, np.abs(bins) - 0.5)
-    return np.where(bins == 0, 0.0, np.sign(bins) * centre)
-
-
-def histogram_percentiles(histogram: dict[int, int]) -> dict[str, float]:
-    """p50/p90/p95 and n from bin → count, as `kpis.percentiles` computes them (linear interpolation between the
-    two nearest ranks) over the values the bins stand for."""
-    known = sorted((b, c) for b, c in histogram.items() if c > 0)
-    total = int(sum(c for _, c in known))
-    out: dict[str, float] = {"n": total}
-    if not total:
-        return {**out, **{f"p{p}": math.nan for p in PERCENTILES}}
-    values = bin_values(np.array([b for b, _ in known]))
-    ends = np.cumsum([c for _, c in known])  # values[i] holds ranks [ends[i-1], ends[i])
-    for p in PERCENTILES:
-        rank = p / 100 * (total - 1)
-        low, high = math.floor(rank), math.ceil(rank)
-        a = values[np.searchsorted(ends, low, side="right")]
-        b = values[np.searchsorted(ends, high, side="right")]
-        out[f"p{p}"] = float(a + (b - a) * (rank - low))
-    return out
 
 
 # --- per-lead contributions ------------------------------------------------------------------------------------------
@@ -154,20 +129,26 @@ def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     def known(column: str) -> pd.Series:
         return facts[column].astype("float64")
 
+    def clamped(metric: str, at: pd.Series, seconds: pd.Series, per_unit: float, mask: pd.Series) -> None:
+        # a histogram of the duration with clock skew clamped to 0, and the skew counted
+        values = seconds.to_numpy()
+        has = pd.Series(~np.isnan(values), index=facts.index) & mask
+        add(metric, at, histogram_bins(np.maximum(np.nan_to_num(values), 0.0) / per_unit), has)
+        add("skew_clamped", at, metric, has & pd.Series(values < -SKEW_TOLERANCE_SECONDS, index=facts.index))
+
     first, created, assigned, written = known("first_seen"), known("created"), known("assigned"), known("written")
+    due, touched = known("due"), known("touched")
     lead_at = pd.Series(np.fmax(first.to_numpy(), assigned.to_numpy()), index=facts.index)
     everyone = lead_at.notna()
     add("leads", lead_at, "", everyone)
-    for metric, later in (("speed_to_lead_min", written), ("created_to_assigned_min", assigned)):
-        minutes = ((later - created) / 60.0).to_numpy()
-        has = pd.Series(~np.isnan(minutes), index=facts.index) & everyone
-        add(metric, lead_at, histogram_bins(np.nan_to_num(minutes)), has)
+    for metric, later in (("speed_to_lead_min", written), ("created_to_assigned_min", assigned),
+                          ("created_to_first_touch_min", touched)):
+        clamped(metric, lead_at, later - created, 60.0, everyone)
 
     has_assignment = assigned.notna()
     add("assignments", assigned, "", has_assignment)
     owners = facts["owner_id"].astype("object")
     add("owner", assigned, owners.where(owners.notna(), UNASSIGNED), has_assignment)
-    due, touched = known("due"), known("touched")
     with_sla = has_assignment & due.notna()
     add("sla_with", assigned, "", with_sla)
     add("sla_met", assigned, "", with_sla & touched.notna() & (touched <= due))
@@ -186,12 +167,15 @@ def rollup_counts(facts: pd.DataFrame) -> pd.DataFrame:
     stages = facts["stage"].astype("object")
     add("funnel", state_at, stages, in_state & stages.notna())
     stamps = {name: known(name) for name in ("mql", "sal", "sql")}
-    for name, stamp in stamps.items():
-        add("reached", state_at, name, in_state & stamp.notna())
+    has_mql, has_sal, has_sql = (stamps[name].notna() for name in ("mql", "sal", "sql"))
+    reached_sal = has_sal | has_sql
+    reached = {"mql": has_mql | reached_sal, "sal": reached_sal, "sql": has_sql}
+    for name, passed in reached.items():
+        add("reached", state_at, name, in_state & passed)
+    add("skipped", state_at, "mql", in_state & reached["mql"] & ~has_mql)
+    add("skipped", state_at, "sal", in_state & has_sql & ~has_sal)
     for metric, (a, b) in (("mql_to_sal_days", ("mql", "sal")), ("sal_to_sql_days", ("sal", "sql"))):
-        days = ((stamps[b] - stamps[a]) / 86400.0).to_numpy()
-        has = in_state & pd.Series(~np.isnan(days), index=facts.index)
-        add(metric, state_at, histogram_bins(np.nan_to_num(days)), has)
+        clamped(metric, state_at, stamps[b] - stamps[a], 86400.0, in_state)
 
     if not hours:
         return pd.DataFrame({"hour": pd.Series(dtype="int64"), "metric": pd.Series(dtype="object"),
@@ -485,11 +469,36 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     before = pd.concat([old[old["lead_key"].isin(changed["lead_key"])], old_others], ignore_index=True)
     deltas = rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True))
     if in_database:
-        deltas = _summed([deltas, record_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO)])
+        deltas = _summed([deltas, record_fresh_leads(conn, HISTOGRAM_FLOOR, HISTOGRAM_RATIO,
+                                                              SKEW_TOLERANCE_SECONDS)])
         drop_temporary(conn)
     elif lr is not lead_runs:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CHUNK_ROWS_TABLE}")
     return deltas
+
+
+def recount_rollups(conn: Connection, batch: int = 200_000) -> int:
+    """Replace every counter but `published_run` with `rollup_counts` of all the stored lead facts (read `batch` leads
+    at a time, in key order): what a migration runs when a counter's definition changes, so that later runs, which
+    subtract a lead's old contribution as the code now counts it, start from counters counted the same way. Returns
+    the number of counters written."""
+    total: pd.DataFrame | None = None
+    last: str | None = None
+    columns = list(FACT_COLUMNS)
+    while True:
+        query = sa.select(*(kpi_lead_facts.c[c] for c in columns)).order_by(kpi_lead_facts.c.lead_key).limit(batch)
+        if last is not None:
+            query = query.where(kpi_lead_facts.c.lead_key > last)
+        facts = _facts_frame(_raw_frame(conn, query).to_numpy(), columns)
+        if not len(facts):
+            break
+        last = str(facts["lead_key"].iloc[-1])
+        counted = rollup_counts(facts)
+        total = counted if total is None else _summed([total, counted])
+    conn.execute(kpi_rollups.delete().where(kpi_rollups.c.metric != "published_run"))
+    if total is not None and len(total):
+        _add_to_rollups(conn, total)
+    return 0 if total is None else len(total)
 
 
 # --- reading a window ------------------------------------------------------------------------------------------------
@@ -541,19 +550,20 @@ def rollup_kpi_summary(store: StateStore, since: datetime, as_of: datetime | Non
     rows_in = int(quality["rows_in"].sum()) if len(quality) else 0
     quarantined = int(quality["quarantined"].sum()) if len(quality) else 0
 
-    with_sla, met = count("sla_with"), count("sla_met")
     still_open = sum(n for due, n in by_metric.get("sla_pending", {}).items()
                      if datetime.strptime(due, DUE_MINUTE_FORMAT).replace(tzinfo=UTC) + timedelta(minutes=1) > as_of)
     funnel = {stage: count("funnel", stage) for stage in FUNNEL_STAGES}
     funnel.update({stage: n for stage, n in by_metric.get("funnel", {}).items() if stage not in funnel and n})
-    reached = {"leads": count("state"), **{name: count("reached", name) for name in ("mql", "sal", "sql")}}
+    reached = {"leads": count("state"), **{name: count("reached", name) for name in ("mql", "sal", "sql")},
+               "skipped_mql": count("skipped", "mql"), "skipped_sal": count("skipped", "sal")}
     summary = {
         "leads": count("leads"),
         "assignments": count("assignments"),
         "speed_to_lead_min": histogram_percentiles(histogram("speed_to_lead_min")),
         "created_to_assigned_min": histogram_percentiles(histogram("created_to_assigned_min")),
-        "sla": {"with_sla": with_sla, "met": met, "open": still_open, "missed": with_sla - met - still_open,
-                "attainment": (met + still_open) / with_sla if with_sla else math.nan},
+        "created_to_first_touch_min": histogram_percentiles(histogram("created_to_first_touch_min")),
+        "skew_clamped": {measure: count("skew_clamped", measure) for measure in HEADLINE_SKEW},
+        "sla": sla_numbers(count("sla_with"), count("sla_met"), still_open),
         "funnel": funnel,
         "conversion": {**reached, **_rates(reached)},
         "velocity_days": {f"{metric}": histogram_percentiles(histogram(metric))["p50"]

@@ -186,10 +186,11 @@ def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: r
     return True
 
 
-def record_fresh_leads(conn: Connection, floor: float, ratio: float) -> pd.DataFrame:
+def record_fresh_leads(conn: Connection, floor: float, ratio: float, skew_tolerance: float) -> pd.DataFrame:
     """Insert the fresh leads' facts and return their counters (`kpi_rollups.rollup_counts`' columns: hour in epoch
     hours, metric, dimension, count), from one GROUP BY over them, plus one narrow GROUP BY per histogram or due
-    minute metric that some fresh lead has a value for."""
+    minute metric that some fresh lead has a value for. Durations below −`skew_tolerance` seconds are clock skew:
+    clamped to 0 in their histogram and counted (`skew_clamped`)."""
     sql = _Sql(conn.dialect.name)
     names = ", ".join(FACT_COLUMNS)
     conn.exec_driver_sql(f"INSERT INTO kpi_lead_facts ({names}) SELECT {names} FROM {LEADS_TABLE} WHERE fresh = 1")
@@ -198,17 +199,29 @@ def record_fresh_leads(conn: Connection, floor: float, ratio: float) -> pd.DataF
     def count_if(condition: str) -> str:
         return f"count(CASE WHEN {condition} THEN 1 END)"
 
+    # measure → (hour it counts in, later, earlier, seconds per histogram unit)
+    durations = {"speed_to_lead_min": ("lead", "written", "created", 60.0),
+                 "created_to_assigned_min": ("lead", "assigned", "created", 60.0),
+                 "created_to_first_touch_min": ("lead", "touched", "created", 60.0),
+                 "mql_to_sal_days": ("state", "sal", "mql", 86400.0),
+                 "sal_to_sql_days": ("state", "sql", "sal", 86400.0)}
+    both = {m: f"{later} IS NOT NULL AND {earlier} IS NOT NULL" for m, (_, later, earlier, _) in durations.items()}
+    conditional = {
+        "sla_with": "due IS NOT NULL", "sla_met": "touched <= due", "sla_pending": "due IS NOT NULL AND touched IS NULL",
+        "reached:mql": "mql IS NOT NULL OR sal IS NOT NULL OR sql IS NOT NULL",
+        "reached:sal": "sal IS NOT NULL OR sql IS NOT NULL", "reached:sql": "sql IS NOT NULL",
+        "skipped:mql": "mql IS NULL AND (sal IS NOT NULL OR sql IS NOT NULL)",
+        "skipped:sal": "sal IS NULL AND sql IS NOT NULL",
+        **{f"has:{m}": condition for m, condition in both.items()},
+        **{f"skew:{m}": f"{both[m]} AND {later} - {earlier} < -{skew_tolerance!r}"
+           for m, (_, later, earlier, _) in durations.items()},
+    }
     # the hour columns' nulls say which metrics a group counts in: a lead without an assignment has no assigned hour
     groups = conn.exec_driver_sql(f"""
         SELECT {sql.hour(lead_at)}, {sql.hour("assigned")}, {sql.hour("state_at")},
                CASE WHEN assigned IS NOT NULL THEN coalesce(owner_id, '{UNASSIGNED_TEXT}') END,
                CASE WHEN state_at IS NOT NULL THEN stage END, count(*),
-               {count_if("due IS NOT NULL")}, {count_if("touched <= due")},
-               {count_if("due IS NOT NULL AND touched IS NULL")},
-               {count_if("mql IS NOT NULL")}, {count_if("sal IS NOT NULL")}, {count_if("sql IS NOT NULL")},
-               {count_if("written IS NOT NULL AND created IS NOT NULL")},
-               {count_if("assigned IS NOT NULL AND created IS NOT NULL")},
-               {count_if("mql IS NOT NULL AND sal IS NOT NULL")}, {count_if("sal IS NOT NULL AND sql IS NOT NULL")}
+               {", ".join(count_if(condition) for condition in conditional.values())}
         FROM {LEADS_TABLE} WHERE fresh = 1 GROUP BY 1, 2, 3, 4, 5""").all()
     counts: dict[tuple[int, str, str], int] = {}
 
@@ -217,40 +230,36 @@ def record_fresh_leads(conn: Connection, floor: float, ratio: float) -> pd.DataF
             key = (int(hour), metric, dimension)
             counts[key] = counts.get(key, 0) + int(n)
 
-    totals = {"speed_to_lead_min": 0, "created_to_assigned_min": 0, "sla_pending": 0, "mql_to_sal_days": 0,
-              "sal_to_sql_days": 0}
-    for lead_hour, assigned_hour, state_hour, owner, stage, n, with_sla, met, pending, to_mql, to_sal, to_sql, speed, \
-            created_to_assigned, mql_to_sal, sal_to_sql in groups:
+    totals = dict.fromkeys([*durations, "sla_pending"], 0)
+    for lead_hour, assigned_hour, state_hour, owner, stage, n, *numbers in groups:
+        got = dict(zip(conditional, numbers, strict=True))
+        hours = {"lead": lead_hour, "state": state_hour}
         add(lead_hour, "leads", "", n)
         if assigned_hour is not None:
-            for metric, dimension, count in (("assignments", "", n), ("owner", owner, n), ("sla_with", "", with_sla),
-                                             ("sla_met", "", met)):
+            for metric, dimension, count in (("assignments", "", n), ("owner", owner, n),
+                                             ("sla_with", "", got["sla_with"]), ("sla_met", "", got["sla_met"])):
                 add(assigned_hour, metric, dimension, count)
-            totals["sla_pending"] += pending
-            totals["created_to_assigned_min"] += created_to_assigned
+            totals["sla_pending"] += got["sla_pending"]
         if state_hour is not None:
-            for metric, dimension, count in (("state", "", n), ("funnel", stage, n), ("reached", "mql", to_mql),
-                                             ("reached", "sal", to_sal), ("reached", "sql", to_sql)):
+            for metric, dimension, count in (("state", "", n), ("funnel", stage, n)):
                 add(state_hour, metric, dimension, count)
-            totals["mql_to_sal_days"] += mql_to_sal
-            totals["sal_to_sql_days"] += sal_to_sql
-        totals["speed_to_lead_min"] += speed
+            for name in ("reached:mql", "reached:sal", "reached:sql", "skipped:mql", "skipped:sal"):
+                metric, dimension = name.split(":")
+                add(state_hour, metric, dimension, got[name])
+        for measure, (hour, *_) in durations.items():
+            if hours[hour] is not None:
+                totals[measure] += got[f"has:{measure}"]
+                add(hours[hour], "skew_clamped", measure, got[f"skew:{measure}"])
 
-    def histogram(value: str) -> str:
-        return sql.histogram_bin(value, floor, ratio)
+    def histogram(later: str, earlier: str, per_unit: float) -> str:
+        return sql.histogram_bin(sql.greatest("0.0", f"({later} - {earlier}) / {per_unit!r}"), floor, ratio)
 
-    narrow = {
-        "speed_to_lead_min": (lead_at, histogram("(written - created) / 60.0"),
-                              "written IS NOT NULL AND created IS NOT NULL"),
-        "created_to_assigned_min": (lead_at, histogram("(assigned - created) / 60.0"),
-                                    "assigned IS NOT NULL AND created IS NOT NULL"),
-        "sla_pending": ("assigned", sql.due_minute("due"),
-                        "assigned IS NOT NULL AND due IS NOT NULL AND touched IS NULL"),
-        "mql_to_sal_days": ("state_at", histogram("(sal - mql) / 86400.0"),
-                            "state_at IS NOT NULL AND mql IS NOT NULL AND sal IS NOT NULL"),
-        "sal_to_sql_days": ("state_at", histogram("(sql - sal) / 86400.0"),
-                            "state_at IS NOT NULL AND sal IS NOT NULL AND sql IS NOT NULL"),
-    }
+    hour_of = {"lead": lead_at, "state": "state_at"}
+    in_window = {"lead": "1 = 1", "state": "state_at IS NOT NULL"}
+    narrow = {measure: (hour_of[hour], histogram(later, earlier, per_unit), f"{in_window[hour]} AND {both[measure]}")
+              for measure, (hour, later, earlier, per_unit) in durations.items()}
+    narrow["sla_pending"] = ("assigned", sql.due_minute("due"),
+                             "assigned IS NOT NULL AND due IS NOT NULL AND touched IS NULL")
     parts = [f"SELECT '{metric}', {sql.hour(at)}, {dimension}, count(*) FROM {LEADS_TABLE} "
              f"WHERE fresh = 1 AND {where} GROUP BY 2, 3"
              for metric, (at, dimension, where) in narrow.items() if totals[metric]]

@@ -13,11 +13,18 @@ What each number means:
   of the same person (e-mail) in other systems, so a lead the MAP passed to the CRM counts from the form fill, not
   the CRM record's creation) → pulled (the first run that staged the lead) → assigned (`assignments.assigned_at`)
   → written back (the first `writeback:*` audit event, or `assignments.written_at`, whichever is earlier).
-  `speed_to_lead_min` is created → written back (the owner is on the lead in its system); the segments are kept too.
-- **SLA attainment**: of the assignments with an `sla_due_at`, the share touched in time (`first_touch_at` ≤ due)
-  or still open in time (no touch, no breach, not yet due at `as_of`).
-- **funnel**: leads per lifecycle stage, and how many reached MQL / SAL / SQL (a stamp is set); conversion
-  new→MQL = MQL / leads, MQL→SAL = SAL / MQL, SAL→SQL = SQL / SAL. Velocity: median days mql_at→sal_at, sal_at→sql_at.
+  `speed_to_lead_min` is created → written back (the owner is on the lead in its system);
+  `created_to_first_touch_min` is created → the first touch (`assignments.first_touch_at`: the CRM's Task, Event or
+  status change, or the `pull` fallback, see `first_touch_source`); the segments are kept too.
+- **clock skew**: a duration whose end is recorded before its start (clocks of two systems) is clamped to 0 and
+  counted per measure (`skew_clamped`), so no duration is negative and none drags a percentile below 0.
+- **SLA attainment**: of the assignments with an `sla_due_at` whose outcome is decided, the share met: met /
+  (met + missed). Met: touched by the due time; missed: touched late, or untouched past the due time; open (untouched,
+  unbreached, not yet due at `as_of`) is shown apart and counted neither way.
+- **funnel**: leads per lifecycle stage, and how many reached MQL / SAL / SQL — a later stamp means the earlier stages
+  were passed (a lead with `sal_at` but no `mql_at` reached MQL, counted in `skipped_mql`), so each stage holds a
+  subset of the one before and no conversion exceeds 100 %: new→MQL = MQL / leads, MQL→SAL = SAL / MQL, SAL→SQL =
+  SQL / SAL. Velocity: median days mql_at→sal_at, sal_at→sql_at (skew clamped).
 - **data quality**: per run, quarantined / rows in, per stage and per expectation (`runs.stats`); by day, the sum
   over that day's runs. Sync errors: dead letters per `error_code`.
 
@@ -36,19 +43,33 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from leadflow.audit.picklists import lead_sources
+
 if TYPE_CHECKING:
     from leadflow.store import StateStore
 
 PERCENTILES: Final[tuple[int, ...]] = (50, 90, 95)
-SPEED_MEASURES: Final[tuple[str, ...]] = ("created_to_pulled_min", "pulled_to_assigned_min",
-                                          "assigned_to_written_min", "created_to_assigned_min", "speed_to_lead_min")
-"""Per-lead minutes; `speed_to_lead_min` = created → written back."""
+SEGMENTS: Final[dict[str, tuple[str, str]]] = {
+    "created_to_pulled_min": ("pulled_at", "created_at"),
+    "pulled_to_assigned_min": ("assigned_at", "pulled_at"),
+    "assigned_to_written_min": ("written_at", "assigned_at"),
+    "created_to_assigned_min": ("assigned_at", "created_at"),
+    "created_to_first_touch_min": ("first_touch_at", "created_at"),
+    "speed_to_lead_min": ("written_at", "created_at"),
+}
+"""Per-lead measure → (later, earlier) `KpiData.leads` columns; `speed_to_lead_min` = created → written back."""
+SPEED_MEASURES: Final[tuple[str, ...]] = tuple(SEGMENTS)
+HEADLINE_SKEW: Final[tuple[str, ...]] = ("created_to_assigned_min", "created_to_first_touch_min", "speed_to_lead_min",
+                                         "mql_to_sal_days", "sal_to_sql_days")
+"""The measures whose clamped skew `kpi_summary` (and the rollups) count."""
+SKEW_TOLERANCE_SECONDS: Final[float] = 0.001
+"""A duration below minus this is clock skew (clamped and counted); between it and 0, float noise (clamped only)."""
 FUNNEL_STAGES: Final[tuple[str, ...]] = ("new", "mql", "sal", "sql", "recycled")
 UNKNOWN: Final[str] = "(unknown)"
 UNASSIGNED: Final[str] = "(no owner)"
 
-_LEAD_COLUMNS: Final[list[str]] = ["lead_key", "source", "lead_source", "created_at", "pulled_at", "assigned_at",
-                                   "written_at", "owner_id"]
+_LEAD_COLUMNS: Final[list[str]] = ["lead_key", "source", "lead_source", "lead_source_raw", "created_at", "pulled_at",
+                                   "assigned_at", "written_at", "first_touch_at", "first_touch_source", "owner_id"]
 
 
 @dataclass
@@ -58,8 +79,9 @@ class KpiData:
     since: datetime
     as_of: datetime
     leads: pd.DataFrame
-    """One row per lead: lead_key, source (key prefix), lead_source, created_at, pulled_at, assigned_at,
-    written_at (UTC timestamps, NaT when unknown), owner_id."""
+    """One row per lead: lead_key, source (key prefix), lead_source (normalized: `leadflow.audit.picklists`),
+    lead_source_raw (as recorded), created_at, pulled_at, assigned_at, written_at, first_touch_at (UTC timestamps,
+    NaT when unknown), first_touch_source, owner_id."""
     assignments: pd.DataFrame
     """`StateStore.assignments` columns (times as UTC timestamps)."""
     lead_state: pd.DataFrame
@@ -162,12 +184,18 @@ def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFram
     source_text = leads["lead_key"].map(by_key(sources, "new_value", "last"))
     snap_source = leads["lead_key"].map(lambda k: snapshots.get(k, {}).get("lead_source"))
     lead_source = source_text.where(source_text.notna() & (source_text.astype("string") != ""), snap_source)
-    leads["lead_source"] = lead_source.where(lead_source.notna(), UNKNOWN).astype("object")
+    leads["lead_source_raw"] = lead_source.astype("object")
+    leads["lead_source"] = lead_sources().normalize(lead_source, UNKNOWN)[0].to_numpy()
     leads["pulled_at"] = _utc(leads["lead_key"].map(by_key(first, "pulled_at")))
     leads["assigned_at"] = _utc(leads["lead_key"].map(by_key(assigned, "assigned_at")))
     wb_event = _utc(leads["lead_key"].map(by_key(written, "written_at")))
     wb_stamp = _utc(leads["lead_key"].map(by_key(assigned, "written_at")))
     leads["written_at"] = pd.concat([wb_event, wb_stamp], axis=1).min(axis=1)
+    leads["first_touch_at"] = _utc(leads["lead_key"].map(by_key(assigned, "first_touch_at"))
+                                   if "first_touch_at" in assigned else [pd.NaT] * len(leads))
+    touch_source = (leads["lead_key"].map(by_key(assigned, "first_touch_source"))
+                    if "first_touch_source" in assigned else pd.Series(None, index=leads.index, dtype="object"))
+    leads["first_touch_source"] = touch_source.where(leads["first_touch_at"].notna()).astype("object")
     owners = by_key(assigned, "owner_id")
     leads["owner_id"] = leads["lead_key"].map(owners).astype("object")
     return leads[_LEAD_COLUMNS]
@@ -176,19 +204,22 @@ def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFram
 # --- speed-to-lead ---------------------------------------------------------------------------------------------------
 
 
-def _minutes(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    delta = (_utc(later) - _utc(earlier)).dt.total_seconds() / 60.0
-    return delta.astype("float64")
+def clamped_seconds(later: pd.Series, earlier: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(later − earlier in seconds with negatives clamped to 0 (NaN when an end is unknown), which were clock skew:
+    below −`SKEW_TOLERANCE_SECONDS`)."""
+    seconds = ((_utc(later) - _utc(earlier)).dt.total_seconds()).astype("float64")
+    skewed = (seconds < -SKEW_TOLERANCE_SECONDS).fillna(False).astype(bool)
+    return seconds.clip(lower=0.0), skewed
 
 
 def speed_frame(data: KpiData) -> pd.DataFrame:
-    """Per lead: the timeline plus minutes per segment (`SPEED_MEASURES`; NaN when an end is unknown)."""
+    """Per lead: the timeline plus minutes per segment (`SPEED_MEASURES`; NaN when an end is unknown, 0 for clock
+    skew) and, per segment, `<measure>_skewed` (True where skew was clamped)."""
     leads = data.leads.copy()
-    leads["created_to_pulled_min"] = _minutes(leads["pulled_at"], leads["created_at"])
-    leads["pulled_to_assigned_min"] = _minutes(leads["assigned_at"], leads["pulled_at"])
-    leads["assigned_to_written_min"] = _minutes(leads["written_at"], leads["assigned_at"])
-    leads["created_to_assigned_min"] = _minutes(leads["assigned_at"], leads["created_at"])
-    leads["speed_to_lead_min"] = _minutes(leads["written_at"], leads["created_at"])
+    for measure, (later, earlier) in SEGMENTS.items():
+        seconds, skewed = clamped_seconds(leads[later], leads[earlier])
+        leads[measure] = seconds / 60.0
+        leads[f"{measure}_skewed"] = skewed
     return leads
 
 
@@ -214,8 +245,8 @@ def speed_percentiles(data: KpiData, by: str | None = "source", measure: str = "
 
 
 def sla_attainment(data: KpiData) -> dict[str, float]:
-    """Of the assignments with an SLA: met (touched by the due time), open (untouched, unbreached, not yet due),
-    missed (the rest) and attainment = (met + open) / with SLA (NaN when none has an SLA)."""
+    """Of the assignments with an SLA: met (touched by the due time), open (untouched, unbreached, not yet due:
+    undecided), missed (the rest) and attainment = met / (met + missed) (NaN when none is decided)."""
     a = data.assignments
     if a.empty:
         return {"with_sla": 0, "met": 0, "open": 0, "missed": 0, "attainment": math.nan}
@@ -225,10 +256,16 @@ def sla_attainment(data: KpiData) -> dict[str, float]:
     has = due.notna()
     met = has & touch.notna() & (touch <= due)
     still_open = has & touch.isna() & breached.isna() & (due > pd.Timestamp(data.as_of).tz_convert("UTC"))
-    with_sla = int(has.sum())
-    good = int(met.sum()) + int(still_open.sum())
-    return {"with_sla": with_sla, "met": int(met.sum()), "open": int(still_open.sum()),
-            "missed": with_sla - good, "attainment": good / with_sla if with_sla else math.nan}
+    with_sla, met_n, open_n = int(has.sum()), int(met.sum()), int(still_open.sum())
+    return sla_numbers(with_sla, met_n, open_n)
+
+
+def sla_numbers(with_sla: int, met: int, still_open: int) -> dict[str, float]:
+    """The SLA counts and attainment = met / (met + missed), open (not yet due) counted neither way."""
+    missed = with_sla - met - still_open
+    decided = met + missed
+    return {"with_sla": with_sla, "met": met, "open": still_open, "missed": missed,
+            "attainment": met / decided if decided else math.nan}
 
 
 # --- funnel ----------------------------------------------------------------------------------------------------------
@@ -244,8 +281,16 @@ def funnel_counts(data: KpiData) -> dict[str, int]:
 
 
 def _reached(state: pd.DataFrame) -> dict[str, int]:
-    return {"leads": int(len(state)), "mql": int(state["mql_at"].notna().sum()),
-            "sal": int(state["sal_at"].notna().sum()), "sql": int(state["sql_at"].notna().sum())}
+    """Leads, and how many reached MQL / SAL / SQL: a later stage's stamp means the earlier stages were passed
+    (`skipped_mql`, `skipped_sal`: reached without that stage's own stamp)."""
+    if state.empty:
+        return {"leads": 0, "mql": 0, "sal": 0, "sql": 0, "skipped_mql": 0, "skipped_sal": 0}
+    mql, sal, sql = (state[f"{name}_at"].notna() for name in ("mql", "sal", "sql"))
+    reached_sal = sal | sql
+    reached_mql = mql | reached_sal
+    return {"leads": int(len(state)), "mql": int(reached_mql.sum()), "sal": int(reached_sal.sum()),
+            "sql": int(sql.sum()), "skipped_mql": int((reached_mql & ~mql).sum()),
+            "skipped_sal": int((sql & ~sal).sum())}
 
 
 def _rates(reached: dict[str, int]) -> dict[str, float]:
@@ -271,7 +316,8 @@ def _state_with_leads(data: KpiData) -> pd.DataFrame:
 def conversion(data: KpiData, by: str | None = None) -> pd.DataFrame:
     """Leads reaching MQL / SAL / SQL and the step conversion rates, overall or per `month` (of creation; first
     seen when the creation time is unknown) or `lead_source`."""
-    columns = ["group", "leads", "mql", "sal", "sql", "new_to_mql", "mql_to_sal", "sal_to_sql"]
+    columns = ["group", "leads", "mql", "sal", "sql", "skipped_mql", "skipped_sal", "new_to_mql", "mql_to_sal",
+               "sal_to_sql"]
     if by is None:
         reached = _reached(data.lead_state)
         return pd.DataFrame([{"group": "all", **reached, **_rates(reached)}], columns=columns)
@@ -283,17 +329,34 @@ def conversion(data: KpiData, by: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+VELOCITY_STEPS: Final[dict[str, tuple[str, str]]] = {"mql_to_sal_days": ("sal_at", "mql_at"),
+                                                     "sal_to_sql_days": ("sql_at", "sal_at")}
+
+
+def velocity_frame(data: KpiData) -> pd.DataFrame:
+    """Per lead state row: days of each `VELOCITY_STEPS` step (NaN unless both stamps; skew clamped to 0) and
+    `<step>_skewed`."""
+    s = data.lead_state
+    out = pd.DataFrame(index=s.index)
+    for step, (later, earlier) in VELOCITY_STEPS.items():
+        if s.empty:
+            out[step], out[f"{step}_skewed"] = pd.Series(dtype="float64"), pd.Series(dtype=bool)
+            continue
+        seconds, skewed = clamped_seconds(s[later], s[earlier])
+        out[step], out[f"{step}_skewed"] = seconds / 86400.0, skewed
+    return out
+
+
 def stage_velocity(data: KpiData) -> dict[str, float]:
     """Median days mql_at → sal_at and sal_at → sql_at over the leads with both stamps (NaN when none)."""
-    s = data.lead_state
+    frame = velocity_frame(data)
+    return {step: float(frame[step].median()) if frame[step].notna().any() else math.nan for step in VELOCITY_STEPS}
 
-    def median_days(a: str, b: str) -> float:
-        if s.empty:
-            return math.nan
-        days = ((_utc(s[b]) - _utc(s[a])).dt.total_seconds() / 86400.0).dropna()
-        return float(days.median()) if len(days) else math.nan
 
-    return {"mql_to_sal_days": median_days("mql_at", "sal_at"), "sal_to_sql_days": median_days("sal_at", "sql_at")}
+def skew_counts(data: KpiData, measures: tuple[str, ...] = HEADLINE_SKEW) -> dict[str, int]:
+    """Per measure (speed segment or velocity step), how many durations were clock skew clamped to 0."""
+    speed, velocity = speed_frame(data), velocity_frame(data)
+    return {m: int((speed if m in SEGMENTS else velocity)[f"{m}_skewed"].sum()) for m in measures}
 
 
 def mql_by_month(data: KpiData) -> dict[str, int]:
@@ -381,6 +444,10 @@ def owner_distribution(data: KpiData) -> dict[str, int]:
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -401,6 +468,8 @@ def kpi_summary(data: KpiData) -> dict[str, Any]:
         "assignments": int(len(data.assignments)),
         "speed_to_lead_min": percentiles(speed["speed_to_lead_min"]),
         "created_to_assigned_min": percentiles(speed["created_to_assigned_min"]),
+        "created_to_first_touch_min": percentiles(speed["created_to_first_touch_min"]),
+        "skew_clamped": skew_counts(data),
         "sla": sla_attainment(data),
         "funnel": funnel_counts(data),
         "conversion": {k: v for k, v in conversion(data).iloc[0].items() if k != "group"},
@@ -426,3 +495,22 @@ def flatten_summary(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]
         else:
             flat[name] = value
     return flat
+
+
+def readable_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """`kpi_summary` as (kpi, value) rows for a person: durations in s / min / h / d, rates as percentages."""
+    from leadflow.audit.durations import human_duration
+
+    rows = []
+    for key, value in flatten_summary(summary).items():
+        name = key.rsplit(".", 1)[-1]
+        head = key.split(".", 1)[0]
+        if value is not None and head.endswith("_min") and name in {f"p{p}" for p in PERCENTILES}:
+            value = human_duration(float(value) * 60.0)
+        elif value is not None and head == "velocity_days":
+            value = human_duration(float(value) * 86400.0)
+        elif value is not None and (name in ("attainment", "quarantine_rate") or "_to_" in name) and \
+                head != "skew_clamped":
+            value = f"{float(value):.1%}"
+        rows.append({"kpi": key, "value": value})
+    return rows

@@ -1,4 +1,5 @@
 """`leadflow report`: the lead-flow KPIs as one self-contained HTML page (inline SVG charts, no script, no network),
+drawn from the summary dict `leadflow.audit.kpi_report.report_summary` computes (what `leadflow kpis --json` prints),
 with the process map generated from the stage declarations (Mermaid source, and an SVG drawing of it). The charts are
 drawn by `leadflow.audit.charts` (`bar_svg`, `hbar_svg`, `line_svg` are re-exported here)."""
 
@@ -15,29 +16,14 @@ import numpy as np
 import pandas as pd
 
 from leadflow.audit.charts import NO_DATA, PALETTE, bar_svg, esc, hbar_svg, line_svg, nice_max, svg_open
-from leadflow.audit.kpis import (
-    SPEED_MEASURES,
-    KpiData,
-    conversion,
-    funnel_counts,
-    kpi_summary,
-    load_kpi_data,
-    mql_by_month,
-    owner_distribution,
-    quarantine_rates,
-    quarantine_trend,
-    sla_attainment,
-    speed_frame,
-    speed_percentiles,
-    stage_velocity,
-    sync_errors,
-)
+from leadflow.audit.kpi_report import load_summary, report_summary
+from leadflow.audit.kpis import KpiData, kpi_summary
 
 if TYPE_CHECKING:
     from leadflow.store import StateStore
 
 __all__ = ["bar_svg", "hbar_svg", "histogram", "kpi_summary", "line_svg", "process_map_svg", "render_report",
-           "write_report"]
+           "report_summary", "tile_values", "write_report"]
 
 SECTIONS = ("Summary", "Speed-to-lead", "Funnel", "Data quality", "Owner distribution", "Process map")
 
@@ -149,32 +135,86 @@ def process_map_svg(mermaid: str, *, width: int = 720) -> str:
 # --- page ------------------------------------------------------------------------------------------------------------
 
 
-def _speed_rows(frame: pd.DataFrame) -> list[list[Any]]:
-    return [[r.group, r.n, _fmt(r.p50), _fmt(r.p90), _fmt(r.p95)] for r in frame.itertuples(index=False)]
+def tile_values(summary: dict[str, Any]) -> dict[str, str]:
+    """The headline tiles as the page shows them (key → text): the numbers `leadflow kpis --json` prints, formatted."""
+    speed, sla, cohort = summary["speed_to_lead"], summary["sla"], summary["funnel"]["cohort"]
+    touch = summary["first_touch"]
+    return {
+        "leads": _fmt(summary["leads"]),
+        "assignments": _fmt(summary["assignments"]),
+        "speed_to_lead.created_to_first_touch.p50": speed["created_to_first_touch"]["p50"]["text"],
+        "speed_to_lead.created_to_first_touch.p90": speed["created_to_first_touch"]["p90"]["text"],
+        "speed_to_lead.created_to_assigned.p50": speed["created_to_assigned"]["p50"]["text"],
+        "speed_to_lead.speed_to_lead.p50": speed["speed_to_lead"]["p50"]["text"],
+        "first_touch.fallback_share": _pct(touch["fallback_share"]),
+        "sla.attainment": _pct(sla["attainment"]),
+        "sla.met": _fmt(sla["met"]),
+        "sla.missed": _fmt(sla["missed"]),
+        "sla.open": _fmt(sla["open"]),
+        "funnel.cohort.new_to_mql": _pct(cohort["new_to_mql"]),
+        "funnel.cohort.mql_to_sal": _pct(cohort["mql_to_sal"]),
+        "funnel.cohort.sal_to_sql": _pct(cohort["sal_to_sql"]),
+        "quality.quarantine_rate": _pct(summary["quality"]["quarantine_rate"]),
+        "sync_errors.dead_letters": _fmt(summary["sync_errors"]["dead_letters"]),
+    }
 
 
-def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
-    """The report page for `data` as HTML text."""
-    summary = kpi_summary(data)
-    speed = speed_frame(data)
-    sla = sla_attainment(data)
-    velocity = stage_velocity(data)
-    funnel = funnel_counts(data)
-    overall = conversion(data).iloc[0]
-    quality_runs = quarantine_rates(data)
-    trend = quarantine_trend(data)
-    errors = sync_errors(data)
-    owners = owner_distribution(data)
-    pct_header = ["group", "leads", "p50 min", "p90 min", "p95 min"]
+_TILE_LABELS = {
+    "leads": "leads first seen", "assignments": "assignments",
+    "speed_to_lead.created_to_first_touch.p50": "speed-to-lead p50 (created → first touch)",
+    "speed_to_lead.created_to_first_touch.p90": "speed-to-lead p90 (created → first touch)",
+    "speed_to_lead.created_to_assigned.p50": "created → assigned p50",
+    "speed_to_lead.speed_to_lead.p50": "created → written back p50",
+    "first_touch.fallback_share": "first touches from the pull fallback",
+    "sla.attainment": "SLA attainment (met / decided)", "sla.met": "SLA met", "sla.missed": "SLA missed",
+    "sla.open": "SLA open, not yet due (apart)", "funnel.cohort.new_to_mql": "new → MQL (cohort)",
+    "funnel.cohort.mql_to_sal": "MQL → SAL (cohort)", "funnel.cohort.sal_to_sql": "SAL → SQL (cohort)",
+    "quality.quarantine_rate": "quarantine rate", "sync_errors.dead_letters": "dead letters",
+}
 
-    measure = "speed_to_lead_min"
-    if not speed[measure].notna().any():
-        measure = "created_to_assigned_min"
-    labels, counts = histogram(speed[measure])
-    measure_name = {"speed_to_lead_min": "created → written back",
-                    "created_to_assigned_min": "created → assigned"}[measure]
-    stl = summary["speed_to_lead_min"]
 
+_STEP_LABELS = {"new_to_mql": "created → MQL", "mql_to_sal": "MQL → SAL", "sal_to_sql": "SAL → SQL"}
+
+
+def _tiles(summary: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{esc(_TILE_LABELS[key])}</td><td data-kpi=\"{esc(key)}\">{esc(text)}</td></tr>"
+                   for key, text in tile_values(summary).items())
+    return f"<table><thead><tr><th>KPI</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _stat_cells(stats: dict[str, Any]) -> list[Any]:
+    return [stats["n"], stats["p50"]["text"], stats["p90"]["text"], stats["p95"]["text"], stats["skew_clamped"]]
+
+
+def _owner_label(owner_id: str, name: str | None) -> str:
+    return f"{name} ({owner_id})" if name else owner_id
+
+
+def render_report(data: KpiData | dict[str, Any], process_map_mermaid: str = "",
+                  names: dict[str, str] | None = None) -> str:
+    """The report page as HTML text, drawn from `report_summary` (given, or computed from `data` with `names`)."""
+    summary = data if isinstance(data, dict) else report_summary(data, names)
+    speed, sla, funnel = summary["speed_to_lead"], summary["sla"], summary["funnel"]
+    quality, errors, touch = summary["quality"], summary["sync_errors"], summary["first_touch"]
+    stat_header = ["n", "p50", "p90", "p95", "skew clamped"]
+    group_header = ["group", "leads", *(f"{m.replace('_', ' ')} {c}" for m in ("created_to_first_touch",
+                                                                                "created_to_assigned")
+                                          for c in ("n", "p50", "p90", "p95"))]
+
+    def group_rows(rows: list[dict[str, Any]], label: str = "group") -> list[list[Any]]:
+        return [[row[label], row["leads"], *(cell for m in ("created_to_first_touch", "created_to_assigned")
+                                             for cell in _stat_cells(row[m])[:4])] for row in rows]
+
+    conv_header = ["group", "leads", "MQL", "SAL", "SQL", "skipped MQL", "skipped SAL", "new→MQL", "MQL→SAL",
+                   "SAL→SQL"]
+
+    def conv_rows(rows: list[dict[str, Any]], label: str) -> list[list[Any]]:
+        return [[r[label], r["leads"], r["mql"], r["sal"], r["sql"], r["skipped_mql"], r["skipped_sal"],
+                 _pct(r["new_to_mql"]), _pct(r["mql_to_sal"]), _pct(r["sal_to_sql"])] for r in rows]
+
+    cohort = funnel["cohort"]
+    dist = speed["distribution"]
+    owners = summary["owners"]
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>leadflow report</title>',
@@ -184,75 +224,70 @@ def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
         "pre{background:#f7fafc;border:1px solid #cbd5e0;padding:8px;overflow-x:auto;font-size:11px}"
         ".empty{color:#718096}.note{color:#4a5568;font-size:13px}</style></head><body>",
         "<h1>leadflow report</h1>",
-        f'<p class="note">Window: since {esc(data.since.isoformat())} · generated '
-        f"{esc(data.as_of.isoformat(timespec='seconds'))}</p>",
+        f'<p class="note">Window: since {esc(summary["window"]["since"])} · generated {esc(summary["window"]["as_of"])}'
+        " · the same numbers as <code>leadflow kpis --json</code></p>",
         "<h2>Summary</h2>",
-        _table(["KPI", "value"], [
-            ["leads first seen", summary["leads"]],
-            ["assignments", summary["assignments"]],
-            ["speed-to-lead p50 (created → written back, min)", _fmt(stl["p50"])],
-            ["speed-to-lead p90 (min)", _fmt(stl["p90"])],
-            ["SLA attainment", f"{_pct(sla['attainment'])} of {sla['with_sla']}"],
-            ["MQL → SAL median days", _fmt(velocity["mql_to_sal_days"], 2)],
-            ["SAL → SQL median days", _fmt(velocity["sal_to_sql_days"], 2)],
-            ["quarantine rate", _pct(summary["quarantine_rate"])],
-            ["dead letters", summary["dead_letters"]],
-        ]),
+        _tiles(summary),
         "<h2>Speed-to-lead</h2>",
-        '<p class="note">created (canonical created_at from the audit trail) → pulled (first audit event) → '
-        "assigned → written back (first writeback event or written_at).</p>",
-        bar_svg(f"Speed-to-lead distribution ({measure_name}, minutes)", labels, counts, x_label="minutes",
-                y_label="leads"),
-        "<h3>Per source (created → written back)</h3>",
-        _table(pct_header, _speed_rows(speed_percentiles(data, "source"))),
-        "<h3>Per lead source (created → written back)</h3>",
-        _table(pct_header, _speed_rows(speed_percentiles(data, "lead_source"))),
-        "<h3>Segments, all leads</h3>",
-        _table(["segment", "leads", "p50 min", "p90 min", "p95 min"],
-               [[m.removesuffix("_min").replace("_", " "), *_speed_rows(speed_percentiles(data, None, m))[0][1:]]
-                for m in SPEED_MEASURES]),
+        '<p class="note">created (canonical created_at; the earliest of the same person\'s records) → first touch (the '
+        "CRM's task, event or status change; else the pull that saw the lead worked) · → pulled → assigned → written "
+        "back. A duration whose end was recorded before its start (clock skew) counts as 0 and is counted.</p>",
+        bar_svg(f"Speed-to-lead distribution ({dist['measure'].replace('_', ' ')})", dist["labels"], dist["counts"],
+                x_label="time", y_label="leads"),
+        "<h3>Measures, all leads</h3>",
+        _table(["measure", *stat_header], [[m.replace("_", " "), *_stat_cells(speed[m])] for m in speed
+                                           if isinstance(speed[m], dict) and "p50" in speed[m]]),
+        "<h3>Per source</h3>", _table(group_header, group_rows(speed["by_source"])),
+        "<h3>Per lead source</h3>", _table(group_header, group_rows(speed["by_lead_source"])),
+        "<h3>Per owner</h3>",
+        _table(["owner", *group_header[1:]], [[_owner_label(r["owner_id"], r["owner_name"]), *row[1:]] for r, row in
+                                             zip(speed["by_owner"], group_rows(speed["by_owner"], "owner_id"),
+                                                 strict=True)]),
+        "<h3>By week of creation</h3>", _table(["week", *group_header[1:]], group_rows(speed["weekly"], "week")),
+        "<h3>First touch: where it came from</h3>",
+        _table(["touched", *touch["by_source"], "fallback share"],
+               [[touch["touched"], *touch["by_source"].values(), _pct(touch["fallback_share"])]]),
         "<h3>First-touch SLA</h3>",
-        _table(["with SLA", "met", "open (not yet due)", "missed", "attainment"],
-               [[sla["with_sla"], sla["met"], sla["open"], sla["missed"], _pct(sla["attainment"])]]),
+        _table(["with SLA", "met", "missed", "attainment (met / (met + missed))", "open, not yet due (apart)"],
+               [[sla["with_sla"], sla["met"], sla["missed"], _pct(sla["attainment"]), sla["open"]]]),
         "<h2>Funnel</h2>",
+        '<p class="note">Cohorts: of the leads created in the window, how many reached each stage; a later stage\'s '
+        "stamp means the earlier ones were passed (counted as skipped when their own stamp is missing).</p>",
         bar_svg("Funnel: leads reaching each stage", ["leads", "MQL", "SAL", "SQL"],
-                [int(overall["leads"]), int(overall["mql"]), int(overall["sal"]), int(overall["sql"])],
-                y_label="leads", colour=PALETTE[1]),
+                [cohort["leads"], cohort["mql"], cohort["sal"], cohort["sql"]], y_label="leads", colour=PALETTE[1]),
+        "<h3>Conversion (cohort)</h3>", _table(conv_header, conv_rows([{"group": "all", **cohort}], "group")),
+        "<h3>By month of creation</h3>", _table(["month", *conv_header[1:]], conv_rows(funnel["by_month"], "month")),
+        "<h3>By week of creation</h3>", _table(["week", *conv_header[1:]], conv_rows(funnel["by_week"], "week")),
+        "<h3>By lead source</h3>",
+        _table(["lead source", *conv_header[1:]], conv_rows(funnel["by_lead_source"], "lead_source")),
+        "<h3>Stage velocity</h3>",
+        _table(["step", *stat_header], [[_STEP_LABELS.get(step, step), *_stat_cells(stats)]
+                                        for step, stats in funnel["velocity"].items()]),
         "<h3>Leads per current lifecycle stage</h3>",
-        _table(list(funnel), [list(funnel.values())]),
-    ]
-    conv_header = ["group", "leads", "MQL", "SAL", "SQL", "new→MQL", "MQL→SAL", "SAL→SQL"]
-
-    def conv_rows(frame: pd.DataFrame) -> list[list[Any]]:
-        return [[r.group, r.leads, r.mql, r.sal, r.sql, _pct(r.new_to_mql), _pct(r.mql_to_sal), _pct(r.sal_to_sql)]
-                for r in frame.itertuples(index=False)]
-
-    mqls = mql_by_month(data)
-    out += [
-        "<h3>Conversion</h3>", _table(conv_header, conv_rows(conversion(data))),
-        "<h3>By month of creation</h3>", _table(conv_header, conv_rows(conversion(data, "month"))),
-        "<h3>By lead source</h3>", _table(conv_header, conv_rows(conversion(data, "lead_source"))),
-        "<h3>Stage velocity (median days)</h3>",
-        _table(["MQL → SAL", "SAL → SQL"], [[_fmt(velocity["mql_to_sal_days"], 2),
-                                             _fmt(velocity["sal_to_sql_days"], 2)]]),
-        "<h3>MQL volume by month</h3>", _table(["month", "MQLs"], [[k, v] for k, v in mqls.items()]),
+        _table(list(funnel["current_stage"]), [list(funnel["current_stage"].values())]),
+        "<h3>Lead source values not in the picklist</h3>",
+        _table(["value", "leads"], [[k, v] for k, v in summary["lead_sources"]["unknown"].items()],
+               empty="every lead source value is known"),
         "<h2>Data quality</h2>",
-        line_svg("Quarantine rate by day", list(trend["day"]), list(trend["rate"]), y_label="quarantined / rows in",
-                 percent=True),
+        line_svg("Quarantine rate by day", [r["day"] for r in quality["by_day"]],
+                 [r["rate"] if r["rate"] is not None else math.nan for r in quality["by_day"]],
+                 y_label="quarantined / rows in", percent=True),
         "<h3>By day</h3>",
         _table(["day", "rows in", "quarantined", "rate"],
-               [[r.day, r.rows_in, r.quarantined, _pct(r.rate)] for r in trend.itertuples(index=False)]),
+               [[r["day"], r["rows_in"], r["quarantined"], _pct(r["rate"])] for r in quality["by_day"]]),
         "<h3>Per run, stage and expectation</h3>",
         _table(["run", "flow", "started", "stage", "expectation", "rows in", "quarantined", "rate"],
-               [[str(r.run_id)[:8], r.flow, pd.Timestamp(r.started_at).strftime("%Y-%m-%d %H:%M"), r.stage,
-                 r.expectation or "(all)", r.rows_in, r.quarantined, _pct(r.rate)]
-                for r in quality_runs.itertuples(index=False)]),
+               [[r["run_id"][:8], r["flow"], (r["started_at"] or "")[:16].replace("T", " "), r["stage"],
+                 r["expectation"] or "(all)", r["rows_in"], r["quarantined"], _pct(r["rate"])]
+                for r in quality["by_run"]]),
         "<h3>Sync errors (dead letters by error code)</h3>",
         _table(["error code", "count", "pending", "permanent", "resolved"],
-               [list(r) for r in errors.itertuples(index=False)]),
+               [[r["error_code"], r["count"], r["pending"], r["permanent"], r["resolved"]] for r in errors["by_code"]]),
         "<h2>Owner distribution</h2>",
-        hbar_svg("Assignments per owner", list(owners), list(owners.values())),
-        _table(["owner", "assignments"], [[k, v] for k, v in owners.items()]),
+        hbar_svg("Assignments per owner", [r["owner_name"] or r["owner_id"] for r in owners],
+                 [r["assignments"] for r in owners]),
+        _table(["owner", "owner id", "assignments"], [[r["owner_name"] or r["owner_id"], r["owner_id"],
+                                                       r["assignments"]] for r in owners]),
         "<h2>Process map</h2>",
         '<p class="note">Generated from the stage declarations (<code>leadflow map</code>). The drawing below is '
         "rendered without JavaScript; the Mermaid source follows.</p>",
@@ -264,15 +299,16 @@ def render_report(data: KpiData, process_map_mermaid: str = "") -> str:
 
 
 def write_report(store: StateStore, since: datetime, out_path: Path | str, process_map_mermaid: str = "",
-                 as_of: datetime | None = None) -> Path:
-    """Compute the KPIs for the window from `since` and write the self-contained HTML report to `out_path`."""
+                 as_of: datetime | None = None, names: dict[str, str] | None = None) -> Path:
+    """Compute the KPI summary for the window from `since` (`report_summary`: what `leadflow kpis --json` prints)
+    and write the self-contained HTML report to `out_path`."""
     from leadflow.pipeline.io import _atomic_write
 
     from leadflow.pipeline import progress
 
-    data = load_kpi_data(store, since, as_of=as_of or datetime.now(UTC))
+    summary = load_summary(store, since, as_of or datetime.now(UTC), names)
     progress.step("KPIs read", unit="report")
-    page = render_report(data, process_map_mermaid)
+    page = render_report(summary, process_map_mermaid)
     progress.step("charts drawn", unit="report")
     path = Path(out_path)
     _atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -3,8 +3,9 @@
 This module builds the Typer `app`: the global `--project-dir` option and the registration of every command, in the
 order `leadflow --help` shows them. The commands live in one module per group: `pipeline` (run, demo, sync, backfill,
 map and the run summaries they print), `sandboxes` (sandbox), `scoring` (score backtest), `routing` (routing test,
-routing simulate; the work is in `leadflow.routing.simulate`), `state` (trace, forget, retention, report), `ops` (sla check,
-alerts install, deploy, audit test-lead, version) and `setup` (setup salesforce, doctor); what they share (the
+routing simulate; the work is in `leadflow.routing.simulate`), `state` (trace, forget, retention, report), `kpis`
+(kpis), `ops` (sla check, alerts install, deploy, audit test-lead, version) and `setup` (setup salesforce, doctor);
+what they share (the
 one-line error exit, running a project flow through Prefect, the common options, the read-only state store) is in
 `common`. A helper is looked up in the module that uses it: patch `leadflow.cli.common._run_flow`, not
 `leadflow.cli._run_flow` (the private helpers are deliberately not re-exported here).
@@ -31,6 +32,7 @@ from leadflow.cli.common import (
 )
 from leadflow.cli.ops import alerts_app, alerts_install, audit_app, audit_test_lead, deploy, sla_app, sla_check, version
 from leadflow.cli.intake import intake_app
+from leadflow.cli.kpis import kpis
 from leadflow.cli.mirror import mirror_app
 from leadflow.cli.pipeline import backfill, demo, process_map, run, sync
 from leadflow.cli.routing import routing_app, routing_simulate, routing_test
@@ -42,7 +44,7 @@ from leadflow.cli.state import forget, report, retention, trace_command
 __all__ = [
     "CRM_SYNC_ENTRYPOINT", "EPHEMERAL_TIMEOUT", "FLOW_ENTRYPOINT", "ConfigOption", "DryRunOption", "OverrideOption",
     "SkipPreflightOption", "SystemOption", "alerts_app", "alerts_install", "app", "audit_app", "audit_test_lead",
-    "backfill", "demo", "deploy", "doctor_command", "forget", "main", "process_map", "report", "retention",
+    "backfill", "demo", "deploy", "doctor_command", "forget", "kpis", "main", "process_map", "report", "retention",
     "routing_app", "routing_simulate", "routing_test", "run", "sandbox", "score_app", "score_backtest",
     "setup_app", "setup_salesforce_command", "sla_app", "sla_check", "sync", "trace_command", "version",
 ]
@@ -83,6 +85,7 @@ app.command("trace")(trace_command)
 app.command()(forget)
 app.command()(retention)
 app.command()(report)
+app.command()(kpis)
 app.add_typer(audit_app, name="audit")
 app.add_typer(mirror_app, name="mirror")
 app.add_typer(intake_app, name="intake")

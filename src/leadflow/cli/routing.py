@@ -132,8 +132,10 @@ def routing_pause(
     rules: RulesOption = None,
     config: RunConfigOption = None,
 ) -> None:
-    """Take a user out of routing until a moment: round robin skips them (like an inactive user) and the reason says
-    so. Recorded in the state store with who and when; a new pause replaces one in force."""
+    """Take a user out of routing until a moment.
+
+    Round robin skips them (like an inactive user) and the routing reason says so. Recorded in the state store with
+    who and when; a new pause replaces one in force."""
     from leadflow.store import StateStore
 
     def work() -> tuple[Any, datetime, datetime, str]:
