@@ -225,3 +225,21 @@ def test_owner_names_match_15_and_18_character_ids() -> None:
     assert name_of("005000000000ABCAAA", names) == "Dana"
     assert name_of("00G8c000004InbQ", names) == "Inbound review"
     assert name_of("005000000000XYZ", names) is None and name_of(None, names) is None
+
+
+def test_an_assignment_stamped_before_its_pull_in_the_same_run_is_no_skew() -> None:
+    """A run assigns as of its start, to the second; the pull is stamped when the chunk's first stage is recorded.
+    Both are leadflow's clock: pulled → assigned is 0, and created → pulled is not lengthened."""
+    from leadflow.audit.kpis import build_leads
+
+    empty = pd.DataFrame({"lead_key": [], "new_value": []})
+    first = pd.DataFrame({"lead_key": ["salesforce:00Q1", "salesforce:00Q2"],
+                          "pulled_at": ["2026-11-02T10:00:00.700Z", "2026-11-02T10:00:00.700Z"]})
+    created = pd.DataFrame({"lead_key": ["salesforce:00Q1"], "new_value": ["2026-11-02T09:00:00Z"]})
+    assigned = pd.DataFrame({"lead_key": ["salesforce:00Q1", "salesforce:00Q2"],
+                             "assigned_at": ["2026-11-02T10:00:00Z", "2026-11-02T12:00:00Z"], "owner_id": ["005A"] * 2,
+                             "inputs": [None, None], "written_at": [None, None]})
+    leads = build_leads(first, created, empty, pd.DataFrame({"lead_key": [], "written_at": []}), assigned)
+    waits = (leads["assigned_at"] - leads["pulled_at"]).dt.total_seconds().tolist()
+    assert waits == [0.0, 2 * 3600 - 0.7]  # the later assignment keeps its real wait
+    assert (leads["pulled_at"] - leads["created_at"]).dt.total_seconds().iloc[0] == 3600.0

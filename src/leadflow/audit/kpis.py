@@ -186,8 +186,12 @@ def build_leads(first: pd.DataFrame, created: pd.DataFrame, sources: pd.DataFram
     lead_source = source_text.where(source_text.notna() & (source_text.astype("string") != ""), snap_source)
     leads["lead_source_raw"] = lead_source.astype("object")
     leads["lead_source"] = lead_sources().normalize(lead_source, UNKNOWN)[0].to_numpy()
-    leads["pulled_at"] = _utc(leads["lead_key"].map(by_key(first, "pulled_at")))
+    pulled = _utc(leads["lead_key"].map(by_key(first, "pulled_at")))
     leads["assigned_at"] = _utc(leads["lead_key"].map(by_key(assigned, "assigned_at")))
+    # Both stamps are leadflow's own clock, and it assigns only leads it has pulled: an assignment stamped before the
+    # pull (a run's leads are assigned as of its start, to the second; the pull is stamped when the chunk's first
+    # stage is recorded) dates the pull. Not clock skew, so never counted as such.
+    leads["pulled_at"] = pulled.where(~(leads["assigned_at"] < pulled).to_numpy(dtype=bool), leads["assigned_at"])
     wb_event = _utc(leads["lead_key"].map(by_key(written, "written_at")))
     wb_stamp = _utc(leads["lead_key"].map(by_key(assigned, "written_at")))
     leads["written_at"] = pd.concat([wb_event, wb_stamp], axis=1).min(axis=1)
