@@ -92,7 +92,8 @@ def report(
 ) -> None:
     """Write the lead-flow KPI report as one self-contained HTML file and print its path.
 
-    Speed-to-lead, SLA, funnel, data quality, owners and the process map."""
+    KPI tiles against the previous period, speed-to-lead, SLA by rule and owner, funnel, data quality, owner load,
+    and the process map and routing graph as pictures."""
     from datetime import UTC
 
     def build() -> Path:
@@ -113,7 +114,8 @@ def report(
         store = _existing_store()
         try:
             with terminal_progress("leadflow report", total=3, unit="report"):
-                return write_report(store, start, out, mermaid, as_of=now, names=owner_names(rules.routing))
+                return write_report(store, start, out, mermaid, as_of=now, names=owner_names(rules.routing),
+                                    routing=rules.routing)
         finally:
             store.close()
 
