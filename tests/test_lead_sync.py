@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -173,3 +174,23 @@ def test_demo_as_a_user_runs_it(prefect_api: str, tmp_path: Path) -> None:
     assert "marketo      pulled 300, written back" in proc.stdout
     assert "What changed in the systems (written back)" in proc.stdout
     assert "salesforce country_code" in proc.stdout
+    # Then sandbox reps work their new leads in the org (Tasks, Events, status changes over REST, the org's clock
+    # fast-forwarded) and sla_watch pulls those first touches from the CRM and decides the SLAs; the report is written.
+    assert "Reps at work" in proc.stdout and "SLA watch as of" in proc.stdout, proc.stdout
+    home = tmp_path / "home"
+    report = home / "demo-report.html"
+    assert report.is_file() and f"Report: {report.resolve()}" in proc.stdout, proc.stdout
+    assert 'data-kpi="sla.attainment"' in report.read_text(encoding="utf-8")
+    store = StateStore.open(f"sqlite:///{home / 'state.db'}")
+    try:
+        made = store.assignments(since=datetime(2000, 1, 1, tzinfo=UTC))
+    finally:
+        store.close()
+    touched = made[made["first_touch_at"].notna()]
+    assert set(touched["first_touch_source"]) <= {"task", "event", "status_history"}  # the CRM's, no pull fallback
+    assert {"task", "status_history"} <= set(touched["first_touch_source"])
+    assert (touched["first_touch_at"] >= touched["assigned_at"]).all()
+    met = touched["first_touch_at"] <= touched["sla_due_at"]
+    assert met.any() and (~met).any()  # some reps in time, some late
+    assert made["breached_at"].notna().any()  # and some leads nobody touched in time: breaches recorded
+    assert re.search(r"SLA +\d+\.\d% met: \d+ met, \d+ missed", proc.stdout), proc.stdout

@@ -220,7 +220,7 @@ _CSS = (
     ".tile .value{font-size:28px;font-weight:600;margin:4px 0}"
     ".tile .trend{font-size:13px;color:#718096}.trend.better{color:#276749}.trend.worse{color:#c53030}"
     ".scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}"
-    ".tall{max-height:460px;overflow-y:auto}th,td{border:1px solid #e2e8f0;padding:3px 6px;text-align:right;white-space:nowrap}th{background:#edf2f7}"
+    ".tall{max-height:460px;overflow-y:auto}th,td{border:1px solid #e2e8f0;padding:3px 6px;text-align:right;white-space:nowrap}th{background:#edf2f7;white-space:normal;vertical-align:bottom}"
     "td:first-child,th:first-child{text-align:left}details{margin:10px 0}summary{cursor:pointer;color:#2b6cb0}"
     "pre{background:#f7fafc;border:1px solid #cbd5e0;padding:8px;overflow-x:auto;font-size:11px}"
     ".empty{color:#718096}.note{color:#4a5568;font-size:13px;margin:4px 0 8px}"
@@ -362,8 +362,8 @@ def _speed_section(summary: dict[str, Any], sections: dict[str, Any]) -> list[st
 def _funnel_section(summary: dict[str, Any]) -> list[str]:
     funnel = summary["funnel"]
     cohort = funnel["cohort"]
-    conv_header = ["group", "leads", "MQL", "SAL", "SQL", "skipped MQL", "skipped SAL", "new→MQL", "MQL→SAL",
-                   "SAL→SQL"]
+    conv_header = ["group", "leads", "MQL", "SAL", "SQL", "skipped MQL", "skipped SAL", "new → MQL", "MQL → SAL",
+                   "SAL → SQL"]
 
     def conv_rows(rows: list[dict[str, Any]], label: str) -> list[list[Any]]:
         return [[r[label], r["leads"], r["mql"], r["sal"], r["sql"], r["skipped_mql"], r["skipped_sal"],

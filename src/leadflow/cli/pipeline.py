@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -142,22 +142,119 @@ def demo(
     import shutil
 
     from leadflow.sandbox.launch import running_sandboxes
+    from leadflow.sandbox.reps import seed_start
     from leadflow.pipeline.settings import Settings
 
     folder = Settings().home / "demo-sandbox"
     shutil.rmtree(folder, ignore_errors=True)  # every demo starts from freshly seeded, messy systems
+    start = seed_start(leads, datetime.now(UTC))
     typer.secho(f"leadflow demo: seeding local Salesforce and Marketo sandboxes with {leads} messy leads each", bold=True)
+    typer.echo(f"  dated as an org is today: leads created in the weeks up to {start:%Y-%m-%d %H:%M} UTC")
     with running_sandboxes(folder, leads=leads, systems=("salesforce", "marketo"), enrichment=True,
-                           routing=True) as boxes:
+                           routing=True, start=start) as boxes:
         for name, url in boxes.urls.items():
             typer.echo(f"  {name:<12} {url}")
         _print_sandbox_setup(boxes.setup)
         typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
+        began = datetime.now(UTC)
         summary = _guard(lambda: _run_crm_sync(boxes.config_path, None, override_export_guard=True))
-    _print_crm_summary(summary)
-    _print_quarantined(summary["run_id"])
-    _print_changes(summary["run_id"])
+        _print_crm_summary(summary)
+        _print_quarantined(summary["run_id"])
+        _print_changes(summary["run_id"])
+        as_of = _demo_reps_and_sla(boxes, began)
+    _print_demo_report(boxes.config_path, as_of)
 
+
+def _demo_reps_and_sla(boxes: Any, began: datetime) -> datetime:
+    """The sandbox reps work the leads the demo's sync (started at `began`) assigned them, over the next hours (the
+    org's clock fast-forwarded); then `sla_watch` runs as of the end of that span. Prints both; returns that moment."""
+    from leadflow.cli.common import _load_flow
+    from leadflow.sandbox.reps import REP_HOURS, plan_rep_touches, work_leads
+    from leadflow.sandbox.salesforce_org import wall_clock
+    from leadflow.store import StateStore
+
+    store = StateStore.open()
+    assigned = store.assignments(since=began)
+    store.close()
+    until = datetime.now(UTC) + timedelta(hours=REP_HOURS)
+    touches = plan_rep_touches(assigned, until)
+    handle = boxes.handles["salesforce"]
+    typer.echo("")
+    typer.secho(f"Reps at work: the next {REP_HOURS} hours in the Salesforce sandbox (its clock fast-forwarded, "
+                "nothing sleeps)", bold=True)
+    done = _guard(lambda: work_leads(handle, touches))
+    worked = len({t.lead_id for t in touches})
+    theirs = int((assigned["lead_key"].astype("string").str.startswith("salesforce:")
+                  & assigned["owner_id"].astype("string").str.startswith("005")
+                  .fillna(False)).sum())
+    typer.echo(f"  over its REST API: {done.get('call', 0)} calls and {done.get('email', 0)} e-mails logged (Tasks), "
+               f"{done.get('meeting', 0)} meetings booked (Events), {done.get('status', 0)} status changes "
+               f"(LeadHistory) on {worked} of the {theirs} Salesforce leads assigned to reps")
+    handle.org.clock = lambda: until  # the org's "now" while the watch reads it
+    try:
+        watch = _guard(lambda: _load_flow(SLA_WATCH_ENTRYPOINT)(as_of=until, config_path=str(boxes.config_path)))
+    finally:
+        handle.org.clock = wall_clock
+    touched = watch.get("first_touches") or {}
+    typer.secho(f"SLA watch as of {until:%Y-%m-%d %H:%M} UTC (sla_watch: CRM first touches, then the SLAs)",
+                bold=True)
+    if "error" in touched:
+        typer.echo(f"  CRM first touches not pulled: {touched['error']}")
+    else:
+        typer.echo("  first touches pulled from Salesforce: " + ", ".join(
+            f"{source} {counts['assignments']}" for source, counts in touched.items()) + " (assignments answered)")
+    typer.echo(f"  breaches recorded (untouched past their due time): {watch.get('breaches', 0)}"
+               + (f", worst {watch['max_minutes_late'] / 60:.1f} h late" if watch.get("breaches") else ""))
+    return until
+
+
+def _print_demo_report(config_path: Path, as_of: datetime) -> None:
+    """Write the KPI report of the 30 days up to `as_of` beside the state store and print its headline."""
+    from leadflow.audit.kpi_report import load_summary, owner_names
+    from leadflow.audit.report import write_report
+    from leadflow.pipeline.config import load_rules
+    from leadflow.pipeline.settings import Settings
+    from leadflow.pipeline.stage import process_map as render
+    from leadflow.stages import pipeline_from_names
+    from leadflow.store import StateStore
+
+    rules = load_rules(config_path)
+    names = owner_names(rules.routing)
+    since = as_of - timedelta(days=30)
+    store = StateStore.open()
+    try:
+        mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
+        path = _guard(lambda: write_report(store, since, Settings().home / "demo-report.html", mermaid, as_of=as_of,
+                                           names=names, routing=rules.routing))
+        summary = load_summary(store, since, as_of, names)
+    finally:
+        store.close()
+    speed, sla, touch = summary["speed_to_lead"], summary["sla"], summary["first_touch"]
+    cohort = summary["funnel"]["cohort"]
+    typer.echo("")
+    typer.secho(f"Report: {path.resolve()}", bold=True)
+    typer.echo(f"  window            30 days up to {as_of:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"  leads             {summary['leads']} first seen, {summary['assignments']} assignments")
+    typer.echo(f"  speed-to-lead     created → first touch p50 {speed['created_to_first_touch']['p50']['text']}, "
+               f"p90 {speed['created_to_first_touch']['p90']['text']} ({speed['created_to_first_touch']['n']} leads); "
+               f"created → assigned p50 {speed['created_to_assigned']['p50']['text']} (the backlog the first sync "
+               "routed)")
+    by_source = ", ".join(f"{k} {v}" for k, v in touch["by_source"].items() if v)
+    typer.echo(f"  first touches     {touch['touched']} ({by_source or 'none'})")
+    typer.echo(f"  SLA               {_percent(sla['attainment'])} met: {sla['met']} met, {sla['missed']} missed, "
+               f"{sla['open']} open (not yet due)")
+    typer.echo(f"  funnel cohort     {cohort['leads']} leads created in the window: new → MQL "
+               f"{_percent(cohort['new_to_mql'])}, MQL → SAL {_percent(cohort['mql_to_sal'])}, SAL → SQL "
+               f"{_percent(cohort['sal_to_sql'])}")
+    typer.echo(f"  the same numbers: leadflow kpis --since {since.isoformat(timespec='seconds')} --config "
+               f"{config_path} --json")
+
+
+def _percent(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+SLA_WATCH_ENTRYPOINT: Final = "flows/sla_watch.py:sla_watch"
 
 def _print_quarantined(run_id: str, per_reason: int = 2, most: int = 12) -> None:
     """A few of the run's quarantined rows, grouped by stage and expectation, with the reason each was refused."""

@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ def running_sandboxes(
     contacts: int | None = None,
     push: Mapping[str, Any] | None = None,
     push_time_scale: float = 1.0,
+    start: datetime | None = None,
 ) -> Iterator[Sandboxes]:
     """Serve the sandboxes on 127.0.0.1, state persisted under `folder`; yields them with `folder/leadflow.yaml`.
 
@@ -122,7 +124,8 @@ def running_sandboxes(
     [...], "seed": 7, "systems": [...]}`, all but rate optional) sets a fault rate on the sandboxes once they are up
     (after setup): see `plan_fault_rates`; `boxes.faults` says what each got. `accounts` / `contacts`: how many the
     Salesforce org gets on first start (default leads // 10 and leads // 4). `push` (system → `PushTarget`, see
-    `push_targets`): those sandboxes push notifications there once up (`pushing`); none by default.
+    `push_targets`): those sandboxes push notifications there once up (`pushing`); none by default. `start`: the
+    seed's base time for Salesforce and Marketo (their records are dated before it); default each seed's fixed base.
     """
     from leadflow.sandbox.hubspot import running_hubspot
     from leadflow.sandbox.marketo import running_marketo
@@ -139,7 +142,7 @@ def running_sandboxes(
         if "salesforce" in systems:
             sf = stack.enter_context(
                 running_salesforce(folder, leads=leads, seed=seed, state_path=folder / "salesforce.json",
-                                   stock_org=stock_org, accounts=accounts, contacts=contacts)
+                                   stock_org=stock_org, accounts=accounts, contacts=contacts, start=start)
             )
             config["salesforce"] = {
                 "login_url": sf.url,
@@ -149,7 +152,8 @@ def running_sandboxes(
             }
             boxes.urls["salesforce"], boxes.handles["salesforce"] = sf.url, sf
         if "marketo" in systems:
-            marketo = stack.enter_context(running_marketo(persist_to=folder / "marketo.json", n=leads, seed=seed))
+            marketo = stack.enter_context(running_marketo(persist_to=folder / "marketo.json", n=leads, seed=seed,
+                                                          **({} if start is None else {"start": start})))
             config["marketo"] = {
                 "base_url": marketo.url,
                 "client_id": marketo.client_id,

@@ -396,18 +396,21 @@ def running_salesforce(
     stock_org: bool = False,
     accounts: int | None = None,
     contacts: int | None = None,
+    start: datetime | None = None,
     **org_options: Any,
 ) -> Iterator[RunningSalesforce]:
     """Start a seeded (or, with an existing `state_path`, reloaded) sandbox over HTTPS on 127.0.0.1.
 
     `stock_org=True`: only standard fields until leadflow's custom fields are created (Tooling API) and granted.
-    `accounts` / `contacts`: how many to seed (default leads // 10 and leads // 4).
+    `accounts` / `contacts`: how many to seed (default leads // 10 and leads // 4). `start`: the seed's base time
+    (default `SEED_BASE`; see `seed_org`).
     `org_options`: other `Org` settings (api_user_can_customize, bulk_query_polls, my_domain, ...)."""
     if state_path is not None and state_path.is_file():
         org = Org.load(state_path, page_size=page_size, **org_options)
     else:
         org = seed_org(Org(api_max=api_max, page_size=page_size, stock_org=stock_org, **org_options), leads=leads,
-                       seed=seed, stamp_run=stamp_run, accounts=accounts, contacts=contacts).fill_defaults()
+                       seed=seed, stamp_run=stamp_run, accounts=accounts, contacts=contacts,
+                       **({} if start is None else {"start": start})).fill_defaults()
     cert, key = self_signed_certificate(folder)
     server = BackgroundServer(create_app(org), port=port, certfile=cert, keyfile=key)
     with server:

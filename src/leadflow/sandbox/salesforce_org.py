@@ -8,6 +8,7 @@ import re
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,13 @@ from leadflow.sandbox.salesforce_schema import (
 from leadflow.sandbox.salesforce_soql import Soql, _matches, _sorted, parse_sf_datetime, parse_soql, sf_datetime
 
 SEED_BASE: Final = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def wall_clock() -> datetime:
+    """The current UTC time: an org's default `clock`."""
+    return datetime.now(UTC)
+
+
 INTEGRATION_USER_ID: Final = "0055e0000000000AAA"
 """The API user every token acts as (a User record in every org; the token response's `id` URL ends with it)."""
 ORG_ID: Final = "00D5e0000000001AAA"
@@ -102,6 +110,9 @@ class Org(RecycleBin):
     field_writes: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list, repr=False)
     """(object, id, fields set) for every update applied since start (not persisted)."""
     faults: FaultPlan = field(default_factory=FaultPlan, repr=False)
+    clock: Callable[[], datetime] = field(default=wall_clock, repr=False)
+    """The org's "now": what record writes stamp (CreatedDate, LastModifiedDate, SystemModstamp, field history).
+    The wall clock; a demo or a test sets another to replay hours of user activity without waiting (not persisted)."""
     outbound: Any = field(default=None, repr=False)
     """(object, record) → None, called on every create and update when outbound messages push somewhere
     (`leadflow.sandbox.push.attach_salesforce`); None: nothing is pushed (not persisted)."""
@@ -264,9 +275,9 @@ class Org(RecycleBin):
     def put(self, obj: str, values: dict[str, Any], record_id: str | None = None, *,
             now: datetime | None = None) -> str:
         """Create or update (copy-on-write, so open query cursors keep their snapshot and the SystemModstamp index
-        stays right); bumps the stamps to `now` (default: the clock); appends field history for tracked fields an
-        update changes."""
-        now_text = sf_datetime(now or datetime.now(UTC))
+        stays right); bumps the stamps to `now` (default: the org's `clock`); appends field history for tracked fields
+        an update changes."""
+        now_text = sf_datetime(now or self.clock())
         names = self.all_fields(obj)
         with self.lock:
             if record_id is None:

@@ -79,7 +79,7 @@ def _user(user_id: str, handle: str, first: str, last: str, active: bool, stamp:
 
 
 def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250, accounts: int | None = None,
-             contacts: int | None = None) -> Org:
+             contacts: int | None = None, start: datetime = SEED_BASE) -> Org:
     """Deterministic records shaped like a real org; runs of `stamp_run` records share one exact SystemModstamp.
 
     Leads come from `messy_leads`. Open leads nobody has picked up (web-to-lead) sit in the web-leads queue or with
@@ -89,12 +89,15 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
     Most worked leads also have the activities a rep logged on them (a Task: a call or an e-mail; some an Event: a
     meeting), created between the lead's creation and its status change, and some contacts have tasks too.
     `accounts` (default leads // 10) and `contacts` (default leads // 4), at least one each when there are leads;
-    the defaults give exactly the records they always gave for a seed."""
+    the defaults give exactly the records they always gave for a seed. `start`: the seed's base time (default
+    `SEED_BASE`): leads are created in the 60 days before it, history and activities fall before it, and the
+    SystemModstamps run from it (one minute per `stamp_run` records); the demo passes a time just before now so the
+    org looks as it would today."""
     from leadflow.pipeline.schema import parse_bool
     from leadflow.synth import messy_leads
 
     rng = random.Random(seed)
-    frame = messy_leads(leads, seed) if leads else None
+    frame = messy_leads(leads, seed) if leads else None  # its dates are not used: the org dates leads itself
     reps = sorted(set(frame["owner_id"].dropna())) if frame is not None else []
     reps = reps or ["0055e0000000003AAA"]
     active_reps, _ = seed_users(org, reps, seed)
@@ -106,14 +109,14 @@ def seed_org(org: Org, *, leads: int = 1000, seed: int = 7, stamp_run: int = 250
     opt_in, _ = parse_bool(frame["email_opt_in"])
     records = _rows(frame, _LEAD_COLUMNS)
     domains = _email_domains([row["email"] for row in records])
-    stamps = _Stamps(max(stamp_run, 1))
+    stamps = _Stamps(max(stamp_run, 1), start)
     _seed_leads(org, records, numbers, opt_in.astype(object).tolist(), active_reps, seed, stamps)
     org.counters["Lead"] = leads
     account_ids, by_domain = _seed_accounts(org, records, domains, max(leads // 10, 1) if accounts is None
                                             else accounts, active_reps, seed, stamps)
     _seed_contacts(org, records, account_ids, by_domain, max(leads // 4, 1) if contacts is None else contacts,
                    active_reps, seed, stamps)
-    _seed_activities(org, seed)
+    _seed_activities(org, seed, start)
     return org
 
 
@@ -139,8 +142,8 @@ def _rows(frame: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
 class _Stamps:
     """Seed timestamps in the wire format, each distinct instant formatted once."""
 
-    def __init__(self, run: int) -> None:
-        self.run = run
+    def __init__(self, run: int, base: datetime = SEED_BASE) -> None:
+        self.run, self.base = run, base
         self._cache: dict[datetime, str] = {}
         self._runs: dict[int, str] = {}
 
@@ -155,7 +158,7 @@ class _Stamps:
         minute = k // self.run
         text = self._runs.get(minute)
         if text is None:
-            text = self._runs[minute] = self(SEED_BASE + timedelta(minutes=minute))
+            text = self._runs[minute] = self(self.base + timedelta(minutes=minute))
         return text
 
 
@@ -171,7 +174,7 @@ def _seed_leads(org: Org, records: list[dict[str, Any]], numbers: list[int], opt
     converted_date = "ConvertedDate" in SCHEMA["Lead"]
     for i, (row, number, consent) in enumerate(zip(records, numbers, opt_in, strict=True)):
         stamp = stamps.modstamp(i)
-        created_at = SEED_BASE - timedelta(days=1 + i % 60)
+        created_at = stamps.base - timedelta(days=1 + i % 60)
         created = stamps(created_at)
         status = row["status"] if row["status"] in LEAD_STATUSES else OPEN_STATUS
         record_id = f"00Q5e{number:010d}AAA"
@@ -198,7 +201,7 @@ def _seed_leads(org: Org, records: list[dict[str, Any]], numbers: list[int], opt
             "NumberOfEmployees": employees, "Industry": industry,
             "HasOptedOutOfEmail": consent is False, "IsDeleted": False, "CreatedDate": created,
             "LastModifiedDate": stamp, "SystemModstamp": stamp,
-        } | ({"ConvertedDate": (SEED_BASE - timedelta(days=owned.randint(0, i % 60))).date().isoformat()}
+        } | ({"ConvertedDate": (stamps.base - timedelta(days=owned.randint(0, i % 60))).date().isoformat()}
              if converted and converted_date else {})
         if history is not None and status != OPEN_STATUS:
             # Field history tracking on Status: the rep's move away from the open status, between creation and now.
@@ -229,7 +232,7 @@ def _seed_accounts(org: Org, records: list[dict[str, Any]], domains: list[str | 
             industry = next((_INDUSTRY_WORDS[w] for w in words if w in _INDUSTRY_WORDS), None)
             industry = industry or firmographics.choice(INDUSTRIES)
         if firmographics.random() < 0.85:
-            last_activity = (SEED_BASE - timedelta(days=firmographics.randint(1, 400))).date().isoformat()
+            last_activity = (stamps.base - timedelta(days=firmographics.randint(1, 400))).date().isoformat()
         website = None
         if domain and firmographics.random() < 0.95:
             website = firmographics.choice(("https://www.{}", "www.{}", "{}", "http://{}", "https://{}/")).format(
@@ -338,7 +341,7 @@ CONTACT_TASK_SHARE: Final = 0.1
 """Contacts with a Task (activities on contacts are not lead touches)."""
 
 
-def _seed_activities(org: Org, seed: int) -> None:
+def _seed_activities(org: Org, seed: int, base: datetime = SEED_BASE) -> None:
     """Tasks and Events on worked leads, created after the lead and before its status change (LeadHistory), by its
     owner; Tasks on some contacts. Their own random stream: the leads, accounts and contacts stay as they were."""
     rng = random.Random(f"{seed}:activities")
@@ -375,7 +378,7 @@ def _seed_activities(org: Org, seed: int) -> None:
         if rng.random() < CONTACT_TASK_SHARE:
             contact = org.objects["Contact"][contact_id]
             n_task += 1
-            at = sf_datetime(SEED_BASE - timedelta(minutes=rng.randint(1, 60 * 24 * 90)))
+            at = sf_datetime(base - timedelta(minutes=rng.randint(1, 60 * 24 * 90)))
             tasks[f"00T5e{n_task:010d}AAA"] = _record("Task", {
                 "Id": f"00T5e{n_task:010d}AAA", "WhoId": contact_id, "WhatId": contact.get("AccountId"),
                 "Subject": "Call", "TaskSubtype": "Call", "Status": "Completed", "Priority": "Normal",
