@@ -25,7 +25,7 @@ from tasks.enrichment import refresh_crm_mirror, with_owner_directory
 from tasks.escalation import escalate_owners, plan_escalations, send_escalation_notices
 from tasks.events import emit_sla_breached
 from tasks.first_touch import pull_crm_first_touches
-from tasks.io import check_sla, close_run, open_run, reassign_breaches, writer_lease
+from tasks.io import TRANSIENT, check_sla, close_run, open_run, reassign_breaches, writer_lease
 
 
 @flow(name="sla_watch", log_prints=False)
@@ -35,13 +35,24 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
     new owner is written back to the CRM they came from; rules with an `escalation` chain fire their due steps
     (`leadflow.routing.escalation`), each once."""
     moment = as_of or datetime.now(UTC)
-    run_id = open_run("sla_watch", {"as_of": moment.isoformat(), "config_path": config_path})
     rules = load_rules(Path(config_path)) if config_path else None
+    run_id = open_run("sla_watch", {"as_of": moment.isoformat(), "config_path": config_path})
+    summary: dict[str, Any] = {"run_id": run_id, "as_of": moment.isoformat()}
+    try:
+        return watch(rules, moment, run_id, summary)
+    except Exception as exc:  # the run says it failed, with what it had done
+        close_run(run_id, "failed", summary, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def watch(rules: Any, moment: datetime, run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The watch's steps: CRM first touches → SLA check → escalation plan → reassign and write (under the writer
+    leases) → notices → artifact and event; `summary` filled in as they go."""
     # First touches the CRM records (tasks, events, status changes) since the last run, pulled once per run before
     # the check: a lead a rep worked in the CRM is not a breach, and its SLA is measured to that touch.
     touches = crm_first_touches(rules, run_id)
     breaches = check_sla(moment, run_id)
-    summary = {"run_id": run_id, "as_of": moment.isoformat(), **breach_summary(breaches)}
+    summary |= breach_summary(breaches)
     if touches is not None:
         summary["first_touches"] = touches
     plan = escalation_plan(rules, moment)
@@ -50,13 +61,9 @@ def sla_watch(as_of: datetime | None = None, config_path: str | None = None) -> 
         # Reassigning writes owners: one writer per system at a time, so hold the writer lease of every system
         # written back to (waiting for a running sync, as any writer does) from the routing to the write.
         written = [s for s in rules.systems.names if getattr(rules.systems, s).write_back]
-        try:
-            with ExitStack() as held:
-                leases = {s: held.enter_context(writer_lease(s, run_id, "sla_watch", rules)) for s in written}
-                summary |= reassign_and_write(rules, breaches, moment, run_id, leases, plan)
-        except Exception as exc:
-            close_run(run_id, "failed", summary, f"{type(exc).__name__}: {exc}")
-            raise
+        with ExitStack() as held:
+            leases = {s: held.enter_context(writer_lease(s, run_id, "sla_watch", rules)) for s in written}
+            summary |= reassign_and_write(rules, breaches, moment, run_id, leases, plan)
     if rules is not None and len(plan):
         summary |= send_escalation_notices(plan, rules, rules.routing, moment, run_id)
     if len(breaches):
@@ -77,9 +84,10 @@ def crm_first_touches(rules: Any, run_id: str) -> dict[str, Any] | None:
     try:
         with connect("salesforce", rules.systems, origin=rules.source) as crm:
             return pull_crm_first_touches(crm, rules, run_id)
-    except LeadflowError as exc:
-        get_run_logger().warning("CRM first touches not pulled (%s): SLAs checked against those known so far", exc)
-        return {"error": str(exc)}
+    except (LeadflowError, *TRANSIENT) as exc:  # refused, stopped, or unreachable past its retries
+        get_run_logger().warning("CRM first touches not pulled (%s: %s): SLAs checked against those known so far",
+                                 type(exc).__name__, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def escalation_plan(rules: Any, moment: datetime) -> pd.DataFrame:
@@ -126,6 +134,10 @@ def write_owners(rules: Any, made: pd.DataFrame, leases: dict[str, Any], key: st
         if system not in leases:
             continue
         leases[system].ensure()
-        result = write_back(connect(system, rules.systems, origin=rules.source), changes, False, True)
+        crm = connect(system, rules.systems, origin=rules.source)
+        try:
+            result = write_back(crm, changes, False, True)
+        finally:
+            getattr(crm, "close", lambda: None)()  # its HTTP session (and login) end with the write
         written[system] = len(result.written)
     return {key: written} if written else {}

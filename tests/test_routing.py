@@ -147,7 +147,8 @@ def test_round_robin_carries_over_through_the_state() -> None:
     state = RoutingState.from_json(state.to_json())
     second, state_parts = route_leads(leads(5), cfg, state, as_of=WEDNESDAY)
     assert first["owner_id"].tolist() + second["owner_id"].tolist() == whole["owner_id"].tolist()
-    assert state_parts == state_whole
+    # what is saved carries over (open leads are not saved: each routing session reads them from the store)
+    assert state_parts.to_json() == state_whole.to_json()
     assert state_whole.assigned_today == {("u1", "2026-11-18"): 8, ("u2", "2026-11-18"): 2}
 
 

@@ -301,3 +301,17 @@ def test_simulate_shows_who_was_skipped_and_why(state_home: Path, tmp_path: Path
     else_ = next(line for line in out.splitlines() if line.strip().startswith("Else Lindqvist: holiday"))
     assert else_.split()[-2:] == ["0", "2"]
     assert "0058c00000HugoQ Hugo Weber: inactive" in out
+
+
+def test_open_cap_holds_when_leads_are_routed_one_call_at_a_time() -> None:
+    """Escalation and breach reassignment route lead by lead on one state: each call counts what the calls before it
+    gave out, as one call over all the leads would."""
+    cfg = config([{"user": "u1", "open_cap": 1, "weight": 5}, {"user": "u2"}])
+    state = RoutingState(open_leads={"u1": 0})
+    owners = []
+    for _ in range(3):
+        out, state = route(cfg, 1, state)
+        owners.append(out["owner_id"].iloc[0])
+    together, _ = route(cfg, 3, RoutingState(open_leads={"u1": 0}))
+    assert owners == together["owner_id"].tolist() == ["u1", "u2", "u2"]
+    assert state.open_leads == {"u1": 1, "u2": 2}

@@ -170,6 +170,9 @@ def _round_robin(router: _Router, out: _Out, state: RoutingState, as_of: datetim
             state.assigned_today[(u, day)] = c
         if h != h0:
             state.assigned_hour[(u, hour)] = h
+    # carried to a next call on the same state (one lead at a time, as escalation and breach reassignment route):
+    # its open-lead caps count what this call gave out
+    state.open_leads = {u: n for u, n in zip(router.user_ids, open_leads, strict=True) if n}
     oldest = (as_of.date() - timedelta(days=_STATE_DAYS_KEPT)).isoformat()
     for key in [k for k in state.assigned_today if k[1] < oldest]:
         del state.assigned_today[key]
