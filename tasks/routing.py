@@ -26,7 +26,7 @@ def assign_leads(frame: pd.DataFrame, rules: Rules, inputs: RunInputs, run_id: s
     made in the same transaction (`keep_state=False`, a dry run, saves nothing). Leads already assigned whose
     status shows they were worked get their first touch recorded, which stops their SLA clock."""
     store = state_store()
-    with store.routing_session(run_id) as session:
+    with store.routing_session(run_id, inputs.now()) as session:
         # Another run may have routed some of these leads since they were read: re-read their assignments under the
         # lock, so a lead is never routed twice (it keeps the other run's assignment, as it would on a later run).
         frame = with_assignments(frame, session.assignments(lead_keys(frame).dropna().unique().tolist(), inputs=False),

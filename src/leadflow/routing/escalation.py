@@ -152,7 +152,7 @@ def escalate_owners(store: StateStore, plan: pd.DataFrame, config: RoutingConfig
     if acting.empty:
         return empty
     involved = plan[plan["lead_key"].isin(acting["lead_key"]) & (~plan["acts"] | plan["action"].isin(list(OWNER_ACTIONS)))]
-    with store.routing_session(run_id) as session:
+    with store.routing_session(run_id, as_of) as session:
         current = session.assignments(acting["lead_key"].tolist()).set_index("lead_key")
         state = RoutingState.from_json(session.payload or None)
         made: list[dict[str, Any]] = []
@@ -220,8 +220,8 @@ def _unchanged(current: pd.Series, planned: dict[str, Any]) -> bool:
 def claim_notices(store: StateStore, plan: pd.DataFrame, config: RoutingConfig, as_of: datetime, *,
                   run_id: str) -> pd.DataFrame:
     """Record the due remind and notify_manager steps (with their audit events) before anything is sent: each goes
-    to the lead's owner now, or that owner's `manager`; a lead touched since the plan is left alone, a step nobody
-    can receive is recorded as skipped. Returns the claimed steps that have a recipient (PLAN_COLUMNS plus
+    to the lead's owner now, or that owner's `manager`; a lead touched since the plan, or re-routed since by another
+    run (not by this run's own escalation), is left alone; a step nobody can receive is recorded as skipped. Returns the claimed steps that have a recipient (PLAN_COLUMNS plus
     recipient_id, owner_id as now, routing_rule, routing_reason, sla_due_at and the lead's snapshot fields)."""
     from leadflow.store.escalations import claim
 
@@ -239,6 +239,8 @@ def claim_notices(store: StateStore, plan: pd.DataFrame, config: RoutingConfig, 
         now = current.loc[key]
         if not (now["first_touch_at"] is None or pd.isna(now["first_touch_at"])) or pd.isna(now["owner_id"]):
             continue
+        if str(now.get("run_id")) != run_id and not _unchanged(now, row):
+            continue  # re-routed since the plan by another run: its new chain decides, not this one
         owner = str(now["owner_id"])
         recipient: str | None = owner
         outcome = f"reminding {owner}"

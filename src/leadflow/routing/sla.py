@@ -67,7 +67,7 @@ def reassign_breaches(
         return empty
     recorded = store.assignments(wanted["lead_key"].tolist()).set_index("lead_key")
     outcomes: list[pd.DataFrame] = []
-    with store.routing_session(run_id) as session:
+    with store.routing_session(run_id, as_of) as session:
         state = RoutingState.from_json(session.payload or None)
         for owner, group in wanted.groupby(wanted["owner_id"].fillna(""), sort=True):
             snapshots = [recorded.at[k, "inputs"] for k in group["lead_key"] if recorded.at[k, "inputs"]]

@@ -39,10 +39,11 @@ class RoutingMixin(StoreBase):
     """Routing sessions, assignments (`assignments`) and which leads were seen before."""
 
     @contextmanager
-    def routing_session(self, run_id: str) -> Iterator[RoutingSession]:
+    def routing_session(self, run_id: str, as_of: datetime | None = None) -> Iterator[RoutingSession]:
         """One routing run's hold on the round-robin state: read, route, save and record assignments in a single
         transaction that holds a lock (`SELECT … FOR UPDATE` on PostgreSQL, SQLite's single-writer lock), so two
-        runs at once never hand out the same slot: the second waits and continues from the first one's state."""
+        runs at once never hand out the same slot: the second waits and continues from the first one's state. The
+        pauses in force are those at `as_of` (the run's time; default now)."""
         with self._writing() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(postgresql.insert(routing_state).values(
@@ -54,7 +55,7 @@ class RoutingMixin(StoreBase):
                     routing_state.c.name == ROUTING_STATE)).first()
             payload = dict(row[0]) if row and row[0] else {}
             # read fresh under the same lock, never saved with the state (`leadflow.routing.RoutingState`)
-            paused = _pauses_in_force(conn, _now())
+            paused = _pauses_in_force(conn, as_of or _now())
             if paused:
                 payload["paused"] = {user: pause.to_json() for user, pause in paused.items()}
             untouched = _open_leads(conn)
