@@ -243,3 +243,64 @@ def test_an_assignment_stamped_before_its_pull_in_the_same_run_is_no_skew() -> N
     waits = (leads["assigned_at"] - leads["pulled_at"]).dt.total_seconds().tolist()
     assert waits == [0.0, 2 * 3600 - 0.7]  # the later assignment keeps its real wait
     assert (leads["pulled_at"] - leads["created_at"]).dt.total_seconds().iloc[0] == 3600.0
+
+
+def _owners(summary: dict) -> dict[str, str | None]:
+    return {row["owner_id"]: row["owner_name"] for row in summary["owners"]}
+
+
+def test_kpis_json_names_owners_as_the_crm_mirror_does(store: StateStore, tmp_path: Path) -> None:
+    """With a CRM mirror, owners are named by the CRM's User.Name and queue (Group) name — matched in the 15- or
+    18-character id form — and routing.yaml names only the owners the CRM does not; without one, routing.yaml alone."""
+    from leadflow.connectors.salesforce import SalesforceCredentials, salesforce_connector
+    from leadflow.sandbox.salesforce import running_salesforce
+    from leadflow.sync.mirror import forget_process_copies, refresh_mirror
+
+    from leadflow.routing.loading import DEFAULT_ROUTING
+
+    config = tmp_path / "leadflow.yaml"
+    config.write_text(f"routing:\n  rules: {json.dumps(str(DEFAULT_ROUTING))}\n", encoding="utf-8")
+    kpis = ["kpis", "--since", "2026-11-02", "--json", "--config", str(config)]
+    runner = CliRunner()
+    before = runner.invoke(app, kpis)
+    assert before.exit_code == 0, before.output
+    assert _owners(json.loads(before.output)) == {AVERY: "Avery Chen", QUEUE: "Inbound review", NAMELESS: None}
+
+    with running_salesforce(tmp_path / "sf", leads=20, accounts=5, contacts=10, seed=3) as sf:
+        org = sf.org
+        stamp = org.objects["Group"][next(iter(org.objects["Group"]))]["SystemModstamp"]
+        with org.lock:  # the ids the hand-made store's assignments carry, in their 18-character form
+            org.objects["User"][NAMELESS + "AAA"] = {
+                **{n: None for n in org.all_fields("User")}, "Id": NAMELESS + "AAA", "Username": "noor@x.example",
+                "Email": "noor@x.example", "FirstName": "Noor", "LastName": "Haddad", "IsActive": False,
+                "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
+            org.objects["Group"][QUEUE + "AAA"] = {
+                **{n: None for n in org.all_fields("Group")}, "Id": QUEUE + "AAA", "Name": "Inbound Triage (CRM)",
+                "Type": "Queue", "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
+            org.objects["QueueSobject"]["03g000000000InbAAA"] = {
+                "Id": "03g000000000InbAAA", "QueueId": QUEUE + "AAA", "SobjectType": "Lead", "SystemModstamp": stamp}
+        creds = SalesforceCredentials(login_url=sf.url, client_id=sf.client_id, client_secret=sf.client_secret)
+        try:
+            refresh_mirror(salesforce_connector(creds, session=sf.session(), backoff=0.0), store)
+        finally:
+            forget_process_copies()
+
+    after = runner.invoke(app, kpis)
+    assert after.exit_code == 0, after.output
+    summary = json.loads(after.output)
+    assert _owners(summary) == {AVERY: "Avery Chen", QUEUE: "Inbound Triage (CRM)", NAMELESS: "Noor Haddad"}
+    by_owner = {row["owner_id"]: row["owner_name"] for row in summary["speed_to_lead"]["by_owner"]}
+    assert by_owner[NAMELESS] == "Noor Haddad"
+    out = tmp_path / "report.html"
+    written = runner.invoke(app, ["report", "--since", "2026-11-02", "--out", str(out), "--config", str(config)])
+    assert written.exit_code == 0, written.output
+    page = out.read_text(encoding="utf-8")
+    assert "Noor Haddad" in page and "Inbound Triage (CRM)" in page and "Avery Chen" in page
+
+
+def test_crm_names_win_over_routing_names_in_either_id_form() -> None:
+    routing = load_routing_config()
+    names = owner_names(routing, {QUEUE + "AAA": "Inbound Triage (CRM)", "005000000000ABCAAA": "Dana"})
+    assert name_of(QUEUE, names) == name_of(QUEUE + "AAA", names) == "Inbound Triage (CRM)"
+    assert name_of(AVERY, names) == "Avery Chen" and name_of("005000000000ABC", names) == "Dana"
+    assert owner_names(routing, {}) == owner_names(routing) and owner_names(None, {"005A": "Ann"}) == {"005A": "Ann"}

@@ -201,3 +201,41 @@ def test_the_mirror_holds_what_a_full_read_of_the_org_gives(
     pd.testing.assert_frame_equal(_sorted(view.accounts[columns], "account_id"), _sorted(accounts, "account_id"))
     columns = list(existing.columns)
     pd.testing.assert_frame_equal(_sorted(view.existing[columns], "record_id"), _sorted(existing, "record_id"))
+
+
+def test_the_mirror_names_users_and_lead_queues_as_the_crm_does(
+    tmp_path: Path, sandbox: RunningSalesforce, connect: Callable[..., SalesforceConnector],
+) -> None:
+    """User.Name and the queue's Group.Name (read through QueueSobject's `Queue` lookup) are stored per owner id,
+    renames are picked up by a refresh, and a Bulk API 2.0 read gives the same names as REST."""
+    from leadflow.connectors.salesforce_mirror import MIRROR_OBJECTS, snapshot
+    from leadflow.sandbox.salesforce_seed import WEB_QUEUE_ID
+    from leadflow.sync.mirror import to_rows
+
+    org = sandbox.org
+    with org.lock:
+        users = {i: f"{r['FirstName']} {r['LastName']}".strip() for i, r in org.objects["User"].items()}
+    with StateStore.open(f"sqlite:///{tmp_path}/a.db") as store, \
+            StateStore.open(f"sqlite:///{tmp_path}/bulk.db") as bulk:
+        refresh_mirror(connect(), store)
+        names = store.mirror_owner_names()
+        assert names[WEB_QUEUE_ID] == "Web Leads"
+        assert {i: names[i] for i in users} == users and len(names) == len(users) + 1
+
+        renamed = sorted(i for i in users if i != org.integration_user_id)[0]
+        org.put("User", {"FirstName": "Renée", "LastName": "Okafor"}, renamed)
+        org.put("Group", {"Name": "Inbound Triage"}, WEB_QUEUE_ID)
+        quiet = connect()
+        refresh_mirror(quiet, store)
+        assert quiet.budget.used == 2  # still one Composite call
+        names = store.mirror_owner_names()
+        assert names[renamed] == "Renée Okafor" and names[WEB_QUEUE_ID] == "Inbound Triage"
+
+        refresh_mirror(connect(bulk_query_threshold=1), bulk)
+        assert bulk.mirror_state()["User"]["method"] == "bulk"
+        assert bulk.mirror_owner_names() == names
+
+    # Bulk API 2.0 gives the queue's name as a `Queue.Name` CSV column.
+    pages = list(snapshot(connect(bulk_query_threshold=1), MIRROR_OBJECTS["QueueSobject"], bulk=True))
+    rows = to_rows("QueueSobject", [r for page in pages for r in page])
+    assert rows.set_index("owner_id")["name"].to_dict() == {WEB_QUEUE_ID: "Inbound Triage"}

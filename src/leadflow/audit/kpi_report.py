@@ -12,12 +12,13 @@ rates are fractions (0.5 = 50 %), times ISO 8601 UTC. What it holds beyond `kpi_
 - the funnel as cohorts: of the leads created in the window (first seen when the creation time is unknown), how many
   reached each stage (a later stamp passes the earlier stages; those without their own stamp counted as skipped),
   overall, per month, week and lead source; stage velocity (created → MQL, MQL → SAL, SAL → SQL);
-- owners by name (routing.yaml's users and queues), ids kept beside; lead source values the picklist does not know.
+- owners by name (the CRM mirror's users and queues, routing.yaml's where the mirror has none), ids kept beside; lead source values the picklist does not know.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,12 +64,19 @@ STAGE_STEPS: Final[dict[str, tuple[str, str]]] = {"new_to_mql": ("mql_reached_at
 # --- owner names -----------------------------------------------------------------------------------------------------
 
 
-def owner_names(routing: RoutingConfig | None) -> dict[str, str]:
-    """Owner id → name: the routing file's users and (named) queues."""
-    if routing is None:
-        return {}
-    names = {uid: user.name for uid, user in routing.users.items()}
-    names.update({q.owner_id: q.name or key for key, q in routing.queues.items()})
+def owner_names(routing: RoutingConfig | None, crm: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Owner id → name: the CRM's names (`crm`, the mirror's Users and lead queues:
+    `StateStore.mirror_owner_names`) where it has one, the routing file's users and (named) queues for the rest.
+    A CRM name replaces the routing file's for the same id in its 15- or 18-character form."""
+    names: dict[str, str] = {}
+    if routing is not None:
+        names = {uid: user.name for uid, user in routing.users.items()}
+        names.update({q.owner_id: q.name or key for key, q in routing.queues.items()})
+    crm = {str(k): str(v) for k, v in (crm or {}).items() if v}
+    if crm:
+        short = {k[:15] for k in crm if len(k) in (15, 18)}
+        names = {k: v for k, v in names.items() if k not in crm and not (len(k) in (15, 18) and k[:15] in short)}
+        names.update(crm)
     return names
 
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from leadflow.cli.common import ConfigOption, _existing_store, _guard
 
+if TYPE_CHECKING:
+    from leadflow.store import StateStore
+
 SinceOption = Annotated[str, typer.Option("--since", help="Window: 30d, 12h, 90m or an ISO date/time.")]
 
 
-def owner_names_of(config: Path | None) -> dict[str, str]:
-    """Owner id → name from the run config's routing file (users and queues); empty without a routing section."""
+def owner_names_of(config: Path | None, store: StateStore) -> dict[str, str]:
+    """Owner id → name: the CRM mirror's users and queues in `store`, the run config's routing file (users and
+    queues) for ids the mirror does not name; empty with neither."""
     from leadflow.audit.kpi_report import owner_names
     from leadflow.pipeline.config import load_rules
 
-    return owner_names(load_rules(config).routing)
+    return owner_names(load_rules(config).routing, store.mirror_owner_names())
 
 
 def kpis(
@@ -40,10 +44,9 @@ def kpis(
 
         now = datetime.now(UTC)
         start = parse_since(since, now)
-        names = owner_names_of(config)
         store = _existing_store()
         try:
-            return load_summary(store, start, now, names)
+            return load_summary(store, start, now, owner_names_of(config, store))
         finally:
             store.close()
 

@@ -219,10 +219,10 @@ def _print_demo_report(config_path: Path, as_of: datetime) -> None:
     from leadflow.store import StateStore
 
     rules = load_rules(config_path)
-    names = owner_names(rules.routing)
     since = as_of - timedelta(days=30)
     store = StateStore.open()
     try:
+        names = owner_names(rules.routing, store.mirror_owner_names())
         mermaid = render(pipeline_from_names(rules.pipeline, origin=rules.source))
         path = _guard(lambda: write_report(store, since, Settings().home / "demo-report.html", mermaid, as_of=as_of,
                                            names=names, routing=rules.routing))

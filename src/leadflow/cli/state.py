@@ -114,7 +114,8 @@ def report(
         store = _existing_store()
         try:
             with terminal_progress("leadflow report", total=3, unit="report"):
-                return write_report(store, start, out, mermaid, as_of=now, names=owner_names(rules.routing),
+                names = owner_names(rules.routing, store.mirror_owner_names())
+                return write_report(store, start, out, mermaid, as_of=now, names=names,
                                     routing=rules.routing)
         finally:
             store.close()

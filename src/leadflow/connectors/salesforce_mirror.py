@@ -65,10 +65,16 @@ MIRROR_OBJECTS: Final[dict[str, MirrorObject]] = {
         MirrorObject("Contact", ("FirstName", "LastName", "Email", "AccountId")),
         # Converted leads are read too: a conversion is a change that takes the lead out of the mirror.
         MirrorObject("Lead", ("FirstName", "LastName", "Email", "Company", "IsConverted")),
-        MirrorObject("User", ("IsActive",), deletions="none"),
+        # Object Reference "User": Name is the read-only full name (FirstName LastName) the CRM shows:
+        # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_user.htm
+        MirrorObject("User", ("Name", "IsActive"), deletions="none"),
         # Object Reference "QueueSobject": the objects a queue takes; a Lead's queue owner is one with SobjectType
-        # 'Lead'. A queue that stops taking leads loses its row, so the few rows are read whole every time.
-        MirrorObject("QueueSobject", ("QueueId", "SobjectType"), where="SobjectType = 'Lead'", deletions="reread"),
+        # 'Lead'. A queue that stops taking leads loses its row, so the few rows are read whole every time. The
+        # queue's name is its Group's Name, read through the `Queue` lookup (QueueId → Group): REST nests it as
+        # {"Queue": {"Name": ...}}, Bulk API 2.0 gives a `Queue.Name` column (Object Reference "QueueSobject":
+        # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_queuesobject.htm).
+        MirrorObject("QueueSobject", ("QueueId", "SobjectType", "Queue.Name"), where="SobjectType = 'Lead'",
+                     deletions="reread"),
     )
 }
 

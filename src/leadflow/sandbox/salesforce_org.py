@@ -47,7 +47,15 @@ from leadflow.sandbox.salesforce_schema import (
     MetadataError,
     field_from_metadata,
 )
-from leadflow.sandbox.salesforce_soql import Soql, _matches, _sorted, parse_sf_datetime, parse_soql, sf_datetime
+from leadflow.sandbox.salesforce_soql import (
+    Soql,
+    _matches,
+    _sorted,
+    parse_sf_datetime,
+    parse_soql,
+    sf_datetime,
+    with_parents,
+)
 
 SEED_BASE: Final = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -425,6 +433,7 @@ class Org(RecycleBin):
             if query.obj == "User":
                 records = [user_name(r) for r in records]
             rows = [r for r in records if _matches(r, query.where)] if query.where else records
+            rows = with_parents(query.obj, query.fields, rows, self.objects)
         if query.order:
             rows = _sorted(rows, query.order)
         if query.limit is not None:

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from leadflow.sandbox.faults import Fault
 from leadflow.sandbox.salesforce_rules import user_name
 from leadflow.sandbox.salesforce_schema import STANDARD
-from leadflow.sandbox.salesforce_soql import SoqlError, _field
+from leadflow.sandbox.salesforce_soql import SoqlError, _field, parent_of
 
 if TYPE_CHECKING:
     from leadflow.sandbox.salesforce_org import Org
@@ -44,10 +44,24 @@ def error(status: int, code: str, message: str) -> Answer:
 
 
 def project(data: str, obj: str, record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    """A record as the REST API serializes it: `attributes` (type, url), then the asked fields in order."""
+    """A record as the REST API serializes it: `attributes` (type, url), then the asked fields in order; a parent's
+    field (`Queue.Name`) nested under the relationship, `"Queue": {"attributes": ..., "Name": ...}`, or
+    `"Queue": null` when the lookup is empty (REST API Developer Guide, "Execute a SOQL Query" relationship example:
+    https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm)."""
     out: dict[str, Any] = {"attributes": {"type": obj, "url": f"{data}/sobjects/{obj}/{record['Id']}"}}
     for name in fields:
-        out[name] = record.get(name)
+        path = parent_of(obj, name)
+        if path is None:
+            out[name] = record.get(name)
+            continue
+        relation, reference, parent, attribute = path
+        parent_id = record.get(reference)
+        if parent_id is None:
+            out[relation] = None
+            continue
+        url = f"{data}/sobjects/{parent}/{parent_id}"
+        nested = out.setdefault(relation, {"attributes": {"type": parent, "url": url}})
+        nested[attribute] = record.get(name)
     return out
 
 

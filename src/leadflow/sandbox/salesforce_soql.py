@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from leadflow.sandbox.salesforce_schema import NUMBER_TYPES, SCHEMA
+from leadflow.sandbox.salesforce_schema import NUMBER_TYPES, SCHEMA, STANDARD
 
 
 def sf_datetime(value: datetime) -> str:
@@ -120,7 +120,7 @@ def parse_soql(text: str, schema: dict[str, dict[str, str]] | None = None) -> So
     if obj is None:
         raise SoqlError("INVALID_TYPE", f"sObject type '{obj_raw}' is not supported.")
     query = Soql(obj, [], count)
-    query.fields = [_field(obj, f, schema) for f in fields]
+    query.fields = [_select_field(obj, f, schema) for f in fields]
     if peek("WHERE"):
         take()
         while True:
@@ -235,6 +235,55 @@ def _condition_field(obj: str, name: str, schema: dict[str, dict[str, str]]) -> 
 
 def _type_of(field_name: str, value: Any) -> str | None:
     return POLYMORPHIC[field_name][1].get(str(value)[:3]) if value is not None else None
+
+
+PARENTS: Final[dict[str, dict[str, tuple[str, str]]]] = {
+    obj: {m.name[:-2]: (m.name, m.reference_to[0]) for m in metas
+          if len(m.reference_to) == 1 and m.name.endswith("Id")}
+    for obj, metas in STANDARD.items()}
+"""Object → relationship name → (reference field, parent object): the single-target lookups a SELECT may follow to
+a parent's field, `SELECT Queue.Name FROM QueueSobject` (SOQL and SOSL Reference, "Relationship Queries": a child-to-
+parent relationship is named by the reference field without `Id`: https://developer.salesforce.com/docs/atlas.en-us.
+soql_sosl.meta/soql_sosl/sforce_api_calls_soql_relationships_query_using.htm)."""
+
+
+def parent_of(obj: str, name: str) -> tuple[str, str, str, str] | None:
+    """(relationship, reference field, parent object, parent field) of a selected `Rel.Field`, else None."""
+    relation, dot, attribute = name.partition(".")
+    if not dot or relation not in PARENTS.get(obj, {}):
+        return None
+    return relation, *PARENTS[obj][relation], attribute
+
+
+def _select_field(obj: str, name: str, schema: dict[str, dict[str, str]]) -> str:
+    """A SELECT item: a field of `obj`, or `Rel.Field` — a field of the parent a single-target lookup names."""
+    relation, dot, attribute = name.partition(".")
+    if dot:
+        known = next((r for r in PARENTS.get(obj, {}) if r.lower() == relation.lower()), None)
+        if known is not None and PARENTS[obj][known][0] in schema.get(obj, {}):
+            parent = PARENTS[obj][known][1]
+            if parent in schema:
+                return f"{known}.{_field(parent, attribute, schema)}"
+        raise SoqlError("INVALID_FIELD", f"Didn't understand relationship '{relation}' in field path. If you are "
+                        "attempting to use a custom relationship, be sure to append the '__r' after the custom "
+                        "relationship name. Please reference your WSDL or the describe call for the appropriate names.")
+    return _field(obj, name, schema)
+
+
+def with_parents(obj: str, fields: list[str], records: list[dict[str, Any]],
+                 objects: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`records` with each selected `Rel.Field` read from the parent record (None when the lookup is empty)."""
+    paths = [(f, parent_of(obj, f)) for f in fields if "." in f]
+    if not paths:
+        return records
+    out = []
+    for record in records:
+        extra = {}
+        for name, (_, reference, parent, attribute) in ((n, p) for n, p in paths if p is not None):
+            found = objects.get(parent, {}).get(record.get(reference) or "")
+            extra[name] = None if found is None else found.get(attribute)
+        out.append(record | extra)
+    return out
 
 
 def _field(obj: str, name: str, schema: dict[str, dict[str, str]] | None = None) -> str:

@@ -179,6 +179,15 @@ class MirrorMixin(StoreBase):
                 frame[name] = frame[name].astype("string")
         return frame
 
+    def mirror_owner_names(self) -> dict[str, str]:
+        """Owner id → name as the CRM mirror holds them: Users' Name and the lead queues' name (deactivated users
+        included: their past assignments still carry their id); empty without a mirror."""
+        t = mirror_owners
+        query = sa.select(t.c.owner_id, t.c.name).where(t.c.is_deleted.is_(False), t.c.owner_id.is_not(None),
+                                                        t.c.name.is_not(None), t.c.name != "")
+        with self._engine.connect() as conn:
+            return {str(owner): str(name) for owner, name in conn.execute(query)}
+
     def mirror_snapshot(self, obj: str) -> tuple[str, int, pd.DataFrame] | None:
         """(generation, seq, live rows as of seq) of `obj`'s last snapshot, or None."""
         with self._engine.connect() as conn:

@@ -69,10 +69,12 @@ mirror_owners = sa.Table(
     sa.Column("object", sa.String(16), nullable=False),
     sa.Column("owner_id", sa.String(18), nullable=True),
     sa.Column("is_active", sa.Boolean(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
     *_tracking(),
     sa.Index(None, "object", "seq"),
 )
-"""Users (owner_id = Id, is_active) and the queues that take Leads (QueueSobject rows; owner_id = QueueId)."""
+"""Users (owner_id = Id, is_active, name = User.Name) and the queues that take Leads (QueueSobject rows; owner_id =
+QueueId, name = the queue's Group.Name; migration 0020 added `name`)."""
 
 mirror_objects = sa.Table(
     "mirror_objects",

@@ -54,6 +54,18 @@ def _flags(records: list[dict[str, Any]], name: str) -> pd.Series:
     return pd.Series([v is True or (isinstance(v, str) and v.lower() == "true") for v in values], dtype=bool)
 
 
+def _parent_texts(records: list[dict[str, Any]], relation: str, name: str) -> pd.Series:
+    """A parent's field read through a lookup: nested in REST (`{"Queue": {"Name": ...}}`, null when the lookup is
+    empty), a `Queue.Name` column in Bulk CSV."""
+    def value(record: dict[str, Any]) -> Any:
+        if f"{relation}.{name}" in record:
+            return record[f"{relation}.{name}"]
+        parent = record.get(relation)
+        return parent.get(name) if isinstance(parent, dict) else None
+
+    return pd.Series([value(r) for r in records], dtype=object).astype("string")
+
+
 def _stamps(records: list[dict[str, Any]]) -> pd.Series:
     return pd.to_datetime(pd.Series([iso_utc(r.get("SystemModstamp")) for r in records], dtype=object),
                           utc=True, format="ISO8601")
@@ -92,9 +104,10 @@ def to_rows(obj: str, records: list[dict[str, Any]]) -> pd.DataFrame:
             deleted |= _flags(records, "IsConverted")
     elif obj == "User":
         frame = pd.DataFrame({"record_id": _texts(records, "Id"), "owner_id": _texts(records, "Id"),
-                              "is_active": _flags(records, "IsActive")})
+                              "is_active": _flags(records, "IsActive"), "name": _texts(records, "Name")})
     else:
-        frame = pd.DataFrame({"record_id": _texts(records, "Id"), "owner_id": _texts(records, "QueueId")})
+        frame = pd.DataFrame({"record_id": _texts(records, "Id"), "owner_id": _texts(records, "QueueId"),
+                              "name": _parent_texts(records, "Queue", "Name")})
     frame["modstamp"] = _stamps(records) if records else pd.Series(dtype="datetime64[ns, UTC]")
     frame["is_deleted"] = deleted.to_numpy(dtype=bool)
     return frame
@@ -185,8 +198,12 @@ def _apply_changes(store: Any, obj: str, pages: Iterator[list[dict[str, Any]]], 
 def _apply_reread(store: Any, obj: str, records: list[dict[str, Any]], now: datetime) -> ObjectReport:
     fresh = to_rows(obj, records)
     held = store.mirror_rows(obj)
-    pairs = set(zip(fresh["record_id"].astype(str), fresh["owner_id"].astype(str), strict=True))
-    if pairs == set(zip(held["record_id"].astype(str), held["owner_id"].astype(str), strict=True)):
+    def rows_of(frame: pd.DataFrame) -> set[tuple[str, ...]]:  # a renamed queue is a change too
+        names = frame["name"] if "name" in frame else pd.Series(None, index=frame.index, dtype="string")
+        return set(zip(frame["record_id"].astype(str), frame["owner_id"].astype(str),
+                       names.astype("string").fillna(""), strict=True))
+
+    if rows_of(fresh) == rows_of(held):
         store.apply_mirror_changes(obj, fresh.iloc[:0], watermark=None, last_change_at=None, now=now)
         return ObjectReport("reread")
     gone = held[~held["record_id"].isin(fresh["record_id"])].assign(is_deleted=True)
