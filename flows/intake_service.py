@@ -21,8 +21,9 @@ from leadflow.intake.service import serve
 @flow(name="intake_service", log_prints=False)
 def intake_service(config_path: str = "intake.yaml", host: str | None = None, port: int | None = None) -> None:
     """Serve POST /intake/{salesforce,hubspot,marketo,web} and process the inbox in warm micro-batches until the
-    flow run is cancelled (SIGTERM) or interrupted. SIGTERM is the way a service is stopped: the flow run ends
-    normally once uvicorn has shut down and the batch under way has finished."""
+    flow run is cancelled (SIGTERM) or interrupted. SIGTERM is the way a service is stopped: the flow returns once
+    uvicorn has shut down and the batch under way has finished (a run cancelled from Prefect is marked Cancelled by
+    the runner; a plain SIGTERM, e.g. from systemd, leaves it Completed, not Crashed)."""
     try:
         with sigterm_stops():
             serve(Path(config_path), host=host, port=port, handler_for=warm_batch_handler)

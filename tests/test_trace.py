@@ -106,7 +106,9 @@ def _seed(store: StateStore) -> dict[str, str]:
             "lead_key": "salesforce:00Q1", "chain_start": T0, "step": 1, "rule": "emea", "action": "remind",
             "last_step": False, "due_at": T0, "fired_at": T0, "run_id": run2, "owner_id": "005A"}])
     store.record_notifications([InboxNotification("salesforce", "Lead", record, "1", {"Email": email})
-                                for record, email in (("00Q1", EMAIL), ("00Q2", "bob@example.com"))])
+                                for record, email in (("00Q1", EMAIL), ("00Q2", "bob@example.com"))] + [
+        InboxNotification("web", "lead", "W-9", "1", {"email": EMAIL.upper()}),   # a form not yet processed: Ada
+        InboxNotification("hubspot", "contact", "00Q1", "1", {"email": "carol@example.com"})])  # same id, not Ada
     return {"run1": run1, "run2": run2}
 
 
@@ -164,11 +166,11 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     assert dry["tables"] == {"audit_chunks": 0, "lead_runs": 0, "lead_events": 4, "quarantine": 1,
                              "dead_letters": 1, "assignments": 1, "lead_state": 1, "write_receipts": 1,
                              "kpi_lead_facts": 1, "lead_first_touches": 1, "escalation_steps": 1,
-                             "intake_inbox": 1, "mirror_records": 2}
+                             "intake_inbox": 2, "mirror_records": 2}
     assert trace(store, EMAIL)["found"]  # a dry run erases nothing
 
     done = forget(store, EMAIL)
-    assert done["tables"] == dry["tables"] and done["removed"] == 15
+    assert done["tables"] == dry["tables"] and done["removed"] == 16
     assert list(store.mirror_rows("Lead")["record_id"]) == ["00Q2"] and store.mirror_rows("Contact").empty
     assert store.mirror_snapshot("Lead") is None  # the snapshot held Ada too
     assert list(store.receipts(["salesforce:00Q1", "salesforce:00Q2"]).index) == ["salesforce:00Q2"]
@@ -185,8 +187,9 @@ def test_forget_erases_exactly_one_person_and_leaves_a_tombstone(store_and_url: 
     assert {r["run_id"]: r["stats"] for r in store.runs() if r["flow"] != "forget"} == stats_before
     tomb = store.events(lead_key=done["tombstone"])
     assert len(tomb) == 1 and tomb.loc[0, "stage"] == "forget" and tomb.loc[0, "column_name"] == "erased"
-    assert tomb.loc[0, "new_value"] == "15" and "ada" not in done["tombstone"]
-    assert list(store.inbox_notifications()["record_id"]) == ["00Q2"]
+    assert tomb.loc[0, "new_value"] == "16" and "ada" not in done["tombstone"]
+    assert sorted(map(tuple, store.inbox_notifications()[["system", "record_id"]].to_numpy().tolist())) == [
+        ("hubspot", "00Q1"), ("salesforce", "00Q2")]
     assert json.loads(tomb.loc[0, "old_value"])["per_run"] == {ids["run1"]: 2, ids["run2"]: 3}
     (forget_run,) = store.runs(flow="forget")
     assert forget_run["run_id"] == tomb.loc[0, "run_id"]
@@ -223,9 +226,9 @@ def test_cli_trace_forget_retention(store_and_url: tuple[StateStore, str], monke
     out = runner.invoke(app, ["trace", "00Q1"])
     assert out.exit_code == 0 and "standardize" in out.output and "'Germany' -> 'DE'" in out.output
     out = runner.invoke(app, ["forget", EMAIL, "--dry-run"])
-    assert out.exit_code == 0 and "Would remove 15 rows" in out.output
+    assert out.exit_code == 0 and "Would remove 16 rows" in out.output
     out = runner.invoke(app, ["forget", EMAIL])
-    assert out.exit_code == 0 and "Removed 15 rows" in out.output and "lead_events" in out.output
+    assert out.exit_code == 0 and "Removed 16 rows" in out.output and "lead_events" in out.output
     assert json.loads(runner.invoke(app, ["trace", EMAIL, "--json"]).output)["found"] is False
     assert runner.invoke(app, ["forget", "not-an-email"]).exit_code == 2
     out = runner.invoke(app, ["retention", "--days", "365", "--dry-run"])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from leadflow.audit.charts import NO_DATA, PALETTE, Series, bar_svg, esc, hbar_svg, line_svg, nice_max, svg_open
+from leadflow.audit.charts import NO_DATA, PALETTE, Series, bar_svg, esc, hbar_svg, line_svg, svg_open
 from leadflow.audit.durations import human_duration
 from leadflow.audit.kpi_charts import funnel_svg, lines_svg, stacked_hbar_svg
 from leadflow.audit.kpi_report import report_summary
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from leadflow.routing.model import RoutingConfig
     from leadflow.store import StateStore
 
-__all__ = ["bar_svg", "hbar_svg", "histogram", "kpi_summary", "line_svg", "process_map_svg", "render_report",
+__all__ = ["bar_svg", "hbar_svg", "kpi_summary", "line_svg", "process_map_svg", "render_report",
            "report_summary", "tile_values", "write_report"]
 
 SECTIONS = ("Summary", "Speed-to-lead", "Funnel", "SLA by rule and owner", "Owner distribution", "Data quality",
@@ -64,24 +64,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = NO
 
 
 # --- chart data and the process map (the charts themselves: leadflow.audit.charts) ------------------------------------------
-
-
-def histogram(values: pd.Series, bins: int = 12) -> tuple[list[str], list[int]]:
-    """Bin labels (minutes, `lo–hi`) and counts of the known values; empty when there are none."""
-    known = pd.Series(values, dtype="float64").dropna().clip(lower=0).to_numpy()
-    if not known.size:
-        return [], []
-    top = float(known.max())
-    if top <= 0:
-        return ["0"], [int(known.size)]
-    step = nice_max(top / bins)  # a round bin width: at most `bins` bins of 1, 2, 2.5 or 5 × 10^k minutes
-    count = max(1, math.ceil(top / step + 1e-9))
-    if top >= count * step:
-        count += 1  # the largest value falls inside the last bin, not on its right edge
-    edges = np.arange(count + 1) * step
-    counts, _ = np.histogram(known, bins=edges)
-    labels = [f"{edges[i]:g}–{edges[i + 1]:g}" for i in range(count)]
-    return labels, [int(c) for c in counts]
 
 
 _NODE = re.compile(r'^\s*st_(?P<name>[A-Za-z0-9_]+)\[')

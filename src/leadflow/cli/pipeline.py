@@ -156,7 +156,7 @@ def demo(
             typer.echo(f"  {name:<12} {url}")
         _print_sandbox_setup(boxes.setup)
         typer.echo("The first sync of a system changes every lead, so the demo overrides the export guard.")
-        began = datetime.now(UTC)
+        began = datetime.now(UTC).replace(microsecond=0)  # assignments are stamped to the second
         summary = _guard(lambda: _run_crm_sync(boxes.config_path, None, override_export_guard=True))
         _print_crm_summary(summary)
         _print_quarantined(summary["run_id"])

@@ -143,7 +143,8 @@ def routing_pause(
         now = datetime.now(UTC)
         end = _parse_until(until, routing.zone_of(user_id), now)
         who = _who(by)
-        StateStore.open().pause_routing(user_id, end, reason=reason.strip(), by=who, at=now)
+        with StateStore.open() as store:
+            store.pause_routing(user_id, end, reason=reason.strip(), by=who, at=now)
         return routing, end, now, who
 
     routing, end, now, who = _guard(work)
@@ -166,7 +167,8 @@ def routing_resume(
     def work() -> tuple[Any, Any, str, datetime]:
         routing, _ = _routing_user(user_id, rules, config)
         now, who = datetime.now(UTC), _who(by)
-        return routing, StateStore.open().resume_routing(user_id, by=who, at=now), who, now
+        with StateStore.open() as store:
+            return routing, store.resume_routing(user_id, by=who, at=now), who, now
 
     routing, lifted, who, now = _guard(work)
     name = f"{routing.users[user_id].name} ({user_id})"
@@ -184,15 +186,18 @@ def routing_pauses(
     from leadflow.cli.common import _existing_store
 
     store = _guard(_existing_store)
-    if log:
-        rows = store.pause_log()
+    try:
+        rows = store.pause_log() if log else None
+        paused = store.routing_pauses(datetime.now(UTC))
+    finally:
+        store.close()
+    if rows is not None:
         for row in rows.itertuples(index=False):
             until = "" if row.action == "resume" else f" until {row.until:%Y-%m-%dT%H:%MZ}"
             why = f": {row.reason}" if isinstance(row.reason, str) and row.reason else ""
             typer.echo(f"{row.at:%Y-%m-%dT%H:%M:%SZ}  {row.action:<6}  {row.user_id}{until}{why}  (by {row.by})")
         typer.echo(f"{len(rows)} pause/resume record(s)")
         return
-    paused = store.routing_pauses(datetime.now(UTC))
     for user, pause in paused.items():
         typer.echo(f"{user}  {pause.text()}  (by {pause.by} at {pause.at:%Y-%m-%dT%H:%M:%SZ})")
     typer.echo(f"{len(paused)} user(s) paused")

@@ -210,8 +210,8 @@ class AuditTrailMixin(StoreBase):
                                     kpi_lead_facts.c.email == email.strip().lower() if email else sa.false())),
             (lead_first_touches, lead_first_touches.c.lead_key.in_(keys) if keys else sa.false()),
             (escalation_steps, escalation_steps.c.lead_key.in_(keys) if keys else sa.false()),
-            # pushed notifications carry the record's id and, for web forms, the lead itself
-            (intake_inbox, intake_inbox.c.record_id.in_(ids) if ids else sa.false()),
+            # pushed notifications carry the record's id and, for web forms and Marketo, the address itself
+            (intake_inbox, _inbox_match(keys, email)),
             # The CRM mirror's copy of them: a refresh brings it back only if the CRM still holds and changes it.
             (mirror_records, sa.or_(mirror_records.c.record_id.in_(ids) if ids else sa.false(),
                                     mirror_records.c.email == email.strip().lower() if email else sa.false())),
@@ -307,6 +307,24 @@ class AuditTrailMixin(StoreBase):
             deleted += done
             if done < chunk_rows:
                 return deleted
+
+
+def _inbox_match(keys: list[str], email: str | None) -> Any:
+    """The pushed notifications of these leads: by (system, record id) of their `system:id` keys (a Marketo key's id
+    may carry the mapping's prefix before the numeric lead id), or by the address the payload carries."""
+    t = intake_inbox
+    matches = []
+    for key in keys:
+        system, _, record = key.partition(":")
+        if system in ("salesforce", "hubspot") and record:
+            matches.append(sa.and_(t.c.system == system, t.c.record_id == record))
+        elif system == "marketo" and record:
+            digits = record[len(record.rstrip("0123456789")):]
+            matches.append(sa.and_(t.c.system == system, t.c.record_id.in_({record, digits} - {""})))
+    if email:
+        matches.append(sa.func.lower(t.c.payload["email"].as_string()) == email.strip().lower())
+        matches.append(sa.func.lower(t.c.payload["Email"].as_string()) == email.strip().lower())
+    return sa.or_(*matches) if matches else sa.false()
 
 
 def _chunk_ids(conn: Connection, pairs: set[tuple[str, int]]) -> list[int]:
