@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -181,7 +182,7 @@ class AuditTrailMixin(StoreBase):
 
     def forget_lead(
         self, subject: str, lead_keys: list[str], record_ids: list[str], email: str | None = None, *,
-        dry_run: bool = False,
+        dry_run: bool = False, retract_kpis: Callable[[Connection, Any], Any] | None = None,
     ) -> dict[str, Any]:
         """Erase one person: their audit events, quarantine rows, dead letters, assignments, lead state, write
         receipts, KPI facts, CRM first touches, escalation steps, pushed notifications and the CRM mirror's copy of
@@ -190,7 +191,10 @@ class AuditTrailMixin(StoreBase):
         Runs (and their stats) and the enrichment cache (company domains) are left alone. Unless `dry_run`, one
         anonymous tombstone event records the erasure in a new `forget` run: lead_key `erased:<sha256(subject)>`,
         stage `forget`, column `erased`, new_value the number of rows removed, old_value a JSON object of the events
-        and quarantine rows removed per run (so each run's audit counts stay explainable). One transaction.
+        and quarantine rows removed per run (so each run's audit counts stay explainable). `retract_kpis(conn,
+        where)` is called before the KPI facts matching `where` are deleted, in the same transaction, to take them out
+        of the hourly rollups (`leadflow.audit.kpi_rollups.retract_lead_facts`, which the store cannot import). One
+        transaction.
         Returns {"tables": {table: rows}, "per_run": {run_id: rows}, "removed": total, "tombstone": lead_key}.
         """
         keys = list(dict.fromkeys(k for k in lead_keys if k))
@@ -198,6 +202,8 @@ class AuditTrailMixin(StoreBase):
         digest = hashlib.sha256(subject.strip().lower().encode()).hexdigest()
         tables: dict[str, int] = {}
         per_run: dict[str, int] = {}
+        facts_where = sa.or_(kpi_lead_facts.c.lead_key.in_(keys) if keys else sa.false(),
+                             kpi_lead_facts.c.email == email.strip().lower() if email else sa.false())
         plan: list[tuple[sa.Table, Any]] = [
             (lead_events, lead_events.c.lead_key.in_(keys) if keys else sa.false()),
             (quarantine, _quarantine_match(keys, email)),
@@ -205,9 +211,8 @@ class AuditTrailMixin(StoreBase):
             (assignments, assignments.c.lead_key.in_(keys) if keys else sa.false()),
             (lead_state, lead_state.c.lead_key.in_(keys) if keys else sa.false()),
             (write_receipts, write_receipts.c.lead_key.in_(keys) if keys else sa.false()),
-            # KPI facts hold the address and timeline; the hourly rollups (counts only) keep their totals.
-            (kpi_lead_facts, sa.or_(kpi_lead_facts.c.lead_key.in_(keys) if keys else sa.false(),
-                                    kpi_lead_facts.c.email == email.strip().lower() if email else sa.false())),
+            # KPI facts hold the address and timeline; `retract_kpis` takes them out of the hourly rollups first
+            (kpi_lead_facts, facts_where),
             (lead_first_touches, lead_first_touches.c.lead_key.in_(keys) if keys else sa.false()),
             (escalation_steps, escalation_steps.c.lead_key.in_(keys) if keys else sa.false()),
             # pushed notifications carry the record's id and, for web forms and Marketo, the address itself
@@ -217,6 +222,8 @@ class AuditTrailMixin(StoreBase):
                                     mirror_records.c.email == email.strip().lower() if email else sa.false())),
         ]
         with self._writing() as conn:
+            if retract_kpis is not None and not dry_run:
+                retract_kpis(conn, facts_where)
             if keys:
                 chunk_rows = self._forget_chunks(conn, keys, dry_run=dry_run)
                 tables["audit_chunks"] = chunk_rows
@@ -320,7 +327,7 @@ def _inbox_match(keys: list[str], email: str | None) -> Any:
             matches.append(sa.and_(t.c.system == system, t.c.record_id == record))
         elif system == "marketo" and record:
             digits = record[len(record.rstrip("0123456789")):]
-            matches.append(sa.and_(t.c.system == system, t.c.record_id.in_({record, digits} - {""})))
+            matches.append(sa.and_(t.c.system == system, t.c.record_id.in_(sorted({record, digits} - {""}))))
     if email:
         matches.append(sa.func.lower(t.c.payload["email"].as_string()) == email.strip().lower())
         matches.append(sa.func.lower(t.c.payload["Email"].as_string()) == email.strip().lower())
