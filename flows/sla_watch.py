@@ -25,6 +25,7 @@ from tasks.enrichment import refresh_crm_mirror, with_owner_directory
 from tasks.escalation import escalate_owners, plan_escalations, send_escalation_notices
 from tasks.events import emit_sla_breached
 from tasks.first_touch import pull_crm_first_touches
+from tasks.report import record_lead_kpis
 from tasks.io import TRANSIENT, check_sla, close_run, open_run, reassign_breaches, writer_lease
 
 
@@ -72,6 +73,8 @@ def watch(rules: Any, moment: datetime, run_id: str, summary: dict[str, Any]) ->
         emit_sla_breached(summary, run_id)
         get_run_logger().warning("%d leads past their first-touch SLA (worst %.0f minutes late)",
                                  len(breaches), summary["max_minutes_late"])
+    # the KPI rollups follow what this run changed: first touches, breaches, breach and escalation owners
+    record_lead_kpis(run_id, sorted({*breaches["lead_key"].astype(str), *plan["lead_key"].astype(str)}))
     close_run(run_id, "completed", summary)
     return summary
 

@@ -57,3 +57,13 @@ def record_chunk_kpis(run_id: str, chunks: range, since: datetime) -> int:
     from leadflow.audit.kpi_rollups import record_run_kpis
 
     return record_run_kpis(state_store(), run_id, chunks=chunks, since=since)
+
+
+@task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def record_lead_kpis(run_id: str, lead_keys: list[str]) -> int:
+    """Recount in the KPI rollups the leads whose first touch, breach or owner run `run_id` changed without staging
+    them (`sla_watch`): `lead_keys` and those whose CRM first touch the run moved; returns the changed counters.
+    Idempotent: a retry counts nothing twice."""
+    from leadflow.audit.kpi_rollups import record_lead_kpis as recount
+
+    return recount(state_store(), lead_keys, run_id)

@@ -21,6 +21,7 @@ from leadflow.audit.kpi_rollups import (
     PERCENTILE_ERROR,
     histogram_bins,
     histogram_percentiles,
+    record_lead_kpis,
     record_run_kpis,
     rollup_counts,
     rollup_kpi_summary,
@@ -402,6 +403,105 @@ def test_histogram_percentiles_are_within_the_documented_error() -> None:
 def test_record_run_kpis_names_an_unknown_run(state_home: Path) -> None:
     with StateStore.open() as store, pytest.raises(KeyError, match="no run 'nope'"):
         record_run_kpis(store, "nope")
+
+
+# --- runs that change leads without staging them (sla_watch), and erasure ---------------------------------------------
+
+
+def watched_store(store: StateStore) -> tuple[str, list[str]]:
+    """Four leads recorded by their sync; then, as `sla_watch` does, a run that pulls CRM first touches (crm:1 in
+    time, crm:2 late), records crm:3's breach and routes it again (a new owner and SLA clock). Returns the watch run
+    and the keys whose breach or owner it changed."""
+    leads = [(f"crm:{i}", f"p{i}@x.com", at(-30 - i).isoformat()) for i in range(1, 5)]
+    sync, _ = stage_run(store, leads)
+    assign(store, sync, [("crm:1", "005A", at(10), at(70)), ("crm:2", "005A", at(11), at(71)),
+                         ("crm:3", "005B", at(12), at(72)), ("crm:4", "005B", at(13), at(12 * 60 + 30))])
+    record_run_kpis(store, sync)
+    store.finish_run(sync, "completed", {"rows_in": 4})
+
+    from leadflow.routing.sla import check_sla
+
+    watch = store.start_run("sla_watch", {})
+    store.record_first_touches(pd.DataFrame({"lead_key": ["crm:1", "crm:2"], "touched_at": [at(40), at(100)],
+                                             "source": ["task", "event"]}), run_id=watch)
+    breaches = check_sla(store, at(120).to_pydatetime(), run_id=watch)
+    assert list(breaches["lead_key"]) == ["crm:3"]
+    assign(store, watch, [("crm:3", "005C", at(120), at(180))])  # what `reassign_breaches` records
+    return watch, list(breaches["lead_key"])
+
+
+def check_watched(store: StateStore) -> None:
+    watch, changed = watched_store(store)
+    full = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))
+    assert full["sla"] == {"with_sla": 4, "met": 1, "open": 1, "missed": 2, "attainment": pytest.approx(1 / 3, abs=1e-4)}
+    assert full["created_to_first_touch_min"]["n"] == 2
+    stale = rollup_kpi_summary(store, SINCE, AS_OF)
+    assert stale["sla"]["met"] == 0 and stale["created_to_first_touch_min"]["n"] == 0  # the bug: not recounted yet
+    assert record_lead_kpis(store, changed, watch) > 0  # crm:1 and crm:2 come from `lead_first_touches.run_id`
+    assert record_lead_kpis(store, changed, watch) == 0
+    got = rollup_kpi_summary(store, SINCE, AS_OF)
+    assert_same(got, full)
+    assert got["owners"] == 3 and got["assignments"] == 4
+    assert_rollups_count_the_facts(store)
+    with store.engine.connect() as conn:
+        stamped = dict(conn.execute(sa.select(kpi_lead_facts.c.lead_key, kpi_lead_facts.c.run_id)).all())
+    assert {key for key, run in stamped.items() if run == watch} == {"crm:1", "crm:2", "crm:3"}
+
+
+@pytest.mark.parametrize("in_database", [True, False], ids=["database_path", "pandas_path"])
+def test_first_touches_breaches_and_reassignments_of_a_watch_are_recounted(
+        state_home: Path, monkeypatch: pytest.MonkeyPatch, in_database: bool) -> None:
+    monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+    with StateStore.open() as store:
+        check_watched(store)
+
+
+@pytest.mark.postgres
+def test_first_touches_breaches_and_reassignments_of_a_watch_are_recounted_on_postgres(postgres_url: str) -> None:
+    with StateStore.open(postgres_url) as store:
+        check_watched(store)
+
+
+def check_forget_then_stage_again(store: StateStore) -> None:
+    from leadflow.audit.trace import forget
+
+    leads = [("crm:1", "ada@x.com", at(-30).isoformat()), ("crm:2", "bob@x.com", at(-20).isoformat())]
+    first, _ = stage_run(store, leads)
+    assign(store, first, [("crm:1", "005A", at(10), at(70)), ("crm:2", "005B", at(11), at(71))])
+    lifecycle(store, first, [("crm:1", "mql", at(-5), None, None), ("crm:2", "new", None, None, None)])
+    record_run_kpis(store, first)
+    store.finish_run(first, "completed", {"rows_in": 2})
+    done = forget(store, "ada@x.com")
+    assert done["lead_keys"] == ["crm:1"] and done["tables"]["kpi_lead_facts"] == 1
+    after_forget = rollup_kpi_summary(store, SINCE, AS_OF)
+    assert after_forget["leads"] == 1 and after_forget["assignments"] == 1 and after_forget["funnel"]["mql"] == 0
+    assert_rollups_count_the_facts(store)
+
+    again, _ = stage_run(store, leads[:1])  # Ada signs up again
+    assign(store, again, [("crm:1", "005A", at(30), at(90))])
+    lifecycle(store, again, [("crm:1", "new", None, None, None)])
+    record_run_kpis(store, again)
+    store.finish_run(again, "completed", {"rows_in": 1})
+    got = rollup_kpi_summary(store, SINCE, AS_OF)
+    full = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))
+    assert got["leads"] == full["leads"] == 2  # neither the old Ada nor the tombstone counts
+    assert got["assignments"] == 2 and got["funnel"]["new"] == 2 and got["funnel"]["mql"] == 0
+    assert_same(got, full)
+    assert_rollups_count_the_facts(store)
+
+
+@pytest.mark.parametrize("in_database", [True, False], ids=["database_path", "pandas_path"])
+def test_a_forgotten_lead_staged_again_counts_once(state_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   in_database: bool) -> None:
+    monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+    with StateStore.open() as store:
+        check_forget_then_stage_again(store)
+
+
+@pytest.mark.postgres
+def test_a_forgotten_lead_staged_again_counts_once_on_postgres(postgres_url: str) -> None:
+    with StateStore.open(postgres_url) as store:
+        check_forget_then_stage_again(store)
 
 
 # --- cost ------------------------------------------------------------------------------------------------------------

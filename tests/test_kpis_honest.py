@@ -154,7 +154,7 @@ def test_exact_kpis_of_the_hand_made_store(store: StateStore) -> None:
 
 def test_rollups_agree_with_the_full_read(store: StateStore) -> None:
     """The headline numbers the runs publish (rollups, both counting paths) equal the full read's, and a recount
-    from the stored facts (what migration 0020 runs) gives the same counters."""
+    from the stored facts (what migration 0019 runs) gives the same counters."""
     run_id = store.runs(limit=1)[0]["run_id"]
     assert record_run_kpis(store, run_id) > 0
     full = kpi_summary(load_kpi_data(store, SINCE, as_of=AS_OF))

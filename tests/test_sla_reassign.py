@@ -66,3 +66,12 @@ def test_breached_leads_are_reassigned_and_written_back(
     others = set(summary["by_rule"]) - {"everyone_else"}
     assert all(now.at[k, "owner_id"] == assigned.at[k, "owner_id"]
                for k in assigned.index if assigned.at[k, "routing_rule"] in others)
+    # The watch recounted what it changed: the published KPIs (rollups) still equal the full read.
+    from leadflow.audit.kpi_rollups import rollup_kpi_summary, window_start
+    from leadflow.audit.kpis import kpi_summary, load_kpi_data
+
+    since = window_start(datetime.now(UTC) - timedelta(days=1))
+    got, full = rollup_kpi_summary(store, since, later), kpi_summary(load_kpi_data(store, since, as_of=later))
+    assert got["sla"] == full["sla"] and got["sla"]["missed"] > 0
+    assert (got["leads"], got["assignments"], got["owners"]) == (full["leads"], full["assignments"], full["owners"])
+    assert got["created_to_first_touch_min"]["n"] == full["created_to_first_touch_min"]["n"]

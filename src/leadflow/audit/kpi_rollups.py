@@ -23,7 +23,9 @@ Tables (`leadflow.store.kpi_tables`, migration 0012):
   the leads it staged (and of leads sharing their e-mails), computes their old and new contributions, and upserts the
   difference into `kpi_rollups` (one statement) and the changed facts (one statement), all in one transaction under
   a lock; so a lead seen in several runs counts once, and a lead that moves (re-assigned, new lifecycle stage) leaves
-  its old hour and dimension. A run already marked `published_run` is not counted again (task retries).
+  its old hour and dimension. A run already marked `published_run` is not counted again (task retries). A run that
+  changes assignments without staging their leads (`sla_watch`) recounts them (`record_lead_kpis`); an erasure
+  takes the person's facts out of the counters before deleting them (`retract_lead_facts`).
 
 Counts are exact for windows that start on the hour: `rollup_kpi_summary` starts the window at the hour of `since`.
 Percentiles and medians come from log-spaced histograms: bins `HISTOGRAM_RATIO` (2 %) wide from `HISTOGRAM_FLOOR`
@@ -49,7 +51,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from leadflow.audit.kpis import (
     FUNNEL_STAGES,
@@ -74,11 +75,14 @@ from leadflow.audit.kpi_histograms import (
 from leadflow.audit.kpi_rollups_sql import (
     CHUNK_ROWS_TABLE,
     LEADS_TABLE,
+    add_to_rollups,
     drop_temporary,
     record_fresh_leads,
     stage_chunk_rows,
     stage_run_leads,
+    upsert_facts,
 )
+from leadflow.store.first_touch_tables import lead_first_touches
 from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
 from leadflow.store.tables import assignments, dead_letters, lead_events, lead_runs, lead_state, runs
 
@@ -92,8 +96,8 @@ ROLLUP_METRICS: Final[tuple[str, ...]] = (
     "assignments", "owner", "sla_with", "sla_met", "sla_pending", "state", "funnel", "reached", "skipped",
     "mql_to_sal_days", "sal_to_sql_days", "published_run")
 __all__ = ["HISTOGRAM_FLOOR", "HISTOGRAM_RATIO", "PERCENTILE_ERROR", "ROLLUP_METRICS", "bin_values", "histogram_bins",
-           "histogram_percentiles", "record_run_kpis", "recount_rollups", "rollup_counts", "rollup_deltas",
-           "rollup_kpi_summary", "window_start"]
+           "histogram_percentiles", "record_lead_kpis", "record_run_kpis", "recount_rollups",
+           "retract_lead_facts", "rollup_counts", "rollup_deltas", "rollup_kpi_summary", "window_start"]
 """The histogram helpers are re-exported from `leadflow.audit.kpi_histograms`."""
 DUE_MINUTE_FORMAT: Final[str] = "%Y-%m-%dT%H:%MZ"
 _KPI_LOCK: Final[int] = 0x1EAD_C0DE
@@ -314,46 +318,6 @@ def _changed(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return new[~same.to_numpy()]
 
 
-def _upsert_facts(conn: Connection, facts: pd.DataFrame) -> None:
-    """One INSERT … ON CONFLICT DO UPDATE for all the changed facts (on PostgreSQL from a COPY-filled temp table)."""
-    if not len(facts):
-        return
-    columns = list(FACT_COLUMNS)
-    frame = facts[columns].astype("object")
-    rows = list(zip(*(frame[c].where(frame[c].notna(), None).tolist() for c in columns), strict=True))
-    preparer = conn.dialect.identifier_preparer
-    names = ", ".join(preparer.quote(c) for c in columns)
-    updates = ", ".join(f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in columns if c != "lead_key")
-    target = preparer.format_table(kpi_lead_facts)
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("CREATE TEMP TABLE kpi_fact_batch (LIKE kpi_lead_facts) ON COMMIT DROP")
-        dbapi_connection = conn.connection.driver_connection
-        assert dbapi_connection is not None
-        with dbapi_connection.cursor() as cursor, cursor.copy(f"COPY kpi_fact_batch ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.exec_driver_sql(f"INSERT INTO {target} ({names}) SELECT {names} FROM kpi_fact_batch "
-                             f"ON CONFLICT (lead_key) DO UPDATE SET {updates}")
-        return
-    marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks}) ON CONFLICT (lead_key) DO UPDATE SET "
-                         f"{updates}", rows)
-
-
-def _add_to_rollups(conn: Connection, deltas: pd.DataFrame) -> None:
-    """One INSERT … ON CONFLICT DO UPDATE SET count = count + delta for every changed counter."""
-    if not len(deltas):
-        return
-    hours = [datetime.fromtimestamp(int(h) * _HOUR, UTC) for h in deltas["hour"]]
-    rows = [{"hour": h, "metric": m, "dimension": d, "count": int(c)} for h, m, d, c in zip(
-        hours, deltas["metric"], deltas["dimension"], deltas["count"], strict=True)]
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(kpi_rollups)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=[kpi_rollups.c.hour, kpi_rollups.c.metric, kpi_rollups.c.dimension],
-        set_={"count": kpi_rollups.c.count + statement.excluded["count"]}), rows)
-
-
 def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = None, since: datetime | None = None,
                     staged: bool = True) -> int:
     """Add what run `run_id` recorded (the leads it staged or wrote back, their assignments and lifecycle state) to
@@ -366,8 +330,7 @@ def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = No
     twice changes nothing (its facts are unchanged), so a retried chunk counts once."""
     scope = _Scope(chunks, since, staged=staged, written=chunks is None)
     with store._writing() as conn:  # one transaction; the lock keeps two runs from counting one lead twice
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KPI_LOCK})
+        _lock(conn)
         started = conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar_one_or_none()
         if started is None:
             raise KeyError(f"runs: no run {run_id!r} to record KPIs for")
@@ -382,7 +345,7 @@ def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = No
             parts.append(pd.DataFrame({"hour": [run_hour], "metric": ["published_run"], "dimension": [run_id],
                                        "count": [1]}))
         deltas = _summed(parts)
-        _add_to_rollups(conn, deltas)
+        add_to_rollups(conn, deltas)
         return len(deltas)
 
 
@@ -451,11 +414,9 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
                               .where(ev.c.run_id == run_id, ev.c.stage.like("writeback:%"),
                                      *not_fresh, *([] if scope.written else [sa.false()]))
                               .group_by(ev.c.lead_key))
+    # written back, not staged (a replayed dead letter): from its facts
     extra = sorted(set(written_back["lead_key"]) - set(touched["lead_key"]))
-    for start in range(0, len(extra), 500):  # written back, not staged (a replayed dead letter): from its facts
-        driving = sa.select(f.c.lead_key, sa.null().label("email"), sa.null().label("run_created"),
-                            sa.null().label("run_at")).where(f.c.lead_key.in_(extra[start:start + 500])).subquery()
-        touched = pd.concat([touched, _joined(conn, driving)], ignore_index=True)
+    touched = pd.concat([touched, *_known_leads(conn, extra)], ignore_index=True)
     old, new = _new_facts(touched, written_back, run_id)
 
     emails = sa.select(lr.c.email).where(*run_rows, lr.c.email.is_not(None)).distinct().subquery()
@@ -465,7 +426,7 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     new, old_others, new_others = _link_created(new, others)
 
     changed = _changed(old, new)
-    _upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
+    upsert_facts(conn, pd.concat([changed, new_others.assign(run_id=run_id)], ignore_index=True))
     before = pd.concat([old[old["lead_key"].isin(changed["lead_key"])], old_others], ignore_index=True)
     deltas = rollup_deltas(before, pd.concat([changed, new_others], ignore_index=True))
     if in_database:
@@ -475,6 +436,60 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     elif lr is not lead_runs:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CHUNK_ROWS_TABLE}")
     return deltas
+
+
+def _lock(conn: Connection) -> None:
+    """Hold the KPI lock until the transaction ends: one recording at a time reads and rewrites lead facts and
+    rollups (PostgreSQL: an advisory lock; SQLite: its write lock does it)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KPI_LOCK})
+
+
+def _known_leads(conn: Connection, keys: list[str]) -> list[pd.DataFrame]:
+    """`_joined` rows of those of `keys` that have facts, driven by the facts alone (no run rows), 500 keys a query.
+    `run_at` is a typed null: PostgreSQL reads an untyped one as text, which `extract` refuses."""
+    f, no_time = kpi_lead_facts, sa.cast(sa.null(), sa.DateTime(timezone=True))
+    return [_joined(conn, sa.select(f.c.lead_key, sa.null().label("email"), sa.null().label("run_created"),
+                                    no_time.label("run_at")).where(f.c.lead_key.in_(keys[start:start + 500]))
+                    .subquery()) for start in range(0, len(keys), 500)]
+
+
+def record_lead_kpis(store: StateStore, lead_keys: list[str], run_id: str) -> int:
+    """Recount the leads of `lead_keys`, and those whose CRM first touch run `run_id` moved (`lead_first_touches`),
+    from their assignment and lifecycle state as stored now, and move their counters (old facts out, new in), stamping
+    `run_id` on the facts that changed: for a run that changes assignments without staging leads (`sla_watch`: first
+    touches, breach and escalation reassignments). Leads without facts are left to the run that stages them; creation
+    time, e-mail, first seen and write-back stay as counted (only a run staging or writing back the lead moves them).
+    Returns the number of changed counters; idempotent (a second call finds the facts unchanged)."""
+    with store._writing() as conn:
+        _lock(conn)
+        moved = conn.execute(sa.select(lead_first_touches.c.lead_key).where(lead_first_touches.c.run_id == run_id))
+        keys = sorted({*(str(key) for key in lead_keys if key), *moved.scalars()})
+        touched = _known_leads(conn, keys)
+        if not sum(len(part) for part in touched):
+            return 0
+        old, new = _new_facts(pd.concat(touched, ignore_index=True), pd.DataFrame(), run_id)
+        new["created"] = new["lead_key"].map(old.set_index("lead_key")["created"]).astype("float64")
+        changed = _changed(old, new)
+        upsert_facts(conn, changed)
+        deltas = rollup_deltas(old[old["lead_key"].isin(changed["lead_key"])], changed)
+        add_to_rollups(conn, deltas)
+        return len(deltas)
+
+
+def retract_lead_facts(conn: Connection, where: Any) -> int:
+    """Take the leads whose `kpi_lead_facts` rows match `where` out of the rollups, in the caller's transaction and
+    before it deletes those facts (`StateStore.forget_lead`), so a forgotten lead staged again counts once. Returns the
+    number of changed counters."""
+    _lock(conn)
+    columns = list(FACT_COLUMNS)
+    facts = _raw_frame(conn, sa.select(*(kpi_lead_facts.c[c] for c in columns)).where(where))
+    if not len(facts):
+        return 0
+    facts = _facts_frame(facts.to_numpy(), columns)
+    deltas = rollup_deltas(facts, facts.iloc[:0])
+    add_to_rollups(conn, deltas)
+    return len(deltas)
 
 
 def recount_rollups(conn: Connection, batch: int = 200_000) -> int:
@@ -497,7 +512,7 @@ def recount_rollups(conn: Connection, batch: int = 200_000) -> int:
         total = counted if total is None else _summed([total, counted])
     conn.execute(kpi_rollups.delete().where(kpi_rollups.c.metric != "published_run"))
     if total is not None and len(total):
-        _add_to_rollups(conn, total)
+        add_to_rollups(conn, total)
     return 0 if total is None else len(total)
 
 

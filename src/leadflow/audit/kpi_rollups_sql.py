@@ -10,19 +10,23 @@ what `kpi_rollups.rollup_counts` computes (histogram bins with `ln`, hours, due 
 through the pandas path, which reads its keys from the same table. `lead_runs.created_at` text is read by the
 database (`julianday` on SQLite; on PostgreSQL a cast, with a text without offset taken as UTC); when it cannot read
 one, the savepoint is rolled back and the whole run takes the pandas path.
+
+Every recording ends with the same two writes, kept here: the changed facts (`upsert_facts`) and the counter deltas
+(`add_to_rollups`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from leadflow.store.kpi_tables import FACT_COLUMNS
+from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
 from leadflow.store.tables import UTCDateTime
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LEADS_TABLE: Final[str] = "kpi_run_leads"
 UNASSIGNED_TEXT: Final[str] = "(no owner)"
+_HOUR: Final[float] = 3600.0
 
 
 class _Sql:
@@ -271,3 +276,43 @@ def record_fresh_leads(conn: Connection, floor: float, ratio: float, skew_tolera
 
 def drop_temporary(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {LEADS_TABLE}")
+
+
+def upsert_facts(conn: Connection, facts: pd.DataFrame) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE for all the changed facts (on PostgreSQL from a COPY-filled temp table)."""
+    if not len(facts):
+        return
+    columns = list(FACT_COLUMNS)
+    frame = facts[columns].astype("object")
+    rows = list(zip(*(frame[c].where(frame[c].notna(), None).tolist() for c in columns), strict=True))
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in columns)
+    updates = ", ".join(f"{preparer.quote(c)} = excluded.{preparer.quote(c)}" for c in columns if c != "lead_key")
+    target = preparer.format_table(kpi_lead_facts)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("CREATE TEMP TABLE kpi_fact_batch (LIKE kpi_lead_facts) ON COMMIT DROP")
+        dbapi_connection = conn.connection.driver_connection
+        assert dbapi_connection is not None
+        with dbapi_connection.cursor() as cursor, cursor.copy(f"COPY kpi_fact_batch ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.exec_driver_sql(f"INSERT INTO {target} ({names}) SELECT {names} FROM kpi_fact_batch "
+                             f"ON CONFLICT (lead_key) DO UPDATE SET {updates}")
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks}) ON CONFLICT (lead_key) DO UPDATE SET "
+                         f"{updates}", rows)
+
+
+def add_to_rollups(conn: Connection, deltas: pd.DataFrame) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE SET count = count + delta for every changed counter."""
+    if not len(deltas):
+        return
+    hours = [datetime.fromtimestamp(int(h) * _HOUR, UTC) for h in deltas["hour"]]
+    rows = [{"hour": h, "metric": m, "dimension": d, "count": int(c)} for h, m, d, c in zip(
+        hours, deltas["metric"], deltas["dimension"], deltas["count"], strict=True)]
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(kpi_rollups)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[kpi_rollups.c.hour, kpi_rollups.c.metric, kpi_rollups.c.dimension],
+        set_={"count": kpi_rollups.c.count + statement.excluded["count"]}), rows)

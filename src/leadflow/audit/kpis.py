@@ -116,8 +116,10 @@ def load_kpi_data(store: StateStore, since: datetime, as_of: datetime | None = N
         as_of = as_of.replace(tzinfo=UTC)
     ev, lr = lead_events, lead_runs
 
-    # first seen: the earliest run that staged the lead (lead_runs) or, in an older store, its first event
-    seen = sa.union_all(sa.select(lr.c.lead_key, lr.c.at), sa.select(ev.c.lead_key, ev.c.at)).subquery()
+    # first seen: the earliest run that staged the lead (lead_runs) or, in an older store, its first event; an
+    # erasure's anonymous tombstone (`erased:<sha256>`, `StateStore.forget_lead`) is no lead
+    seen = sa.union_all(sa.select(lr.c.lead_key, lr.c.at), sa.select(ev.c.lead_key, ev.c.at).where(
+        ev.c.lead_key.not_like("erased:%"))).subquery()
     first = _select(store, sa.select(seen.c.lead_key, sa.func.min(seen.c.at).label("pulled_at"))
                     .group_by(seen.c.lead_key).having(sa.func.min(seen.c.at) >= since))
     created, sources = [pd.concat([

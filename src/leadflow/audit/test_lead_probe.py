@@ -142,6 +142,7 @@ def create_test_lead(connector: Any, profile: str) -> TestLead:
 def cleanup(connector: Any, lead: TestLead) -> dict[str, Any]:
     """Delete the test lead from the source system and erase it from the state store; never raises."""
     from leadflow.store import StateStore
+    from leadflow.audit.kpi_rollups import retract_lead_facts
     from leadflow.audit.trace import record_ids
 
     done: dict[str, Any] = {"deleted": False, "erased": 0, "errors": []}
@@ -153,7 +154,8 @@ def cleanup(connector: Any, lead: TestLead) -> dict[str, Any]:
     try:
         with StateStore.open() as store:
             keys = list(dict.fromkeys([*store.keys_for_email(lead.email), *store.keys_for_id(lead.record_id)]))
-            erased = store.forget_lead(lead.email, keys, record_ids(keys) or [lead.record_id], email=lead.email)
+            erased = store.forget_lead(lead.email, keys, record_ids(keys) or [lead.record_id], email=lead.email,
+                                       retract_kpis=retract_lead_facts)  # its KPI counts go with it
         done["erased"] = erased["removed"]
         done["lead_keys"] = keys
     except Exception as exc:  # noqa: BLE001

@@ -185,12 +185,16 @@ def trace_lines(result: dict[str, Any]) -> list[str]:
 
 
 def forget(store: StateStore, email: str, *, dry_run: bool = False) -> dict[str, Any]:
-    """Erase the person with this e-mail address from the state store (see `StateStore.forget_lead`)."""
+    """Erase the person with this e-mail address from the state store (see `StateStore.forget_lead`), taking
+    their leads out of the KPI rollups in the same transaction."""
+    from leadflow.audit.kpi_rollups import retract_lead_facts
+
     email = email.strip()
     if not is_email(email):
         raise ValueError(f"{email!r} is not an e-mail address")
     keys = store.keys_for_email(email)
-    result = store.forget_lead(email, keys, record_ids(keys), email=email, dry_run=dry_run)
+    result = store.forget_lead(email, keys, record_ids(keys), email=email, dry_run=dry_run,
+                               retract_kpis=retract_lead_facts)
     return {"email": email, "lead_keys": keys, "dry_run": dry_run, **result}
 
 
