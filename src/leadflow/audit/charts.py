@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -118,8 +118,6 @@ def fit_text(text: str, limit: float, px: float = 12) -> str:
         text = text[:-1]
     return text + "…" if text_width("…", px) <= limit else ""
 
-
-_text_width = text_width
 
 
 @dataclass(frozen=True)
@@ -360,6 +358,26 @@ def hbar_svg(title: str, labels: Sequence[Any], values: Sequence[Any], *, width:
     return "\n".join(parts)
 
 
+def line_marks(frame: Any, xs: Sequence[float], values: Sequence[float], colour: str,
+               title: Callable[[int, float], str]) -> list[str]:
+    """One series on a line chart: a polyline through each run of known values (NaN breaks the line) and a dot per
+    known value whose tooltip is `title(i, value)`."""
+    parts: list[str] = []
+    segment: list[str] = []
+    for i, v in enumerate([*values, math.nan]):
+        if not math.isnan(v):
+            segment.append(f"{xs[i]:.2f},{frame.y(v):.2f}")
+        elif segment:
+            parts.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="{esc(colour)}" '
+                         'stroke-width="2"/>')
+            segment = []
+    for i, v in enumerate(values):
+        if not math.isnan(v):
+            parts.append(f'<circle cx="{xs[i]:.2f}" cy="{frame.y(v):.2f}" r="3.5" fill="{esc(colour)}">'
+                         f"<title>{esc(title(i, v))}</title></circle>")
+    return parts
+
+
 def line_svg(title: str, labels: Sequence[Any], values: Sequence[Any], *, width: int = 720, height: int = 280,
              x_label: str = "", y_label: str = "", percent: bool = False, colour: str = PALETTE[4],
              empty: str = NO_DATA) -> str:
@@ -379,18 +397,7 @@ def line_svg(title: str, labels: Sequence[Any], values: Sequence[Any], *, width:
                                  tick_fmt=fmt, x_label=x_label, y_label=y_label, points=True)
     xs = frame.centres(len(labels), points=True)
     parts += frame.grid(ticks, fmt)
-    segment: list[str] = []
-    for i, v in enumerate([*numbers, math.nan]):
-        if not math.isnan(v):
-            segment.append(f"{xs[i]:.2f},{frame.y(v):.2f}")
-        elif segment:
-            parts.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="{esc(colour)}" '
-                         'stroke-width="2"/>')
-            segment = []
-    for i, (label, v) in enumerate(zip(labels, numbers, strict=True)):
-        if not math.isnan(v):
-            parts.append(f'<circle cx="{xs[i]:.2f}" cy="{frame.y(v):.2f}" r="3.5" fill="{esc(colour)}">'
-                         f"<title>{esc(label)}: {esc(fmt(v))}</title></circle>")
+    parts += line_marks(frame, xs, numbers, colour, lambda i, v: f"{labels[i]}: {fmt(v)}")
     parts += frame.category_labels(labels, points=True)
     parts += frame.axes(x_label, y_label)
     parts.append("</svg>")

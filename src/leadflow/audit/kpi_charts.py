@@ -20,6 +20,7 @@ from leadflow.audit.charts import (
     _scaled_frame,
     esc,
     fit_text,
+    line_marks,
     shorten,
     svg_open,
     text_width,
@@ -71,19 +72,8 @@ def lines_svg(title: str, labels: Sequence[Any], series: Sequence[Series], *, wi
     xs = frame.centres(len(labels), points=True)
     parts += frame.grid(ticks, fmt)
     for s, (one, row) in enumerate(zip(series, scaled, strict=True)):
-        colour = PALETTE[s % len(PALETTE)]
-        segment: list[str] = []
-        for i, v in enumerate([*row, math.nan]):
-            if not math.isnan(v):
-                segment.append(f"{xs[i]:.2f},{frame.y(v):.2f}")
-            elif segment:
-                parts.append(f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" '
-                             'stroke-width="2"/>')
-                segment = []
-        for i, (label, v) in enumerate(zip(labels, row, strict=True)):
-            if not math.isnan(v):
-                parts.append(f'<circle cx="{xs[i]:.2f}" cy="{frame.y(v):.2f}" r="3.5" fill="{colour}">'
-                             f"<title>{esc(f'{one.name}, {label}: {fmt(v)}')}</title></circle>")
+        parts += line_marks(frame, xs, row, PALETTE[s % len(PALETTE)],
+                            lambda i, v, name=one.name: f"{name}, {labels[i]}: {fmt(v)}")
     parts += frame.category_labels(labels, points=True)
     parts += frame.axes(x_label, y_label)
     parts += legend

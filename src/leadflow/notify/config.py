@@ -34,12 +34,12 @@ import string
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from leadflow.ops.secrets import SecretRef
 from leadflow.pipeline.yamlio import load_yaml, parse_model
+from leadflow.routing.model import iana_zone
 
 LEAD_PLACEHOLDERS: Final[tuple[str, ...]] = (
     "lead_name", "first_name", "last_name", "company", "title", "email", "country", "lead_id", "source",
@@ -78,14 +78,6 @@ def check_template(template: str, allowed: tuple[str, ...]) -> str:
         if spec or conversion:
             raise ValueError(f"placeholder {{{name}}}: write it without ':…' or '!…'")
     return template
-
-
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin, America/New_York)") from None
-    return value
 
 
 def _address(value: str | None, what: str) -> str | None:
@@ -170,7 +162,7 @@ class OwnerContact(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _zone(value)
+        return None if value is None else iana_zone(value)
 
 
 class Templates(BaseModel):
@@ -237,7 +229,7 @@ class NotificationsConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _zone(value)
+        return None if value is None else iana_zone(value)
 
     @model_validator(mode="after")
     def _a_channel(self) -> NotificationsConfig:

@@ -41,7 +41,7 @@ from leadflow.routing.pools import RoutingState
 from leadflow.routing.route import ROUTING_COLUMNS, route_leads
 
 # The former module's private helpers, still reachable as `leadflow.routing._name` (not part of the API).
-from leadflow.routing.model import _country, _error, _known, _normal_postal, _text, _zone  # noqa: F401
+from leadflow.routing.model import _country, _error, _known, _normal_postal, _text, iana_zone  # noqa: F401
 from leadflow.routing.pools import _STATE_DAYS_KEPT, _round_robin  # noqa: F401
 from leadflow.routing.route import _ISO, _iso_strings, _present, _previous  # noqa: F401
 from leadflow.routing.router import _Out, _Router, _territories  # noqa: F401

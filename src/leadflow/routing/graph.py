@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from leadflow.audit.charts import esc, svg_open
+from leadflow.audit.charts import esc, svg_open, text_width
 from leadflow.pipeline.conditions import describe
 from leadflow.routing.model import Action, RoutingConfig
 from leadflow.routing.ownership import Reassign
@@ -41,21 +41,6 @@ EDGE_STYLES: Final[dict[str, tuple[str, str, float, str]]] = {
 FONT_PX, LINE_H, PAD_X, PAD_Y = 12, 16, 10, 8
 WRAP_PX: Final[float] = 200.0
 COL_GAP, MARGIN, TOP, BOX_GAP, DUMMY_H, DUMMY_GAP = 56.0, 16.0, 64.0, 14.0, 4.0, 6.0
-
-# Advance widths (em) of Liberation Sans / Arial, measured in Chromium; other characters count 1 em. Bold and other
-# sans-serif fonts (DejaVu Sans is ~10% wider) are covered by the factors in `text_width`.
-_WIDTHS: Final[dict[float, str]] = {
-    0.19: "'", 0.22: "ijl’", 0.26: "|", 0.28: " !,./:;I[\\]ft·", 0.33: "()-`r{}", 0.35: '"', 0.39: "*",
-    0.47: "^", 0.5: "Jcksvxyz", 0.55: "≥≤", 0.56: "0123456789#$?L_abdeghnopqu–é", 0.58: "+<=>~×", 0.61: "FTZ",
-    0.67: "&ABEKPSVXY", 0.72: "CDHNRUw", 0.78: "GOQ", 0.83: "Mm", 0.89: "%", 0.94: "W", 1.02: "@",
-}
-_EM: Final[dict[str, float]] = {ch: em for em, chars in _WIDTHS.items() for ch in chars}
-
-
-def text_width(text: str, *, bold: bool = False, px: float = FONT_PX) -> float:
-    """A generous width of `text` in pixels at `px` sans-serif: Arial advance widths × 1.12 (× 1.2 bold)."""
-    return sum(_EM.get(ch, 1.0) for ch in text) * px * (1.2 if bold else 1.12)
-
 
 def _wrap(text: str, limit: float = WRAP_PX, *, bold: bool = False) -> list[str]:
     """`text` broken at spaces into lines no wider than `limit` (a word wider than that is cut)."""

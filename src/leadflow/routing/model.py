@@ -69,7 +69,8 @@ DAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ACTION_KINDS: Final[tuple[str, ...]] = ("assign_to", "account_owner", "territory", "pool", "queue", "hold")
 
 
-def _zone(value: str) -> str:
+def iana_zone(value: str) -> str:
+    """`value` when it names an IANA time zone; else a ValueError saying so (for pydantic validators)."""
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -246,7 +247,7 @@ class User(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _zone(value)
+        return None if value is None else iana_zone(value)
 
 
 class Member(BaseModel):
@@ -320,7 +321,7 @@ class Pool(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _zone(value)
+        return None if value is None else iana_zone(value)
 
     @field_validator("members")
     @classmethod
@@ -467,7 +468,7 @@ class RoutingConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        return _zone(value)
+        return iana_zone(value)
 
     @model_validator(mode="after")
     def _references(self) -> RoutingConfig:
