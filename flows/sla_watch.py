@@ -25,6 +25,7 @@ from tasks.enrichment import refresh_crm_mirror, with_owner_directory
 from tasks.escalation import escalate_owners, plan_escalations, send_escalation_notices
 from tasks.events import emit_sla_breached
 from tasks.first_touch import pull_crm_first_touches
+from tasks.intake import fetch_records
 from tasks.report import record_lead_kpis
 from tasks.io import TRANSIENT, check_sla, close_run, open_run, reassign_breaches, writer_lease
 
@@ -58,13 +59,19 @@ def watch(rules: Any, moment: datetime, run_id: str, summary: dict[str, Any]) ->
         summary["first_touches"] = touches
     plan = escalation_plan(rules, moment)
     summary |= escalation_summary(plan)
-    if rules is not None and rules.routing is not None and (len(breaches) or owner_steps_due(plan)):
+    reassign = breaches_to_reassign(rules, breaches)
+    # A lead a person moved to another owner in the CRM since leadflow assigned it is theirs now: never taken back
+    # (reassigned, escalated) nor reminded about.
+    moved = moved_in_the_crm(rules, pd.concat([reassign[["lead_key", "owner_id"]], plan[["lead_key", "owner_id"]]]),
+                             summary)
+    reassign, plan = reassign[~reassign["lead_key"].isin(moved)], plan[~plan["lead_key"].isin(moved)]
+    if rules is not None and rules.routing is not None and (len(reassign) or owner_steps_due(plan)):
         # Reassigning writes owners: one writer per system at a time, so hold the writer lease of every system
         # written back to (waiting for a running sync, as any writer does) from the routing to the write.
         written = [s for s in rules.systems.names if getattr(rules.systems, s).write_back]
         with ExitStack() as held:
             leases = {s: held.enter_context(writer_lease(s, run_id, "sla_watch", rules)) for s in written}
-            summary |= reassign_and_write(rules, breaches, moment, run_id, leases, plan)
+            summary |= reassign_and_write(rules, reassign, moment, run_id, leases, plan)
     if rules is not None and len(plan):
         summary |= send_escalation_notices(plan, rules, rules.routing, moment, run_id)
     if len(breaches):
@@ -91,6 +98,48 @@ def crm_first_touches(rules: Any, run_id: str) -> dict[str, Any] | None:
         get_run_logger().warning("CRM first touches not pulled (%s: %s): SLAs checked against those known so far",
                                  type(exc).__name__, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def breaches_to_reassign(rules: Any, breaches: pd.DataFrame) -> pd.DataFrame:
+    """The breaches whose routing rule says `on_sla_breach: reassign` (none without a routing config)."""
+    if rules is None or rules.routing is None or breaches.empty:
+        return breaches.iloc[:0]
+    wanted = {rule.name for rule in rules.routing.rules if getattr(rule, "on_sla_breach", None) == "reassign"}
+    return breaches[breaches["routing_rule"].isin(wanted)]
+
+
+def moved_in_the_crm(rules: Any, due: pd.DataFrame, summary: dict[str, Any]) -> set[str]:
+    """Keys of the Salesforce leads of `due` (lead_key, owner_id as leadflow assigned it) whose owner in Salesforce
+    is someone else now: a person reassigned them after leadflow did. Read by id in one query per chunk
+    (`fetch_by_ids`). A CRM that cannot be read leaves every one of them alone this run (no owner is written
+    unchecked); counted in `summary` (`kept_by_person`, `owner_check_error`)."""
+    if rules is None or rules.systems.salesforce is None or due.empty:
+        return set()
+    ours = due[due["lead_key"].astype(str).str.startswith("salesforce:")].drop_duplicates("lead_key")
+    if ours.empty:
+        return set()
+    ids = ours["lead_key"].astype(str).str.split(":", n=1).str[1]
+    try:
+        with connect("salesforce", rules.systems, origin=rules.source) as crm:
+            now = fetch_records(crm, ids.tolist())
+    except (LeadflowError, *TRANSIENT) as exc:
+        get_run_logger().warning("owners in Salesforce not read (%s: %s): no lead is reassigned or escalated this "
+                                 "run", type(exc).__name__, exc)
+        summary["owner_check_error"] = f"{type(exc).__name__}: {exc}"
+        return set(ours["lead_key"].astype(str))
+    there = (dict(zip(now["lead_id"].astype(str), now["owner_id"], strict=True))
+             if len(now) and "owner_id" in now else {})
+    moved = {key for key, record, owner in zip(ours["lead_key"].astype(str), ids, ours["owner_id"], strict=True)
+             if _present(there.get(record)) and _present(owner) and str(there[record])[:15] != str(owner)[:15]}
+    if moved:
+        summary["kept_by_person"] = len(moved)
+        get_run_logger().info("%d lead(s) moved to another owner in Salesforce since leadflow assigned them: kept "
+                              "with that owner (not reassigned, escalated or reminded)", len(moved))
+    return moved
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not pd.isna(value) and str(value) != ""
 
 
 def escalation_plan(rules: Any, moment: datetime) -> pd.DataFrame:

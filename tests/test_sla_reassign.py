@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -23,11 +24,11 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSalesforce]:
         yield sf
 
 
-def test_breached_leads_are_reassigned_and_written_back(
-    prefect_api: str, state_home: Path, tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def synced_with_reassign(tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+                         ) -> tuple[Path, StateStore, pd.DataFrame, pd.DataFrame]:
+    """A first sync of the sandbox with `everyone_else` saying `on_sla_breach: reassign`: the config, the store, all
+    assignments and the everyone_else ones (by lead_key)."""
     from flows.crm_sync import crm_sync
-    from flows.sla_watch import sla_watch
 
     routing = yaml.safe_load(sandbox_routing(sorted(sandbox.org.objects["User"])))
     for rule in routing["rules"]:
@@ -47,7 +48,15 @@ def test_breached_leads_are_reassigned_and_written_back(
     assigned = store.assignments().set_index("lead_key")
     everyone_else = assigned[assigned["routing_rule"] == "everyone_else"]
     assert len(everyone_else)
+    return config, store, assigned, everyone_else
 
+
+def test_breached_leads_are_reassigned_and_written_back(
+    prefect_api: str, state_home: Path, tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.sla_watch import sla_watch
+
+    config, store, assigned, everyone_else = synced_with_reassign(tmp_path, sandbox, monkeypatch)
     later = datetime.now(UTC) + timedelta(days=3)
     summary = sla_watch(as_of=later, config_path=str(config))
     assert summary["breaches"] > 0 and summary["reassigned"] > 0
@@ -75,3 +84,25 @@ def test_breached_leads_are_reassigned_and_written_back(
     assert got["sla"] == full["sla"] and got["sla"]["missed"] > 0
     assert (got["leads"], got["assignments"], got["owners"]) == (full["leads"], full["assignments"], full["owners"])
     assert got["created_to_first_touch_min"]["n"] == full["created_to_first_touch_min"]["n"]
+
+
+def test_a_lead_a_person_moved_in_the_crm_is_never_taken_back(
+    prefect_api: str, state_home: Path, tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After leadflow assigned it, a manager gave the lead to another rep in Salesforce: past its SLA, it is neither
+    reassigned nor written over; the others are."""
+    from flows.sla_watch import sla_watch
+
+    config, store, _, everyone_else = synced_with_reassign(tmp_path, sandbox, monkeypatch)
+    key = str(everyone_else.index[0])
+    lead = sandbox.org.objects["Lead"][key.split(":", 1)[1]]
+    person_choice = next(u for u in sorted(sandbox.org.objects["User"])
+                         if u[:15] != str(everyone_else.at[key, "owner_id"])[:15] and u.startswith("005")
+                         and sandbox.org.objects["User"][u].get("IsActive", True))
+    lead["OwnerId"] = person_choice  # as the manager's edit in Salesforce left it
+
+    summary = sla_watch(as_of=datetime.now(UTC) + timedelta(days=3), config_path=str(config))
+    assert summary["kept_by_person"] == 1
+    assert summary["reassigned"] == len(everyone_else) - 1 > 0
+    assert lead["OwnerId"] == person_choice
+    assert store.assignments([key]).iloc[0]["owner_id"] == everyone_else.at[key, "owner_id"]  # not re-routed
