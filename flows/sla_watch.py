@@ -19,6 +19,7 @@ from leadflow.connectors.registry import connect
 from leadflow.routing.escalation import PLAN_COLUMNS, chain_rules
 from leadflow.routing.escalation import summary as escalation_summary
 from leadflow.routing.model import OWNER_ACTIONS
+from leadflow.routing.ownership import converted_mask
 from leadflow.routing.sla import breach_summary, owner_changes
 from tasks.crm import write_back
 from tasks.enrichment import refresh_crm_mirror, with_owner_directory
@@ -110,9 +111,9 @@ def breaches_to_reassign(rules: Any, breaches: pd.DataFrame) -> pd.DataFrame:
 
 def moved_in_the_crm(rules: Any, due: pd.DataFrame, summary: dict[str, Any]) -> set[str]:
     """Keys of the Salesforce leads of `due` (lead_key, owner_id as leadflow assigned it) whose owner in Salesforce
-    is someone else now: a person reassigned them after leadflow did. Read by id in one query per chunk
-    (`fetch_by_ids`). A CRM that cannot be read leaves every one of them alone this run (no owner is written
-    unchecked); counted in `summary` (`kept_by_person`, `owner_check_error`)."""
+    is someone else now (a person reassigned them after leadflow did), or that were converted since. Read by id in
+    one query per chunk (`fetch_by_ids`). A CRM that cannot be read leaves every one of them alone this run (no owner is written
+    unchecked); counted in `summary` (`kept_by_person`, `kept_converted`, `owner_check_error`)."""
     if rules is None or rules.systems.salesforce is None or due.empty:
         return set()
     ours = due[due["lead_key"].astype(str).str.startswith("salesforce:")].drop_duplicates("lead_key")
@@ -127,15 +128,22 @@ def moved_in_the_crm(rules: Any, due: pd.DataFrame, summary: dict[str, Any]) -> 
                                  "run", type(exc).__name__, exc)
         summary["owner_check_error"] = f"{type(exc).__name__}: {exc}"
         return set(ours["lead_key"].astype(str))
+    key_of = dict(zip(ids, ours["lead_key"].astype(str), strict=True))
     there = (dict(zip(now["lead_id"].astype(str), now["owner_id"], strict=True))
              if len(now) and "owner_id" in now else {})
-    moved = {key for key, record, owner in zip(ours["lead_key"].astype(str), ids, ours["owner_id"], strict=True)
-             if _present(there.get(record)) and _present(owner) and str(there[record])[:15] != str(owner)[:15]}
+    # a converted lead is never written (Salesforce refuses it: CANNOT_UPDATE_CONVERTED_LEAD; see drop_converted)
+    converted = ({key_of[r] for r in now["lead_id"].astype(str)[converted_mask(now)] if r in key_of}
+                 if len(now) else set())
+    moved = {key_of[r] for r, owner in zip(ids, ours["owner_id"], strict=True)
+             if key_of[r] not in converted and _present(there.get(r)) and _present(owner)
+             and str(there[r])[:15] != str(owner)[:15]}
+    if converted:
+        summary["kept_converted"] = len(converted)
     if moved:
         summary["kept_by_person"] = len(moved)
         get_run_logger().info("%d lead(s) moved to another owner in Salesforce since leadflow assigned them: kept "
                               "with that owner (not reassigned, escalated or reminded)", len(moved))
-    return moved
+    return moved | converted
 
 
 def _present(value: Any) -> bool:

@@ -106,3 +106,22 @@ def test_a_lead_a_person_moved_in_the_crm_is_never_taken_back(
     assert summary["reassigned"] == len(everyone_else) - 1 > 0
     assert lead["OwnerId"] == person_choice
     assert store.assignments([key]).iloc[0]["owner_id"] == everyone_else.at[key, "owner_id"]  # not re-routed
+
+
+def test_a_lead_converted_since_is_left_alone(
+    prefect_api: str, state_home: Path, tmp_path: Path, sandbox: RunningSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Salesforce refuses any update of a converted lead: past its SLA, it is not reassigned (nor written)."""
+    from flows.sla_watch import sla_watch
+
+    config, store, _, everyone_else = synced_with_reassign(tmp_path, sandbox, monkeypatch)
+    key = str(everyone_else.index[0])
+    lead = sandbox.org.objects["Lead"][key.split(":", 1)[1]]
+    lead["IsConverted"] = True  # as converting the lead in Salesforce leaves it
+    owner = lead["OwnerId"]
+
+    summary = sla_watch(as_of=datetime.now(UTC) + timedelta(days=3), config_path=str(config))
+    assert summary["kept_converted"] == 1 and "kept_by_person" not in summary
+    assert summary["reassigned"] == len(everyone_else) - 1 > 0
+    assert lead["OwnerId"] == owner
+    assert store.assignments([key]).iloc[0]["owner_id"] == everyone_else.at[key, "owner_id"]
