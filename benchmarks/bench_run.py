@@ -8,6 +8,8 @@ after the other on it:
 - the pass-through: `pandas.read_csv` + `DataFrame.to_csv` of the same file, nothing else;
 - `leadflow run -i FILE -o OUT` exactly as a user types it (its own Prefect flow, state store, audit trail, gates,
   quarantine file and KPIs), with a fresh LEADFLOW_HOME.
+A third process runs `leadflow run` on the file's first 100 leads: its CPU is what any run costs whatever its size
+(Prefect's temporary server, imports, the GX suites), so the per-lead cost of the big run is printed beside it.
 Each process's CPU (user + sys, its child processes included) and peak RSS (the largest of it and its children) come
 from the kernel (`wait4`), so nothing is sampled. Printed: CPU, wall time, peak RSS, the ratios run / pass-through,
 and where the run's time went (read, stages, gates, audit trail, state saving, writing, KPIs) from the run's own
@@ -108,6 +110,20 @@ def breakdown(stats: dict, wall: float) -> list[tuple[str, float]]:
     return parts
 
 
+FIXED_ROWS = 100
+
+
+def fixed_cost(folder: Path, source: Path, leadflow: str, env: dict[str, str], config: Path | None) -> dict:
+    """The CPU of `leadflow run` on the first FIXED_ROWS leads of `source`: what a run costs whatever its size."""
+    small = folder / f"head-{FIXED_ROWS}.csv"
+    if not small.exists():
+        pd.read_csv(source, nrows=FIXED_ROWS, dtype=str, keep_default_na=False).to_csv(small, index=False)
+    argv = [leadflow, "run", "-i", str(small), "-o", str(folder / "out-head.csv")]
+    if config:
+        argv += ["--config", str(config)]
+    return run_measured(argv, {**env, "LEADFLOW_HOME": tempfile.mkdtemp(prefix="bench-run-home-")})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
@@ -129,6 +145,7 @@ def main() -> None:
             argv += ["--config", str(args.config)]
         ran = run_measured(argv, {**env, "LEADFLOW_HOME": str(home)})
         stats = run_stats(home)
+        fixed = fixed_cost(folder, source, leadflow, env, args.config)
         results.append((rows, passed, ran))
         print(f"\n{rows:,} messy leads ({size_mb:,.0f} MB CSV); rows out {stats.get('rows_out')}, "
               f"quarantined {stats.get('rows_quarantined')}")
@@ -137,6 +154,10 @@ def main() -> None:
         print(f"  {'leadflow run':<14}{ran['cpu']:>9.1f}{ran['wall']:>9.1f}{ran['rss_mb']:>13.0f}")
         print(f"  ratio run / pass-through: CPU {ran['cpu'] / passed['cpu']:.2f}x (target <= 5), "
               f"RSS {ran['rss_mb'] / passed['rss_mb']:.2f}x; {rows / ran['wall']:,.0f} leads/s")
+        per_lead = (ran["cpu"] - fixed["cpu"]) / rows * 1e6
+        print(f"  fixed cost: a {FIXED_ROWS}-lead run takes {fixed['cpu']:.1f} s CPU (Prefect's temporary server, "
+              f"imports, GX suites); the rest is {per_lead:.0f} us CPU per lead "
+              f"(pass-through: {passed['cpu'] / rows * 1e6:.1f} us)")
         print("  where the run's wall time went (share of the run):")
         for name, seconds in breakdown(stats, ran["wall"]):
             print(f"    {name:<16}{seconds:>8.1f} s  {100 * seconds / ran['wall']:>5.1f} %")
