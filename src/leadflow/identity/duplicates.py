@@ -316,9 +316,10 @@ def find_duplicates(
         """The given index, or an index of the records these keys reach."""
         return existing if frame is None else RecordIndex.for_batch(frame, keys)
 
-    lead_id_values = np.asarray(lead_ids.dropna().unique(), dtype=object)
-    lead_id_values = lead_id_values[lead_id_values != ""]
-    records = reach(BatchKeys(emails=np.asarray(lead_email.dropna().unique(), dtype=object), lead_ids=lead_id_values))
+    # An index given (or built whole) is the answer whatever the keys: they are only collected for a frame.
+    ids = np.asarray(lead_ids.dropna().unique(), dtype=object) if frame is not None else None
+    records = existing if frame is None else reach(BatchKeys(
+        emails=np.asarray(lead_email.dropna().unique(), dtype=object), lead_ids=ids[ids != ""]))
     lap("index")
     # Lead ids in the code space of the (stripped) record ids: "is this record the lead itself" compares integers.
     lead_id_code = records.record.lookup(lead_ids)
@@ -361,7 +362,8 @@ def find_duplicates(
 
     # (2) Fuzzy person, for the rest.
     rest = np.flatnonzero(chosen < 0)
-    if config.fuzzy and (frame is None or len(frame)) and len(rest):
+    # No record at all (an index of none, or an empty frame): no pair can form, so the people's keys are not needed.
+    if config.fuzzy and (existing.size if frame is None else len(frame)) and len(rest):
         people = _people(leads.iloc[rest], lead_email.iloc[rest])
         records = reach(
             BatchKeys(

@@ -23,6 +23,8 @@ from types import TracebackType
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadflow.identity.normalize import normalize_emails
 
@@ -63,10 +65,16 @@ class EarlierLeads:
         with self._db:
             self._db.execute("DELETE FROM wanted")
             self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in hashes.tolist()))
-        found = {email: target for email, target in self._db.execute(
-            "SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.hash = e.hash")}
+        found = self._db.execute("SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.hash = e.hash").fetchall()
         if found:
-            out = keys.map(found).astype("string")  # an address whose hash matched another's is not in `found`
+            # Looked up by the address itself (one Arrow hash lookup, no dict): an address whose hash matched
+            # another's finds nothing.
+            known, targets = zip(*found)
+            addresses = pa.chunked_array(keys.array.__arrow_array__())
+            at = pc.index_in(addresses, value_set=pa.array(known, type=addresses.type))
+            picked = pd.array(list(targets), dtype="string").take(
+                pc.fill_null(at, -1).to_numpy(zero_copy_only=False), allow_fill=True)
+            out = pd.Series(picked, index=keys.index, dtype="string")
         return out
 
     def add(self, frame: pd.DataFrame) -> None:

@@ -38,7 +38,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from leadflow.identity.domains import is_free_domain
-from leadflow.identity.normalize import COMPANY_SUFFIXES, normalize_company, registered_domain
+from leadflow.identity.normalize import COMPANY_SUFFIXES, normalize_company, registered_domain, registered_domains
 from leadflow.identity.prepared import keys_in, with_account_keys
 from leadflow.pipeline.uniques import map_unique
 from leadflow.pipeline.yamlio import load_yaml, parse_model
@@ -343,6 +343,10 @@ def match_accounts(
     owners = np.full(n, None, dtype=object)
     method = np.zeros(n, dtype=np.int8)  # 0 none, 1 domain, 2 name
     confidence = np.zeros(n, dtype=np.float64)
+    if not len(acct):  # no account to match: every lead gets none, as the steps below would find (without their keys)
+        for phase in ("domain", "name_exact", "fuzzy"):
+            lap(phase)
+        return _matches(ids, owners, method, confidence, leads.index)
     lead_country = _column(leads, "country_code")
 
     # (1) Domain. Accounts: `domain` where given, else `website` (their domain_key); free-mail domains never
@@ -352,8 +356,8 @@ def match_accounts(
         if "is_free_email" in leads.columns
         else np.zeros(n, dtype=bool)
     )
-    email_domain = map_unique(_column(leads, "email_domain"), registered_domain)
-    web_domain = map_unique(_column(leads, "website"), registered_domain)
+    email_domain = registered_domains(_column(leads, "email_domain"))
+    web_domain = registered_domains(_column(leads, "website"))
     wanted = np.concatenate([np.asarray(d.dropna().unique(), dtype=object) for d in (email_domain, web_domain)])
     rows = _rows_in(acct["domain_key"], pd.unique(wanted))
     sub = acct.iloc[rows].reset_index(drop=True)
@@ -423,6 +427,12 @@ def match_accounts(
     # (4) Empty beats wrong: anything under the bar is no match at all.
     weak = confidence < config.min_confidence
     ids[weak], owners[weak], method[weak], confidence[weak] = None, None, 0, 0.0
+    return _matches(ids, owners, method, confidence, leads.index)
+
+
+def _matches(ids: np.ndarray, owners: np.ndarray, method: np.ndarray, confidence: np.ndarray,
+             index: pd.Index) -> pd.DataFrame:
+    """MATCH_COLUMNS from the per-lead arrays of `match_accounts` (method: 0 none, 1 domain, 2 name)."""
     return pd.DataFrame(
         {
             "account_id": pd.array(ids, dtype="string"),
@@ -433,7 +443,7 @@ def match_accounts(
             ),
             "account_match_confidence": confidence,
         },
-        index=leads.index,
+        index=index,
     )
 
 

@@ -14,7 +14,10 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import tldextract
+from pandas.arrays import ArrowStringArray
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -33,6 +36,7 @@ __all__ = [
     "normalize_email",
     "normalize_emails",
     "registered_domain",
+    "registered_domains",
 ]
 
 COMPANY_SUFFIXES: Final[Path] = REFERENCE_DIR / "company_suffixes.yaml"
@@ -77,10 +81,43 @@ def registered_domain(value: Any) -> str | None:
         text = text.rsplit("@", 1)[1]
     if not text:
         return None
+    return _registrable(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _registrable(text: str) -> str | None:
+    """`registered_domain` of a trimmed, lower-cased text without "@". Cached: hosts and e-mail domains repeat from
+    lead to lead (a company's people, its website) and from chunk to chunk of a file."""
     ext = _extractor()(text)
     if not ext.domain or not ext.suffix:
         return None  # "localhost", "n/a", IP addresses: nothing to match on
     return f"{ext.domain}.{ext.suffix}"
+
+
+_PLAIN_URL: Final[str] = r"^(?:https?://)?(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)+)(?:/[a-z0-9._~%/-]*)?$"
+"""(RE2, on ASCII-lower-cased text) A host name, or a URL of one: an optional http(s) scheme, the host (ASCII letters,
+digits, hyphens; two labels or more, no trailing dot) and an optional plain path. tldextract reads such a text as its
+host alone (no userinfo, port, query or whitespace to strip; `lenient_netloc` gives the host back), so its
+registrable domain is the host's."""
+
+
+def registered_domains(values: pd.Series) -> pd.Series:
+    """`registered_domain` of each value, as "string" on `values.index` (NA for none): plain hosts and URLs (most
+    websites) are cut to their host with one Arrow regex and looked up once per distinct host; any other text goes
+    through `registered_domain` once per distinct value."""
+    text = values.astype("string")
+    arrow = pa.chunked_array(text.array.__arrow_array__()) if len(text) else None
+    if arrow is None:
+        return pd.Series(pd.NA, index=values.index, dtype="string", name=values.name)
+    host = pc.struct_field(pc.extract_regex(pc.ascii_lower(arrow), _PLAIN_URL), "host")
+    plain = pc.is_valid(host).to_numpy(zero_copy_only=False)
+    hosts = pd.Series(pd.array(ArrowStringArray(host), dtype="string"), index=values.index)
+    out = map_unique(hosts, _registrable)
+    rest = np.flatnonzero(~plain & text.notna().to_numpy(dtype=bool))
+    if len(rest):
+        out.iloc[rest] = map_unique(text.iloc[rest], registered_domain).to_numpy()
+    out.name = values.name
+    return out
 
 
 _COMBINING = re.compile("[\u0300-\u036f]")
@@ -171,16 +208,32 @@ def normalize_email(value: Any) -> str | None:
     return text if re.fullmatch(_ADDRESS, text) else None
 
 
+_PYTHON_SPACE: Final[str] = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+"""(RE2 class body) Every character Python's `\\s` matches (`str.isspace`); RE2's own `\\s` is ASCII only."""
+_ADDRESS_RE2: Final[str] = f"^[^@{_PYTHON_SPACE}]+@[^@{_PYTHON_SPACE}]+$"
+"""`_ADDRESS` as Python's `re.fullmatch` reads it, for Arrow: pandas would run a pattern with `\\s` in Python."""
+
+
 def normalize_emails(values: pd.Series) -> pd.Series:
     """`normalize_email` over a Series with vectorised string kernels (NA: not an address)."""
-    text = values.astype("string").str.strip().str.lower().str.replace(_PLUS_TAG, r"\1@", regex=True)
-    return text.where(text.str.fullmatch(_ADDRESS).fillna(False).astype(bool))
+    text = values.astype("string").str.strip().str.lower()
+    # The "+tag" replacement only where there is a "+": most addresses have none.
+    plus = np.flatnonzero(text.str.contains("+", regex=False).fillna(False).to_numpy(dtype=bool))
+    if len(plus):
+        text = text.copy()
+        text.iloc[plus] = text.iloc[plus].str.replace(_PLUS_TAG, r"\1@", regex=True).to_numpy()
+    if not len(text):
+        return text
+    address = pc.match_substring_regex(pa.chunked_array(text.array.__arrow_array__()), _ADDRESS_RE2)
+    return text.where(pc.fill_null(address, False).to_numpy(zero_copy_only=False))
 
 
 def corporate_domains(domain: pd.Series, email: pd.Series) -> pd.Series:
     """Registrable domain (from `domain`, else the address) unless it is free-mail; NA otherwise."""
     raw = domain.str.strip().str.lower()
     raw = raw.mask(raw == "").fillna(email.str.replace(r"^.*@", "", regex=True))  # Arrow regex, not Python rsplit
-    reg = map_unique(raw, registered_domain)
+    reg = registered_domains(raw)
     free = map_unique(reg, is_free_domain, dtype="boolean").fillna(False).to_numpy(dtype=bool)
     return reg.mask(free)

@@ -45,7 +45,7 @@ from leadflow.identity.normalize import (
     last_name_key,
     normalize_company,
     normalize_emails,
-    registered_domain,
+    registered_domains,
 )
 from leadflow.pipeline.uniques import map_unique
 
@@ -103,7 +103,7 @@ def _blank_to_na(values: pd.Series) -> pd.Series:
 
 def _account_key(frame: pd.DataFrame, name: str) -> pd.Series:
     if name == "domain_key":
-        domain = map_unique(_column(frame, "domain").fillna(_column(frame, "website")), registered_domain)
+        domain = registered_domains(_column(frame, "domain").fillna(_column(frame, "website")))
         free = map_unique(domain, is_free_domain, dtype="boolean").fillna(False).to_numpy(dtype=bool)
         return domain.mask(free)
     return _blank_to_na(map_unique(_column(frame, "name"), normalize_company))

@@ -101,6 +101,8 @@ class _Codes:
 
     def lookup(self, values: Any) -> np.ndarray:
         """Code of each value (-1: NA, empty or not a value of this key)."""
+        if not len(self.values):  # a key of no value (no records): nothing to hash
+            return np.full(len(values), -1, dtype=np.int64)
         if len(values) < _ARROW_LOOKUP_MIN or len(values) * 4 < len(self.values):
             return np.asarray(self._lookup_index().get_indexer(_objects(values)), dtype=np.int64)
         # Many values (a big batch): one Arrow hash lookup beats a Python object per value.

@@ -120,9 +120,7 @@ def advance_lifecycle(
     untracked = (frame["lifecycle_stage"].isna() & mapped.notna()).to_numpy(dtype=bool)
     since = (pd.Series(pd.NA, index=frame.index, dtype="string") if first_seen is None
              else first_seen.reindex(frame.index).astype("string"))
-    why_first = ("first seen with crm status " + status + since.map(lambda t: f" (since {t}, crm history)",
-                                                                      na_action="ignore").astype("string")
-                 .fillna(" (date unknown)"))
+    why_first = "first seen with crm status " + status + (" (since " + since + ", crm history)").fillna(" (date unknown)")
     for target in ("mql", "sal", "sql", "recycled"):
         adopt = untracked & (mapped == target).fillna(False).to_numpy(dtype=bool)
         if adopt.any():
@@ -131,7 +129,12 @@ def advance_lifecycle(
             stamps[STAMPS[target]] = stamps[STAMPS[target]].mask(adopt, since)
 
     # 1. The score: new → MQL; recycled → MQL only on engagement newer than the recycling and recent.
-    score_text = pd.Series(frame["score"].astype("Float64").round(1).astype("string"), index=frame.index)
+    # Scores repeat: each distinct rounded score (by its bits, so -0.0 stays "-0.0") is written as text once.
+    rounded = frame["score"].astype("Float64").round(1)
+    codes, _ = pd.factorize(rounded.to_numpy(dtype=float, na_value=np.nan).view(np.int64))
+    first = np.full(codes.max(initial=-1) + 1, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    score_text = pd.Series(rounded.iloc[first].astype("string").array.take(codes), index=frame.index, dtype="string")
     why_mql = "score " + score_text.fillna("?") + f" ≥ {mql_threshold:g}"
     is_new = (stage == "new").to_numpy(dtype=bool)
     move(is_new & crossed & policy.allows("new", "mql"), "mql", why_mql)
@@ -152,7 +155,8 @@ def advance_lifecycle(
         asks = (wants & (mapped == target)).fillna(False).to_numpy(dtype=bool)
         if not asks.any():
             continue
-        allowed = np.fromiter((policy.allows(s, target) for s in stage), dtype=bool, count=len(stage))
+        # `stage` holds only STAGES here (unknown ones became "new"): one isin instead of a Python call per row.
+        allowed = stage.isin([s for s in STAGES if policy.allows(s, target)]).to_numpy(dtype=bool)
         if target == "recycled":
             why = "recycled: " + status.map(policy.recycle_reasons).fillna(status).astype("string")
         else:

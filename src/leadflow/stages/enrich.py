@@ -19,7 +19,8 @@ import pandas as pd
 from leadflow.identity.address_flags import ADDRESS_FLAG_COLUMNS, flag_addresses
 from leadflow.identity.domains import is_free_domain
 from leadflow.identity.duplicates import DUPLICATE_COLUMNS, find_duplicates
-from leadflow.identity.matching import MATCH_COLUMNS, match_accounts, registered_domain
+from leadflow.identity.matching import MATCH_COLUMNS, match_accounts
+from leadflow.identity.normalize import registered_domains
 from leadflow.pipeline.schema import FIRMOGRAPHIC_COLUMNS, NUMERIC_COLUMNS, parse_number
 from leadflow.pipeline.stage import Stage
 from leadflow.pipeline.uniques import map_unique
@@ -46,11 +47,11 @@ WRITES: Final[tuple[str, ...]] = (
 
 def company_domains(frame: pd.DataFrame) -> pd.Series:
     """The registered domain of the lead's company: its corporate e-mail domain, else its website; never free mail."""
-    by_email = map_unique(frame["email_domain"], registered_domain)
+    by_email = registered_domains(frame["email_domain"])
     free = frame["is_free_email"].fillna(False).astype(bool) | map_unique(
         by_email, is_free_domain, dtype="boolean"
     ).fillna(False).astype(bool)
-    by_site = map_unique(frame["website"], registered_domain)
+    by_site = registered_domains(frame["website"])
     site_free = map_unique(by_site, is_free_domain, dtype="boolean").fillna(False).astype(bool)
     return by_email.mask(free).fillna(by_site.mask(site_free)).astype("string")
 
@@ -107,10 +108,10 @@ def domains_to_look_up(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | No
     if len(accounts):
         site = accounts["domain"] if "domain" in accounts.columns else accounts.get("website")
         if site is not None:
-            domains = map_unique(site, registered_domain)
+            domains = registered_domains(site)
             known.update(domains[_complete(accounts).to_numpy()].dropna())
     if len(reference):
-        domains = map_unique(reference["domain"], registered_domain)
+        domains = registered_domains(reference["domain"])
         known.update(domains[_complete(reference).to_numpy()].dropna())
     asked = domain[wanted & ~domain.isin(known)]
     return sorted(asked.dropna().unique().tolist())
@@ -118,9 +119,11 @@ def domains_to_look_up(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | No
 
 def _earlier_source(text: pd.Series, column: str) -> pd.Series:
     """Per lead, where `column`'s value came from according to an earlier `enrichment_source` (NA: not recorded)."""
-    uniques = text.dropna().unique()
-    table = {u: dict(part.split("=", 1) for part in str(u).split(";") if "=" in part).get(column) for u in uniques}
-    return text.map(table).astype("string")
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    table = [dict(part.split("=", 1) for part in str(u).split(";") if "=" in part).get(column) for u in uniques]
+    # Once per distinct text, then one `take` (-1, a missing text: NA), no per-row dict look-up.
+    return pd.Series(pd.array(table, dtype="string").take(np.asarray(codes), allow_fill=True), index=text.index,
+                     dtype="string")
 
 
 def _segments(employees: pd.Series, revenue: pd.Series, bands: list[SegmentBand]) -> pd.Series:
@@ -177,7 +180,7 @@ def enrich(frame: pd.DataFrame, rules: Rules, inputs: RunInputs) -> pd.DataFrame
         reference.accounts.assign(__key=pd.Series(dtype="string"))
     )
     files = reference.firmographics
-    files = _keyed(files, map_unique(files["domain"], registered_domain)) if len(files) else files.assign(
+    files = _keyed(files, registered_domains(files["domain"])) if len(files) else files.assign(
         __key=pd.Series(dtype="string"))
     answers = reference.provider
     ok = answers[answers["status"] == "ok"] if len(answers) else answers

@@ -3,7 +3,8 @@
 Every per-value function runs once per distinct value (see leadflow.pipeline.uniques); the rules are data under
 leadflow/reference/. Where a value cannot be resolved with certainty the output is empty rather than a guess.
 Country and subdivision lookups live in leadflow.stages.standardize_countries and are re-exported here; phones
-(`phone_e164_of`) in leadflow.stages.standardize_phones.
+(`phone_e164_of`) in leadflow.stages.standardize_phones; e-mail validity (`email_facts_of`, `email_facts`) in
+leadflow.stages.standardize_emails.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Final, NamedTuple
 
@@ -19,9 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from email_validator import EmailNotValidError
-from email_validator.rfc_constants import EMAIL_MAX_LENGTH
-from email_validator.syntax import split_email, validate_email_domain_name, validate_email_local_part
 from pandas.arrays import ArrowStringArray
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -49,6 +47,7 @@ from leadflow.stages.standardize_countries import (
     subdivision_data,
     subdivision_table,
 )
+from leadflow.stages.standardize_emails import email_facts, email_facts_of
 from leadflow.stages.standardize_phones import phone_e164_of
 from leadflow.pipeline.uniques import map_unique, map_unique_multi
 from leadflow.pipeline.yamlio import load_yaml, parse_model
@@ -150,68 +149,6 @@ class NameData(BaseModel):
 _TITLE_PUNCTUATION = re.compile(r"[^\w&+]+")
 _WHITESPACE_PATTERN: Final[str] = "[\\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+"
 """Literal Unicode spaces rather than escapes, so both Python `re` and pyarrow's RE2 read the class the same way."""
-
-
-# ---------------------------------------------------------------------------------------------------------- emails
-
-
-@lru_cache(maxsize=1 << 16)
-def _email_domain_of(domain_part: str) -> tuple[str, str] | None:
-    """(normalised, IDNA ASCII) form of the part after an address's @, or None when email_validator refuses it.
-
-    Cached: most addresses are unique but their domains are not, and domain validation (IDNA, UTS #46) is where
-    email_validator spends most of its time. Empty parts and bracketed IP literals are refused, as validate_email does
-    with its defaults (ALLOW_DOMAIN_LITERAL is off).
-    """
-    if not domain_part or (domain_part.startswith("[") and domain_part.endswith("]")):
-        return None
-    try:
-        info = validate_email_domain_name(domain_part)
-    except EmailNotValidError:
-        return None
-    return info["domain"], info["ascii_domain"]
-
-
-def email_facts_of(email: str) -> tuple[bool, str | None]:
-    """(valid, normalised domain) for an already trimmed, lower-cased address; syntax only, no DNS.
-
-    The same answer as `email_validator.validate_email(email, check_deliverability=False)` with its defaults (tests
-    compare the two), with each domain validated once per process instead of once per address: the steps of
-    validate_email, in its order, with the domain step cached.
-    """
-    try:
-        if email.isascii() and '"' not in email and "<" not in email:
-            # split_email's result for plain ASCII without quotes or angle brackets, without its per-character loop
-            # (the costliest step once domains are cached): local part before the first @, domain after it.
-            local, at, domain_part = email.partition("@")
-            if not at:
-                return False, None
-            original_local = local
-        else:
-            display_name, original_local, local, quoted, domain_part = split_email(email)
-            # Display names ("Jo <jo@x.com>") and quoted local parts are refused by validate_email's defaults.
-            if display_name is not None or quoted:
-                return False, None
-        local_info = validate_email_local_part(local)
-        normalised_local = unicodedata.normalize("NFC", local)
-        if normalised_local != local:  # the NFC form must be valid too (RFC 6532 3.1)
-            local_info = validate_email_local_part(normalised_local)
-    except EmailNotValidError:
-        return False, None
-    domain = _email_domain_of(domain_part)
-    if domain is None:
-        return False, None
-    normalised_domain, ascii_domain = domain
-    local_part = local_info["local_part"]
-    # validate_email_length: the address as given, normalised, and with the IDNA ASCII domain, in UTF-8 octets.
-    forms = (
-        f"{original_local}@{domain_part}",
-        f"{local_part}@{normalised_domain}",
-        f"{local_info['ascii_local_part'] or local_part}@{ascii_domain}",
-    )
-    if any(len(form.encode("utf8")) > EMAIL_MAX_LENGTH for form in forms):
-        return False, None
-    return True, normalised_domain
 
 
 # ---------------------------------------------------------------------------------------------------------- titles
@@ -372,14 +309,28 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
     dated = values.str.match(r"\d") & ~epoch
     if dated.any():
         parsed[dated] = pd.to_datetime(values[dated], format="ISO8601", utc=True, errors="coerce")
+    # Each fallback format is tried on the values none before it could read: the few left over, taken out once
+    # (not a mask over every value per format).
+    rest = values[dated & parsed.isna()]
     for fmt in _FALLBACK_FORMATS:
-        missing = dated & parsed.isna()
-        if not missing.any():
+        if not len(rest):
             break
-        parsed[missing] = pd.to_datetime(values[missing], format=fmt, utc=True, errors="coerce")
+        got = pd.to_datetime(rest, format=fmt, utc=True, errors="coerce")
+        read = got.notna().to_numpy(dtype=bool)
+        if read.any():
+            parsed[got.index[read]] = got[read]
+            rest = rest[~read]
     # Outside the years later stages can hold (schema.TIMESTAMP_MIN..TIMESTAMP_MAX, inside datetime64[ns]) a
     # timestamp is refused like unparseable text, so the quality gate quarantines the row, not a later stage crash.
     return parsed.where((parsed >= TIMESTAMP_MIN) & (parsed <= TIMESTAMP_MAX))
+
+
+def _iso_utc(parsed: pa.Array) -> pa.Array:
+    """"YYYY-MM-DDTHH:MM:SSZ" of UTC timestamps in seconds: what `pc.strftime(parsed, "%Y-%m-%dT%H:%M:%SZ")` gives
+    for the years `_parse_timestamps` keeps (four digits), from Arrow's plain cast ("YYYY-MM-DD HH:MM:SS" of the
+    wall time without its zone), several times cheaper than strftime's per-value time-zone formatting."""
+    text = pc.cast(parsed.cast(pa.timestamp("s")), pa.string())
+    return pc.binary_join_element_wise(pc.replace_substring(text, " ", "T", max_replacements=1), "Z", "")
 
 
 def normalize_timestamps(series: pd.Series) -> pd.Series:
@@ -392,7 +343,7 @@ def normalize_timestamps(series: pd.Series) -> pd.Series:
     formatted = pc.if_else(
         pc.is_null(parsed),
         pa.array(distinct, type=pa.large_string()).cast(pa.string()),
-        pc.strftime(parsed, format="%Y-%m-%dT%H:%M:%SZ"),
+        _iso_utc(parsed),
     )
     result = pd.array(ArrowStringArray(formatted), dtype="string").take(np.asarray(codes), allow_fill=True)
     return pd.Series(result, index=series.index, name=series.name)
@@ -461,7 +412,7 @@ def standardize(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = No
         build()
 
     email = clean_text(frame["email"]).str.lower()
-    facts = map_unique_multi(email, email_facts_of, ("email_valid", "email_domain"), dtypes=("boolean", "string"))
+    facts = email_facts(email)
     is_free = map_unique(facts["email_domain"], is_free_domain, dtype="boolean")
 
     country_code = map_unique(clean_text(frame["country"]), country_code_of)
