@@ -90,6 +90,16 @@ def test_timestamps_outside_the_supported_years_stay_unparsed(text: str, kept: b
         assert out == text  # left as it came, so the standardize gate quarantines the row
 
 
+@pytest.mark.parametrize(("text", "iso"), [
+    ("1788177268123", "2026-08-31T11:54:28Z"),  # HubSpot's millisecond epoch, with a fraction of a second
+    ("1788177268000", "2026-08-31T11:54:28Z"), ("1788177268", "2026-08-31T11:54:28Z"),
+    ("1788177268.999999", "2026-08-31T11:54:28Z"),
+])
+def test_epoch_timestamps_with_fractions_of_a_second(text: str, iso: str) -> None:
+    assert normalize_timestamps(pd.Series([text, "2026-01-01"], dtype="string")).tolist() == [
+        iso, "2026-01-01T00:00:00Z"]
+
+
 @pytest.mark.parametrize(("value", "dtype", "expected"), [
     (10, "Int64", 10.0), ("42", "Int64", 42.0), (10**19, "Int64", None), (10**19, "Float64", 1e19),
     (10**400, "Float64", None), ("1e309", "Float64", None), ("nan", "Float64", None), (True, "Int64", None),

@@ -301,10 +301,11 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     epoch = values.str.fullmatch(_EPOCH)
     if epoch.any():
-        numbers = pd.to_numeric(values[epoch], errors="coerce")
+        numbers = pd.to_numeric(values[epoch], errors="coerce").astype("Float64")
         millis = numbers >= 1e11
-        seconds = numbers.where(~millis, numbers / 1000)
-        parsed[epoch] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+        # whole microseconds: a fraction of a second (HubSpot's millisecond epochs) would come back in ns
+        micros = numbers.where(~millis, numbers / 1000).mul(1e6).round()
+        parsed[epoch] = pd.to_datetime(micros, unit="us", utc=True, errors="coerce").dt.as_unit("us")
     # Every accepted form starts with a digit; this also keeps pandas from reading "now" or "today" as the clock.
     dated = values.str.match(r"\d") & ~epoch
     if dated.any():
