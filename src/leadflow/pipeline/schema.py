@@ -9,6 +9,8 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from leadflow.pipeline.errors import ConfigError
@@ -293,9 +295,44 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 
 def lead_keys(frame: pd.DataFrame) -> pd.Series:
     """The key the audit trail and quarantine use: `source:lead_id` when there is an id, else the lower-cased email."""
+    keys = _arrow_lead_keys(frame)
+    if keys is not None:
+        return keys
     lead_id = frame["lead_id"] if "lead_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     email = frame["email"] if "email" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     source = frame["source"].fillna("file") if "source" in frame else pd.Series("file", index=frame.index)
     with_id = source.astype("string") + ":" + lead_id.astype("string").str.strip()
     by_email = "email:" + email.astype("string").str.strip().str.lower()
     return with_id.fillna(by_email).astype("string")
+
+
+def _arrow_text(frame: pd.DataFrame, column: str) -> pa.ChunkedArray | None | bool:
+    """The column's Arrow strings when it is a pyarrow `string` column; None when absent; False otherwise."""
+    if column not in frame:
+        return None
+    series = frame[column]
+    if not isinstance(series, pd.Series) or series.dtype != pd.StringDtype("pyarrow"):
+        return False
+    return series.array._pa_array  # type: ignore[attr-defined]
+
+
+def _arrow_lead_keys(frame: pd.DataFrame) -> pd.Series | None:
+    """`lead_keys` in a few Arrow kernels, for frames whose key columns are pyarrow `string` columns (what pandas'
+    `+`, `str.strip`, `str.lower` and `fillna` on such columns run: `binary_join_element_wise`, `utf8_trim_whitespace`,
+    `utf8_lower`, `coalesce`); None for any other frame (its columns are converted the pandas way)."""
+    lead_id, email, source = (_arrow_text(frame, c) for c in ("lead_id", "email", "source"))
+    if any(part is False for part in (lead_id, email, source)):
+        return None
+    rows, text = len(frame), pa.large_string()
+    source = (pa.repeat(pa.scalar("file", text), rows) if source is None
+              else pc.fill_null(pc.cast(source, text), pa.scalar("file", text)))
+    with_id = pa.nulls(rows, text) if lead_id is None else pc.binary_join_element_wise(
+        source, pc.utf8_trim_whitespace(pc.cast(lead_id, text)), pa.scalar(":", text))
+    keys = with_id.combine_chunks() if isinstance(with_id, pa.ChunkedArray) else with_id
+    if keys.null_count and email is not None:  # the e-mail key only where there is no id
+        no_id = keys.is_null()
+        emails = pc.cast(email, text).filter(no_id)
+        by_email = pc.binary_join_element_wise(pa.scalar("email:", text), pc.utf8_lower(pc.utf8_trim_whitespace(
+            emails)), pa.scalar("", text))
+        keys = pc.replace_with_mask(keys, no_id, by_email.combine_chunks())
+    return pd.Series(pd.array(keys, dtype="string"), index=frame.index)
