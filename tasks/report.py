@@ -51,9 +51,10 @@ def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = N
 
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def record_chunk_kpis(run_id: str, chunks: range, since: datetime) -> int:
-    """Add the leads a streamed run staged in audit `chunks` (at or after `since`) to the KPI rollups, so the run's
-    end never holds all its leads' facts at once; returns the changed counters. Idempotent: a retry counts nothing
-    twice."""
+    """Add the leads a streamed run staged in audit `chunks` (at or after `since`: the first chunk's start) to the KPI
+    rollups, so the run's end never holds all its leads' facts at once; returns the changed counters. Idempotent: a
+    retry counts nothing twice. Several chunks at once record what recording them one at a time would, for less:
+    each recording rewrites most leaf pages of `kpi_lead_facts`' key and e-mail indexes once they are large."""
     from leadflow.audit.kpi_rollups import record_run_kpis
 
     return record_run_kpis(state_store(), run_id, chunks=chunks, since=since)

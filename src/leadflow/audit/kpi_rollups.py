@@ -80,6 +80,7 @@ from leadflow.audit.kpi_rollups_sql import (
     record_fresh_leads,
     stage_chunk_rows,
     stage_run_leads,
+    staged_chunk_leads,
     upsert_facts,
 )
 from leadflow.store.first_touch_tables import lead_first_touches
@@ -327,7 +328,8 @@ def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = No
     (audit chunk numbers, `lead_runs.chunk`) records only the leads staged in those chunks at or after `since` (the
     chunk's start; it keeps the scan on the `at` index), without write-backs and without marking the run; the closing
     call passes `staged=False` (its staged leads are counted) to add the write-backs and the mark. Recording a lead
-    twice changes nothing (its facts are unchanged), so a retried chunk counts once."""
+    twice changes nothing (its facts are unchanged), so a retried chunk counts once. Several chunks at once record
+    what recording them one at a time, in order, would (`kpi_rollups_sql.staged_leads_sql`), in one transaction."""
     scope = _Scope(chunks, since, staged=staged, written=chunks is None)
     with store._writing() as conn:  # one transaction; the lock keeps two runs from counting one lead twice
         _lock(conn)
@@ -405,9 +407,12 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
             stage_chunk_rows(conn, run_id, since, scope.chunks)
             lr = sa.table(CHUNK_ROWS_TABLE, *(sa.column(c.name, c.type) for c in lead_runs.c if c.name != "id"))
             run_rows = [lr.c.run_id == run_id]
-        staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
-                           sa.func.min(lr.c.created_at).label("run_created"),
-                           sa.func.min(lr.c.at).label("run_at")).where(*run_rows).group_by(lr.c.lead_key).subquery()
+        if scope.chunks is not None and len(scope.chunks) > 1:  # as recorded one chunk at a time
+            staged = staged_chunk_leads(run_id, postgres=dialect == "postgresql")
+        else:
+            staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),
+                               sa.func.min(lr.c.created_at).label("run_created"),
+                               sa.func.min(lr.c.at).label("run_at")).where(*run_rows).group_by(lr.c.lead_key).subquery()
         not_fresh = []
     touched = _joined(conn, staged)
     written_back = _raw_frame(conn, sa.select(ev.c.lead_key, _epoch(sa.func.min(ev.c.at), dialect).label("wb_at"))

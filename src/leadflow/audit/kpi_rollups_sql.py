@@ -122,6 +122,47 @@ def stage_chunk_rows(conn: Connection, run_id: str, since: datetime, chunks: ran
         conn.exec_driver_sql(f"ANALYZE {CHUNK_ROWS_TABLE}")
 
 
+def staged_leads_sql(table: str, where: str, *, postgres: bool, per_chunk: bool, hint: str = "",
+                     key_hint: str = "") -> str:
+    """One row per lead of the `table` rows (`lead_runs` columns) matching `where`: `lead_key`, `email`,
+    `created_text`, `first_at` (its earliest `at`). `hint`: how SQLite reads those rows (an `INDEXED BY`).
+
+    Unless `per_chunk`, the largest e-mail and the smallest creation text of all its rows. `per_chunk` (several audit
+    chunks recorded in one go) gives what recording the chunks one at a time, in order, leaves in the facts of a lead
+    staged in more than one: the largest e-mail of its last chunk that has one (a later recording replaces the
+    e-mail) and the smallest creation text of its first chunk whose text the database reads (the first creation time
+    recorded is kept; SQLite: the `julianday` the fresh leads' count uses; PostgreSQL: a text starting with a date),
+    else of its first chunk with one; those few leads' rows are read again by key (`key_hint`). So a streamed run
+    records the same facts whether its chunks are recorded one by one or several at a time."""
+    if not per_chunk:
+        return ("SELECT lead_key, max(email) AS email, min(created_at) AS created_text, min(at) AS first_at "
+                f"FROM {table}{hint} WHERE {where} GROUP BY lead_key")
+    # the chunk number, zero-padded, in front of a value: min / max then pick the first / last chunk's value
+    pad = "lpad(CAST(chunk AS TEXT), 10, '0')" if postgres else "printf('%010d', chunk)"
+    reads = ("created_text ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}'" if postgres
+             else "julianday(created_text) IS NOT NULL")
+    chunks = (f"(SELECT chunk, max(email) AS email, min(created_at) AS created_text FROM {table} AS i{key_hint} "
+              f"WHERE i.lead_key = o.lead_key AND {where} GROUP BY chunk) AS c")
+    last_email = f"(SELECT substr(max(CASE WHEN email IS NOT NULL THEN {pad} || email END), 11) FROM {chunks})"
+    first_created = (f"(SELECT coalesce(substr(min(CASE WHEN {reads} THEN {pad} || created_text END), 11), "
+                     f"substr(min(CASE WHEN created_text IS NOT NULL THEN {pad} || created_text END), 11)) "
+                     f"FROM {chunks})")
+    several = "min(o.chunk) < max(o.chunk)"
+    return (f"SELECT o.lead_key AS lead_key, CASE WHEN {several} THEN {last_email} ELSE max(o.email) END AS email, "
+            f"CASE WHEN {several} THEN {first_created} ELSE min(o.created_at) END AS created_text, "
+            f"min(o.at) AS first_at FROM {table} AS o{hint} WHERE {where} GROUP BY o.lead_key")
+
+
+def staged_chunk_leads(run_id: str, *, postgres: bool) -> sa.Subquery:
+    """`staged_leads_sql` per chunk over the `CHUNK_ROWS_TABLE` rows of run `run_id`, as the pandas path reads a run's
+    leads: `lead_key`, `email`, `run_created`, `run_at`."""
+    text = sa.text(staged_leads_sql(CHUNK_ROWS_TABLE, "run_id = :run_id", postgres=postgres, per_chunk=True))
+    rows = text.bindparams(run_id=run_id).columns(
+        *(sa.column(c) for c in ("lead_key", "email", "created_text", "first_at"))).subquery("per_lead")
+    return sa.select(rows.c.lead_key, rows.c.email, rows.c.created_text.label("run_created"),
+                     rows.c.first_at.label("run_at")).subquery()
+
+
 def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: range | None = None,
                     staged: bool = True, written: bool = True) -> bool:
     """Fill the temporary `LEADS_TABLE` with one row per lead run `run_id` staged (its `lead_runs` rows at or after
@@ -140,8 +181,9 @@ def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: r
     if chunks is not None:
         in_scope += f" AND chunk >= {int(chunks.start)} AND chunk < {int(chunks.stop)}"
         hint = "" if sql.postgres else " INDEXED BY ix_lead_runs_at"
-    staged_rows = ("SELECT lead_key, max(email) AS email, min(created_at) AS created_text, min(at) AS first_at "
-                   f"FROM lead_runs{hint} WHERE at >= :since AND run_id = :run_id{in_scope} GROUP BY lead_key")
+    staged_rows = staged_leads_sql("lead_runs", f"at >= :since AND run_id = :run_id{in_scope}", hint=hint,
+                                   key_hint="" if sql.postgres else " INDEXED BY ix_lead_runs_lead_key",
+                                   postgres=sql.postgres, per_chunk=chunks is not None and len(chunks) > 1)
     written_rows = ("SELECT lead_key, min(at) AS wb_at FROM lead_events WHERE run_id = :run_id "
                     "AND stage LIKE 'writeback:%' GROUP BY lead_key")
     # the CASE stops at the first answer (an AND in a result column would run every look-up)
