@@ -38,7 +38,7 @@ from leadflow.pipeline.ledger import (
 from leadflow.pipeline.settings import INPUT_STAGE, Settings
 from leadflow.stages import pipeline_from_names
 from tasks.io import record_stage
-from tasks.report import record_chunk_kpis
+from tasks.report import ChunkKpis
 from tasks.runner import inline_tasks
 
 
@@ -68,6 +68,7 @@ def lead_sync(
             out = files.enter_context(LeadFileWriter(output_path, first.ignored))
             quarantine = files.enter_context(QuarantineFileWriter(quarantine_path(output_path), first.ignored))
         earlier = files.enter_context(EarlierLeads())
+        kpis = files.enter_context(ChunkKpis(run_id, ledger))  # the KPI rollups, a few chunks at a time
         addresses = None  # the last chunk's, added to `earlier` only once another chunk comes
         for number, loaded in enumerate(chain([first], chunks), start=1):
             if addresses is not None:
@@ -87,10 +88,7 @@ def lead_sync(
                 # A tripped gate still leaves what it refused, and what earlier gates refused, to inspect.
                 raise keep_failed_gate(failed, run_id, quarantine, quarantined) from None
             addresses = frame[[c for c in ("email", "lead_id", "duplicate_of") if c in frame]]
-            started = time.perf_counter()
-            if ledger.next_chunk > first_chunk:
-                record_chunk_kpis(run_id, range(first_chunk, ledger.next_chunk), chunk_started)
-            ledger.time("kpis", time.perf_counter() - started)
+            kpis.add(range(first_chunk, ledger.next_chunk), chunk_started)
             started = time.perf_counter()
             if out is not None and quarantine is not None:
                 out.append(frame)
@@ -101,6 +99,7 @@ def lead_sync(
                 add_counts(counts, summarize(frame))
             progress.step(f"chunk {number}: {ledger.rows_in} rows", unit="chunks")
             del frame, quarantined, loaded
+        kpis.flush()
         ledger.close(ledger.rows_out)
         outputs = {}
         if out is not None and quarantine is not None:

@@ -1,0 +1,48 @@
+"""tasks.report.ChunkKpis: a streamed run's KPI recordings a few audit chunks at a time, none lost on failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import tasks.report as report
+from leadflow.pipeline.ledger import RunLedger
+
+T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, range, datetime]]:
+    calls: list[tuple[str, range, datetime]] = []
+    monkeypatch.setattr(report, "record_chunk_kpis", lambda run_id, chunks, since: calls.append((run_id, chunks, since)))
+    return calls
+
+
+def test_chunks_are_recorded_every_n_and_the_rest_at_the_end(recorded: list) -> None:
+    ledger = RunLedger()
+    with report.ChunkKpis("run-1", ledger, every=2) as kpis:
+        for page in range(5):  # pages of one audit chunk each, the third with none (all refused)
+            chunks = range(page, page) if page == 2 else range(page, page + 1)
+            kpis.add(chunks, T0 + timedelta(minutes=page))
+    assert recorded == [("run-1", range(0, 2), T0), ("run-1", range(3, 5), T0 + timedelta(minutes=3))]
+    assert ledger.timings["kpis_seconds"] >= 0  # the recordings' time is the run's `kpis` timing
+
+
+def test_a_failed_run_still_records_its_finished_chunks(recorded: list) -> None:
+    with pytest.raises(RuntimeError, match="stage failed"), report.ChunkKpis("run-2", RunLedger(), every=4) as kpis:
+        kpis.add(range(0, 1), T0)
+        raise RuntimeError("stage failed")
+    assert recorded == [("run-2", range(0, 1), T0)]
+
+
+def test_a_recording_failure_does_not_hide_the_runs_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise OSError("store unreachable")
+
+    monkeypatch.setattr(report, "record_chunk_kpis", broken)
+    with pytest.raises(RuntimeError, match="stage failed"), report.ChunkKpis("run-3", RunLedger()) as kpis:
+        kpis.add(range(0, 1), T0)
+        raise RuntimeError("stage failed")
+    with pytest.raises(OSError, match="store unreachable"), report.ChunkKpis("run-4", RunLedger()) as kpis:
+        kpis.add(range(0, 1), T0)  # on success, a failure to record is the run's error
