@@ -206,6 +206,23 @@ def _executemany_upsert(conn: Connection, target: sa.Table, chunks: Iterable[pa.
     return sent
 
 
+def executemany_insert(conn: Connection, target: sa.Table, table: pa.Table,
+                       constants: Mapping[str, str | None] | None = None) -> int:
+    """Insert an Arrow table's rows (driver-ready values) into `target` on SQLite as DBAPI executemany with plain
+    tuples, `BULK_CHUNK_ROWS` at a time; `constants`: more columns, each with one text (or None) every row shares,
+    written into the statement once instead of bound per row (a run id and a time on every `lead_runs` row: ~1 s of
+    CPU less per million rows, measured). Returns the rows sent."""
+    constants = dict(constants or {})
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in [*table.column_names, *constants])
+    values = ", ".join(["?"] * table.num_columns + [_sqlite_literal(value) for value in constants.values()])
+    sql = f"INSERT INTO {preparer.format_table(target)} ({names}) VALUES ({values})"
+    for batch in table.to_batches(BULK_CHUNK_ROWS):
+        if batch.num_rows:
+            conn.exec_driver_sql(sql, list(zip(*(column.to_pylist() for column in batch.columns), strict=True)))
+    return table.num_rows
+
+
 def _sqlite_upsert_sql(conn: Connection, target: sa.Table, columns: Sequence[str], constants: Mapping[str, str | None],
                        keys: Sequence[str], update: Sequence[str]) -> str:
     """`INSERT … VALUES (?, …, 'constant', …) ON CONFLICT (keys) DO UPDATE SET …` for SQLite's executemany."""

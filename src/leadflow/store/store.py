@@ -14,7 +14,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from leadflow.pipeline.settings import Settings
 from leadflow.store.audit_trail import AuditTrailMixin
-from leadflow.store.bulk import copy_csv
+from leadflow.store.bulk import copy_csv, executemany_insert, texts
 from leadflow.store.dead_letters import DeadLettersMixin
 from leadflow.store.first_touches import FirstTouchMixin
 from leadflow.store.inbox import InboxMixin
@@ -266,30 +265,28 @@ def _insert_lead_runs(conn: Connection, run_id: str, at: datetime, leads: pd.Dat
     postgres = conn.dialect.name == "postgresql"
     # the text each driver would have bound: SQLAlchemy's SQLite format (naive UTC), or ISO with offset for COPY
     when = stamp.isoformat(sep=" ") if postgres else stamp.isoformat(sep=" ", timespec="microseconds")
-    # in key order: the lead_key index then takes a run of neighbouring entries, not a million scattered ones
-    leads = leads.iloc[_text_order(leads["lead_key"])]
     email = leads["email"].astype("string").str.strip().str.lower()
     email = email.where(email.str.len() <= MAX_INDEXED_EMAIL)
-    table = pa.table({
-        "lead_key": pa.array(leads["lead_key"].astype("string"), type=pa.large_string()),
-        "run_id": pa.repeat(pa.scalar(run_id, pa.large_string()), len(leads)),
+    keys = texts(leads["lead_key"])
+    # in key order: the lead_key index then takes a run of neighbouring entries, not a million scattered ones (one
+    # `take` of Arrow columns, not a reordered copy of the frame)
+    order = pc.sort_indices(keys)
+    columns = {
+        "lead_key": keys,
         "chunk": pa.array(leads["chunk"].astype("int64")),
-        "email": pa.array(email, type=pa.large_string()),
-        "created_at": pa.array(leads["created_at"].astype("string"), type=pa.large_string()),
-        "lead_source": pa.array(leads["lead_source"].astype("string"), type=pa.large_string()),
-        "at": pa.repeat(pa.scalar(when, pa.large_string()), len(leads)),
-    }).select(list(LEAD_RUN_COLUMNS))
+        "email": texts(email),
+        "created_at": texts(leads["created_at"]),
+        "lead_source": texts(leads["lead_source"]),
+    }
+    table = pa.table({name: column.take(order) for name, column in columns.items()})
     if postgres:
+        rows = len(table)
+        table = table.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.large_string()), rows)).append_column(
+            "at", pa.repeat(pa.scalar(when, pa.large_string()), rows)).select(list(LEAD_RUN_COLUMNS))
         copy_csv(conn, lead_runs, table)
         return
-    sql = str(lead_runs.insert().compile(dialect=conn.dialect, column_keys=list(LEAD_RUN_COLUMNS)))
-    for batch in table.to_batches(EVENT_CHUNK_ROWS):
-        conn.exec_driver_sql(sql, list(zip(*(column.to_pylist() for column in batch.columns), strict=True)))
-
-
-def _text_order(values: pd.Series) -> np.ndarray:
-    order: np.ndarray = pc.sort_indices(pa.array(values.astype("string"), type=pa.large_string())).to_numpy()
-    return order
+    # what every row shares (the run, the time) is written into the statement once, not bound per row
+    executemany_insert(conn, lead_runs, table, {"run_id": run_id, "at": when})
 
 
 def _copy_events(conn: Connection, events: pd.DataFrame, at: pd.Series) -> None:
