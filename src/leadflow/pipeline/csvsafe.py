@@ -58,18 +58,64 @@ def is_text_column(series: object) -> bool:
     return isinstance(series, pd.Series) and (is_object_dtype(series.dtype) or is_string_dtype(series.dtype))
 
 
-def string_bytes(cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A (large_)string array's UTF-8 bytes, and each cell's start in them and length (0 for a null)."""
+def cell_bytes(cells: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A (large_)string array's UTF-8 bytes (no copy) and where each cell starts and ends in them: `len + 1` offsets
+    from 0. A null's slot usually holds no bytes, but may."""
     offsets_type = np.int64 if pa.types.is_large_string(cells.type) else np.int32
     buffers = cells.buffers()
     offsets = np.frombuffer(buffers[1], dtype=offsets_type)[cells.offset:cells.offset + len(cells) + 1]
-    offsets = offsets.astype(np.int64)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, dtype=np.uint8)
-    data = data[int(offsets[0]):int(offsets[-1])]
-    lengths = np.diff(offsets)
+    first, last = int(offsets[0]), int(offsets[-1])
+    if first or offsets_type is not np.int64:
+        offsets = offsets.astype(np.int64) - first
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[first:last] if last > first else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
+def valid_cells(cells: pa.Array) -> np.ndarray:
+    """Which cells are not null, from the validity bitmap (the array must hold a null)."""
+    bits = np.frombuffer(cells.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[cells.offset:cells.offset + len(cells)].view(bool)
+
+
+def filled_cells(cells: pa.Array, offsets: np.ndarray) -> np.ndarray:
+    """Which cells hold at least one byte of their own (not null, not empty); `offsets` from `cell_bytes`."""
+    filled = offsets[1:] > offsets[:-1]
     if cells.null_count:
-        lengths[~cells.is_valid().to_numpy(zero_copy_only=False)] = 0
-    return data, offsets[:-1] - offsets[0], lengths
+        filled &= valid_cells(cells)
+    return filled
+
+
+def first_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Each cell's first byte; meaningless for a cell `filled_cells` does not count (`data` must not be empty)."""
+    return data.take(offsets[:-1], mode="clip")
+
+
+def cells_holding(data_positions: np.ndarray, offsets: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """The cells (ascending, each once) the bytes at these positions of `cell_bytes`' data belong to."""
+    holding = np.unique(np.searchsorted(offsets[:-1], data_positions, side="right") - 1)
+    return holding[filled[holding]]  # not a null slot's bytes
+
+
+_SPLICE_MAX: Final = 300
+"""Up to this many cells are replaced by splicing slices (cheap when few); more, with one Arrow mask kernel."""
+
+
+def replace_cells(cells: pa.Array, where: np.ndarray, values: pa.Array) -> pa.Array:
+    """`cells` with the cells at `where` (ascending) replaced by `values`, in order."""
+    if len(where) > _SPLICE_MAX:
+        mask = np.zeros(len(cells), dtype=bool)
+        mask[where] = True
+        return pc.replace_with_mask(cells, pa.array(mask), values)
+    pieces = []
+    done = 0
+    for position, index in enumerate(where.tolist()):
+        if index > done:
+            pieces.append(cells.slice(done, index - done))
+        pieces.append(values.slice(position, 1))
+        done = index + 1
+    if done < len(cells):
+        pieces.append(cells.slice(done))
+    return pa.concat_arrays(pieces)
 
 
 _TRIGGER_BYTES: Final = np.zeros(256, dtype=bool)
@@ -83,52 +129,83 @@ _NUMBER_OR_E164_ASCII: Final = "^(?:{}|{})$".format(
 
 def _has_control(data: np.ndarray) -> bool:
     """Whether UTF-8 bytes hold a control character or CR (tab and newline aside): those are ASCII bytes, never part
-    of a multi-byte character."""
-    low = data < 0x20
-    if low.any() and (low & (data != 0x09) & (data != 0x0A)).any():
-        return True
-    return bool((data == 0x7F).any())
+    of a multi-byte character. The smallest and largest byte settle it for most columns."""
+    if not len(data):
+        return False
+    if data.min() < 0x20:
+        low = data < 0x20
+        if (low & (data != 0x09) & (data != 0x0A)).any():
+            return True
+    return bool(data.max() >= 0x7F and (data == 0x7F).any())
 
 
 def _as_bool(mask: pa.Array) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
-def defuse_arrow(cells: pa.Array) -> pa.Array:
+_SIGN_BYTES: Final = np.zeros(256, dtype=bool)
+_SIGN_BYTES[[ord("+"), ord("-")]] = True
+"""The triggers a plain number or an E.164 number may start with: a cell starting with any other trigger (`=`, `@`,
+tab) is a formula whatever follows."""
+_BY_VALUE_MIN_CELLS: Final = 4096
+_BY_VALUE_SAMPLE: Final = 1024
+_BY_VALUE_MAX_DISTINCT: Final = 256
+"""A column with at least this many cells starting with a trigger is defused once per distinct value (its dictionary,
+then a take) when a sample of those cells holds few distinct values: `score_reasons` (`+15 Director; ...`)."""
+
+
+def defuse_arrow(cells: pa.Array, *, by_value: bool = True) -> pa.Array:
     """A (large_)string array with every cell defused exactly as `defuse_cell` does (nulls stay null), vectorised:
-    a cell is looked at only when its first byte is a trigger or the column holds a control byte; an ASCII cell
-    starting with a trigger that is no plain number or E.164 number gets its `'` in one Arrow call; only cells with
-    control characters or CR, and non-ASCII ones starting with a trigger, go through `defuse_cell` (once per distinct
-    value)."""
-    data, starts, lengths = string_bytes(cells)
-    present = lengths > 0
-    first = np.zeros(len(cells), dtype=np.uint8)
-    first[present] = data[starts[present]]
-    trigger = _TRIGGER_BYTES[first] & present
+    a cell is looked at only when its first byte is a trigger or the column holds a control byte; a cell starting
+    with `=`, `@` or tab is a formula; one starting with `+` or `-` is one unless it is an ASCII plain number or E.164
+    number (one Arrow regex over those cells); formulas get their `'` in one Arrow call; only cells with control
+    characters or CR, and non-ASCII ones starting with a sign that are no ASCII number, go through `defuse_cell`
+    (once per distinct value). Many cells starting with a trigger but few distinct values: defused per value."""
+    data, offsets = cell_bytes(cells)
+    if not len(data):  # every cell empty or null
+        return cells
+    first = first_bytes(data, offsets)
+    trigger = _TRIGGER_BYTES.take(first)
+    if trigger.any():
+        trigger &= filled_cells(cells, offsets)
     control = _has_control(data)
     if not control and not trigger.any():
         return cells
+    if by_value and _few_values(cells, trigger):
+        encoded = pc.dictionary_encode(cells)
+        return defuse_arrow(encoded.dictionary, by_value=False).take(encoded.indices)
     one_by_one = _as_bool(pc.match_substring_regex(cells, _CONTROL_OR_CR)) if control else np.zeros(len(cells), bool)
-    quote = np.zeros(len(cells), dtype=bool)
-    candidates = np.flatnonzero(trigger & ~one_by_one)
-    if len(candidates):
-        starting = cells.take(pa.array(candidates))
+    quote = trigger & ~one_by_one  # every candidate is a formula, but for the numbers found below
+    signed = np.flatnonzero(quote & _SIGN_BYTES.take(first))
+    if len(signed):
+        starting = cells.take(pa.array(signed))
         formula = ~_as_bool(pc.match_substring_regex(starting, _NUMBER_OR_E164_ASCII))
-        ascii_only = _as_bool(pc.string_is_ascii(starting))
-        quote[candidates[formula & ascii_only]] = True
-        one_by_one[candidates[formula & ~ascii_only]] = True
+        quote[signed[~formula]] = False
+        if formula.any():
+            ascii_only = _as_bool(pc.string_is_ascii(starting))
+            other = signed[formula & ~ascii_only]  # Python's `\d` may find a number in them: one by one
+            quote[other] = False
+            one_by_one[other] = True
     out = cells
     if quote.any():
-        mask = pa.array(quote)
-        prefix = pa.scalar("'", type=cells.type)
-        out = pc.replace_with_mask(out, mask, pc.binary_join_element_wise(prefix, cells.filter(mask),
-                                                                           pa.scalar("", type=cells.type)))
+        where = np.flatnonzero(quote)
+        prefixed = pc.binary_join_element_wise(pa.scalar("'", type=cells.type), cells.take(pa.array(where)),
+                                               pa.scalar("", type=cells.type))
+        out = replace_cells(out, where, prefixed)
     if one_by_one.any():
-        mask = pa.array(one_by_one)
-        values = cells.filter(mask).to_pylist()
+        where = np.flatnonzero(one_by_one)
+        values = cells.take(pa.array(where)).to_pylist()
         changes = {value: defuse_cell(value) for value in dict.fromkeys(values)}
-        out = pc.replace_with_mask(out, mask, pa.array([changes[v] for v in values], type=cells.type))
+        out = replace_cells(out, where, pa.array([changes[v] for v in values], type=cells.type))
     return out
+
+
+def _few_values(cells: pa.Array, trigger: np.ndarray) -> bool:
+    """Whether many cells start with a trigger and a sample of them holds few distinct values."""
+    if np.count_nonzero(trigger) < _BY_VALUE_MIN_CELLS:
+        return False
+    sample = np.flatnonzero(trigger)[:_BY_VALUE_SAMPLE]
+    return pc.count_distinct(cells.take(pa.array(sample))).as_py() <= _BY_VALUE_MAX_DISTINCT
 
 
 def _defuse_column(series: pd.Series) -> pd.Series:

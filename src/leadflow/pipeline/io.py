@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz.distance import OSA
 
 from leadflow.pipeline.csv_out import write_csv
@@ -23,6 +25,7 @@ from leadflow.pipeline.schema import (
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
     conform,
+    dtype_of,
     lead_keys,
     number_problem,
     parse_bool,
@@ -326,8 +329,22 @@ def to_output(frame: pd.DataFrame) -> pd.DataFrame:
     """Canonical columns first, booleans as `true`/`false`, unknown as empty."""
     out = conform(frame)
     for column in BOOLEAN_COLUMNS:
-        out[column] = out[column].map({True: "true", False: "false"}, na_action="ignore").astype("string")
+        out[column] = _bool_text(out[column])
     return out
+
+
+_TRUE = pa.scalar("true", type=pa.large_string())
+_FALSE = pa.scalar("false", type=pa.large_string())
+
+
+def _bool_text(values: pd.Series) -> pd.Series:
+    """`true`/`false` as a `string` column, missing stays missing: what `values.map({True: "true", False: "false"},
+    na_action="ignore").astype("string")` gives, in one Arrow call for a `boolean` column."""
+    if values.dtype != "boolean":
+        return values.map({True: "true", False: "false"}, na_action="ignore").astype("string")
+    missing = values.isna().to_numpy()
+    flags = pa.array(values.to_numpy(dtype=bool, na_value=False), mask=missing if missing.any() else None)
+    return pd.Series(pd.array(pc.if_else(flags, _TRUE, _FALSE), dtype="string"), index=values.index, name=values.name)
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -411,7 +428,6 @@ class LeadFileWriter(_StagedFile):
     def append(self, frame: pd.DataFrame) -> None:
         out = self._shaped(frame)
         if self.parquet:
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(out, preserve_index=False)
@@ -461,17 +477,45 @@ def quarantine_lines(quarantine: pd.DataFrame, extra_columns: tuple[str, ...] = 
     columns = [*QUARANTINE_HEAD, *CANONICAL_COLUMNS, *extra_columns]
     if not len(quarantine):
         return pd.DataFrame(columns=columns)
-    grouped = quarantine.groupby(["stage", "position"], sort=False)
-    head = grouped.agg(
-        expectation=("expectation", "; ".join),
-        reason=("reason", "; ".join),
-        lead_key=("lead_key", "first"),
-        row=("row", "first"),
-    ).reset_index()
+    head = _one_per_row(quarantine)
+    if head is None:
+        grouped = quarantine.groupby(["stage", "position"], sort=False)
+        head = grouped.agg(
+            expectation=("expectation", "; ".join),
+            reason=("reason", "; ".join),
+            lead_key=("lead_key", "first"),
+            row=("row", "first"),
+        ).reset_index()
     rows = pd.DataFrame(list(head["row"]))
-    body = to_output(rows) if len(rows) else rows
+    body = to_output(_unparsed_blanks(rows)) if len(rows) else rows
     out = pd.concat([head[QUARANTINE_HEAD].reset_index(drop=True), body.reset_index(drop=True)], axis=1)
     return out.reindex(columns=columns)
+
+
+def _unparsed_blanks(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with a canonical column no row has a value in replaced by the all-unknown column `conform` would make
+    of it, all added in one go (`conform` leaves a column of the right dtype as it is, and adds them one by one)."""
+    present = rows.notna().any().to_numpy() | ~rows.columns.isin(CANONICAL_COLUMNS)
+    if present.all():
+        return rows
+    kept = rows.loc[:, present]
+    blanks = [column for column in CANONICAL_COLUMNS if column not in kept.columns]
+    if not blanks:
+        return kept
+    return pd.concat([kept, pd.DataFrame({column: pd.array([pd.NA] * len(rows), dtype=dtype_of(column))
+                                          for column in blanks}, index=rows.index)], axis=1)
+
+
+def _one_per_row(quarantine: pd.DataFrame) -> pd.DataFrame | None:
+    """The records as they are when each row was quarantined once (one expectation, one reason, text both): what
+    grouping them by stage and position would give, without the grouping. None otherwise."""
+    keys = quarantine[["stage", "position"]]
+    text = quarantine[["expectation", "reason"]]
+    if keys.isna().any(axis=None) or keys.duplicated().any() or text.isna().any(axis=None):
+        return None
+    if not all(isinstance(value, str) for column in text for value in text[column].unique()):
+        return None
+    return quarantine[["stage", "position", "expectation", "reason", "lead_key", "row"]].reset_index(drop=True)
 
 
 class QuarantineFileWriter(_StagedFile):
