@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 
 from leadflow.store import EVENT_COLUMNS, VERSION_TABLE, StateStore, StoreError, alembic_config, metadata
 from leadflow.store import store as store_module
+from leadflow.store.engine import SQLITE_PAGE_SIZE
 from tests.dbs import (
     backend_params,
     clear_tables,
@@ -130,6 +131,18 @@ def test_open_defaults_to_settings_sqlite_and_creates_the_folder(
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store_module.SQLITE_BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+
+
+def test_an_existing_sqlite_store_keeps_its_page_size(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # a store made with SQLite's default pages
+        old.execute("CREATE TABLE t (x)")
+    with StateStore.open(f"sqlite:///{path}") as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_passwords_never_appear_in_url_or_errors() -> None:

@@ -21,6 +21,11 @@ from leadflow.store.values import _json_dumps
 MIGRATIONS_DIR: Final[Path] = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 30_000
 SQLITE_CACHE_KIB: Final[int] = -65_536
+SQLITE_PAGE_SIZE: Final[int] = 16_384
+"""Page size of a new SQLite store (an existing one keeps its own). A file run inserts each chunk's leads into several
+tables with random-key indexes (lead key, e-mail), so each commit rewrites most of their leaf pages: 16 KiB pages
+took 20 % off the audit trail's and lifecycle state's CPU at 1M leads (replay of a 1M run's calls: 17.0 -> 13.6 s)
+against the 4 KiB default; larger pages gained little more and cost small writes (intake) more WAL per page."""
 
 _WRITE_OPTION: Final[str] = "leadflow_write"
 _MIGRATION_LOCK: Final[int] = 0x1EAD_F10E
@@ -121,6 +126,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # before WAL: a page size takes effect only on a database with no tables yet, and not once it is in WAL
+        cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
         # WAL: readers (the CLI, a dashboard) do not block the flow that writes, nor the reverse
         cursor.execute("PRAGMA journal_mode = WAL")
         # durable at each checkpoint rather than each commit; with WAL a crash cannot corrupt, only lose the tail
