@@ -60,12 +60,13 @@ class EarlierLeads:
         wanted = keys.dropna().drop_duplicates()
         if not len(wanted):
             return out
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (hash INTEGER PRIMARY KEY)")
-        hashes = np.sort(_hashes(wanted))
-        with self._db:
-            self._db.execute("DELETE FROM wanted")
-            self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((h,) for h in hashes.tolist()))
-        found = self._db.execute("SELECT e.email, e.target FROM earlier e JOIN wanted w ON w.hash = e.hash").fetchall()
+        # The hashes go in as one JSON array (json_each reads it in C; no Python tuple bound per address), each
+        # looked up by the table's integer key.
+        hashes = np.unique(_hashes(wanted))
+        found = self._db.execute(
+            "SELECT e.email, e.target FROM json_each(?) w CROSS JOIN earlier e ON e.hash = w.value",
+            ("[" + ",".join(map(str, hashes.tolist())) + "]",),
+        ).fetchall()
         if found:
             # Looked up by the address itself (one Arrow hash lookup, no dict): an address whose hash matched
             # another's finds nothing.

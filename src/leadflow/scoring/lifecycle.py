@@ -13,6 +13,7 @@ lead stays where it was, and `lifecycle_reason` says what was refused and why, s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -96,79 +97,122 @@ def advance_lifecycle(
     """
     now = pd.Timestamp(as_of).tz_convert("UTC")
     stamp = _iso(as_of)
-    stage = frame["lifecycle_stage"].astype("string").fillna("new")
-    unknown = ~stage.isin(STAGES)
+    # Stages as codes into STAGES (numpy masks, no string comparison per row); texts written only for moved rows.
+    earlier = frame["lifecycle_stage"].astype("string")
+    named = earlier.fillna("new")
+    unknown = ~named.isin(STAGES)
     reason = frame["lifecycle_reason"].astype("string").copy()
-    reason[unknown] = "unknown earlier stage " + stage[unknown] + ": treated as new"
-    stage = stage.mask(unknown, "new")
+    reason[unknown] = "unknown earlier stage " + named[unknown] + ": treated as new"
+    stage = _stage_codes(named)
     stamps = {column: frame[column].astype("string").copy() for column in STAMPS.values()}
     score = frame["score"].astype("Float64").fillna(-np.inf).to_numpy(dtype=float)
     crossed = score >= mql_threshold
 
-    def move(mask: np.ndarray, target: str, why: pd.Series | str) -> None:
-        nonlocal stage, reason
+    def move(mask: np.ndarray, target: str, why: Callable[[np.ndarray], pd.Series | str]) -> None:
+        nonlocal reason
         if not mask.any():
             return
-        stage = stage.mask(mask, target)
-        reason = reason.mask(mask, why)
-        stamps[STAMPS[target]] = stamps[STAMPS[target]].mask(mask, stamp)
+        stage[mask] = STAGES.index(target)
+        reason = _put(reason, mask, why(mask))
+        stamps[STAMPS[target]] = _put(stamps[STAMPS[target]], mask, stamp)
 
     # 0. A lead leadflow has never tracked takes the stage its CRM status means (an initial load is no transition),
     #    stamped when the CRM says the status changed, or not at all: never with the run's time.
     status = frame["status"].astype("string")
-    mapped = status.map(policy.status_map).astype("string")
-    untracked = (frame["lifecycle_stage"].isna() & mapped.notna()).to_numpy(dtype=bool)
-    since = (pd.Series(pd.NA, index=frame.index, dtype="string") if first_seen is None
-             else first_seen.reindex(frame.index).astype("string"))
-    why_first = "first seen with crm status " + status + (" (since " + since + ", crm history)").fillna(" (date unknown)")
-    for target in ("mql", "sal", "sql", "recycled"):
-        adopt = untracked & (mapped == target).fillna(False).to_numpy(dtype=bool)
-        if adopt.any():
-            stage = stage.mask(adopt, target)
-            reason = reason.mask(adopt, why_first)
-            stamps[STAMPS[target]] = stamps[STAMPS[target]].mask(adopt, since)
+    status_codes, statuses = status.factorize(use_na_sentinel=True)
+    mapped = _lookup(status_codes, [STAGES.index(policy.status_map[s]) if s in policy.status_map else -1
+                                    for s in statuses])
+    untracked = earlier.isna().to_numpy(dtype=bool) & (mapped >= 0)
+    if untracked.any():
+        since = (pd.Series(pd.NA, index=frame.index, dtype="string") if first_seen is None
+                 else first_seen.reindex(frame.index).astype("string"))
+        for target in ("mql", "sal", "sql", "recycled"):
+            adopt = untracked & (mapped == STAGES.index(target))
+            if adopt.any():
+                stage[adopt] = STAGES.index(target)
+                rows = np.flatnonzero(adopt)
+                why_first = "first seen with crm status " + status.iloc[rows] + (
+                    " (since " + since.iloc[rows] + ", crm history)").fillna(" (date unknown)")
+                reason = _put(reason, adopt, why_first)
+                stamps[STAMPS[target]] = _put(stamps[STAMPS[target]], adopt, since.iloc[rows])
 
     # 1. The score: new → MQL; recycled → MQL only on engagement newer than the recycling and recent.
-    # Scores repeat: each distinct rounded score (by its bits, so -0.0 stays "-0.0") is written as text once.
-    rounded = frame["score"].astype("Float64").round(1)
-    codes, _ = pd.factorize(rounded.to_numpy(dtype=float, na_value=np.nan).view(np.int64))
-    first = np.full(codes.max(initial=-1) + 1, len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    score_text = pd.Series(rounded.iloc[first].astype("string").array.take(codes), index=frame.index, dtype="string")
-    why_mql = "score " + score_text.fillna("?") + f" ≥ {mql_threshold:g}"
-    is_new = (stage == "new").to_numpy(dtype=bool)
+    def why_mql(mask: np.ndarray, after: str = "") -> pd.Series:
+        # Scores repeat: each distinct rounded score (by its bits, so -0.0 stays "-0.0") is written as text once.
+        rounded = frame["score"].iloc[np.flatnonzero(mask)].astype("Float64").round(1)
+        codes, _ = pd.factorize(rounded.to_numpy(dtype=float, na_value=np.nan).view(np.int64))
+        first = np.full(codes.max(initial=-1) + 1, len(codes), dtype=np.int64)
+        np.minimum.at(first, codes, np.arange(len(codes)))
+        text = pd.Series(rounded.iloc[first].astype("string").array.take(codes), dtype="string")
+        return "score " + text.fillna("?") + f" ≥ {mql_threshold:g}{after}"
+
+    is_new = stage == STAGES.index("new")
     move(is_new & crossed & policy.allows("new", "mql"), "mql", why_mql)
-    recycled_at = pd.to_datetime(stamps["recycled_at"], utc=True, errors="coerce")
-    if "updated_at" in frame:  # recycled at an unknown time: no later than the record's last change
-        recycled_at = recycled_at.fillna(pd.to_datetime(frame["updated_at"], utc=True, errors="coerce"))
-    activity = pd.to_datetime(last_activity, utc=True, errors="coerce").reindex(frame.index)
-    fresh = (
-        (activity > recycled_at.fillna(pd.Timestamp.min.tz_localize("UTC")))
-        & (activity >= now - pd.Timedelta(days=policy.fresh_engagement_days))
-    ).fillna(False).to_numpy(dtype=bool)
-    is_recycled = (stage == "recycled").to_numpy(dtype=bool)
-    move(is_recycled & crossed & fresh & policy.allows("recycled", "mql"), "mql", why_mql + " after fresh engagement")
+    is_recycled = stage == STAGES.index("recycled")
+    candidates = is_recycled & crossed & policy.allows("recycled", "mql")
+    if candidates.any():  # engagement matters only to these
+        recycled_at = pd.to_datetime(stamps["recycled_at"], utc=True, errors="coerce")
+        if "updated_at" in frame:  # recycled at an unknown time: no later than the record's last change
+            recycled_at = recycled_at.fillna(pd.to_datetime(frame["updated_at"], utc=True, errors="coerce"))
+        activity = pd.to_datetime(last_activity, utc=True, errors="coerce").reindex(frame.index)
+        fresh = (
+            (activity > recycled_at.fillna(pd.Timestamp.min.tz_localize("UTC")))
+            & (activity >= now - pd.Timedelta(days=policy.fresh_engagement_days))
+        ).fillna(False).to_numpy(dtype=bool)
+        move(candidates & fresh, "mql", lambda mask: why_mql(mask, " after fresh engagement"))
 
     # 2. The CRM status: sales accepted, converted, sent to nurture.
-    wants = mapped.notna() & (mapped != stage)
+    wants = (mapped >= 0) & (mapped != stage)
     for target in ("sal", "sql", "recycled", "mql", "new"):
-        asks = (wants & (mapped == target)).fillna(False).to_numpy(dtype=bool)
+        asks = wants & (mapped == STAGES.index(target))
         if not asks.any():
             continue
-        # `stage` holds only STAGES here (unknown ones became "new"): one isin instead of a Python call per row.
-        allowed = stage.isin([s for s in STAGES if policy.allows(s, target)]).to_numpy(dtype=bool)
-        if target == "recycled":
-            why = "recycled: " + status.map(policy.recycle_reasons).fillna(status).astype("string")
-        else:
-            why = f"crm status → {target}: " + status
+        allowed = np.array([policy.allows(s, target) for s in STAGES], dtype=bool)[stage]
         refused = asks & ~allowed
-        reason = reason.mask(refused, "refused " + stage + " → " + target + " (crm status " + status + ")")
-        move(asks & allowed, target, why)
+        if refused.any():
+            rows = np.flatnonzero(refused)
+            reason = _put(reason, refused, "refused " + _stage_texts(stage[rows], frame.index[rows]) + " → " + target
+                          + " (crm status " + status.iloc[rows] + ")")
+        move(asks & allowed, target, _crm_why(status, policy, target))
 
-    out = pd.DataFrame({"lifecycle_stage": stage, "lifecycle_reason": reason}, index=frame.index)
+    out = pd.DataFrame({"lifecycle_stage": _stage_texts(stage, frame.index), "lifecycle_reason": reason},
+                       index=frame.index)
     for column, values in stamps.items():
         out[column] = values
     return out[list(LIFECYCLE_COLUMNS)].astype("string")
+
+
+def _stage_codes(named: pd.Series) -> np.ndarray:
+    """Position in STAGES of each stage name (an unknown name counts as "new")."""
+    codes, names = named.factorize(use_na_sentinel=True)
+    return _lookup(codes, [STAGES.index(n) if n in STAGES else 0 for n in names], missing=0)
+
+
+def _lookup(codes: np.ndarray, table: list[int], missing: int = -1) -> np.ndarray:
+    """`table[code]` per code (`missing` for the -1 of NA), as a writable int64 array."""
+    return np.append(np.asarray(table, dtype=np.int64), missing)[np.asarray(codes)]
+
+
+def _stage_texts(codes: np.ndarray, index: pd.Index | None = None) -> pd.Series:
+    """STAGES[code] per code, as `string`."""
+    return pd.Series(pd.array(list(STAGES), dtype="string").take(codes), index=index, dtype="string")
+
+
+def _put(column: pd.Series, mask: np.ndarray, values: pd.Series | str | None) -> pd.Series:
+    """`column` with the rows of `mask` set to `values`: one scalar, or one value per masked row in order."""
+    out = column.copy()
+    out.iloc[np.flatnonzero(mask)] = values.array if isinstance(values, pd.Series) else values
+    return out
+
+
+def _crm_why(status: pd.Series, policy: LifecyclePolicy, target: str) -> Callable[[np.ndarray], pd.Series]:
+    """`lifecycle_reason` of the leads of `mask` moved to `target` by their CRM status."""
+    def why(mask: np.ndarray) -> pd.Series:
+        asked = status.iloc[np.flatnonzero(mask)]
+        if target == "recycled":
+            return "recycled: " + asked.map(policy.recycle_reasons).fillna(asked).astype("string")
+        return f"crm status → {target}: " + asked
+    return why
 
 
 def refused_count(frame: pd.DataFrame) -> int:

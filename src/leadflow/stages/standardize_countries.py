@@ -119,10 +119,23 @@ def _strip_accents(text: str) -> str:
     return unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
 
 
+class _SpacedPunctuation(dict[int, str]):
+    """`str.translate` table: a punctuation, symbol, separator or control character (Unicode category P, S, Z or C)
+    → " ", any other character → itself; each character's category looked up once."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = self[code] = " " if unicodedata.category(char)[0] in "PSZC" else char
+        return value
+
+
+_SPACED: Final[_SpacedPunctuation] = _SpacedPunctuation()
+
+
 def _punctuation_to_space(text: str) -> str:
     if text.isascii():
         return _ASCII_PUNCTUATION.sub(" ", text)
-    return "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in text)
+    return text.translate(_SPACED)
 
 
 def _name_key(text: str) -> str:
@@ -209,11 +222,18 @@ def _iso_alpha2() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
-def _add_layer(table: dict[str, str | None], pairs: Iterable[tuple[str, str | None]]) -> None:
-    """Add names of one precedence layer; earlier layers win, a key meaning two codes within a layer is blocked."""
+def _add_layer(table: dict[str, str | None], pairs: Iterable[tuple[str, str | None]],
+               variants: dict[str, set[str]] | None = None) -> None:
+    """Add names of one precedence layer; earlier layers win, a key meaning two codes within a layer is blocked.
+    `variants`: `_key_variants` of names seen before (filled here), so a name repeated across layers, locales and
+    languages is keyed once."""
+    variants = {} if variants is None else variants
     layer: dict[str, set[str | None]] = defaultdict(set)
     for name, code in pairs:
-        for key in _key_variants(name):
+        keys = variants.get(name)
+        if keys is None:
+            keys = variants[name] = _key_variants(name)
+        for key in keys:
             layer[key].add(code)
     for key, codes in layer.items():
         if key not in table:
@@ -231,13 +251,14 @@ def _country_tables() -> tuple[dict[str, str | None], frozenset[str]]:
     """(the country table, the keys typo repair aims at: all but pycountry's translations, see _typo_candidates)."""
     data = country_data()
     table: dict[str, str | None] = {}
-    _add_layer(table, ((name, None) for name in data.placeholders))
-    _add_layer(table, ((name, None) for name in data.ambiguous))
-    _add_layer(table, ((name, code) for code, names in data.aliases.items() for name in names))
-    _add_layer(table, ((name, c.alpha_2) for c in pycountry.countries for name in _english_names(c)))
-    _add_layer(table, _cldr_names(data.cldr_locales))
+    seen: dict[str, set[str]] = {}
+    _add_layer(table, ((name, None) for name in data.placeholders), seen)
+    _add_layer(table, ((name, None) for name in data.ambiguous), seen)
+    _add_layer(table, ((name, code) for code, names in data.aliases.items() for name in names), seen)
+    _add_layer(table, ((name, c.alpha_2) for c in pycountry.countries for name in _english_names(c)), seen)
+    _add_layer(table, _cldr_names(data.cldr_locales), seen)
     typo_keys = frozenset(table)
-    _add_layer(table, _translated_names(data.languages))
+    _add_layer(table, _translated_names(data.languages), seen)
     return table, typo_keys
 
 
