@@ -11,9 +11,11 @@ first screened in BASIC format (success and unexpected_count come from the same 
 expectations that failed are run again in the caller's detail format (COMPLETE with the row ids). The results are the
 ones `batch.validate(suite, result_format=detail)` gives for the failures, and success and unexpected_count for the
 rest, in the same order; tests/test_quality_cache.py checks that against plain `batch.validate` on every fixture.
-Within one batch, each row condition filters the frame once instead of once per metric (`RowConditionMemo`), the
-batch is loaded without GX's data fingerprint (`FingerprintFree`), and nullable numbers that only range and null
-checks look at are handed over as numpy numbers, which GX compares vectorised (`numpy_number_columns`).
+Within one batch frame, each row condition filters it once instead of once per metric, the detail pass resolves only
+the metrics the screen did not, and the screen skips unexpected values GX would find empty (`Plan` and
+`RowConditionMemo`, in `leadflow.pipeline.quality_gx_plan`); the batch is loaded without GX's data fingerprint
+(`FingerprintFree`), and nullable numbers that only range and null checks look at are handed over as numpy numbers,
+which GX compares vectorised (`numpy_number_columns`).
 
 Graphs are reused only where they cannot depend on the data: an expectation class that overrides
 `get_validation_dependencies` (some look at the batch's column types) has its dependencies worked out per batch, as
@@ -25,13 +27,18 @@ from __future__ import annotations
 import copy
 import re
 import threading
-import traceback
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from leadflow.pipeline.quality_gx_plan import Plan, RowConditionMemo, Unresolved
+
+__all__ = ["GX_LOCK", "SCREEN_FORMAT", "CompiledSuite", "FingerprintFree", "Plan", "RowConditionMemo", "Unresolved",
+           "batch_definition", "column_groups", "context", "numpy_number_columns", "numpy_numbers", "validate_plain",
+           "validator_for"]
 
 SCREEN_FORMAT: dict[str, Any] = {"result_format": "BASIC"}
 """Format of the first pass over a batch: success and unexpected_count for every expectation, nothing per row."""
@@ -40,10 +47,6 @@ GX_LOCK = threading.Lock()
 """One validation at a time per process: the GX context's batch bookkeeping is shared (every batch of the data source
 has the same batch id), and two threads validating at once (backfill chunks on a threaded Dask cluster) were seen
 checking each other's batch."""
-
-# Kinds of result, in the order Validator.graph_validate lists them: graphs that could not be built, then expectations
-# whose metrics could not be resolved, then the ones validated (or that raised while validating), each in plan order.
-_BUILD_FAILED, _METRICS_FAILED, _VALIDATED = 0, 1, 2
 
 
 @cache
@@ -181,41 +184,6 @@ def numpy_numbers(frame: pd.DataFrame, columns: frozenset[str]) -> dict[str, np.
     return out
 
 
-class RowConditionMemo:
-    """The pandas execution engine's row-condition filter, applied once per (batch, condition).
-
-    GX filters the batch again for every metric of an expectation with a `row_condition` (its null count, unexpected
-    count, values, index list, ...): five or six `DataFrame.query` parses of the same text per expectation, a third of
-    the gates' time. The filtered frame is the same each time, so it is kept, per batch frame, until the validation
-    ends (GX already hands every metric of an unconditioned expectation the one batch frame; no metric changes it).
-    It is installed on the leadflow data source's own engine only, and `clear`ed after each validation."""
-
-    def __init__(self, apply: Any) -> None:
-        self.apply = apply
-        self.data: Any = None
-        self.filtered: dict[tuple[int, str, Any], Any] = {}
-        self.frames: dict[int, Any] = {}
-        """The batches filtered since the last `clear`, by id (held, so no id is reused meanwhile): a gate validates
-        its map expectations on several column subsets (`column_groups`), each once in BASIC, again in detail."""
-
-    @classmethod
-    def install(cls, engine: Any) -> RowConditionMemo:
-        memo = engine.__dict__.get("_apply_row_condition_filter")
-        if not isinstance(memo, cls):
-            memo = engine._apply_row_condition_filter = cls(engine._apply_row_condition_filter)
-        return memo
-
-    def __call__(self, data: Any, row_condition: Any, domain_kwargs: dict[str, Any]) -> Any:
-        self.data = self.frames.setdefault(id(data), data)
-        key = (id(data), repr(row_condition), domain_kwargs.get("condition_parser"))
-        if key not in self.filtered:
-            self.filtered[key] = self.apply(data, row_condition, domain_kwargs)
-        return self.filtered[key]
-
-    def clear(self) -> None:
-        self.data, self.filtered, self.frames = None, {}, {}
-
-
 def validate_plain(frame: pd.DataFrame, suite: Any, result_format: dict[str, Any]) -> list[Any]:
     """GX's own `batch.validate(suite)`, row-condition memo taken off: the reference the compiled path must agree
     with (used by the tests)."""
@@ -232,154 +200,6 @@ def validate_plain(frame: pd.DataFrame, suite: Any, result_format: dict[str, Any
                 engine._apply_row_condition_filter = memo
             if loader is not None:
                 engine.get_batch_data_and_markers = loader
-
-
-def _static_dependency_methods() -> frozenset[Any]:
-    """The `get_validation_dependencies` implementations that read only the expectation's configuration and the
-    result format, never the batch: an expectation using one of them can keep its metric graph across batches."""
-    from great_expectations.expectations.expectation import (
-        BatchExpectation,
-        ColumnMapExpectation,
-        ColumnPairMapExpectation,
-        Expectation,
-        MulticolumnMapExpectation,
-    )
-
-    classes = (Expectation, BatchExpectation, ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
-    return frozenset(cls.get_validation_dependencies for cls in classes)
-
-
-def _exception_result(config: Any, exc: BaseException) -> Any:
-    """The failed result GX records for an expectation that raised (Validator's catch_exceptions behaviour)."""
-    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
-    from great_expectations.validator.exception_info import ExceptionInfo
-
-    info = ExceptionInfo(exception_traceback=traceback.format_exc(), exception_message=str(exc))
-    return ExpectationValidationResult(success=False, exception_info=info, expectation_config=config)
-
-
-@dataclass
-class _Step:
-    """One expectation of a plan: its configuration as validated (with the batch id) and, when they do not depend
-    on the batch, its domain object, metrics by name and metric graph, built once."""
-
-    config: Any
-    expectation: Any = None
-    metrics: dict[str, Any] | None = None
-    result_format: dict[str, Any] | None = None
-    graph: Any = None
-    build_failure: Any = None
-    """The failed result of an expectation whose metric graph could not be built (the same for every batch)."""
-
-
-class Plan:
-    """A suite's expectations, in GX's validation order, with their metric graphs for one result format."""
-
-    def __init__(self, configs: list[Any], validator: Any, result_format: dict[str, Any]) -> None:
-        from great_expectations.validator.validation_graph import ExpectationValidationGraph
-
-        if result_format.get("result_format") == "BOOLEAN_ONLY":
-            raise ValueError("a Plan does not strip results to BOOLEAN_ONLY; screen with BASIC")
-        self.runtime = {"result_format": copy.deepcopy(result_format)}
-        self.batch_id = validator.active_batch_id
-        static = _static_dependency_methods()
-        self.steps: list[_Step] = []
-        for config in configs:
-            step = _Step(config=copy.deepcopy(config))
-            if self.batch_id:
-                step.config.kwargs.update({"batch_id": self.batch_id})
-            expectation = step.config.to_domain_obj()
-            if type(expectation).get_validation_dependencies in static:
-                dependencies = expectation.get_validation_dependencies(
-                    execution_engine=validator.execution_engine, runtime_configuration=self.runtime)
-                try:
-                    graph = validator.metrics_calculator.build_metric_dependency_graph(
-                        metric_configurations=dependencies.get_metric_configurations(),
-                        runtime_configuration=self.runtime,
-                    )
-                except Exception as exc:  # GX records the failure against the expectation and goes on
-                    step.build_failure = _exception_result(step.config, exc)
-                else:
-                    step.expectation = expectation
-                    step.metrics = dict(dependencies.metric_configurations)
-                    step.result_format = dependencies.result_format
-                    step.graph = ExpectationValidationGraph(configuration=step.config, graph=graph)
-            self.steps.append(step)
-
-    def run(self, validator: Any, indices: list[int], *, contain: bool = True) -> dict[int, tuple[int, Any]]:
-        """Validate the steps at `indices` on the validator's batch: {index: (kind, result)}. `contain=False`: an
-        exception resolving the metrics as a whole is raised (`Unresolved`) instead of failing every step with it."""
-        from great_expectations.validator.validation_graph import ExpectationValidationGraph, ValidationGraph
-
-        engine = validator.execution_engine
-        out: dict[int, tuple[int, Any]] = {}
-        graphs: dict[int, Any] = {}
-        fresh: dict[int, Any] = {}  # domain objects of the steps whose dependencies are worked out per batch
-        for i in indices:
-            step = self.steps[i]
-            if step.build_failure is not None:
-                out[i] = (_BUILD_FAILED, step.build_failure)
-            elif step.graph is not None:
-                graphs[i] = step.graph
-            else:
-                expectation = step.config.to_domain_obj()
-                dependencies = expectation.get_validation_dependencies(
-                    execution_engine=engine, runtime_configuration=self.runtime)
-                try:
-                    graph = validator.metrics_calculator.build_metric_dependency_graph(
-                        metric_configurations=dependencies.get_metric_configurations(),
-                        runtime_configuration=self.runtime,
-                    )
-                except Exception as exc:
-                    out[i] = (_BUILD_FAILED, _exception_result(step.config, exc))
-                    continue
-                graphs[i] = ExpectationValidationGraph(configuration=step.config, graph=graph)
-                fresh[i] = expectation
-        edges = [edge for graph in graphs.values() for edge in graph.graph.edges]
-        try:
-            metrics, aborted = validator.metrics_calculator.resolve_validation_graph(
-                graph=ValidationGraph(execution_engine=engine, edges=edges),
-                runtime_configuration=self.runtime,
-                min_graph_edges_pbar_enable=0,
-            )
-        except Exception as exc:  # nothing can be attributed to one metric: every expectation fails with it
-            if not contain:
-                raise Unresolved from exc
-            for i in graphs:
-                out[i] = (_VALIDATED, _exception_result(self.steps[i].config, exc))
-            return out
-        for i, graph in graphs.items():
-            info = graph.get_exception_info(metric_info=aborted)
-            if info:
-                from great_expectations.core.expectation_validation_result import ExpectationValidationResult
-
-                out[i] = (_METRICS_FAILED, ExpectationValidationResult(
-                    success=False, exception_info=info, expectation_config=graph.configuration))
-                continue
-            try:
-                out[i] = (_VALIDATED, self._validate(self.steps[i], fresh.get(i), metrics, engine))
-            except Exception as exc:
-                out[i] = (_VALIDATED, _exception_result(self.steps[i].config, exc))
-        return out
-
-    def _validate(self, step: _Step, fresh: Any, metrics: dict[Any, Any], engine: Any) -> Any:
-        """`Expectation.metrics_validate`, without working the expectation's dependencies out again."""
-        from great_expectations.expectations.expectation import _validate_dependencies_against_available_metrics
-
-        runtime = copy.deepcopy(self.runtime)
-        if fresh is not None:
-            return fresh.metrics_validate(metrics=metrics, runtime_configuration=runtime, execution_engine=engine)
-        assert step.metrics is not None
-        runtime["result_format"] = copy.deepcopy(step.result_format)
-        _validate_dependencies_against_available_metrics(validation_dependencies=list(step.metrics.values()),
-                                                         metrics=metrics)
-        provided = {name: metrics[metric.id] for name, metric in step.metrics.items()}
-        raw = step.expectation._validate(metrics=provided, runtime_configuration=runtime, execution_engine=engine)
-        return step.expectation._build_evr(raw_response=raw)
-
-
-class Unresolved(Exception):
-    """A plan's metrics could not be resolved as a whole (`Plan.run(..., contain=False)`)."""
 
 
 def _map_expectation_classes() -> tuple[type, ...]:
@@ -463,7 +283,8 @@ class CompiledSuite:
         if plan is None or plan.batch_id != validator.active_batch_id:
             if self.configs is None:
                 self.configs = validator.process_expectations_for_validation(self.suite.expectation_configurations)
-            plan = self.plans[key] = Plan(self.configs, validator, result_format)
+            # the screen runs every step; a detail plan only those that failed: compiled as they are first run
+            plan = self.plans[key] = Plan(self.configs, validator, result_format, lazy=result_format != SCREEN_FORMAT)
             self.compiled += 1
         return plan
 
