@@ -53,14 +53,15 @@ def publish_kpis(run_id: str | None = None, run_stats: dict[str, Any] | None = N
 
 
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def record_chunk_kpis(run_id: str, chunks: range, since: datetime) -> int:
+def record_chunk_kpis(run_id: str, chunks: range, since: datetime, by_chunk: bool = False) -> int:
     """Add the leads a streamed run staged in audit `chunks` (at or after `since`: the first chunk's start) to the KPI
     rollups, so the run's end never holds all its leads' facts at once; returns the changed counters. Idempotent: a
-    retry counts nothing twice. Several chunks at once record what recording them one at a time would, for less:
-    each recording rewrites most leaf pages of `kpi_lead_facts`' key and e-mail indexes once they are large."""
+    retry counts nothing twice. `chunks` are one page's, unless `by_chunk`: pages of one audit chunk each, recorded
+    as recording them one at a time would, for less: each recording rewrites most leaf pages of `kpi_lead_facts`' key
+    and e-mail indexes once they are large."""
     from leadflow.audit.kpi_rollups import record_run_kpis
 
-    return record_run_kpis(state_store(), run_id, chunks=chunks, since=since)
+    return record_run_kpis(state_store(), run_id, chunks=chunks, since=since, by_chunk=by_chunk)
 
 
 @task(retries=2, retry_delay_seconds=[1, 4], retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -79,9 +80,10 @@ KPI_BATCH_CHUNKS = 4
 
 
 class ChunkKpis:
-    """A streamed run's KPI recordings, `every` audit chunks at a time: `add` each processed chunk's range; the last
-    ones are recorded when the block ends, also when it ends with an error (every finished chunk counted, as before;
-    a failure to record then is logged and the run's own error raised). The time goes to the ledger's `kpis`."""
+    """A streamed run's KPI recordings, `every` pages at a time: `add` each processed page's audit chunks; the last
+    ones are recorded when the block ends, also when it ends with an error (every finished page counted, as before;
+    a failure to record then is logged and the run's own error raised). A page of several audit chunks (more rows
+    than an audit chunk holds) is recorded on its own, as before. The time goes to the ledger's `kpis`."""
 
     def __init__(self, run_id: str, ledger: Any, every: int = KPI_BATCH_CHUNKS) -> None:
         self.run_id, self.ledger, self.every = run_id, ledger, every
@@ -93,18 +95,23 @@ class ChunkKpis:
         """Audit `chunks` of one processed page, which started at `since`."""
         if not len(chunks):
             return
+        if len(chunks) > 1:  # its leads' facts are the whole page's, not chunk by chunk
+            self.flush()
+            self._start, self._stop, self._since = chunks.start, chunks.stop, since
+            self.flush(by_chunk=False)
+            return
         if self._start is None:
             self._start, self._since = chunks.start, since
         self._stop = chunks.stop
         if self._stop - self._start >= self.every:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, by_chunk: bool = True) -> None:
         if self._start is None or self._since is None:
             return
         started = time.perf_counter()
         try:
-            record_chunk_kpis(self.run_id, range(self._start, self._stop), self._since)
+            record_chunk_kpis(self.run_id, range(self._start, self._stop), self._since, by_chunk=by_chunk)
         finally:
             self._start = self._since = None
             self.ledger.time("kpis", time.perf_counter() - started)

@@ -15,7 +15,8 @@ T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, range, datetime]]:
     calls: list[tuple[str, range, datetime]] = []
-    monkeypatch.setattr(report, "record_chunk_kpis", lambda run_id, chunks, since: calls.append((run_id, chunks, since)))
+    monkeypatch.setattr(report, "record_chunk_kpis",
+                        lambda run_id, chunks, since, by_chunk: calls.append((run_id, chunks, since, by_chunk)))
     return calls
 
 
@@ -25,7 +26,7 @@ def test_chunks_are_recorded_every_n_and_the_rest_at_the_end(recorded: list) -> 
         for page in range(5):  # pages of one audit chunk each, the third with none (all refused)
             chunks = range(page, page) if page == 2 else range(page, page + 1)
             kpis.add(chunks, T0 + timedelta(minutes=page))
-    assert recorded == [("run-1", range(0, 2), T0), ("run-1", range(3, 5), T0 + timedelta(minutes=3))]
+    assert recorded == [("run-1", range(0, 2), T0, True), ("run-1", range(3, 5), T0 + timedelta(minutes=3), True)]
     assert ledger.timings["kpis_seconds"] >= 0  # the recordings' time is the run's `kpis` timing
 
 
@@ -33,11 +34,11 @@ def test_a_failed_run_still_records_its_finished_chunks(recorded: list) -> None:
     with pytest.raises(RuntimeError, match="stage failed"), report.ChunkKpis("run-2", RunLedger(), every=4) as kpis:
         kpis.add(range(0, 1), T0)
         raise RuntimeError("stage failed")
-    assert recorded == [("run-2", range(0, 1), T0)]
+    assert recorded == [("run-2", range(0, 1), T0, True)]
 
 
 def test_a_recording_failure_does_not_hide_the_runs_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise OSError("store unreachable")
 
     monkeypatch.setattr(report, "record_chunk_kpis", broken)
@@ -46,3 +47,13 @@ def test_a_recording_failure_does_not_hide_the_runs_own_error(monkeypatch: pytes
         raise RuntimeError("stage failed")
     with pytest.raises(OSError, match="store unreachable"), report.ChunkKpis("run-4", RunLedger()) as kpis:
         kpis.add(range(0, 1), T0)  # on success, a failure to record is the run's error
+
+
+def test_a_page_of_several_audit_chunks_is_recorded_on_its_own_as_one_page(recorded: list) -> None:
+    # `--chunk-rows` above an audit chunk's rows: a page spans audit chunks; its leads' facts are the whole page's
+    with report.ChunkKpis("run-5", RunLedger(), every=4) as kpis:
+        kpis.add(range(0, 1), T0)
+        kpis.add(range(1, 3), T0 + timedelta(minutes=1))
+        kpis.add(range(3, 4), T0 + timedelta(minutes=2))
+    assert recorded == [("run-5", range(0, 1), T0, True), ("run-5", range(1, 3), T0 + timedelta(minutes=1), False),
+                        ("run-5", range(3, 4), T0 + timedelta(minutes=2), True)]

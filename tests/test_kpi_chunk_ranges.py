@@ -57,8 +57,9 @@ def streamed(store: StateStore, chunks: list[list[tuple[str, str | None, str | N
         lifecycle(store, run_id, [(key, "mql" if number % 2 else "new", at(-5) if number % 2 else None, None, None)
                                   for key in keys])
         if number + 1 - pending[0] >= per_range or number == len(chunks) - 1:
-            assert record_run_kpis(store, run_id, chunks=range(pending[0], number + 1), since=pending[1]) > 0
-            assert record_run_kpis(store, run_id, chunks=range(pending[0], number + 1), since=pending[1]) == 0
+            pages = range(pending[0], number + 1)
+            assert record_run_kpis(store, run_id, chunks=pages, since=pending[1], by_chunk=True) > 0
+            assert record_run_kpis(store, run_id, chunks=pages, since=pending[1], by_chunk=True) == 0
             pending = None
     assert record_run_kpis(store, run_id, staged=False) > 0  # the run's mark
     store.finish_run(run_id, "completed", {"rows_in": sum(len(leads) for leads in chunks)})
@@ -147,3 +148,22 @@ def test_a_lead_restaged_in_one_range_on_postgres(postgres_url: str, tmp_path: P
             expected = stored_kpis(store)
         pd.testing.assert_frame_equal(got[0], expected[0], check_exact=False, atol=1e-3, rtol=0, check_dtype=False)
         assert got[1] == expected[1]
+
+
+@pytest.mark.parametrize("in_database", [True, False])
+def test_one_page_of_several_audit_chunks_keeps_the_whole_pages_facts(
+    in_database: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `leadflow run --chunk-rows 100000`: a page spans two audit chunks and is recorded as one range (by_chunk off):
+    # a lead in both gets the smallest creation time and the largest e-mail of the page, as before batching existed
+    monkeypatch.setattr(kpi_rollups_module, "USE_DATABASE_PATH", in_database)
+    with StateStore.open(f"sqlite:///{tmp_path / 'page.db'}") as store:
+        run_id = store.start_run("lead_sync", {})
+        started = datetime.now(UTC)
+        stage_chunk(store, run_id, 0, [("crm:1", "b@x.com", at(-100).isoformat())], started + timedelta(seconds=1))
+        stage_chunk(store, run_id, 1, [("crm:1", "a@x.com", at(-900).isoformat())], started + timedelta(seconds=1))
+        assert record_run_kpis(store, run_id, chunks=range(0, 2), since=started) > 0
+        facts, _ = stored_kpis(store)
+    [fact] = facts.to_dict("records")
+    assert fact["email"] == "b@x.com"
+    assert fact["own_created"] == pytest.approx(at(-900).timestamp(), abs=1e-3)

@@ -1,9 +1,8 @@
 """KPIs kept incrementally: each run adds what it changed to hourly rollups, and a window's headline numbers
 (`kpi_summary`'s keys) are read from the rollups, never by re-reading the audit trail.
 
-Why: `kpi_summary(load_kpi_data(...))` re-reads a whole window of lead_runs, audit events and assignments (164 s after a
-1M-lead run). Here the cost of a run's `record_run_kpis` is proportional to the leads that run staged, and a window's
-`rollup_kpi_summary` reads at most (hours x metrics x dimensions) counters, whatever the store's history holds.
+Why: `kpi_summary(load_kpi_data(...))` re-reads a whole window of the audit trail (164 s after a 1M-lead run); here a
+run's `record_run_kpis` costs what its leads cost, and `rollup_kpi_summary` reads at most hours x metrics x dimensions.
 
 Tables (`leadflow.store.kpi_tables`, migration 0012):
 
@@ -31,9 +30,8 @@ Counts are exact for windows that start on the hour: `rollup_kpi_summary` starts
 Percentiles and medians come from log-spaced histograms: bins `HISTOGRAM_RATIO` (2 %) wide from `HISTOGRAM_FLOOR`
 minutes (days for velocity), mirrored for negative values, each read as its geometric centre, so each value is off by
 at most `PERCENTILE_ERROR` (< 1 %) relative, and so is a percentile interpolated between two values of one sign.
-Runs (`runs`, `rows_in`, `rows_quarantined`) are read from the `runs` table (one row per run, indexed by start time;
-the running run's own stats are passed in, as it is closed after publishing) and sync errors from `dead_letters` (one
-row per failed record), both small; neither is an event table.
+Runs (`runs`, `rows_in`, `rows_quarantined`) are read from `runs` (the running run's own stats passed in, as it is
+closed after publishing) and sync errors from `dead_letters`, both small tables.
 
 Differences from the full read, by design: a lead's creation time is the first one recorded (then the earliest
 within its e-mail), its write-back time the earliest ever seen, not only those inside the window; SLA `open` is
@@ -320,7 +318,7 @@ def _changed(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = None, since: datetime | None = None,
-                    staged: bool = True) -> int:
+                    staged: bool = True, by_chunk: bool = False) -> int:
     """Add what run `run_id` recorded (the leads it staged or wrote back, their assignments and lifecycle state) to
     the rollups and mark the run counted; returns the number of changed counters (0 when the run was counted already).
 
@@ -328,9 +326,10 @@ def record_run_kpis(store: StateStore, run_id: str, *, chunks: range | None = No
     (audit chunk numbers, `lead_runs.chunk`) records only the leads staged in those chunks at or after `since` (the
     chunk's start; it keeps the scan on the `at` index), without write-backs and without marking the run; the closing
     call passes `staged=False` (its staged leads are counted) to add the write-backs and the mark. Recording a lead
-    twice changes nothing (its facts are unchanged), so a retried chunk counts once. Several chunks at once record
-    what recording them one at a time, in order, would (`kpi_rollups_sql.staged_leads_sql`), in one transaction."""
-    scope = _Scope(chunks, since, staged=staged, written=chunks is None)
+    twice changes nothing (its facts are unchanged), so a retried chunk counts once. `chunks` are one page's (a page
+    of more rows than an audit chunk holds has several), unless `by_chunk`: then each of them is a page, recorded as
+    recording them one at a time, in order, would (`kpi_rollups_sql.staged_leads_sql`), in one transaction."""
+    scope = _Scope(chunks, since, staged, chunks is None, by_chunk and chunks is not None and len(chunks) > 1)
     with store._writing() as conn:  # one transaction; the lock keeps two runs from counting one lead twice
         _lock(conn)
         started = conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar_one_or_none()
@@ -359,6 +358,7 @@ class _Scope(NamedTuple):
     since: datetime | None
     staged: bool
     written: bool
+    per_chunk: bool = False  # each of several `chunks` was a page of its own (see `record_run_kpis`)
 
     def first_at(self, started: datetime) -> datetime:
         """The earliest `lead_runs.at` in scope: the chunk's start, or the run's."""
@@ -390,7 +390,8 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
     ev, f = lead_events, kpi_lead_facts
     since = scope.first_at(started)
     in_database = USE_DATABASE_PATH and stage_run_leads(
-        conn, run_id, since, chunks=scope.chunks, staged=scope.staged, written=scope.written)
+        conn, run_id, since, chunks=scope.chunks, staged=scope.staged, written=scope.written,
+        per_chunk=scope.per_chunk)
     if in_database:  # the leads not counted in the database, as `stage_run_leads` read them
         leads = sa.table(LEADS_TABLE, *(sa.column(c) for c in ("lead_key", "email", "created_text", "first_at",
                                                                "fresh")))
@@ -407,7 +408,7 @@ def _run_deltas(conn: Connection, run_id: str, started: datetime, scope: _Scope)
             stage_chunk_rows(conn, run_id, since, scope.chunks)
             lr = sa.table(CHUNK_ROWS_TABLE, *(sa.column(c.name, c.type) for c in lead_runs.c if c.name != "id"))
             run_rows = [lr.c.run_id == run_id]
-        if scope.chunks is not None and len(scope.chunks) > 1:  # as recorded one chunk at a time
+        if scope.per_chunk:  # as recorded one chunk at a time
             staged = staged_chunk_leads(run_id, postgres=dialect == "postgresql")
         else:
             staged = sa.select(lr.c.lead_key, sa.func.max(lr.c.email).label("email"),

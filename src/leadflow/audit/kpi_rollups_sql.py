@@ -164,12 +164,13 @@ def staged_chunk_leads(run_id: str, *, postgres: bool) -> sa.Subquery:
 
 
 def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: range | None = None,
-                    staged: bool = True, written: bool = True) -> bool:
+                    staged: bool = True, written: bool = True, per_chunk: bool = False) -> bool:
     """Fill the temporary `LEADS_TABLE` with one row per lead run `run_id` staged (its `lead_runs` rows at or after
     `since`, in audit `chunks` when given; none unless `staged`): `lead_key`, `email`, `created_text`, `first_at` as
     the pandas path reads them, `fresh` (1 or 0, see the module docstring) and, for a fresh lead, its facts, with
-    its write-backs unless `written` is False. False (and no table) when the database cannot do it, so the caller
-    counts every lead in pandas.
+    its write-backs unless `written` is False. `per_chunk`: each of `chunks` was a page of its own
+    (`staged_leads_sql`). False (and no table) when the database cannot do it, so the caller counts every lead in
+    pandas.
 
     A chunk's rows are read on SQLite through the `at` index by name: without statistics its planner scans the whole
     table in `lead_key` order to save a GROUP BY sort, which made recording a streamed run chunk by chunk quadratic."""
@@ -183,7 +184,7 @@ def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: r
         hint = "" if sql.postgres else " INDEXED BY ix_lead_runs_at"
     staged_rows = staged_leads_sql("lead_runs", f"at >= :since AND run_id = :run_id{in_scope}", hint=hint,
                                    key_hint="" if sql.postgres else " INDEXED BY ix_lead_runs_lead_key",
-                                   postgres=sql.postgres, per_chunk=chunks is not None and len(chunks) > 1)
+                                   postgres=sql.postgres, per_chunk=per_chunk)
     written_rows = ("SELECT lead_key, min(at) AS wb_at FROM lead_events WHERE run_id = :run_id "
                     "AND stage LIKE 'writeback:%' GROUP BY lead_key")
     # the CASE stops at the first answer (an AND in a result column would run every look-up)
