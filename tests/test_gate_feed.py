@@ -20,6 +20,7 @@ from leadflow.pipeline import quality, quality_gx
 from leadflow.pipeline.io import read_leads
 from leadflow.pipeline.quality import QualityGate, compiled_suite, kept_rows, row_records
 from leadflow.pipeline.settings import Settings
+from tests.test_quality_cache import without_tracebacks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUITES = Settings().suites_dir()
@@ -54,14 +55,6 @@ def basic_results(compiled: quality_gx.CompiledSuite, checked: pd.DataFrame) -> 
         results = plan.run(validator, list(range(len(plan.steps))))
         quality_gx.RowConditionMemo.install(validator.execution_engine).clear()
     return [result for _, (_, result) in sorted(results.items(), key=lambda item: (item[1][0], item[0]))]
-
-
-def without_tracebacks(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_tracebacks(v) for k, v in value.items() if k != "exception_traceback"}
-    if isinstance(value, list):
-        return [without_tracebacks(v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize("label", [f"{s}.{k}" for s in ("standardize", "enriched", "comply", "scored", "lifecycle",

@@ -12,20 +12,11 @@ import pytest
 from leadflow.pipeline import quality, quality_gx, schema
 from leadflow.pipeline.io import read_leads
 from leadflow.pipeline.quality import QualityGate, compiled_suite
+from leadflow.pipeline.schema import pandas_lead_keys
 from leadflow.pipeline.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUITES = Settings().suites_dir()
-
-
-def pandas_lead_keys(frame: pd.DataFrame) -> pd.Series:
-    """The pandas expression `lead_keys` was (and still is for columns that are not pyarrow strings)."""
-    lead_id = frame["lead_id"] if "lead_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
-    email = frame["email"] if "email" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
-    source = frame["source"].fillna("file") if "source" in frame else pd.Series("file", index=frame.index)
-    with_id = source.astype("string") + ":" + lead_id.astype("string").str.strip()
-    by_email = "email:" + email.astype("string").str.strip().str.lower()
-    return with_id.fillna(by_email).astype("string")
 
 
 WEIRD = pd.DataFrame({

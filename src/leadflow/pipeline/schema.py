@@ -296,8 +296,12 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 def lead_keys(frame: pd.DataFrame) -> pd.Series:
     """The key the audit trail and quarantine use: `source:lead_id` when there is an id, else the lower-cased email."""
     keys = _arrow_lead_keys(frame)
-    if keys is not None:
-        return keys
+    return pandas_lead_keys(frame) if keys is None else keys
+
+
+def pandas_lead_keys(frame: pd.DataFrame) -> pd.Series:
+    """`lead_keys` in pandas: for columns that are not pyarrow strings (and the reference the Arrow path is tested
+    against)."""
     lead_id = frame["lead_id"] if "lead_id" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     email = frame["email"] if "email" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     source = frame["source"].fillna("file") if "source" in frame else pd.Series("file", index=frame.index)
