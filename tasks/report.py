@@ -127,4 +127,7 @@ class ChunkKpis:
         try:
             self.flush()
         except Exception as failed:  # the run's own error is the one to raise
-            logging.getLogger("leadflow.kpis").warning("KPIs of the run's last chunks not recorded: %s", failed)
+            # its first line only: a database error goes on with the statement and its parameters (leads' e-mails)
+            first = str(failed).strip().splitlines()[0][:200] if str(failed).strip() else ""
+            logging.getLogger("leadflow.kpis").warning("KPIs of the run's last chunks not recorded: %s: %s",
+                                                       type(failed).__name__, first)

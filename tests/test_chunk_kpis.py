@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,14 +38,18 @@ def test_a_failed_run_still_records_its_finished_chunks(recorded: list) -> None:
     assert recorded == [("run-2", range(0, 1), T0, True)]
 
 
-def test_a_recording_failure_does_not_hide_the_runs_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recording_failure_does_not_hide_the_runs_own_error(monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("store unreachable")
+        raise OSError("store unreachable\n[parameters: ('ann@example.com',)]")
 
     monkeypatch.setattr(report, "record_chunk_kpis", broken)
-    with pytest.raises(RuntimeError, match="stage failed"), report.ChunkKpis("run-3", RunLedger()) as kpis:
+    with caplog.at_level(logging.WARNING, logger="leadflow.kpis"), pytest.raises(RuntimeError, match="stage failed"), \
+            report.ChunkKpis("run-3", RunLedger()) as kpis:
         kpis.add(range(0, 1), T0)
         raise RuntimeError("stage failed")
+    assert "OSError: store unreachable" in caplog.text
+    assert "ann@example.com" not in caplog.text  # a statement's parameters (leads' e-mails) stay out of the log
     with pytest.raises(OSError, match="store unreachable"), report.ChunkKpis("run-4", RunLedger()) as kpis:
         kpis.add(range(0, 1), T0)  # on success, a failure to record is the run's error
 
