@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from leadflow.pipeline.ledger import summary_markdown, summary_table
+from leadflow.pipeline.errors import first_line
 from tasks.io import _transient, state_store
 from tasks.runner import task
 
@@ -97,8 +98,7 @@ class ChunkKpis:
             return
         if len(chunks) > 1:  # its leads' facts are the whole page's, not chunk by chunk
             self.flush()
-            self._start, self._stop, self._since = chunks.start, chunks.stop, since
-            self.flush(by_chunk=False)
+            self._record(chunks, since, by_chunk=False)
             return
         if self._start is None:
             self._start, self._since = chunks.start, since
@@ -106,14 +106,19 @@ class ChunkKpis:
         if self._stop - self._start >= self.every:
             self.flush()
 
-    def flush(self, by_chunk: bool = True) -> None:
+    def flush(self) -> None:
+        """Record the pages added since the last recording."""
         if self._start is None or self._since is None:
             return
+        pending, since = range(self._start, self._stop), self._since
+        self._start = self._since = None
+        self._record(pending, since, by_chunk=True)
+
+    def _record(self, chunks: range, since: datetime, *, by_chunk: bool) -> None:
         started = time.perf_counter()
         try:
-            record_chunk_kpis(self.run_id, range(self._start, self._stop), self._since, by_chunk=by_chunk)
+            record_chunk_kpis(self.run_id, chunks, since, by_chunk=by_chunk)
         finally:
-            self._start = self._since = None
             self.ledger.time("kpis", time.perf_counter() - started)
 
     def __enter__(self) -> ChunkKpis:
@@ -127,7 +132,5 @@ class ChunkKpis:
         try:
             self.flush()
         except Exception as failed:  # the run's own error is the one to raise
-            # its first line only: a database error goes on with the statement and its parameters (leads' e-mails)
-            first = str(failed).strip().splitlines()[0][:200] if str(failed).strip() else ""
             logging.getLogger("leadflow.kpis").warning("KPIs of the run's last chunks not recorded: %s: %s",
-                                                       type(failed).__name__, first)
+                                                       type(failed).__name__, first_line(failed))

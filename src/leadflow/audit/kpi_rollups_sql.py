@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from leadflow.pipeline.errors import first_line
 from leadflow.store.kpi_tables import FACT_COLUMNS, kpi_lead_facts, kpi_rollups
 from leadflow.store.tables import UTCDateTime
 
@@ -223,7 +224,7 @@ def stage_run_leads(conn: Connection, run_id: str, since: datetime, *, chunks: r
     except sa.exc.DBAPIError as exc:
         savepoint.rollback()
         log.warning("KPI rollups: the database could not read run %s's leads (%s); counting them in pandas",
-                    run_id, str(getattr(exc, "orig", exc)).strip().splitlines()[0])
+                    run_id, first_line(getattr(exc, "orig", exc)))
         return False
     savepoint.commit()
     if written:  # the write-back query keeps to the other leads with NOT EXISTS on this table: without an index, a

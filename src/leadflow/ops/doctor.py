@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 import requests
 
-from leadflow.pipeline.errors import LeadflowError
+from leadflow.pipeline.errors import LeadflowError, first_line
 
 Status = Literal["ok", "warn", "fail", "skip"]
 SYSTEMS: Final = ("salesforce", "marketo", "hubspot")
@@ -173,7 +173,7 @@ def _salesforce(connector: Any, rules: Any, config: str) -> list[Check]:
     try:
         connector._client()  # logs in and reads /limits/
     except (LeadflowError, SalesforceError, requests.RequestException) as exc:
-        return [Check("salesforce", "login", "fail", _short(exc),
+        return [Check("salesforce", "login", "fail", first_line(exc),
                       f"check systems.salesforce (login_url, client_id, client_secret) in {config}")]
     creds = connector.credentials
     checks.append(Check("salesforce", "login", "ok", str(creds.login_url or creds.instance_url)))
@@ -193,7 +193,7 @@ def _salesforce(connector: Any, rules: Any, config: str) -> list[Check]:
     try:
         org_rules = lead_rules(connector)
     except SalesforceError as exc:
-        checks.append(Check("salesforce", "Lead describe", "fail", _short(exc),
+        checks.append(Check("salesforce", "Lead describe", "fail", first_line(exc),
                             "give the integration user read access to Leads"))
         return checks
     checks += salesforce_field_checks(connector.mapping.objects["Lead"].fields, org_rules, config)
@@ -204,7 +204,7 @@ def _salesforce(connector: Any, rules: Any, config: str) -> list[Check]:
             found = routing_owners(connector, [str(u) for u in routing.users],
                                    [str(q.owner_id) for q in queues.values()])
         except SalesforceError as exc:
-            checks.append(Check("salesforce", "routing users", "fail", _short(exc), ""))
+            checks.append(Check("salesforce", "routing users", "fail", first_line(exc), ""))
         else:
             checks += routing_checks(routing.users, queues, found, config)
     return checks
@@ -242,7 +242,7 @@ def _marketo(connector: Any, config: str) -> list[Check]:
     try:
         connector._token_value()
     except (LeadflowError, requests.RequestException) as exc:
-        return [Check("marketo", "login", "fail", _short(exc),
+        return [Check("marketo", "login", "fail", first_line(exc),
                       f"check systems.marketo (base_url, client_id, client_secret) in {config}")]
     checks = [Check("marketo", "login", "ok", connector.credentials.base_url),
               Check("marketo", "API version", "ok", "REST v1")]
@@ -253,13 +253,13 @@ def _marketo(connector: Any, config: str) -> list[Check]:
                             f"{used:,} calls used today of the default {MARKETO_DAILY_QUOTA:,} daily quota; leadflow "
                             f"budget {connector.budget.limit or 'unlimited'} calls per run"))
     except MarketoError as exc:
-        checks.append(Check("marketo", "API budget", "skip", f"usage not readable ({_short(exc)}); leadflow budget "
+        checks.append(Check("marketo", "API budget", "skip", f"usage not readable ({first_line(exc)}); leadflow budget "
                             f"{connector.budget.limit or 'unlimited'} calls per run"))
     try:
         describe = connector._call("GET", "/rest/v1/leads/describe.json")
     except MarketoError as exc:
         checks.append(Check("marketo", "mapped fields", "skip", f"field check skipped: lead describe not available "
-                            f"({_short(exc)})"))
+                            f"({first_line(exc)})"))
         return checks
     return checks + marketo_field_checks(connector.mapping, tuple(connector.writable_columns),
                                          list(describe.get("result") or []))
@@ -303,14 +303,14 @@ def _hubspot(connector: Any, config: str) -> list[Check]:
         payload = connector._request("GET", "/crm/v3/properties/contacts")
     except HubspotAuthError as exc:
         if exc.status == 401:
-            return [Check("hubspot", "login", "fail", _short(exc), f"check systems.hubspot.token in {config}")]
+            return [Check("hubspot", "login", "fail", first_line(exc), f"check systems.hubspot.token in {config}")]
         return [Check("hubspot", "login", "ok", "token accepted"),
                 Check("hubspot", "API budget", "ok", budget),
                 Check("hubspot", "mapped fields", "skip", "field check skipped: the token lacks "
                       "crm.schemas.contacts.read")]
     except HubspotError as exc:
         if exc.status != 404:
-            return [Check("hubspot", "login", "fail", _short(exc), "")]
+            return [Check("hubspot", "login", "fail", first_line(exc), "")]
         checks = [Check("hubspot", "login", "ok", "token accepted"), Check("hubspot", "API version", "ok", "CRM v3"),
                   Check("hubspot", "API budget", "ok", budget),
                   Check("hubspot", "mapped fields", "skip", "field check skipped: properties endpoint not available")]
@@ -322,11 +322,6 @@ def _hubspot(connector: Any, config: str) -> list[Check]:
 
 
 # ------------------------------------------------------------------------------------------------- preflight
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
 
 
 def preflight(rules: Any, *, systems: list[str] | None = None, connectors: Mapping[str, Any] | None = None,
@@ -344,7 +339,7 @@ def preflight(rules: Any, *, systems: list[str] | None = None, connectors: Mappi
             connector = connectors[system] if connectors is not None and not own else \
                 build(system, rules.systems, origin=str(rules.source))
         except LeadflowError as exc:
-            report.checks.append(Check(system, "config", "fail", _short(exc),
+            report.checks.append(Check(system, "config", "fail", first_line(exc),
                                        f"fix systems.{system} in {rules.source}"))
             continue
         try:
@@ -355,7 +350,7 @@ def preflight(rules: Any, *, systems: list[str] | None = None, connectors: Mappi
             elif system == "hubspot":
                 report.checks += _hubspot(connector, report.config)
         except LeadflowError as exc:  # a stop (budget, quota) mid-check
-            report.checks.append(Check(system, "checks", "fail", _short(exc), ""))
+            report.checks.append(Check(system, "checks", "fail", first_line(exc), ""))
         finally:
             if own and hasattr(connector, "close"):
                 connector.close()

@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of `exc`'s message (its type's name when it has none), at most `limit` characters: what a check
+    or a log shows of an error (a database error goes on with its statement and parameters, leads' e-mails among
+    them)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class LeadflowError(Exception):
     """Base class: the CLI turns these into a one-line message and a non-zero exit."""
 
