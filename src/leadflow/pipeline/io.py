@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz.distance import OSA
 
+from leadflow.pipeline.csv_in import csv_chunks
 from leadflow.pipeline.csv_out import write_csv
 from leadflow.pipeline.errors import InputError
 from leadflow.pipeline.schema import (
@@ -252,7 +253,7 @@ def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """The file's rows as raw string frames of `rows` rows, with `_read_raw`'s errors."""
     _read_raw(path, nrows=0)  # type, existence, header and readability, with their errors
     if path.suffix.lower() == ".csv":
-        chunks: Iterator[pd.DataFrame] = _read_csv(path, chunksize=rows)
+        chunks: Iterator[pd.DataFrame] = csv_chunks(path, rows, _read_csv)  # Arrow where it reads as pandas does
     else:
         import pyarrow.parquet as pq
 
