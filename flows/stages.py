@@ -24,6 +24,8 @@ from tasks.report import publish_kpis, publish_summary
 from tasks.routing import assign_leads
 from tasks.stages import STAGE_TASKS
 
+KEY_COLUMNS = frozenset({"source", "lead_id", "email"})
+"""What `lead_keys` reads."""
 STATEFUL_TASKS = {"assign": assign_leads}
 """Stages whose task keeps state in the store itself (under a lock), so it needs the run id and dry-run switch."""
 
@@ -39,6 +41,7 @@ def run_stages(
     logger = get_run_logger()
     quarantined = [] if quarantined is None else quarantined
     plan: ChunkPlan | None = None  # the audit trail's chunks, fixed by the first stage's rows
+    keys: pd.Series | None = None  # the rows' lead keys, computed again only after a stage that writes a key column
     for stage in pipeline:
         memory = STAGE_STATE.get(stage.name)
         if memory is not None:
@@ -55,7 +58,10 @@ def run_stages(
         ledger.gate_seconds[stage.name] = ledger.gate_seconds.get(stage.name, 0.0) + gate.seconds
         ledger.quarantine(stage.name, gate.quarantine)
         started = time.perf_counter()
-        keys = lead_keys(changed)
+        if keys is None or KEY_COLUMNS.intersection(stage.writes):
+            keys = lead_keys(changed)
+        else:  # the stage kept the rows' key columns (its contract: it writes `writes` only, on the same index)
+            keys = keys.reindex(changed.index)
         leads = None
         if plan is None:
             plan = ChunkPlan.for_frame(changed.index, ledger.next_chunk)
@@ -72,7 +78,7 @@ def run_stages(
             ledger.time("state", time.perf_counter() - started)
         logger.info("%s: %d rows passed, %d quarantined", stage.name, len(frame), gate.rows_quarantined)
         progress.step(stage.name, unit="stages")
-        del changed, gate, chunks, leads, keys  # the full stage output must not stay alive through the next stage
+        del changed, gate, chunks, leads  # the full stage output must not stay alive through the next stage
     return frame, quarantined
 
 
