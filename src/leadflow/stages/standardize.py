@@ -3,7 +3,8 @@
 Every per-value function runs once per distinct value (see leadflow.pipeline.uniques); the rules are data under
 leadflow/reference/. Where a value cannot be resolved with certainty the output is empty rather than a guess.
 Country and subdivision lookups live in leadflow.stages.standardize_countries and are re-exported here; phones
-(`phone_e164_of`) in leadflow.stages.standardize_phones; e-mail validity (`email_facts_of`, `email_facts`) in
+(`phone_e164_of`) in leadflow.stages.standardize_phones, a column's distinct phones at once (`phone_e164_series`) in
+leadflow.stages.standardize_phones_bulk; e-mail validity (`email_facts_of`, `email_facts`) in
 leadflow.stages.standardize_emails.
 """
 
@@ -49,6 +50,7 @@ from leadflow.stages.standardize_countries import (
 )
 from leadflow.stages.standardize_emails import email_facts, email_facts_of
 from leadflow.stages.standardize_phones import phone_e164_of
+from leadflow.stages.standardize_phones_bulk import phone_e164_series
 from leadflow.pipeline.uniques import map_unique, map_unique_multi
 from leadflow.pipeline.yamlio import load_yaml, parse_model
 
@@ -418,7 +420,8 @@ def standardize(frame: pd.DataFrame, rules: Rules, inputs: RunInputs | None = No
 
     country_code = map_unique(clean_text(frame["country"]), country_code_of)
     state_code = map_unique(_keyed(country_code, clean_text(frame["state"])), state_code_of)
-    phone = map_unique(_keyed(country_code, clean_text(frame["phone"])), phone_e164_of)
+    # Distinct phones column-wise: the answers of map_unique(…, phone_e164_of), for about half its CPU per chunk.
+    phone = phone_e164_series(_keyed(country_code, clean_text(frame["phone"])))
 
     title = map_unique_multi(clean_text(frame["title"]), classify_title, ("seniority", "department"))
 

@@ -140,12 +140,16 @@ class _Meta:
         """`_number_type_helper(nsn, metadata) != UNKNOWN`: the general description and one number type match."""
         if not self.general.matches_typed(nsn):
             return False
-        size = len(nsn)
+        kinds = self.kinds_of_length(len(nsn))
+        return kinds is not None and kinds.fullmatch(nsn) is not None
+
+    def kinds_of_length(self, size: int) -> re.Pattern[str] | None:
+        """The number types possible at this length as one alternation (compiled once per length), or None."""
         try:
-            kinds = self._kinds_by_length[size]
+            return self._kinds_by_length[size]
         except KeyError:
             kinds = self._kinds_by_length[size] = self._kinds_of_length(size)
-        return kinds is not None and kinds.fullmatch(nsn) is not None
+            return kinds
 
     def _kinds_of_length(self, size: int) -> re.Pattern[str] | None:
         # One alternation of the types possible at this length: it matches the whole number iff one of them does.
