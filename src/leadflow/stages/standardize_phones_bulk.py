@@ -21,7 +21,7 @@ tests/test_standardize_phones_bulk.py compares the answers with `phone_e164_refe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from typing import Final, NamedTuple
 
@@ -342,28 +342,25 @@ def _national(meta_region: int, parsed: _Parsed, slow: np.ndarray) -> _Parsed:
 def _answers(parsed: _Parsed, slow: np.ndarray) -> tuple[np.ndarray, pa.Array]:
     """(rows, "+<code><nsn>") of the parsed numbers valid for the lead's region or else for their calling code."""
     valid = np.zeros(len(parsed.rows), dtype=bool)
+
+    def settle(rows: np.ndarray, check: Callable[[pa.Array], np.ndarray]) -> None:
+        """valid[rows] = check(their numbers), or the rows to the per-key path (a small group, a step not mirrored)."""
+        if len(rows) < _MIN_GROUP:
+            slow[parsed.rows[rows]] = True
+            return
+        try:
+            valid[rows] = check(parsed.number.take(pa.array(rows)))
+        except (_Slow, _Unsupported):
+            slow[parsed.rows[rows]] = True
+
     for region, positions in _groups(parsed.region):
         if region == 0:
             continue
         for code, at in _groups(parsed.code[positions]):
-            rows = positions[at]
-            if len(rows) < _MIN_GROUP:
-                slow[parsed.rows[rows]] = True
-                continue
-            try:
-                valid[rows] = _valid_for_region(code, parsed.number.take(pa.array(rows)), _REGIONS[region])
-            except (_Slow, _Unsupported):
-                slow[parsed.rows[rows]] = True
+            settle(positions[at], lambda numbers: _valid_for_region(code, numbers, _REGIONS[region]))  # noqa: B023
     open_rows = np.flatnonzero(~valid)
     for code, at in _groups(parsed.code[open_rows]):
-        rows = open_rows[at]
-        if len(rows) < _MIN_GROUP:
-            slow[parsed.rows[rows]] = True
-            continue
-        try:
-            valid[rows] = _is_valid(code, parsed.number.take(pa.array(rows)))
-        except (_Slow, _Unsupported):
-            slow[parsed.rows[rows]] = True
+        settle(open_rows[at], lambda numbers: _is_valid(code, numbers))  # noqa: B023
     kept = pa.array(valid)
     codes = pc.cast(pa.array(parsed.code), pa.string()).filter(kept)
     return parsed.rows[valid], pc.binary_join_element_wise("+", codes, parsed.number.filter(kept), "")
