@@ -77,10 +77,11 @@ def _frame(table: pa.Table, columns: list[str], start: int) -> pd.DataFrame:
     return frame
 
 
-def csv_chunks(path: Path, rows: int, read_csv: Callable[..., Iterator[pd.DataFrame]]) -> Iterator[pd.DataFrame]:
+def csv_chunks(path: Path, rows: int, read_csv: Callable[..., Iterator[pd.DataFrame]], columns: list[str]
+               ) -> Iterator[pd.DataFrame]:
     """`read_csv(path, chunksize=rows)`'s chunks (pandas, with the caller's options), read by Arrow where it can: on
-    the first row Arrow refuses, pandas reads the file from its start and the chunks already given are skipped."""
-    columns = list(read_csv(path, nrows=0).columns)
+    the first row Arrow refuses, pandas reads the file from its start and the chunks already given are skipped.
+    `columns`: the header as `read_csv(path, nrows=0)` reads it (the caller has read it to check the file)."""
     given = 0
     # one column: pandas skips a line of blanks (a tab) there, where Arrow reads a value; with more, Arrow refuses it
     if len(columns) > 1 and b'"' not in _header_line(path):

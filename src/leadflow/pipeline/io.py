@@ -251,9 +251,10 @@ def iter_leads(path: Path | str, rows_per_chunk: int = DEFAULT_CHUNK_ROWS) -> It
 
 def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """The file's rows as raw string frames of `rows` rows, with `_read_raw`'s errors."""
-    _read_raw(path, nrows=0)  # type, existence, header and readability, with their errors
+    header = _read_raw(path, nrows=0)  # type, existence, header and readability, with their errors
     if path.suffix.lower() == ".csv":
-        chunks: Iterator[pd.DataFrame] = csv_chunks(path, rows, _read_csv)  # Arrow where it reads as pandas does
+        # Arrow where it reads as pandas does
+        chunks: Iterator[pd.DataFrame] = csv_chunks(path, rows, _read_csv, list(header.columns))
     else:
         import pyarrow.parquet as pq
 
