@@ -2,6 +2,7 @@
 
     python benchmarks/bench_run.py --rows 1000000
     python benchmarks/bench_run.py --rows 1000000 10000000 --keep /tmp/bench-run   # flat memory from 1M to 10M
+    python benchmarks/bench_run.py --rows 1000000 --storeless   # also: the run with no per-lead store work
 
 For each size: a messy lead file is written (CSV; generated once and kept under --keep), then two processes run one
 after the other on it:
@@ -10,6 +11,8 @@ after the other on it:
   quarantine file and KPIs), with a fresh LEADFLOW_HOME.
 A third process runs `leadflow run` on the file's first 100 leads: its CPU is what any run costs whatever its size
 (Prefect's temporary server, imports, the GX suites), so the per-lead cost of the big run is printed beside it.
+With --storeless, a fourth runs it with its per-lead store work stubbed out (`STORELESS`): the floor under any
+store design.
 Each process's CPU (user + sys, its child processes included) and peak RSS (the largest of it and its children) come
 from the kernel (`wait4`), so nothing is sampled. Printed: CPU, wall time, peak RSS, the ratios run / pass-through,
 and where the run's time went (read, stages, gates, audit trail, state saving, writing, KPIs) from the run's own
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -88,6 +92,41 @@ PASS_THROUGH = (
 )
 
 
+STORELESS = (
+    "import sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import leadflow.audit.kpi_rollups as kpis, tasks.io as io, tasks.report as report\n"
+    "io.record_changes.fn = lambda *args, **kwargs: None\n"
+    "io.load_lifecycle_state.fn = lambda frame, rules=None: frame\n"
+    "io.save_lifecycle_state.fn = lambda frame, run_id: 0\n"
+    "report.record_chunk_kpis.fn = lambda *args, **kwargs: 0\n"
+    "kpis.record_run_kpis = lambda *args, **kwargs: 0\n"
+    "from leadflow.cli import main\n"
+    "sys.argv = ['leadflow', *sys.argv[2:]]\n"
+    "main()\n"
+)
+"""`leadflow run` with the store work a run does per lead stubbed out, in this process only (nothing in leadflow can
+turn it off): the audit trail's rows (`record_changes`; its change chunks are still packed), the lifecycle state's
+load and save, and the KPI recording (the KPI summary is still read and published). What is left — Prefect's
+temporary server, imports, the GX suites, reading, the stages, the gates, writing — is a floor that no store design
+goes below. The default pipeline has no `assign` stage, so no assignment is stored either way."""
+
+
+def storeless(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, float]:
+    """`run_measured` of `argv` (a `leadflow run` command line) under `STORELESS`, writing `out`; exits when its
+    state store holds any per-lead row afterwards (the stubs did not take: another project's tasks were loaded)."""
+    home = Path(tempfile.mkdtemp(prefix="bench-run-home-"))
+    command = [*argv[1:argv.index("-o") + 1], str(out), *argv[argv.index("-o") + 2:]]
+    root = str(Path(__file__).resolve().parents[1])
+    bare = run_measured([sys.executable, "-c", STORELESS, root, *command], {**env, "LEADFLOW_HOME": str(home)})
+    with sqlite3.connect(home / "state.db") as db:
+        kept = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("lead_runs", "lead_state", "kpi_lead_facts")}
+    if any(kept.values()):
+        sys.exit(f"--storeless: the run still stored per-lead rows {kept}; run from this repository's project")
+    return bare
+
+
 def run_stats(home: Path) -> dict:
     """The last `lead_sync` run's summary from the state store under `home`."""
     os.environ["LEADFLOW_HOME"] = str(home)
@@ -129,6 +168,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000])
     parser.add_argument("--keep", type=Path, default=None, help="Folder for the generated files (kept for reruns).")
     parser.add_argument("--config", type=Path, default=None, help="leadflow.yaml for the run (default: built-in).")
+    parser.add_argument("--storeless", action="store_true",
+                        help="Also run it with its per-lead store work stubbed out: the floor under any store design.")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-run-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,6 +202,11 @@ def main() -> None:
         print("  where the run's wall time went (share of the run):")
         for name, seconds in breakdown(stats, ran["wall"]):
             print(f"    {name:<16}{seconds:>8.1f} s  {100 * seconds / ran['wall']:>5.1f} %")
+        if args.storeless:
+            bare = storeless(argv, folder / f"out-{rows}-storeless.csv", env)
+            print(f"  without its per-lead store work (audit rows, lifecycle state, KPI recording stubbed out): "
+                  f"{bare['cpu']:.1f} s CPU, {bare['cpu'] / passed['cpu']:.2f}x the pass-through, peak RSS "
+                  f"{bare['rss_mb']:.0f} MB; the store work is {ran['cpu'] - bare['cpu']:.1f} s CPU")
     if len(results) > 1:
         first, last = results[0], results[-1]
         print(f"\npeak RSS {last[0]:,} vs {first[0]:,} leads: {last[2]['rss_mb'] / first[2]['rss_mb']:.3f}x "
