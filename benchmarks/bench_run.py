@@ -113,12 +113,16 @@ goes below. The default pipeline has no `assign` stage, so no assignment is stor
 
 
 def storeless(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, float]:
-    """`run_measured` of `argv` (a `leadflow run` command line) under `STORELESS`, writing `out`; exits when its
-    state store holds any per-lead row afterwards (the stubs did not take: another project's tasks were loaded)."""
+    """`run_measured` of `argv` (a `leadflow run` command line) under `STORELESS`, writing `out`, into a fresh SQLite
+    store of its own (never `LEADFLOW_DATABASE_URL`'s, which the other run may have filled); exits when that store
+    holds any per-lead row afterwards (the stubs did not take: another project's tasks were loaded)."""
     home = Path(tempfile.mkdtemp(prefix="bench-run-home-"))
     command = [*argv[1:argv.index("-o") + 1], str(out), *argv[argv.index("-o") + 2:]]
     root = str(Path(__file__).resolve().parents[1])
-    bare = run_measured([sys.executable, "-c", STORELESS, root, *command], {**env, "LEADFLOW_HOME": str(home)})
+    own = {k: v for k, v in env.items() if k != "LEADFLOW_DATABASE_URL"} | {"LEADFLOW_HOME": str(home)}
+    bare = run_measured([sys.executable, "-c", STORELESS, root, *command], own)
+    if not (home / "state.db").is_file():
+        sys.exit(f"--storeless: the run left no state store at {home / 'state.db'}")
     with sqlite3.connect(home / "state.db") as db:
         kept = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("lead_runs", "lead_state", "kpi_lead_facts")}
