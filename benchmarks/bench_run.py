@@ -117,7 +117,8 @@ def storeless(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, floa
     store of its own (never `LEADFLOW_DATABASE_URL`'s, which the other run may have filled); exits when that store
     holds any per-lead row afterwards (the stubs did not take: another project's tasks were loaded)."""
     home = Path(tempfile.mkdtemp(prefix="bench-run-home-"))
-    command = [*argv[1:argv.index("-o") + 1], str(out), *argv[argv.index("-o") + 2:]]
+    command = argv[1:]
+    command[command.index("-o") + 1] = str(out)  # its own output beside the measured run's
     root = str(Path(__file__).resolve().parents[1])
     own = {k: v for k, v in env.items() if k != "LEADFLOW_DATABASE_URL"} | {"LEADFLOW_HOME": str(home)}
     bare = run_measured([sys.executable, "-c", STORELESS, root, *command], own)
